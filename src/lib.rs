@@ -1,0 +1,20 @@
+//! rotavault creates and rotates API credentials on a schedule and writes them straight into secret stores, so
+//! that no person ever sees or copies the secret.
+//!
+//! The map (ARCHITECTURE.md says more):
+//!
+//! - [`secret`]: `SecretValue`, the only type that holds a secret, and generation from a `SecretPolicy`.
+//! - [`store`]: the `Store` contract (current / pending / previous), its backends and its conformance suite.
+//! - [`target`]: the `Target` trait and the targets whose credentials are rotated.
+//! - [`rotation`]: the engine: the rotation protocol, recovery, the per-job lock and the job state.
+//! - [`schedule`]: cron schedules, windows, `max_age`, and the injectable clock.
+//! - [`config`]: the TOML configuration, its validation and the runtime built from it.
+//! - [`cli`]: one file per subcommand; `main.rs` only parses and dispatches.
+
+pub mod cli;
+pub mod config;
+pub mod rotation;
+pub mod schedule;
+pub mod secret;
+pub mod store;
+pub mod target;

@@ -1,0 +1,1 @@
+//! Schedules (stub, being written).

@@ -1,0 +1,1 @@
+//! A wrapper that traces and counts every store call (stub, being written).

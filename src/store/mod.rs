@@ -1,0 +1,313 @@
+//! Stores: where secrets live, and the contract every backend keeps.
+//!
+//! A store is not a key-value API. It speaks rotavault's rotation protocol: for every secret name it keeps three
+//! slots, **current**, **pending** and **previous**, and moves values between them with the operations below, as
+//! natively and atomically as the backend allows.
+//!
+//! # Contract
+//!
+//! Every backend, and every wrapper around one, keeps each sentence below; the conformance suite in
+//! [`conformance`] has one test per sentence and runs on all of them.
+//!
+//! - Reading a slot that holds nothing is `Ok(None)`, never an empty value and never an error.
+//! - `stage` writes the value as pending, tagged with the rotation id, and leaves current and previous untouched.
+//! - `stage` with the rotation id already pending and the same value is a no-op; with another value it is
+//!   `Conflict`.
+//! - `stage` while another rotation id is pending is `Conflict`, and the pending value is kept.
+//! - `promote(R)` makes pending R current and the old current previous, and clears pending.
+//! - `promote(R)` when R is already current and nothing is pending is `Ok` (a promote whose answer was lost is
+//!   retried safely).
+//! - `promote(R)` with nothing pending and R not current is `NotFound`; with another id pending it is `Conflict`.
+//! - `discard(R)` clears pending R and leaves current and previous untouched; with nothing pending it is `Ok`;
+//!   with another id pending it is `Conflict`.
+//! - `write_current` makes the value current, keeps the old current as previous, and leaves pending untouched.
+//! - Metadata written with a value (job, rotation id, rotated-at, generation) is read back with it.
+//! - Values come back byte for byte.
+//! - Names are independent: nothing done to one name changes another.
+//! - A secret that exists but is not managed by rotavault is `NotOwned` for every read and write, unless the
+//!   [`SecretRef`] says `adopt`; a secret managed for another job is `NotOwned` even then.
+//! - `check` succeeds on a reachable, writable store and changes no secret.
+//! - A backend never answers `Ok` for something that did not happen.
+
+pub mod conformance;
+pub mod file;
+pub mod instrumented;
+pub mod memory;
+pub(crate) mod slots;
+
+use crate::secret::SecretValue;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt;
+use std::time::Duration;
+
+/// The tag value every backend writes under `managed-by`.
+pub const MANAGED_BY: &str = "rotavault";
+
+/// A rotation's unique id: a UUID in its hyphenated form (36 characters), within the 32–64 characters AWS
+/// accepts as a `ClientRequestToken`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RotationId(String);
+
+impl RotationId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let ok_len = (32..=64).contains(&text.len());
+        let ok_chars = text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if ok_len && ok_chars {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not a rotation id: expected 32 to 64 characters of letters, digits and '-'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RotationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TryFrom<String> for RotationId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl From<RotationId> for String {
+    fn from(id: RotationId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for RotationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RotationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RotationId({})", self.0)
+    }
+}
+
+/// Which secret a call is about, and on whose behalf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The name in the store (a path, a secret name, an ARN).
+    pub name: String,
+    /// The job that owns it; written as the owner and checked on every call.
+    pub job: String,
+    /// Whether the job may take over a secret that exists but is not managed by rotavault.
+    pub adopt: bool,
+}
+
+impl SecretRef {
+    pub fn new(name: impl Into<String>, job: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            job: job.into(),
+            adopt: false,
+        }
+    }
+
+    pub fn adopting(mut self) -> Self {
+        self.adopt = true;
+        self
+    }
+}
+
+/// What rotavault records beside every value it writes. Never secret.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Metadata {
+    /// The rotation that produced the value; `None` for an imported value.
+    pub rotation_id: Option<RotationId>,
+    /// When the value was generated (staged) or imported.
+    pub rotated_at: DateTime<Utc>,
+    /// Counts the values this job has had: 1 for the first.
+    pub generation: u64,
+}
+
+impl Metadata {
+    /// Timestamps are kept to the second: every backend can store that, so a round trip is exact everywhere.
+    pub fn new(
+        rotation_id: Option<RotationId>,
+        rotated_at: DateTime<Utc>,
+        generation: u64,
+    ) -> Self {
+        let rotated_at = DateTime::from_timestamp(rotated_at.timestamp(), 0).unwrap_or(rotated_at);
+        Self {
+            rotation_id,
+            rotated_at,
+            generation,
+        }
+    }
+}
+
+/// A value with its metadata, as read from a current or previous slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub value: SecretValue,
+    pub metadata: Metadata,
+}
+
+/// A value waiting in the pending slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub value: SecretValue,
+    pub rotation_id: RotationId,
+    pub metadata: Metadata,
+}
+
+/// What a backend can do beyond the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Capabilities {
+    /// The store survives a restart of rotavault.
+    pub durable: bool,
+    /// Promote is one atomic step in the backend (not a sequence of writes that recovery may have to finish).
+    pub atomic_promote: bool,
+    /// Older versions than previous stay readable in the backend itself.
+    pub versioned: bool,
+}
+
+/// Typed store errors. `backend` is the backend's `BACKEND` constant, so that an error names where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{backend}: {what} not found")]
+    NotFound { backend: &'static str, what: String },
+    #[error("{backend}: conflict: {detail}")]
+    Conflict {
+        backend: &'static str,
+        detail: String,
+    },
+    #[error("{backend}: `{name}` is not managed by rotavault for job `{job}`{}", owner_note(.owner))]
+    NotOwned {
+        backend: &'static str,
+        name: String,
+        job: String,
+        owner: Option<String>,
+    },
+    #[error("{backend}: not authenticated: {detail}")]
+    Unauthenticated {
+        backend: &'static str,
+        detail: String,
+    },
+    #[error("{backend}: permission denied: {detail}")]
+    PermissionDenied {
+        backend: &'static str,
+        detail: String,
+    },
+    #[error("{backend}: temporarily unavailable: {detail}")]
+    Transient {
+        backend: &'static str,
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{backend}: not supported: {what}")]
+    NotSupported { backend: &'static str, what: String },
+    #[error("{backend}: invalid: {detail}")]
+    Invalid {
+        backend: &'static str,
+        detail: String,
+    },
+}
+
+fn owner_note(owner: &Option<String>) -> String {
+    match owner {
+        Some(job) => format!(" (it belongs to job `{job}`)"),
+        None => " (it exists and has no managed-by=rotavault tag; set `adopt = true` on the job to take it over)".into(),
+    }
+}
+
+impl StoreError {
+    /// Whether trying the same call again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A short, fixed label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::NotOwned { .. } => "not_owned",
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::PermissionDenied { .. } => "permission_denied",
+            Self::Transient { .. } => "transient",
+            Self::NotSupported { .. } => "not_supported",
+            Self::Invalid { .. } => "invalid",
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::NotFound { backend, .. }
+            | Self::Conflict { backend, .. }
+            | Self::NotOwned { backend, .. }
+            | Self::Unauthenticated { backend, .. }
+            | Self::PermissionDenied { backend, .. }
+            | Self::Transient { backend, .. }
+            | Self::NotSupported { backend, .. }
+            | Self::Invalid { backend, .. } => backend,
+        }
+    }
+}
+
+/// The store contract; see the module documentation for every rule it keeps.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// The backend's `BACKEND` constant: config kind, error field, metric label, tracing field.
+    fn backend(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    async fn current(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError>;
+
+    async fn pending(&self, secret: &SecretRef) -> Result<Option<Pending>, StoreError>;
+
+    async fn previous(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError>;
+
+    async fn stage(
+        &self,
+        secret: &SecretRef,
+        value: &SecretValue,
+        rotation_id: &RotationId,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError>;
+
+    async fn promote(&self, secret: &SecretRef, rotation_id: &RotationId)
+    -> Result<(), StoreError>;
+
+    async fn discard(&self, secret: &SecretRef, rotation_id: &RotationId)
+    -> Result<(), StoreError>;
+
+    async fn write_current(
+        &self,
+        secret: &SecretRef,
+        value: &SecretValue,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError>;
+
+    /// A cheap probe that the store is reachable and writable; changes no secret.
+    async fn check(&self) -> Result<(), StoreError>;
+}

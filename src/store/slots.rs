@@ -1,0 +1,217 @@
+//! The contract's reference semantics as a plain state machine over in-memory slots.
+//!
+//! `memory` keeps a [`Slots`] behind a mutex; `file` reads one from its encrypted file, applies the same
+//! operation and writes it back. Both therefore behave identically by construction, and the conformance suite
+//! checks that this one implementation is right.
+
+use super::{Metadata, Pending, RotationId, SecretRef, StoreError, Stored};
+use crate::secret::SecretValue;
+use std::collections::BTreeMap;
+
+/// All secrets of one store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Slots {
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// One secret name's three slots and its owner.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// The job that manages it; `None` for a secret rotavault did not create (only ever seen until adopted).
+    pub owner: Option<String>,
+    pub current: Option<Stored>,
+    pub previous: Option<Stored>,
+    pub pending: Option<Pending>,
+}
+
+impl Slots {
+    /// The entry for `secret`, after checking that the job may touch it.
+    fn owned(
+        &self,
+        backend: &'static str,
+        secret: &SecretRef,
+    ) -> Result<Option<&Entry>, StoreError> {
+        let Some(entry) = self.entries.get(&secret.name) else {
+            return Ok(None);
+        };
+        check_owner(backend, secret, entry)?;
+        Ok(Some(entry))
+    }
+
+    /// The entry for `secret` to change, created if missing and claimed for the job.
+    fn owned_mut(
+        &mut self,
+        backend: &'static str,
+        secret: &SecretRef,
+    ) -> Result<&mut Entry, StoreError> {
+        let entry = self.entries.entry(secret.name.clone()).or_default();
+        if entry.owner.is_none() && entry.current.is_none() && entry.pending.is_none() {
+            entry.owner = Some(secret.job.clone());
+        }
+        check_owner(backend, secret, entry)?;
+        entry.owner = Some(secret.job.clone());
+        Ok(entry)
+    }
+
+    pub fn current(
+        &self,
+        backend: &'static str,
+        secret: &SecretRef,
+    ) -> Result<Option<Stored>, StoreError> {
+        Ok(self.owned(backend, secret)?.and_then(|e| e.current.clone()))
+    }
+
+    pub fn pending(
+        &self,
+        backend: &'static str,
+        secret: &SecretRef,
+    ) -> Result<Option<Pending>, StoreError> {
+        Ok(self.owned(backend, secret)?.and_then(|e| e.pending.clone()))
+    }
+
+    pub fn previous(
+        &self,
+        backend: &'static str,
+        secret: &SecretRef,
+    ) -> Result<Option<Stored>, StoreError> {
+        Ok(self
+            .owned(backend, secret)?
+            .and_then(|e| e.previous.clone()))
+    }
+
+    /// Returns whether anything changed, so that a durable backend can skip a write that would change nothing.
+    pub fn stage(
+        &mut self,
+        backend: &'static str,
+        secret: &SecretRef,
+        value: &SecretValue,
+        rotation_id: &RotationId,
+        metadata: &Metadata,
+    ) -> Result<bool, StoreError> {
+        let entry = self.owned_mut(backend, secret)?;
+        match &entry.pending {
+            Some(p) if p.rotation_id == *rotation_id && p.value == *value => Ok(false),
+            Some(p) if p.rotation_id == *rotation_id => Err(StoreError::Conflict {
+                backend,
+                detail: format!(
+                    "rotation {rotation_id} is already pending for `{}` with another value",
+                    secret.name
+                ),
+            }),
+            Some(p) => Err(StoreError::Conflict {
+                backend,
+                detail: format!(
+                    "rotation {} is pending for `{}`; cannot stage rotation {rotation_id}",
+                    p.rotation_id, secret.name
+                ),
+            }),
+            None => {
+                entry.pending = Some(Pending {
+                    value: value.clone(),
+                    rotation_id: rotation_id.clone(),
+                    metadata: metadata.clone(),
+                });
+                Ok(true)
+            }
+        }
+    }
+
+    pub fn promote(
+        &mut self,
+        backend: &'static str,
+        secret: &SecretRef,
+        rotation_id: &RotationId,
+    ) -> Result<bool, StoreError> {
+        let already_current = self
+            .owned(backend, secret)?
+            .and_then(|e| e.current.as_ref())
+            .is_some_and(|c| c.metadata.rotation_id.as_ref() == Some(rotation_id));
+        let pending_id = self
+            .owned(backend, secret)?
+            .and_then(|e| e.pending.as_ref())
+            .map(|p| p.rotation_id.clone());
+        match pending_id {
+            None if already_current => Ok(false),
+            None => Err(StoreError::NotFound {
+                backend,
+                what: format!("pending rotation {rotation_id} for `{}`", secret.name),
+            }),
+            Some(other) if other != *rotation_id => Err(StoreError::Conflict {
+                backend,
+                detail: format!(
+                    "rotation {other} is pending for `{}`, not {rotation_id}",
+                    secret.name
+                ),
+            }),
+            Some(_) => {
+                let entry = self.owned_mut(backend, secret)?;
+                if let Some(p) = entry.pending.take() {
+                    entry.previous = entry.current.take();
+                    entry.current = Some(Stored {
+                        value: p.value,
+                        metadata: p.metadata,
+                    });
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    pub fn discard(
+        &mut self,
+        backend: &'static str,
+        secret: &SecretRef,
+        rotation_id: &RotationId,
+    ) -> Result<bool, StoreError> {
+        let pending_id = self
+            .owned(backend, secret)?
+            .and_then(|e| e.pending.as_ref())
+            .map(|p| p.rotation_id.clone());
+        match pending_id {
+            None => Ok(false),
+            Some(other) if other != *rotation_id => Err(StoreError::Conflict {
+                backend,
+                detail: format!(
+                    "rotation {other} is pending for `{}`, not {rotation_id}",
+                    secret.name
+                ),
+            }),
+            Some(_) => {
+                self.owned_mut(backend, secret)?.pending = None;
+                Ok(true)
+            }
+        }
+    }
+
+    pub fn write_current(
+        &mut self,
+        backend: &'static str,
+        secret: &SecretRef,
+        value: &SecretValue,
+        metadata: &Metadata,
+    ) -> Result<bool, StoreError> {
+        let entry = self.owned_mut(backend, secret)?;
+        let new = Stored {
+            value: value.clone(),
+            metadata: metadata.clone(),
+        };
+        if entry.current.as_ref() == Some(&new) {
+            return Ok(false);
+        }
+        entry.previous = entry.current.replace(new);
+        Ok(true)
+    }
+}
+
+fn check_owner(backend: &'static str, secret: &SecretRef, entry: &Entry) -> Result<(), StoreError> {
+    match &entry.owner {
+        Some(owner) if *owner == secret.job => Ok(()),
+        None if secret.adopt => Ok(()),
+        owner => Err(StoreError::NotOwned {
+            backend,
+            name: secret.name.clone(),
+            job: secret.job.clone(),
+            owner: owner.clone(),
+        }),
+    }
+}

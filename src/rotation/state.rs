@@ -1,0 +1,164 @@
+//! What rotavault remembers about a job between runs: the last attempt, the last success, and a diverged mark.
+//!
+//! The stores remain the truth for secrets and their age; this file only holds what they cannot: why the last
+//! attempt failed, and that a job is diverged and must not be touched until a person clears it. One small JSON
+//! file per job under `<state_dir>/jobs/`, written atomically, never containing a secret.
+
+use crate::store::RotationId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The outcome of the last attempt, as `status` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    Ok,
+    /// A new value is staged and not yet promoted everywhere; the next run settles it.
+    Pending,
+    Failed,
+    Diverged,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    pub rotation_id: Option<RotationId>,
+    pub outcome: AttemptOutcome,
+    /// The error, as its message (never a secret: errors carry none).
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Success {
+    pub at: DateTime<Utc>,
+    pub rotation_id: RotationId,
+    pub generation: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DivergedMark {
+    pub since: DateTime<Utc>,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    pub last_attempt: Option<Attempt>,
+    pub last_success: Option<Success>,
+    pub diverged: Option<DivergedMark>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("job state `{path}`: {detail}")]
+pub struct StateError {
+    pub path: PathBuf,
+    pub detail: String,
+}
+
+/// The job state files of one state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, job: &str) -> PathBuf {
+        self.root.join("jobs").join(format!("{job}.json"))
+    }
+
+    /// The job's state; a job never run has the default state.
+    pub fn load(&self, job: &str) -> Result<JobState, StateError> {
+        let path = self.path(job);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError {
+                path,
+                detail: format!(
+                    "not a rotavault job state file ({e}); move it away to start afresh"
+                ),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState::default()),
+            Err(e) => Err(StateError {
+                path,
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// Replaces the job's state: temporary file, fsync, rename, fsync of the directory, so a crash leaves the old
+    /// state or the new one, never a torn file.
+    pub fn save(&self, job: &str, state: &JobState) -> Result<(), StateError> {
+        let path = self.path(job);
+        let fail = |e: std::io::Error| StateError {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(fail)?;
+        let tmp = dir.join(format!(".{job}.json.tmp"));
+        let body = serde_json::to_vec_pretty(state).map_err(|e| StateError {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+        file.write_all(&body).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, &path).map_err(fail)?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    /// Loads, changes and saves the job's state.
+    pub fn update(
+        &self,
+        job: &str,
+        change: impl FnOnce(&mut JobState),
+    ) -> Result<JobState, StateError> {
+        let mut state = self.load(job)?;
+        change(&mut state);
+        self.save(job, &state)?;
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_state_loads_back_and_a_missing_one_is_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let states = StateDir::new(dir.path());
+        assert_eq!(states.load("job").expect("load"), JobState::default());
+        let state = JobState {
+            diverged: Some(DivergedMark {
+                since: Utc::now(),
+                reason: "changed outside".into(),
+            }),
+            ..JobState::default()
+        };
+        states.save("job", &state).expect("save");
+        assert_eq!(states.load("job").expect("load"), state);
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let states = StateDir::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("jobs")).expect("mkdir");
+        std::fs::write(dir.path().join("jobs/job.json"), "{not json").expect("write");
+        let err = states.load("job").expect_err("corrupt");
+        assert!(err.to_string().contains("jobs/job.json"), "{err}");
+    }
+}

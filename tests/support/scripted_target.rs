@@ -1,0 +1,193 @@
+//! `ScriptedTarget`: a simulated account whose behaviour each test scripts step by step.
+//!
+//! The account accepts one secret at a time, like a real API user: `apply` replaces it, `verify` logs in and
+//! counts failed logins. Faults are queued per call; an empty queue behaves correctly.
+
+use async_trait::async_trait;
+use rotavault::secret::{SecretPolicy, SecretValue};
+use rotavault::target::{RotationInfo, Target, TargetDescription, TargetError};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub const KIND: &str = "scripted";
+
+/// What the next `apply` does instead of working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyFault {
+    /// The target rejects the value; nothing changes.
+    Refuse,
+    /// The target is unavailable; nothing changes.
+    Transient,
+    /// The call never answers; nothing changes.
+    Hang,
+    /// The change happens, then the answer is lost.
+    ApplyThenLoseAnswer,
+    /// The answer is lost and the change did not happen.
+    LoseAnswerWithoutApplying,
+    /// Says done, but the change did not happen (a broken target: verify must catch it).
+    ClaimDoneWithoutApplying,
+}
+
+/// What the next `verify` does instead of working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyFault {
+    Transient,
+    Hang,
+    /// Refuses even the right secret (a propagation delay).
+    RejectRegardless,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    accepted: Option<String>,
+    applies: u32,
+    logins: u32,
+    failed_logins: u32,
+    apply_faults: VecDeque<ApplyFault>,
+    verify_faults: VecDeque<VerifyFault>,
+}
+
+#[derive(Debug, Default)]
+pub struct ScriptedTarget {
+    account: Mutex<Account>,
+}
+
+impl ScriptedTarget {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn account(&self) -> std::sync::MutexGuard<'_, Account> {
+        self.account.lock().expect("account lock")
+    }
+
+    /// The secret the account accepts now, as seen from inside the target.
+    pub fn accepted(&self) -> Option<String> {
+        self.account().accepted.clone()
+    }
+
+    /// Someone changes the credential outside rotavault.
+    pub fn set_behind_the_back(&self, secret: &str) {
+        self.account().accepted = Some(secret.to_owned());
+    }
+
+    pub fn queue_apply(&self, fault: ApplyFault) {
+        self.account().apply_faults.push_back(fault);
+    }
+
+    pub fn queue_verify(&self, fault: VerifyFault, times: usize) {
+        let mut account = self.account();
+        for _ in 0..times {
+            account.verify_faults.push_back(fault.clone());
+        }
+    }
+
+    pub fn applies(&self) -> u32 {
+        self.account().applies
+    }
+
+    pub fn failed_logins(&self) -> u32 {
+        self.account().failed_logins
+    }
+
+    pub fn logins(&self) -> u32 {
+        self.account().logins
+    }
+}
+
+#[async_trait]
+impl Target for ScriptedTarget {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn policy(&self) -> SecretPolicy {
+        SecretPolicy {
+            length: 24,
+            ..SecretPolicy::default()
+        }
+    }
+
+    async fn prepare(
+        &self,
+        _current: Option<&SecretValue>,
+        secret: &SecretValue,
+        _info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        Ok(secret.clone())
+    }
+
+    async fn apply(&self, payload: &SecretValue) -> Result<(), TargetError> {
+        let fault = self.account().apply_faults.pop_front();
+        match fault {
+            None => {
+                let mut account = self.account();
+                account.accepted = Some(payload.expose().to_owned());
+                account.applies += 1;
+                Ok(())
+            }
+            Some(ApplyFault::Refuse) => Err(TargetError::Rejected {
+                target: KIND,
+                reason: "the password was used before".into(),
+            }),
+            Some(ApplyFault::Transient) => Err(TargetError::Transient {
+                target: KIND,
+                detail: "503".into(),
+                retry_after: Some(Duration::from_secs(1)),
+            }),
+            Some(ApplyFault::Hang) => {
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+            Some(ApplyFault::ApplyThenLoseAnswer) => {
+                let mut account = self.account();
+                account.accepted = Some(payload.expose().to_owned());
+                account.applies += 1;
+                Err(TargetError::Unknown {
+                    target: KIND,
+                    detail: "connection reset after sending".into(),
+                })
+            }
+            Some(ApplyFault::LoseAnswerWithoutApplying) => Err(TargetError::Unknown {
+                target: KIND,
+                detail: "connection reset".into(),
+            }),
+            Some(ApplyFault::ClaimDoneWithoutApplying) => Ok(()),
+        }
+    }
+
+    async fn verify(&self, payload: &SecretValue) -> Result<(), TargetError> {
+        let fault = self.account().verify_faults.pop_front();
+        match fault {
+            Some(VerifyFault::Transient) => {
+                return Err(TargetError::Transient {
+                    target: KIND,
+                    detail: "503".into(),
+                    retry_after: None,
+                });
+            }
+            Some(VerifyFault::Hang) => std::future::pending::<()>().await,
+            Some(VerifyFault::RejectRegardless) | None => {}
+        }
+        let mut account = self.account();
+        account.logins += 1;
+        let right = account.accepted.as_deref() == Some(payload.expose());
+        if right && fault.is_none() {
+            Ok(())
+        } else {
+            account.failed_logins += 1;
+            Err(TargetError::Unauthenticated {
+                target: KIND,
+                detail: "401".into(),
+            })
+        }
+    }
+
+    fn describe(&self) -> TargetDescription {
+        TargetDescription {
+            kind: KIND,
+            detail: "scripted test account".into(),
+        }
+    }
+}

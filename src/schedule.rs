@@ -6,8 +6,7 @@ use std::pin::Pin;
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
-    fn sleep_until(&self, deadline: DateTime<Utc>)
-    -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 #[derive(Debug)]
@@ -17,10 +16,7 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
-    fn sleep_until(
-        &self,
-        deadline: DateTime<Utc>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             let wait = (deadline - Utc::now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
@@ -36,10 +32,7 @@ pub struct TokioClock {
 
 impl TokioClock {
     pub fn starting_at(start: DateTime<Utc>) -> Self {
-        Self {
-            start,
-            base: tokio::time::Instant::now(),
-        }
+        Self { start, base: tokio::time::Instant::now() }
     }
 }
 
@@ -47,10 +40,7 @@ impl Clock for TokioClock {
     fn now(&self) -> DateTime<Utc> {
         self.start + (tokio::time::Instant::now() - self.base)
     }
-    fn sleep_until(
-        &self,
-        deadline: DateTime<Utc>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             let wait = (deadline - self.now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;

@@ -32,10 +32,7 @@ mod instrumented {
 
     rotavault::conformance_suite!(|| async {
         let inner = Arc::new(MemoryStore::new());
-        Wrapped {
-            outer: Arc::new(Instrumented::new("mem", inner.clone())),
-            inner,
-        }
+        Wrapped { outer: Arc::new(Instrumented::new("mem", inner.clone())), inner }
     });
 
     #[tokio::test]
@@ -44,10 +41,7 @@ mod instrumented {
         let store = Instrumented::new("mem", inner);
         let secret = rotavault::store::SecretRef::new("x", "job");
         store.current(&secret).await.expect("current");
-        store
-            .promote(&secret, &rotavault::store::RotationId::new())
-            .await
-            .expect_err("nothing pending");
+        store.promote(&secret, &rotavault::store::RotationId::new()).await.expect_err("nothing pending");
         let counts = store.counts();
         assert_eq!(counts.get(&("current", "ok")), Some(&1));
         assert_eq!(counts.get(&("promote", "not_found")), Some(&1));
@@ -60,9 +54,6 @@ mod faulty {
 
     rotavault::conformance_suite!(|| async {
         let inner = Arc::new(MemoryStore::new());
-        Wrapped {
-            outer: Arc::new(FaultyStore::new(inner.clone())),
-            inner,
-        }
+        Wrapped { outer: Arc::new(FaultyStore::new(inner.clone())), inner }
     });
 }

@@ -8,9 +8,7 @@ mod support;
 use chrono::{TimeZone, Utc};
 use rotavault::rotation::retry::Backoff;
 use rotavault::rotation::state::{AttemptOutcome, StateDir};
-use rotavault::rotation::{
-    Engine, Job, JobStore, Outcome, Recovery, RotationError, Settings, Step, Trigger,
-};
+use rotavault::rotation::{Engine, Job, JobStore, Outcome, Recovery, RotationError, Settings, Step, Trigger};
 use rotavault::schedule::TokioClock;
 use rotavault::secret::SecretValue;
 use rotavault::store::memory::MemoryStore;
@@ -39,22 +37,15 @@ fn settings() -> Settings {
         verify_backoff: Duration::from_secs(5),
         call_timeout: Duration::from_secs(30),
         propagation_grace: Duration::from_secs(600),
-        backoff: Backoff {
-            attempts: 3,
-            first: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-        },
+        backoff: Backoff { attempts: 3, first: Duration::from_millis(100), max: Duration::from_secs(5) },
     }
 }
 
 fn rig() -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let states = StateDir::new(dir.path());
-    let clock = Arc::new(TokioClock::starting_at(
-        Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0)
-            .single()
-            .expect("date"),
-    ));
+    let clock =
+        Arc::new(TokioClock::starting_at(Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0).single().expect("date")));
     let engine = Engine::new(settings(), clock, states.clone(), true);
     let target = Arc::new(ScriptedTarget::new());
     let a = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
@@ -63,28 +54,12 @@ fn rig() -> Rig {
         name: JOB.into(),
         target: target.clone(),
         stores: vec![
-            JobStore {
-                label: "a".into(),
-                store: a.clone(),
-                secret: SecretRef::new("api/user", JOB),
-            },
-            JobStore {
-                label: "b".into(),
-                store: b.clone(),
-                secret: SecretRef::new("api-user", JOB),
-            },
+            JobStore { label: "a".into(), store: a.clone(), secret: SecretRef::new("api/user", JOB) },
+            JobStore { label: "b".into(), store: b.clone(), secret: SecretRef::new("api-user", JOB) },
         ],
         policy: target_policy(),
     };
-    Rig {
-        engine,
-        target,
-        a,
-        b,
-        job,
-        states,
-        _dir: dir,
-    }
+    Rig { engine, target, a, b, job, states, _dir: dir }
 }
 
 fn target_policy() -> rotavault::secret::SecretPolicy {
@@ -115,29 +90,17 @@ async fn snapshot(rig: &Rig) -> Vec<String> {
 impl Rig {
     async fn current(&self, i: usize) -> Option<String> {
         let js = &self.job.stores[i];
-        js.store
-            .current(&js.secret)
-            .await
-            .expect("current")
-            .map(|s| s.value.expose().to_owned())
+        js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned())
     }
 
     async fn pending(&self, i: usize) -> Option<String> {
         let js = &self.job.stores[i];
-        js.store
-            .pending(&js.secret)
-            .await
-            .expect("pending")
-            .map(|p| p.value.expose().to_owned())
+        js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned())
     }
 
     async fn previous(&self, i: usize) -> Option<String> {
         let js = &self.job.stores[i];
-        js.store
-            .previous(&js.secret)
-            .await
-            .expect("previous")
-            .map(|s| s.value.expose().to_owned())
+        js.store.previous(&js.secret).await.expect("previous").map(|s| s.value.expose().to_owned())
     }
 
     async fn rotate(&self) -> Result<Outcome, RotationError> {
@@ -149,21 +112,13 @@ impl Rig {
         let id = RotationId::new();
         let meta = Metadata::new(Some(id.clone()), self.engine.clock().now(), 2);
         for js in &self.job.stores {
-            js.store
-                .stage(&js.secret, &SecretValue::new(value), &id, &meta)
-                .await
-                .expect("stage");
+            js.store.stage(&js.secret, &SecretValue::new(value), &id, &meta).await.expect("stage");
         }
         id
     }
 
     fn outcome(&self) -> AttemptOutcome {
-        self.states
-            .load(JOB)
-            .expect("state")
-            .last_attempt
-            .expect("an attempt")
-            .outcome
+        self.states.load(JOB).expect("state").last_attempt.expect("an attempt").outcome
     }
 }
 
@@ -171,19 +126,13 @@ impl Rig {
 async fn a_rotation_makes_the_accepted_secret_current_in_every_store() {
     let rig = rig();
     let first = rig.rotate().await.expect("first rotation");
-    assert!(
-        matches!(first, Outcome::Rotated { generation: 1, .. }),
-        "{first:?}"
-    );
+    assert!(matches!(first, Outcome::Rotated { generation: 1, .. }), "{first:?}");
     let one = rig.target.accepted().expect("the target has a secret");
     assert_eq!(rig.current(0).await.as_deref(), Some(one.as_str()));
     assert_eq!(rig.current(1).await.as_deref(), Some(one.as_str()));
 
     let second = rig.rotate().await.expect("second rotation");
-    assert!(
-        matches!(second, Outcome::Rotated { generation: 2, .. }),
-        "{second:?}"
-    );
+    assert!(matches!(second, Outcome::Rotated { generation: 2, .. }), "{second:?}");
     let two = rig.target.accepted().expect("the target has a secret");
     assert_ne!(one, two);
     for i in 0..2 {
@@ -200,22 +149,14 @@ async fn a_stage_failure_in_the_second_store_leaves_the_target_untouched_and_not
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     let before = rig.target.accepted();
-    rig.b.inject(
-        Op::Stage,
-        Fault::Fail(FaultyStore::permanent("no write access")),
-        1,
-    );
+    rig.b.inject(Op::Stage, Fault::Fail(FaultyStore::permanent("no write access")), 1);
 
     let err = rig.rotate().await.expect_err("stage fails");
     assert!(
         matches!(err, RotationError::Store { step: Step::Stage, ref store, .. } if store == "b"),
         "{err:?}"
     );
-    assert_eq!(
-        rig.target.applies(),
-        1,
-        "apply never ran for the failed rotation"
-    );
+    assert_eq!(rig.target.applies(), 1, "apply never ran for the failed rotation");
     assert_eq!(rig.target.accepted(), before);
     assert_eq!(rig.pending(0).await, None);
     assert_eq!(rig.pending(1).await, None);
@@ -226,32 +167,18 @@ async fn a_stage_failure_in_the_second_store_leaves_the_target_untouched_and_not
 #[tokio::test(start_paused = true)]
 async fn a_stage_that_happened_but_lost_its_answer_is_discarded_too() {
     let rig = rig();
-    rig.b.inject(
-        Op::Stage,
-        Fault::DoThenFail(FaultyStore::permanent("answer lost")),
-        1,
-    );
+    rig.b.inject(Op::Stage, Fault::DoThenFail(FaultyStore::permanent("answer lost")), 1);
     rig.rotate().await.expect_err("stage fails");
-    assert_eq!(
-        rig.pending(1).await,
-        None,
-        "the stage that did happen was discarded"
-    );
+    assert_eq!(rig.pending(1).await, None, "the stage that did happen was discarded");
     assert_eq!(rig.target.applies(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn transient_store_errors_are_retried_within_the_run() {
     let rig = rig();
-    rig.a.inject(
-        Op::Stage,
-        Fault::Fail(FaultyStore::transient("throttled")),
-        2,
-    );
+    rig.a.inject(Op::Stage, Fault::Fail(FaultyStore::transient("throttled")), 2);
     rig.b.inject(Op::Promote, Fault::Hang, 1);
-    rig.rotate()
-        .await
-        .expect("the rotation succeeds after retries");
+    rig.rotate().await.expect("the rotation succeeds after retries");
     assert_eq!(rig.a.calls(Op::Stage), 3);
     assert_eq!(rig.current(1).await, rig.target.accepted());
 }
@@ -262,10 +189,7 @@ async fn an_apply_that_happened_but_lost_its_answer_is_promoted_by_recovery() {
     rig.rotate().await.expect("first rotation");
     rig.target.queue_apply(ApplyFault::ApplyThenLoseAnswer);
     let outcome = rig.rotate().await.expect("recovery completes it");
-    assert!(
-        matches!(outcome, Outcome::Rotated { generation: 2, .. }),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Outcome::Rotated { generation: 2, .. }), "{outcome:?}");
     let accepted = rig.target.accepted();
     assert_eq!(rig.current(0).await, accepted);
     assert_eq!(rig.current(1).await, accepted);
@@ -278,19 +202,9 @@ async fn an_apply_that_did_not_happen_and_lost_its_answer_is_discarded_by_recove
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     let before = rig.target.accepted();
-    rig.target
-        .queue_apply(ApplyFault::LoseAnswerWithoutApplying);
+    rig.target.queue_apply(ApplyFault::LoseAnswerWithoutApplying);
     let err = rig.rotate().await.expect_err("the rotation did not happen");
-    assert!(
-        matches!(
-            err,
-            RotationError::Target {
-                step: Step::Apply,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, RotationError::Target { step: Step::Apply, .. }), "{err:?}");
     assert_eq!(rig.target.accepted(), before);
     assert_eq!(rig.current(0).await, before);
     assert_eq!(rig.current(1).await, before);
@@ -306,16 +220,7 @@ async fn a_hanging_apply_times_out_and_recovery_settles_it() {
     let before = rig.target.accepted();
     rig.target.queue_apply(ApplyFault::Hang);
     let err = rig.rotate().await.expect_err("timed out, not applied");
-    assert!(
-        matches!(
-            err,
-            RotationError::Target {
-                step: Step::Apply,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, RotationError::Target { step: Step::Apply, .. }), "{err:?}");
     assert_eq!(rig.current(0).await, before);
     assert_eq!(rig.pending(0).await, None);
 }
@@ -328,19 +233,11 @@ async fn a_pending_value_the_target_has_is_promoted_at_start_up() {
     let id = rig.stage_by_hand("applied-before-the-crash").await;
     rig.target.set_behind_the_back("applied-before-the-crash");
 
-    let restarted = Engine::new(
-        settings(),
-        rig.engine.clock().clone(),
-        rig.states.clone(),
-        true,
-    );
+    let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
     let recovery = restarted.recover(&rig.job).await.expect("recovery");
     assert_eq!(recovery, Recovery::Promoted { rotation_id: id });
     for i in 0..2 {
-        assert_eq!(
-            rig.current(i).await.as_deref(),
-            Some("applied-before-the-crash")
-        );
+        assert_eq!(rig.current(i).await.as_deref(), Some("applied-before-the-crash"));
         assert_eq!(rig.pending(i).await, None);
     }
 }
@@ -353,23 +250,14 @@ async fn a_pending_value_the_target_never_got_is_discarded_at_start_up() {
     // The process died between Stage and Apply.
     let id = rig.stage_by_hand("never-applied").await;
 
-    let restarted = Engine::new(
-        settings(),
-        rig.engine.clock().clone(),
-        rig.states.clone(),
-        true,
-    );
+    let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
     let recovery = restarted.recover(&rig.job).await.expect("recovery");
     assert_eq!(recovery, Recovery::Discarded { rotation_id: id });
     for i in 0..2 {
         assert_eq!(rig.current(i).await, before);
         assert_eq!(rig.pending(i).await, None);
     }
-    assert_eq!(
-        rig.target.failed_logins(),
-        1,
-        "one failed login: the pending value"
-    );
+    assert_eq!(rig.target.failed_logins(), 1, "one failed login: the pending value");
 }
 
 #[tokio::test(start_paused = true)]
@@ -379,20 +267,10 @@ async fn failed_verifies_stop_at_the_cap_and_keep_the_value_pending() {
     let before = rig.target.accepted();
     rig.target.queue_apply(ApplyFault::ClaimDoneWithoutApplying);
     let err = rig.rotate().await.expect_err("verify fails");
-    assert!(
-        matches!(err, RotationError::VerifyFailed { failures: 3, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, RotationError::VerifyFailed { failures: 3, .. }), "{err:?}");
     assert_eq!(rig.target.failed_logins(), 3, "exactly the cap");
-    assert!(
-        rig.pending(0).await.is_some() && rig.pending(1).await.is_some(),
-        "kept pending"
-    );
-    assert_eq!(
-        rig.current(0).await,
-        before,
-        "current never moves to an unverified value"
-    );
+    assert!(rig.pending(0).await.is_some() && rig.pending(1).await.is_some(), "kept pending");
+    assert_eq!(rig.current(0).await, before, "current never moves to an unverified value");
     assert_eq!(rig.outcome(), AttemptOutcome::Pending);
 
     // The next run settles it: the pending value is refused, the current one works, so it is discarded, and a
@@ -410,10 +288,7 @@ async fn a_verify_that_cannot_reach_the_target_counts_no_failed_login() {
     let err = rig.rotate().await.expect_err("unsettled");
     assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
     assert_eq!(rig.target.failed_logins(), 0);
-    assert!(
-        rig.pending(0).await.is_some(),
-        "kept pending until the target answers"
-    );
+    assert!(rig.pending(0).await.is_some(), "kept pending until the target answers");
 }
 
 #[tokio::test(start_paused = true)]
@@ -428,11 +303,7 @@ async fn a_slow_to_propagate_secret_is_accepted_after_retries() {
 #[tokio::test(start_paused = true)]
 async fn a_promote_failing_in_one_store_is_completed_by_the_next_run() {
     let rig = rig();
-    rig.b.inject(
-        Op::Promote,
-        Fault::Fail(FaultyStore::permanent("denied")),
-        1,
-    );
+    rig.b.inject(Op::Promote, Fault::Fail(FaultyStore::permanent("denied")), 1);
     let err = rig.rotate().await.expect_err("promote incomplete");
     assert!(
         matches!(err, RotationError::PromoteIncomplete { ref stores, .. } if stores.len() == 1),
@@ -440,22 +311,14 @@ async fn a_promote_failing_in_one_store_is_completed_by_the_next_run() {
     );
     let accepted = rig.target.accepted();
     assert_eq!(rig.current(0).await, accepted);
-    assert_eq!(
-        rig.pending(1).await,
-        accepted,
-        "the value waits in b's pending slot"
-    );
+    assert_eq!(rig.pending(1).await, accepted, "the value waits in b's pending slot");
     assert_eq!(rig.outcome(), AttemptOutcome::Pending);
 
     let outcome = rig.rotate().await.expect("rolled forward");
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
     assert_eq!(rig.current(1).await, accepted);
     assert_eq!(rig.pending(1).await, None);
-    assert_eq!(
-        rig.target.applies(),
-        1,
-        "no new apply: the interrupted rotation was completed"
-    );
+    assert_eq!(rig.target.applies(), 1, "no new apply: the interrupted rotation was completed");
 }
 
 #[tokio::test(start_paused = true)]
@@ -496,10 +359,7 @@ async fn a_diverged_job_is_reported_and_its_stores_left_exactly_as_they_were() {
     let logins = rig.target.logins();
     let err = rig.rotate().await.expect_err("diverged");
     assert!(matches!(err, RotationError::Diverged { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("rotavault resolve"),
-        "says what to do: {err}"
-    );
+    assert!(err.to_string().contains("rotavault resolve"), "says what to do: {err}");
     assert_eq!(snapshot(&rig).await, before, "stores untouched");
     assert_eq!(rig.outcome(), AttemptOutcome::Diverged);
     assert!(rig.states.load(JOB).expect("state").diverged.is_some());
@@ -508,11 +368,7 @@ async fn a_diverged_job_is_reported_and_its_stores_left_exactly_as_they_were() {
     let logins_after = rig.target.logins();
     let err = rig.rotate().await.expect_err("still diverged");
     assert!(matches!(err, RotationError::Diverged { .. }), "{err:?}");
-    let err = rig
-        .engine
-        .recover(&rig.job)
-        .await
-        .expect_err("recovery refuses too");
+    let err = rig.engine.recover(&rig.job).await.expect_err("recovery refuses too");
     assert!(matches!(err, RotationError::Diverged { .. }), "{err:?}");
     assert_eq!(rig.target.logins(), logins_after);
     assert!(logins_after > logins);
@@ -526,13 +382,27 @@ async fn a_diverged_job_is_reported_and_its_stores_left_exactly_as_they_were() {
 async fn one_rotation_per_job_at_a_time() {
     let rig = rig();
     let (one, two) = tokio::join!(rig.rotate(), rig.rotate());
-    let busy = [&one, &two]
-        .iter()
-        .filter(|r| matches!(r, Err(RotationError::Busy(_))))
-        .count();
-    let done = [&one, &two]
-        .iter()
-        .filter(|r| matches!(r, Ok(Outcome::Rotated { .. })))
-        .count();
+    let busy = [&one, &two].iter().filter(|r| matches!(r, Err(RotationError::Busy(_)))).count();
+    let done = [&one, &two].iter().filter(|r| matches!(r, Ok(Outcome::Rotated { .. }))).count();
     assert_eq!((busy, done), (1, 1), "{one:?} {two:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_before_apply_stops_cleanly_with_nothing_pending() {
+    let mut rig = rig();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    rig.engine = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true)
+        .with_shutdown(shutdown.clone());
+    // Stage in b is slow (two transient failures), and the shutdown comes while it retries.
+    rig.b.inject(Op::Stage, Fault::Fail(FaultyStore::transient("slow")), 2);
+    let cancel = async {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        shutdown.cancel();
+    };
+    let (result, ()) = tokio::join!(rig.rotate(), cancel);
+    let err = result.expect_err("stopped");
+    assert!(matches!(err, RotationError::ShutDown { step: Step::Stage }), "{err:?}");
+    assert_eq!(rig.target.applies(), 0);
+    assert_eq!(rig.pending(0).await, None);
+    assert_eq!(rig.pending(1).await, None);
 }

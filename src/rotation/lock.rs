@@ -38,10 +38,7 @@ pub struct JobGuard {
 impl JobLocks {
     /// `dir` is where lock files live; `None` keeps the lock inside the process (tests, dry runs).
     pub fn new(dir: Option<PathBuf>) -> Self {
-        Self {
-            dir,
-            held: Mutex::default(),
-        }
+        Self { dir, held: Mutex::default() }
     }
 
     pub fn try_acquire(&self, job: &str) -> Result<JobGuard, LockError> {
@@ -49,43 +46,27 @@ impl JobLocks {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             held.entry(job.to_owned()).or_default().clone()
         };
-        let local = mutex.try_lock_owned().map_err(|_| LockError::BusyHere {
-            job: job.to_owned(),
-        })?;
+        let local = mutex.try_lock_owned().map_err(|_| LockError::BusyHere { job: job.to_owned() })?;
         let file = match &self.dir {
             Some(dir) => Some(self.lock_file(dir, job)?),
             None => None,
         };
-        Ok(JobGuard {
-            _local: local,
-            _file: file,
-        })
+        Ok(JobGuard { _local: local, _file: file })
     }
 
     fn lock_file(&self, dir: &std::path::Path, job: &str) -> Result<File, LockError> {
         let path = dir.join(format!("{job}.lock"));
-        let io = |e: std::io::Error| LockError::Io {
-            path: path.clone(),
-            detail: e.to_string(),
-        };
+        let io = |e: std::io::Error| LockError::Io { path: path.clone(), detail: e.to_string() };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = Some(holder.trim().to_owned()).filter(|h| !h.is_empty());
-                return Err(LockError::BusyElsewhere {
-                    job: job.to_owned(),
-                    holder,
-                });
+                return Err(LockError::BusyElsewhere { job: job.to_owned(), holder });
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
@@ -105,10 +86,7 @@ mod tests {
     fn a_job_is_locked_once_and_released_on_drop() {
         let locks = JobLocks::new(None);
         let guard = locks.try_acquire("a").expect("first");
-        assert_eq!(
-            locks.try_acquire("a").expect_err("second"),
-            LockError::BusyHere { job: "a".into() }
-        );
+        assert_eq!(locks.try_acquire("a").expect_err("second"), LockError::BusyHere { job: "a".into() });
         assert!(locks.try_acquire("b").is_ok(), "another job is independent");
         drop(guard);
         assert!(locks.try_acquire("a").is_ok());
@@ -121,16 +99,7 @@ mod tests {
         let two = JobLocks::new(Some(dir.path().to_path_buf()));
         let guard = one.try_acquire("job").expect("first");
         let err = two.try_acquire("job").expect_err("second table");
-        assert!(
-            matches!(
-                err,
-                LockError::BusyElsewhere {
-                    holder: Some(_),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, LockError::BusyElsewhere { holder: Some(_), .. }), "{err:?}");
         drop(guard);
         assert!(two.try_acquire("job").is_ok());
     }

@@ -26,6 +26,7 @@ use state::{Attempt, AttemptOutcome, DivergedMark, StateDir, StateError, Success
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// How patient the engine is. Defaults match `[rotation]` in the config.
@@ -106,10 +107,7 @@ impl fmt::Display for Trigger {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// A new secret is current in every store.
-    Rotated {
-        rotation_id: RotationId,
-        generation: u64,
-    },
+    Rotated { rotation_id: RotationId, generation: u64 },
     /// An interrupted rotation was found and completed instead of starting a new one.
     Completed { rotation_id: RotationId },
 }
@@ -151,17 +149,9 @@ pub enum RotationError {
         "job `{job}` is diverged since {since}: {reason}. rotavault does not touch it until a person has set the \
          credential right and run `rotavault resolve {job}`"
     )]
-    Diverged {
-        job: String,
-        since: chrono::DateTime<chrono::Utc>,
-        reason: String,
-    },
+    Diverged { job: String, since: chrono::DateTime<chrono::Utc>, reason: String },
     #[error("{step}: store `{store}`: {source}")]
-    Store {
-        step: Step,
-        store: String,
-        source: StoreError,
-    },
+    Store { step: Step, store: String, source: StoreError },
     #[error("generate: {0}")]
     Policy(#[from] PolicyError),
     #[error("apply: the target refused the new secret, which was discarded everywhere: {0}")]
@@ -172,25 +162,18 @@ pub enum RotationError {
         "verify: the target did not accept the new secret of rotation {rotation_id} after {failures} failed \
          login(s); it stays pending and the next run settles it"
     )]
-    VerifyFailed {
-        rotation_id: RotationId,
-        failures: u32,
-    },
+    VerifyFailed { rotation_id: RotationId, failures: u32 },
     #[error("recovery: rotation {rotation_id} cannot be settled yet: {detail}; it stays pending")]
-    Unsettled {
-        rotation_id: RotationId,
-        detail: String,
-    },
+    Unsettled { rotation_id: RotationId, detail: String },
     #[error(
         "promote: rotation {rotation_id} is accepted by the target but not yet current in {}; the next run completes it",
         stores.iter().map(|(s, e)| format!("`{s}` ({e})")).collect::<Vec<_>>().join(", ")
     )]
-    PromoteIncomplete {
-        rotation_id: RotationId,
-        stores: Vec<(String, StoreError)>,
-    },
+    PromoteIncomplete { rotation_id: RotationId, stores: Vec<(String, StoreError)> },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{step}: stopped by shutdown before the target was changed; nothing is left pending")]
+    ShutDown { step: Step },
 }
 
 impl RotationError {
@@ -226,6 +209,7 @@ impl RotationError {
             Self::Unsettled { .. } => "unsettled",
             Self::PromoteIncomplete { .. } => "promote_incomplete",
             Self::State(_) => "state",
+            Self::ShutDown { .. } => "shutdown",
         }
     }
 }
@@ -253,14 +237,12 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     locks: JobLocks,
     states: StateDir,
+    shutdown: CancellationToken,
 }
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Engine")
-            .field("settings", &self.settings)
-            .field("states", &self.states)
-            .finish()
+        f.debug_struct("Engine").field("settings", &self.settings).field("states", &self.states).finish()
     }
 }
 
@@ -273,12 +255,14 @@ impl Engine {
         cross_process_locks: bool,
     ) -> Self {
         let locks = JobLocks::new(cross_process_locks.then(|| states.root().join("locks")));
-        Self {
-            settings,
-            clock,
-            locks,
-            states,
-        }
+        Self { settings, clock, locks, states, shutdown: CancellationToken::new() }
+    }
+
+    /// Once `shutdown` is cancelled, a rotation that has not reached Apply stops there and discards what it
+    /// staged; one past Apply runs to its end, so that a shutdown never leaves more for recovery than it must.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -315,19 +299,11 @@ impl Engine {
         self.refuse_diverged(job)?;
         let span = tracing::info_span!("recovery", job = %job.name, stores = %job.backends());
         let mut budget = self.budget();
-        let result = self
-            .recover_locked(job, &mut budget, false)
-            .instrument(span)
-            .await;
+        let result = self.recover_locked(job, &mut budget, false).instrument(span).await;
         match &result {
             Ok(Recovery::Clean) => {}
             Ok(Recovery::Promoted { rotation_id }) => {
-                self.record(
-                    job,
-                    Ok(&Outcome::Completed {
-                        rotation_id: rotation_id.clone(),
-                    }),
-                )?;
+                self.record(job, Ok(&Outcome::Completed { rotation_id: rotation_id.clone() }))?;
             }
             Ok(Recovery::Discarded { rotation_id }) => {
                 let now = self.clock.now();
@@ -352,16 +328,12 @@ impl Engine {
     pub fn resolve_diverged(&self, job: &str) -> Result<bool, RotationError> {
         let _guard = self.locks.try_acquire(job)?;
         let mut was = false;
-        self.states
-            .update(job, |s| was = s.diverged.take().is_some())?;
+        self.states.update(job, |s| was = s.diverged.take().is_some())?;
         Ok(was)
     }
 
     fn budget(&self) -> LoginBudget {
-        LoginBudget {
-            left: self.settings.verify_attempts,
-            failures: 0,
-        }
+        LoginBudget { left: self.settings.verify_attempts, failures: 0 }
     }
 
     fn refuse_diverged(&self, job: &Job) -> Result<(), RotationError> {
@@ -388,23 +360,16 @@ impl Engine {
             }
         }
         let current = self.read_currents(job).await?;
-        let generation = current
-            .iter()
-            .flatten()
-            .map(|s| s.metadata.generation)
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let generation = current.iter().flatten().map(|s| s.metadata.generation).max().unwrap_or(0) + 1;
         let current_payload = current.iter().flatten().next().map(|s| s.value.clone());
 
+        if self.shutdown.is_cancelled() {
+            return Err(RotationError::ShutDown { step: Step::Plan });
+        }
         let rotation_id = RotationId::new();
         tracing::Span::current().record("rotation_id", tracing::field::display(&rotation_id));
         let now = self.clock.now();
-        let info = RotationInfo {
-            job: job.name.clone(),
-            rotation_id: rotation_id.clone(),
-            rotated_at: now,
-        };
+        let info = RotationInfo { job: job.name.clone(), rotation_id: rotation_id.clone(), rotated_at: now };
         tracing::info!(%trigger, generation, "rotation starts");
 
         // Generate: the new secret exists only in memory from here until Stage has finished.
@@ -413,10 +378,7 @@ impl Engine {
             job.target
                 .prepare(current_payload.as_ref(), &secret, &info)
                 .await
-                .map_err(|source| RotationError::Target {
-                    step: Step::Generate,
-                    source,
-                })
+                .map_err(|source| RotationError::Target { step: Step::Generate, source })
         }
         .instrument(tracing::info_span!("generate"))
         .await?;
@@ -425,12 +387,14 @@ impl Engine {
         self.stage_everywhere(job, &payload, &rotation_id, &metadata)
             .instrument(tracing::info_span!("stage"))
             .await?;
+        // The last moment to stop cleanly: past Apply the rotation must run to its end.
+        if self.shutdown.is_cancelled() {
+            self.discard_everywhere(job, &rotation_id).await?;
+            return Err(RotationError::ShutDown { step: Step::Stage });
+        }
 
         // Apply. Only an answer that says what happened is acted on; anything else goes to recovery.
-        let applied = self
-            .apply(job, &payload)
-            .instrument(tracing::info_span!("apply"))
-            .await;
+        let applied = self.apply(job, &payload).instrument(tracing::info_span!("apply")).await;
         match applied {
             Ok(()) => {}
             Err(e @ TargetError::Rejected { .. }) => {
@@ -440,34 +404,21 @@ impl Engine {
             Err(e @ TargetError::Unknown { .. }) => {
                 tracing::warn!(error = %e, "the apply's outcome is unknown; recovery decides");
                 return match self.recover_locked(job, &mut budget, true).await? {
-                    Recovery::Promoted { rotation_id } => Ok(Outcome::Rotated {
-                        rotation_id,
-                        generation,
-                    }),
-                    Recovery::Discarded { .. } | Recovery::Clean => Err(RotationError::Target {
-                        step: Step::Apply,
-                        source: e,
-                    }),
+                    Recovery::Promoted { rotation_id } => Ok(Outcome::Rotated { rotation_id, generation }),
+                    Recovery::Discarded { .. } | Recovery::Clean => {
+                        Err(RotationError::Target { step: Step::Apply, source: e })
+                    }
                 };
             }
             Err(source) => {
                 // Transient past our patience, or invalid: the target said nothing changed.
                 self.discard_everywhere(job, &rotation_id).await?;
-                return Err(RotationError::Target {
-                    step: Step::Apply,
-                    source,
-                });
+                return Err(RotationError::Target { step: Step::Apply, source });
             }
         }
 
         let verdict = self
-            .verify(
-                job,
-                &payload,
-                &mut budget,
-                self.settings.verify_attempts,
-                true,
-            )
+            .verify(job, &payload, &mut budget, self.settings.verify_attempts, true)
             .instrument(tracing::info_span!("verify"))
             .await;
         match verdict {
@@ -475,16 +426,10 @@ impl Engine {
             // Applied but not accepted: perhaps not yet. Discarding could lose a secret the target is about to
             // take, so the value stays pending for recovery to settle.
             Verdict::Rejected => {
-                return Err(RotationError::VerifyFailed {
-                    rotation_id,
-                    failures: budget.failures,
-                });
+                return Err(RotationError::VerifyFailed { rotation_id, failures: budget.failures });
             }
             Verdict::Undecided(detail) => {
-                return Err(RotationError::Unsettled {
-                    rotation_id,
-                    detail,
-                });
+                return Err(RotationError::Unsettled { rotation_id, detail });
             }
         }
 
@@ -502,23 +447,15 @@ impl Engine {
             stores = %job.stores.iter().map(|s| s.label.as_str()).collect::<Vec<_>>().join(","),
             "rotation complete"
         );
-        Ok(Outcome::Rotated {
-            rotation_id,
-            generation,
-        })
+        Ok(Outcome::Rotated { rotation_id, generation })
     }
 
     async fn read_currents(&self, job: &Job) -> Result<Vec<Option<Stored>>, RotationError> {
         let mut out = Vec::with_capacity(job.stores.len());
         for js in &job.stores {
-            let current = self
-                .store_call(js, || js.store.current(&js.secret))
-                .await
-                .map_err(|source| RotationError::Store {
-                    step: Step::Plan,
-                    store: js.label.clone(),
-                    source,
-                })?;
+            let current = self.store_call(js, || js.store.current(&js.secret)).await.map_err(|source| {
+                RotationError::Store { step: Step::Plan, store: js.label.clone(), source }
+            })?;
             out.push(current);
         }
         Ok(out)
@@ -533,44 +470,29 @@ impl Engine {
         metadata: &Metadata,
     ) -> Result<(), RotationError> {
         for (i, js) in job.stores.iter().enumerate() {
-            let staged = self
-                .store_call(js, || {
-                    js.store.stage(&js.secret, payload, rotation_id, metadata)
-                })
-                .await;
+            let staged =
+                self.store_call(js, || js.store.stage(&js.secret, payload, rotation_id, metadata)).await;
             if let Err(source) = staged {
                 tracing::error!(store = %js.label, error = %source, "stage failed; discarding what was staged");
                 // Discard in every store up to and including the failed one: a stage whose answer was lost may
                 // have happened all the same.
                 for done in &job.stores[..=i] {
-                    if let Err(e) = self
-                        .store_call(done, || done.store.discard(&done.secret, rotation_id))
-                        .await
+                    if let Err(e) =
+                        self.store_call(done, || done.store.discard(&done.secret, rotation_id)).await
                     {
                         tracing::error!(store = %done.label, error = %e, "discard after a failed stage failed; recovery will retry it");
                     }
                 }
-                return Err(RotationError::Store {
-                    step: Step::Stage,
-                    store: js.label.clone(),
-                    source,
-                });
+                return Err(RotationError::Store { step: Step::Stage, store: js.label.clone(), source });
             }
         }
         Ok(())
     }
 
-    async fn discard_everywhere(
-        &self,
-        job: &Job,
-        rotation_id: &RotationId,
-    ) -> Result<(), RotationError> {
+    async fn discard_everywhere(&self, job: &Job, rotation_id: &RotationId) -> Result<(), RotationError> {
         let mut first_error = None;
         for js in &job.stores {
-            if let Err(source) = self
-                .store_call(js, || js.store.discard(&js.secret, rotation_id))
-                .await
-            {
+            if let Err(source) = self.store_call(js, || js.store.discard(&js.secret, rotation_id)).await {
                 tracing::error!(store = %js.label, error = %source, "discard failed");
                 first_error.get_or_insert(RotationError::Store {
                     step: Step::Recovery,
@@ -602,10 +524,7 @@ impl Engine {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(RotationError::PromoteIncomplete {
-                rotation_id: rotation_id.clone(),
-                stores: failed,
-            })
+            Err(RotationError::PromoteIncomplete { rotation_id: rotation_id.clone(), stores: failed })
         }
     }
 
@@ -617,15 +536,11 @@ impl Engine {
         payload: &SecretValue,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        match self
-            .store_call(js, || js.store.promote(&js.secret, rotation_id))
-            .await
-        {
+        match self.store_call(js, || js.store.promote(&js.secret, rotation_id)).await {
             // The store lost its pending value (a discard after a failed stage, say) but the target has the
             // secret: write it, so that the store holds what the target accepts.
             Err(StoreError::NotFound { .. }) => {
-                self.store_call(js, || js.store.write_current(&js.secret, payload, metadata))
-                    .await
+                self.store_call(js, || js.store.write_current(&js.secret, payload, metadata)).await
             }
             other => other,
         }
@@ -635,9 +550,7 @@ impl Engine {
         let mut attempt = 1;
         loop {
             let result =
-                match tokio::time::timeout(self.settings.call_timeout, job.target.apply(payload))
-                    .await
-                {
+                match tokio::time::timeout(self.settings.call_timeout, job.target.apply(payload)).await {
                     Ok(result) => result,
                     Err(_) => Err(TargetError::Unknown {
                         target: job.target.kind(),
@@ -645,11 +558,9 @@ impl Engine {
                     }),
                 };
             match result {
-                Err(TargetError::Transient {
-                    retry_after,
-                    ref detail,
-                    ..
-                }) if attempt < self.settings.backoff.attempts => {
+                Err(TargetError::Transient { retry_after, ref detail, .. })
+                    if attempt < self.settings.backoff.attempts =>
+                {
                     let wait = self.settings.backoff.delay(attempt, retry_after);
                     tracing::warn!(%detail, attempt, "apply did not happen; retrying");
                     tokio::time::sleep(wait).await;
@@ -681,9 +592,7 @@ impl Engine {
                 );
             }
             let result =
-                match tokio::time::timeout(self.settings.call_timeout, job.target.verify(payload))
-                    .await
-                {
+                match tokio::time::timeout(self.settings.call_timeout, job.target.verify(payload)).await {
                     Ok(result) => result,
                     Err(_) => Err(TargetError::Transient {
                         target: job.target.kind(),
@@ -704,17 +613,10 @@ impl Engine {
                     if failures >= max_failures || budget.left == 0 {
                         return Verdict::Rejected;
                     }
-                    let wait = self
-                        .settings
-                        .verify_backoff
-                        .saturating_mul(2u32.saturating_pow(failures - 1));
+                    let wait = self.settings.verify_backoff.saturating_mul(2u32.saturating_pow(failures - 1));
                     tokio::time::sleep(wait).await;
                 }
-                Err(TargetError::Transient {
-                    detail,
-                    retry_after,
-                    ..
-                }) => {
+                Err(TargetError::Transient { detail, retry_after, .. }) => {
                     transient += 1;
                     if transient >= self.settings.backoff.attempts {
                         return Verdict::Undecided(detail);
@@ -747,34 +649,24 @@ impl Engine {
     }
 
     /// Writes the outcome to the job's state file; a diverged result marks the job.
-    fn record(
-        &self,
-        job: &Job,
-        result: Result<&Outcome, &RotationError>,
-    ) -> Result<(), RotationError> {
+    fn record(&self, job: &Job, result: Result<&Outcome, &RotationError>) -> Result<(), RotationError> {
         if matches!(
             result,
-            Err(RotationError::Busy(_) | RotationError::State(_))
+            Err(RotationError::Busy(_) | RotationError::State(_) | RotationError::ShutDown { .. })
         ) {
             return Ok(());
         }
         let now = self.clock.now();
         let recorded = self.states.update(&job.name, |state| match result {
-            Ok(Outcome::Rotated {
-                rotation_id,
-                generation,
-            }) => {
+            Ok(Outcome::Rotated { rotation_id, generation }) => {
                 state.last_attempt = Some(Attempt {
                     at: now,
                     rotation_id: Some(rotation_id.clone()),
                     outcome: AttemptOutcome::Ok,
                     error: None,
                 });
-                state.last_success = Some(Success {
-                    at: now,
-                    rotation_id: rotation_id.clone(),
-                    generation: *generation,
-                });
+                state.last_success =
+                    Some(Success { at: now, rotation_id: rotation_id.clone(), generation: *generation });
             }
             Ok(Outcome::Completed { rotation_id }) => {
                 state.last_attempt = Some(Attempt {
@@ -786,10 +678,7 @@ impl Engine {
             }
             Err(RotationError::Diverged { reason, since, .. }) => {
                 if state.diverged.is_none() {
-                    state.diverged = Some(DivergedMark {
-                        since: *since,
-                        reason: reason.clone(),
-                    });
+                    state.diverged = Some(DivergedMark { since: *since, reason: reason.clone() });
                 }
                 state.last_attempt = Some(Attempt {
                     at: now,

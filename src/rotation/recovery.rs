@@ -39,14 +39,9 @@ impl Engine {
     ) -> Result<Recovery, RotationError> {
         let mut pendings: Vec<Option<Pending>> = Vec::with_capacity(job.stores.len());
         for js in &job.stores {
-            let pending = self
-                .store_call(js, || js.store.pending(&js.secret))
-                .await
-                .map_err(|source| RotationError::Store {
-                    step: Step::Recovery,
-                    store: js.label.clone(),
-                    source,
-                })?;
+            let pending = self.store_call(js, || js.store.pending(&js.secret)).await.map_err(|source| {
+                RotationError::Store { step: Step::Recovery, store: js.label.clone(), source }
+            })?;
             pendings.push(pending);
         }
         // Normally one rotation id at most; several can only come from a store edited by hand. Newest first.
@@ -64,15 +59,8 @@ impl Engine {
 
         for candidate in &candidates {
             // Leave one login for the current value, should the pending one be refused.
-            let max = if after_apply {
-                budget.left.saturating_sub(1).max(1)
-            } else {
-                1
-            };
-            match self
-                .verify(job, &candidate.value, budget, max, after_apply)
-                .await
-            {
+            let max = if after_apply { budget.left.saturating_sub(1).max(1) } else { 1 };
+            match self.verify(job, &candidate.value, budget, max, after_apply).await {
                 Verdict::Accepted => return self.roll_forward(job, candidate, &pendings).await,
                 Verdict::Rejected => {}
                 Verdict::Undecided(detail) => {
@@ -98,16 +86,11 @@ impl Engine {
                         self.discard_everywhere(job, &candidate.rotation_id).await?;
                     }
                     tracing::info!(rotation_id = %newest.rotation_id, "the apply never happened; pending discarded");
-                    return Ok(Recovery::Discarded {
-                        rotation_id: newest.rotation_id.clone(),
-                    });
+                    return Ok(Recovery::Discarded { rotation_id: newest.rotation_id.clone() });
                 }
                 Verdict::Rejected => {}
                 Verdict::Undecided(detail) => {
-                    return Err(RotationError::Unsettled {
-                        rotation_id: newest.rotation_id.clone(),
-                        detail,
-                    });
+                    return Err(RotationError::Unsettled { rotation_id: newest.rotation_id.clone(), detail });
                 }
             }
         }
@@ -123,25 +106,15 @@ impl Engine {
     ) -> Result<Recovery, RotationError> {
         let mut failed = Vec::new();
         for (js, pending) in job.stores.iter().zip(pendings) {
-            let other = pending
-                .as_ref()
-                .filter(|p| p.rotation_id != accepted.rotation_id);
+            let other = pending.as_ref().filter(|p| p.rotation_id != accepted.rotation_id);
             if let Some(other) = other
-                && let Err(e) = self
-                    .store_call(js, || js.store.discard(&js.secret, &other.rotation_id))
-                    .await
+                && let Err(e) = self.store_call(js, || js.store.discard(&js.secret, &other.rotation_id)).await
             {
                 failed.push((js.label.clone(), e));
                 continue;
             }
-            if let Err(e) = self
-                .promote_one(
-                    js,
-                    &accepted.rotation_id,
-                    &accepted.value,
-                    &accepted.metadata,
-                )
-                .await
+            if let Err(e) =
+                self.promote_one(js, &accepted.rotation_id, &accepted.value, &accepted.metadata).await
             {
                 failed.push((js.label.clone(), e));
             }
@@ -160,9 +133,7 @@ impl Engine {
             generation = accepted.metadata.generation,
             "an interrupted rotation was completed by recovery"
         );
-        Ok(Recovery::Promoted {
-            rotation_id: accepted.rotation_id.clone(),
-        })
+        Ok(Recovery::Promoted { rotation_id: accepted.rotation_id.clone() })
     }
 
     fn unsettled_or_diverged(&self, job: &Job, newest: &Pending) -> RotationError {
@@ -185,10 +156,6 @@ impl Engine {
             newest.rotation_id
         );
         tracing::error!(job = %job.name, %reason, "job diverged; it will not be touched again until resolved");
-        RotationError::Diverged {
-            job: job.name.clone(),
-            since: now,
-            reason,
-        }
+        RotationError::Diverged { job: job.name.clone(), since: now, reason }
     }
 }

@@ -19,11 +19,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            attempts: 5,
-            first: Duration::from_millis(200),
-            max: Duration::from_secs(30),
-        }
+        Self { attempts: 5, first: Duration::from_millis(200), max: Duration::from_secs(30) }
     }
 }
 
@@ -31,9 +27,7 @@ impl Backoff {
     /// The wait before retry number `n` (1-based): exponential, capped, with "equal jitter" (half fixed, half
     /// random) so that replicas retrying together spread out without ever retrying at once.
     pub fn delay(&self, n: u32, hint: Option<Duration>) -> Duration {
-        let exp = self
-            .first
-            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1)));
+        let exp = self.first.saturating_mul(2u32.saturating_pow(n.saturating_sub(1)));
         let base = exp.min(self.max);
         let half = base / 2;
         let wait = half + half.mul_f64(random_fraction());
@@ -103,28 +97,16 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn transient() -> StoreError {
-        StoreError::Transient {
-            backend: "test",
-            detail: "busy".into(),
-            retry_after: None,
-        }
+        StoreError::Transient { backend: "test", detail: "busy".into(), retry_after: None }
     }
 
     #[test]
     fn delays_grow_and_stay_within_bounds() {
-        let b = Backoff {
-            attempts: 10,
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(8),
-        };
+        let b = Backoff { attempts: 10, first: Duration::from_secs(1), max: Duration::from_secs(8) };
         for n in 1..=10 {
             let d = b.delay(n, None);
             let base = Duration::from_secs(1 << (n - 1).min(3));
-            assert!(
-                d >= base / 2 && d <= base,
-                "retry {n}: {d:?} not in [{:?}, {base:?}]",
-                base / 2
-            );
+            assert!(d >= base / 2 && d <= base, "retry {n}: {d:?} not in [{:?}, {base:?}]", base / 2);
         }
         assert!(b.delay(1, Some(Duration::from_secs(5))) >= Duration::from_secs(5));
     }
@@ -132,10 +114,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_up_to_the_limit() {
         let calls = AtomicU32::new(0);
-        let b = Backoff {
-            attempts: 3,
-            ..Backoff::default()
-        };
+        let b = Backoff { attempts: 3, ..Backoff::default() };
         let result: Result<(), _> = retry(b, Duration::from_secs(5), transient, || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(transient())
@@ -148,30 +127,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hanging_call_times_out_and_permanent_errors_are_not_retried() {
         let calls = AtomicU32::new(0);
-        let b = Backoff {
-            attempts: 2,
-            ..Backoff::default()
-        };
-        let result: Result<(), StoreError> =
-            retry(b, Duration::from_secs(1), transient, || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                std::future::pending::<()>().await;
-                Ok(())
-            })
-            .await;
+        let b = Backoff { attempts: 2, ..Backoff::default() };
+        let result: Result<(), StoreError> = retry(b, Duration::from_secs(1), transient, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
         assert_eq!(result, Err(transient()));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
 
         let calls = AtomicU32::new(0);
-        let result: Result<(), StoreError> =
-            retry(b, Duration::from_secs(1), transient, || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err(StoreError::PermissionDenied {
-                    backend: "test",
-                    detail: "no".into(),
-                })
-            })
-            .await;
+        let result: Result<(), StoreError> = retry(b, Duration::from_secs(1), transient, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::PermissionDenied { backend: "test", detail: "no".into() })
+        })
+        .await;
         assert!(result.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }

@@ -82,15 +82,10 @@ impl StateDir {
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError {
                 path,
-                detail: format!(
-                    "not a rotavault job state file ({e}); move it away to start afresh"
-                ),
+                detail: format!("not a rotavault job state file ({e}); move it away to start afresh"),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState::default()),
-            Err(e) => Err(StateError {
-                path,
-                detail: e.to_string(),
-            }),
+            Err(e) => Err(StateError { path, detail: e.to_string() }),
         }
     }
 
@@ -98,33 +93,22 @@ impl StateDir {
     /// state or the new one, never a torn file.
     pub fn save(&self, job: &str, state: &JobState) -> Result<(), StateError> {
         let path = self.path(job);
-        let fail = |e: std::io::Error| StateError {
-            path: path.clone(),
-            detail: e.to_string(),
-        };
+        let fail = |e: std::io::Error| StateError { path: path.clone(), detail: e.to_string() };
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(fail)?;
         let tmp = dir.join(format!(".{job}.json.tmp"));
-        let body = serde_json::to_vec_pretty(state).map_err(|e| StateError {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
+        let body = serde_json::to_vec_pretty(state)
+            .map_err(|e| StateError { path: path.clone(), detail: e.to_string() })?;
         let mut file = std::fs::File::create(&tmp).map_err(fail)?;
         file.write_all(&body).map_err(fail)?;
         file.sync_all().map_err(fail)?;
         std::fs::rename(&tmp, &path).map_err(fail)?;
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)?;
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(fail)?;
         Ok(())
     }
 
     /// Loads, changes and saves the job's state.
-    pub fn update(
-        &self,
-        job: &str,
-        change: impl FnOnce(&mut JobState),
-    ) -> Result<JobState, StateError> {
+    pub fn update(&self, job: &str, change: impl FnOnce(&mut JobState)) -> Result<JobState, StateError> {
         let mut state = self.load(job)?;
         change(&mut state);
         self.save(job, &state)?;
@@ -142,10 +126,7 @@ mod tests {
         let states = StateDir::new(dir.path());
         assert_eq!(states.load("job").expect("load"), JobState::default());
         let state = JobState {
-            diverged: Some(DivergedMark {
-                since: Utc::now(),
-                reason: "changed outside".into(),
-            }),
+            diverged: Some(DivergedMark { since: Utc::now(), reason: "changed outside".into() }),
             ..JobState::default()
         };
         states.save("job", &state).expect("save");

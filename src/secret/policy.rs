@@ -106,19 +106,11 @@ impl SecretPolicy {
         };
         let min_length = self.min_length.max(other.min_length);
         let max_length = self.max_length.min(other.max_length);
-        let mut positions: Vec<_> = self
-            .positions
-            .iter()
-            .chain(&other.positions)
-            .copied()
-            .collect();
+        let mut positions: Vec<_> = self.positions.iter().chain(&other.positions).copied().collect();
         positions.sort();
         positions.dedup();
         Self {
-            length: self
-                .length
-                .max(other.length)
-                .clamp(min_length, max_length.max(min_length)),
+            length: self.length.max(other.length).clamp(min_length, max_length.max(min_length)),
             min_length,
             max_length,
             alphabet,
@@ -135,16 +127,11 @@ impl SecretPolicy {
             Some(set) => set.iter().copied().collect(),
             None => DEFAULT_ALPHABET.map(char::from).collect(),
         };
-        base.into_iter()
-            .filter(|c| !self.forbidden.contains(c))
-            .collect()
+        base.into_iter().filter(|c| !self.forbidden.contains(c)).collect()
     }
 
     fn class_chars(&self, class: CharClass) -> Vec<char> {
-        self.charset()
-            .into_iter()
-            .filter(|&c| CharClass::of(c) == class)
-            .collect()
+        self.charset().into_iter().filter(|&c| CharClass::of(c) == class).collect()
     }
 
     /// Proves that at least one secret of `length` meets every rule, so that generation cannot fail.
@@ -167,10 +154,7 @@ impl SecretPolicy {
         }
         for &class in &self.require {
             if self.class_chars(class).is_empty() {
-                return fail(format!(
-                    "a {} is required but none is allowed",
-                    class.name()
-                ));
+                return fail(format!("a {} is required but none is allowed", class.name()));
             }
         }
         let groups = [CharClass::Upper, CharClass::Lower, CharClass::Digit]
@@ -178,10 +162,7 @@ impl SecretPolicy {
             .filter(|&c| !self.class_chars(c).is_empty())
             .count();
         if self.min_groups > 3 {
-            return fail(format!(
-                "{} character groups are required but there are only 3",
-                self.min_groups
-            ));
+            return fail(format!("{} character groups are required but there are only 3", self.min_groups));
         }
         if self.min_groups > groups {
             return fail(format!(
@@ -191,10 +172,7 @@ impl SecretPolicy {
         }
         for rule in &self.positions {
             if rule.from == 0 || rule.from > rule.to {
-                return fail(format!(
-                    "positions {}-{} are not a range counted from 1",
-                    rule.from, rule.to
-                ));
+                return fail(format!("positions {}-{} are not a range counted from 1", rule.from, rule.to));
             }
             if rule.from > self.length {
                 return fail(format!(
@@ -242,10 +220,7 @@ impl SecretPolicy {
         }
         let charset = self.charset();
         if let Some(p) = chars.iter().position(|c| !charset.contains(c)) {
-            return fail(format!(
-                "the character at position {} is not allowed",
-                p + 1
-            ));
+            return fail(format!("the character at position {} is not allowed", p + 1));
         }
         for &class in &self.require {
             if !chars.iter().any(|&c| CharClass::of(c) == class) {
@@ -263,9 +238,7 @@ impl SecretPolicy {
             ));
         }
         for rule in &self.positions {
-            let window = chars
-                .get(rule.from - 1..rule.to.min(chars.len()))
-                .unwrap_or(&[]);
+            let window = chars.get(rule.from - 1..rule.to.min(chars.len())).unwrap_or(&[]);
             if !window.iter().any(|&c| CharClass::of(c) == rule.class) {
                 return fail(format!(
                     "it has no {} in positions {}-{}",
@@ -290,8 +263,8 @@ impl SecretPolicy {
         let mut slots: Vec<Option<char>> = vec![None; self.length];
 
         // Each positional rule gets a position of its own inside its range, by a matching over shuffled candidates.
-        let assignment = match_positions(&self.positions, self.length, |c| rng.shuffle(c))?
-            .ok_or_else(|| {
+        let assignment =
+            match_positions(&self.positions, self.length, |c| rng.shuffle(c))?.ok_or_else(|| {
                 PolicyError::Unsatisfiable("the positional rules cannot all be met at once".into())
             })?;
         for (rule, at) in self.positions.iter().zip(assignment) {
@@ -329,11 +302,7 @@ impl SecretPolicy {
 
 impl fmt::Display for SecretPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} characters ({}..={})",
-            self.length, self.min_length, self.max_length
-        )?;
+        write!(f, "{} characters ({}..={})", self.length, self.min_length, self.max_length)?;
         if !self.require.is_empty() {
             let names: Vec<_> = self.require.iter().map(|c| c.name()).collect();
             write!(f, ", with a {}", names.join(", a "))?;
@@ -342,13 +311,7 @@ impl fmt::Display for SecretPolicy {
             write!(f, ", {} of upper/lower/digit", self.min_groups)?;
         }
         for rule in &self.positions {
-            write!(
-                f,
-                ", a {} in positions {}-{}",
-                rule.class.name(),
-                rule.from,
-                rule.to
-            )?;
+            write!(f, ", a {} in positions {}-{}", rule.class.name(), rule.from, rule.to)?;
         }
         Ok(())
     }
@@ -446,11 +409,7 @@ mod tests {
             max_length: 64,
             forbidden: [' ', '\''].into_iter().collect(),
             min_groups: 2,
-            positions: vec![PositionRule {
-                class: CharClass::Special,
-                from: 2,
-                to: 6,
-            }],
+            positions: vec![PositionRule { class: CharClass::Special, from: 2, to: 6 }],
             ..SecretPolicy::default()
         }
     }
@@ -523,11 +482,7 @@ mod tests {
 
     #[test]
     fn intersect_takes_the_strictest_rules() {
-        let global = SecretPolicy {
-            min_length: 24,
-            forbidden: ['"'].into(),
-            ..SecretPolicy::default()
-        };
+        let global = SecretPolicy { min_length: 24, forbidden: ['"'].into(), ..SecretPolicy::default() };
         let target = autotask_like(20);
         let both = global.intersect(&target);
         assert_eq!(both.min_length, 24);
@@ -551,9 +506,7 @@ mod tests {
     #[test]
     fn check_reports_the_rule_not_the_secret() {
         let policy = autotask_like(10);
-        let err = policy
-            .check(&SecretValue::new("abcdefghiJ"))
-            .expect_err("no special");
+        let err = policy.check(&SecretValue::new("abcdefghiJ")).expect_err("no special");
         let text = err.to_string();
         assert!(text.contains("positions 2-6"), "{text}");
         assert!(!text.contains("abcdefghiJ"));

@@ -82,37 +82,19 @@ fn fresh() -> SecretRef {
 }
 
 fn meta(rotation_id: Option<&RotationId>, generation: u64) -> Metadata {
-    let at = Utc
-        .with_ymd_and_hms(2026, 3, 1, 12, 30, 15)
-        .single()
-        .expect("valid date");
-    Metadata::new(
-        rotation_id.cloned(),
-        at + chrono::Duration::hours(generation as i64),
-        generation,
-    )
+    let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 30, 15).single().expect("valid date");
+    Metadata::new(rotation_id.cloned(), at + chrono::Duration::hours(generation as i64), generation)
 }
 
 fn value(text: &str) -> SecretValue {
     SecretValue::new(text)
 }
 
-async fn seed_current(
-    store: &dyn Store,
-    secret: &SecretRef,
-    text: &str,
-    generation: u64,
-) -> RotationId {
+async fn seed_current(store: &dyn Store, secret: &SecretRef, text: &str, generation: u64) -> RotationId {
     let id = RotationId::new();
     let m = meta(Some(&id), generation);
-    store
-        .stage(secret, &value(text), &id, &m)
-        .await
-        .expect("stage for seeding");
-    store
-        .promote(secret, &id)
-        .await
-        .expect("promote for seeding");
+    store.stage(secret, &value(text), &id, &m).await.expect("stage for seeding");
+    store.promote(secret, &id).await.expect("promote for seeding");
     id
 }
 
@@ -132,15 +114,8 @@ pub async fn stage_writes_pending_with_its_rotation_id(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh();
     let id = RotationId::new();
-    store
-        .stage(&s, &value("first-pending"), &id, &meta(Some(&id), 1))
-        .await
-        .expect("stage");
-    let pending = store
-        .pending(&s)
-        .await
-        .expect("pending")
-        .expect("a pending value");
+    store.stage(&s, &value("first-pending"), &id, &meta(Some(&id), 1)).await.expect("stage");
+    let pending = store.pending(&s).await.expect("pending").expect("a pending value");
     assert_eq!(pending.value.expose(), "first-pending");
     assert_eq!(pending.rotation_id, id);
 }
@@ -151,18 +126,9 @@ pub async fn stage_leaves_current_and_previous_untouched(f: &dyn Fixture) {
     seed_current(store.as_ref(), &s, "one", 1).await;
     seed_current(store.as_ref(), &s, "two", 2).await;
     let id = RotationId::new();
-    store
-        .stage(&s, &value("three"), &id, &meta(Some(&id), 3))
-        .await
-        .expect("stage");
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("two")
-    );
-    assert_eq!(
-        current_text(&store.previous(&s).await.expect("previous")),
-        Some("one")
-    );
+    store.stage(&s, &value("three"), &id, &meta(Some(&id), 3)).await.expect("stage");
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("two"));
+    assert_eq!(current_text(&store.previous(&s).await.expect("previous")), Some("one"));
 }
 
 pub async fn stage_of_the_same_rotation_and_value_is_a_no_op(f: &dyn Fixture) {
@@ -170,19 +136,9 @@ pub async fn stage_of_the_same_rotation_and_value_is_a_no_op(f: &dyn Fixture) {
     let s = fresh();
     let id = RotationId::new();
     let m = meta(Some(&id), 1);
-    store
-        .stage(&s, &value("same"), &id, &m)
-        .await
-        .expect("first stage");
-    store
-        .stage(&s, &value("same"), &id, &m)
-        .await
-        .expect("second stage of the same value");
-    let pending = store
-        .pending(&s)
-        .await
-        .expect("pending")
-        .expect("still pending");
+    store.stage(&s, &value("same"), &id, &m).await.expect("first stage");
+    store.stage(&s, &value("same"), &id, &m).await.expect("second stage of the same value");
+    let pending = store.pending(&s).await.expect("pending").expect("still pending");
     assert_eq!(pending.value.expose(), "same");
     assert_eq!(pending.rotation_id, id);
 }
@@ -192,23 +148,10 @@ pub async fn stage_of_the_same_rotation_with_another_value_is_conflict(f: &dyn F
     let s = fresh();
     let id = RotationId::new();
     let m = meta(Some(&id), 1);
-    store
-        .stage(&s, &value("original"), &id, &m)
-        .await
-        .expect("first stage");
-    let err = store
-        .stage(&s, &value("changed"), &id, &m)
-        .await
-        .expect_err("a second value");
-    assert!(
-        matches!(err, StoreError::Conflict { .. }),
-        "expected Conflict, got {err:?}"
-    );
-    let pending = store
-        .pending(&s)
-        .await
-        .expect("pending")
-        .expect("still pending");
+    store.stage(&s, &value("original"), &id, &m).await.expect("first stage");
+    let err = store.stage(&s, &value("changed"), &id, &m).await.expect_err("a second value");
+    assert!(matches!(err, StoreError::Conflict { .. }), "expected Conflict, got {err:?}");
+    let pending = store.pending(&s).await.expect("pending").expect("still pending");
     assert_eq!(pending.value.expose(), "original");
 }
 
@@ -216,23 +159,10 @@ pub async fn stage_while_another_rotation_is_pending_is_conflict_and_keeps_it(f:
     let store = f.store();
     let s = fresh();
     let (a, b) = (RotationId::new(), RotationId::new());
-    store
-        .stage(&s, &value("from-a"), &a, &meta(Some(&a), 1))
-        .await
-        .expect("stage a");
-    let err = store
-        .stage(&s, &value("from-b"), &b, &meta(Some(&b), 1))
-        .await
-        .expect_err("stage b");
-    assert!(
-        matches!(err, StoreError::Conflict { .. }),
-        "expected Conflict, got {err:?}"
-    );
-    let pending = store
-        .pending(&s)
-        .await
-        .expect("pending")
-        .expect("a still pending");
+    store.stage(&s, &value("from-a"), &a, &meta(Some(&a), 1)).await.expect("stage a");
+    let err = store.stage(&s, &value("from-b"), &b, &meta(Some(&b), 1)).await.expect_err("stage b");
+    assert!(matches!(err, StoreError::Conflict { .. }), "expected Conflict, got {err:?}");
+    let pending = store.pending(&s).await.expect("pending").expect("a still pending");
     assert_eq!(pending.rotation_id, a);
     assert_eq!(pending.value.expose(), "from-a");
 }
@@ -242,23 +172,12 @@ pub async fn promote_makes_pending_current_and_current_previous(f: &dyn Fixture)
     let s = fresh();
     let first = seed_current(store.as_ref(), &s, "old-value", 1).await;
     let id = RotationId::new();
-    store
-        .stage(&s, &value("new-value"), &id, &meta(Some(&id), 2))
-        .await
-        .expect("stage");
+    store.stage(&s, &value("new-value"), &id, &meta(Some(&id), 2)).await.expect("stage");
     store.promote(&s, &id).await.expect("promote");
-    let current = store
-        .current(&s)
-        .await
-        .expect("current")
-        .expect("a current value");
+    let current = store.current(&s).await.expect("current").expect("a current value");
     assert_eq!(current.value.expose(), "new-value");
     assert_eq!(current.metadata.rotation_id.as_ref(), Some(&id));
-    let previous = store
-        .previous(&s)
-        .await
-        .expect("previous")
-        .expect("a previous value");
+    let previous = store.previous(&s).await.expect("previous").expect("a previous value");
     assert_eq!(previous.value.expose(), "old-value");
     assert_eq!(previous.metadata.rotation_id.as_ref(), Some(&first));
 }
@@ -275,36 +194,18 @@ pub async fn promote_of_the_rotation_already_current_is_ok(f: &dyn Fixture) {
     let s = fresh();
     seed_current(store.as_ref(), &s, "before", 1).await;
     let id = seed_current(store.as_ref(), &s, "after", 2).await;
-    store
-        .promote(&s, &id)
-        .await
-        .expect("a repeated promote is Ok");
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("after")
-    );
-    assert_eq!(
-        current_text(&store.previous(&s).await.expect("previous")),
-        Some("before")
-    );
+    store.promote(&s, &id).await.expect("a repeated promote is Ok");
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("after"));
+    assert_eq!(current_text(&store.previous(&s).await.expect("previous")), Some("before"));
 }
 
 pub async fn promote_without_pending_is_not_found(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh();
     seed_current(store.as_ref(), &s, "value", 1).await;
-    let err = store
-        .promote(&s, &RotationId::new())
-        .await
-        .expect_err("nothing pending");
-    assert!(
-        matches!(err, StoreError::NotFound { .. }),
-        "expected NotFound, got {err:?}"
-    );
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("value")
-    );
+    let err = store.promote(&s, &RotationId::new()).await.expect_err("nothing pending");
+    assert!(matches!(err, StoreError::NotFound { .. }), "expected NotFound, got {err:?}");
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("value"));
 }
 
 pub async fn promote_of_another_rotation_is_conflict(f: &dyn Fixture) {
@@ -312,31 +213,11 @@ pub async fn promote_of_another_rotation_is_conflict(f: &dyn Fixture) {
     let s = fresh();
     seed_current(store.as_ref(), &s, "current", 1).await;
     let id = RotationId::new();
-    store
-        .stage(&s, &value("pending"), &id, &meta(Some(&id), 2))
-        .await
-        .expect("stage");
-    let err = store
-        .promote(&s, &RotationId::new())
-        .await
-        .expect_err("another id");
-    assert!(
-        matches!(err, StoreError::Conflict { .. }),
-        "expected Conflict, got {err:?}"
-    );
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("current")
-    );
-    assert_eq!(
-        store
-            .pending(&s)
-            .await
-            .expect("pending")
-            .expect("kept")
-            .rotation_id,
-        id
-    );
+    store.stage(&s, &value("pending"), &id, &meta(Some(&id), 2)).await.expect("stage");
+    let err = store.promote(&s, &RotationId::new()).await.expect_err("another id");
+    assert!(matches!(err, StoreError::Conflict { .. }), "expected Conflict, got {err:?}");
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("current"));
+    assert_eq!(store.pending(&s).await.expect("pending").expect("kept").rotation_id, id);
 }
 
 pub async fn discard_clears_pending_and_keeps_current(f: &dyn Fixture) {
@@ -345,107 +226,52 @@ pub async fn discard_clears_pending_and_keeps_current(f: &dyn Fixture) {
     seed_current(store.as_ref(), &s, "one", 1).await;
     seed_current(store.as_ref(), &s, "two", 2).await;
     let id = RotationId::new();
-    store
-        .stage(&s, &value("three"), &id, &meta(Some(&id), 3))
-        .await
-        .expect("stage");
+    store.stage(&s, &value("three"), &id, &meta(Some(&id), 3)).await.expect("stage");
     store.discard(&s, &id).await.expect("discard");
     assert!(store.pending(&s).await.expect("pending").is_none());
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("two")
-    );
-    assert_eq!(
-        current_text(&store.previous(&s).await.expect("previous")),
-        Some("one")
-    );
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("two"));
+    assert_eq!(current_text(&store.previous(&s).await.expect("previous")), Some("one"));
 }
 
 pub async fn discard_without_pending_is_ok(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh();
     seed_current(store.as_ref(), &s, "value", 1).await;
-    store
-        .discard(&s, &RotationId::new())
-        .await
-        .expect("nothing to discard is Ok");
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("value")
-    );
+    store.discard(&s, &RotationId::new()).await.expect("nothing to discard is Ok");
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("value"));
 }
 
 pub async fn discard_of_another_rotation_is_conflict(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh();
     let id = RotationId::new();
-    store
-        .stage(&s, &value("pending"), &id, &meta(Some(&id), 1))
-        .await
-        .expect("stage");
-    let err = store
-        .discard(&s, &RotationId::new())
-        .await
-        .expect_err("another id");
-    assert!(
-        matches!(err, StoreError::Conflict { .. }),
-        "expected Conflict, got {err:?}"
-    );
-    assert_eq!(
-        store
-            .pending(&s)
-            .await
-            .expect("pending")
-            .expect("kept")
-            .rotation_id,
-        id
-    );
+    store.stage(&s, &value("pending"), &id, &meta(Some(&id), 1)).await.expect("stage");
+    let err = store.discard(&s, &RotationId::new()).await.expect_err("another id");
+    assert!(matches!(err, StoreError::Conflict { .. }), "expected Conflict, got {err:?}");
+    assert_eq!(store.pending(&s).await.expect("pending").expect("kept").rotation_id, id);
 }
 
 pub async fn write_current_keeps_the_old_current_as_previous(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh();
     seed_current(store.as_ref(), &s, "rotated", 1).await;
-    store
-        .write_current(&s, &value("imported"), &meta(None, 2))
-        .await
-        .expect("write_current");
-    let current = store
-        .current(&s)
-        .await
-        .expect("current")
-        .expect("a current value");
+    store.write_current(&s, &value("imported"), &meta(None, 2)).await.expect("write_current");
+    let current = store.current(&s).await.expect("current").expect("a current value");
     assert_eq!(current.value.expose(), "imported");
     assert_eq!(current.metadata.rotation_id, None);
-    assert_eq!(
-        current_text(&store.previous(&s).await.expect("previous")),
-        Some("rotated")
-    );
+    assert_eq!(current_text(&store.previous(&s).await.expect("previous")), Some("rotated"));
 }
 
 pub async fn write_current_leaves_pending_untouched(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh();
     let id = RotationId::new();
-    store
-        .stage(&s, &value("pending"), &id, &meta(Some(&id), 2))
-        .await
-        .expect("stage");
-    store
-        .write_current(&s, &value("written"), &meta(None, 1))
-        .await
-        .expect("write_current");
-    let pending = store
-        .pending(&s)
-        .await
-        .expect("pending")
-        .expect("still pending");
+    store.stage(&s, &value("pending"), &id, &meta(Some(&id), 2)).await.expect("stage");
+    store.write_current(&s, &value("written"), &meta(None, 1)).await.expect("write_current");
+    let pending = store.pending(&s).await.expect("pending").expect("still pending");
     assert_eq!(pending.value.expose(), "pending");
     assert_eq!(pending.rotation_id, id);
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("written")
-    );
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("written"));
 }
 
 pub async fn metadata_is_read_back_with_the_value(f: &dyn Fixture) {
@@ -453,29 +279,10 @@ pub async fn metadata_is_read_back_with_the_value(f: &dyn Fixture) {
     let s = fresh();
     let id = RotationId::new();
     let m = meta(Some(&id), 7);
-    store
-        .stage(&s, &value("with-metadata"), &id, &m)
-        .await
-        .expect("stage");
-    assert_eq!(
-        store
-            .pending(&s)
-            .await
-            .expect("pending")
-            .expect("pending")
-            .metadata,
-        m
-    );
+    store.stage(&s, &value("with-metadata"), &id, &m).await.expect("stage");
+    assert_eq!(store.pending(&s).await.expect("pending").expect("pending").metadata, m);
     store.promote(&s, &id).await.expect("promote");
-    assert_eq!(
-        store
-            .current(&s)
-            .await
-            .expect("current")
-            .expect("current")
-            .metadata,
-        m
-    );
+    assert_eq!(store.current(&s).await.expect("current").expect("current").metadata, m);
 }
 
 pub async fn values_come_back_byte_for_byte(f: &dyn Fixture) {
@@ -491,10 +298,7 @@ pub async fn values_come_back_byte_for_byte(f: &dyn Fixture) {
         let s = fresh();
         seed_current(store.as_ref(), &s, text, 1).await;
         let current = store.current(&s).await.expect("current").expect("current");
-        assert!(
-            current.value.expose() == text,
-            "a value did not come back byte for byte"
-        );
+        assert!(current.value.expose() == text, "a value did not come back byte for byte");
     }
 }
 
@@ -503,17 +307,11 @@ pub async fn names_are_independent(f: &dyn Fixture) {
     let (a, b) = (fresh(), fresh());
     seed_current(store.as_ref(), &a, "a-value", 1).await;
     let id = RotationId::new();
-    store
-        .stage(&b, &value("b-pending"), &id, &meta(Some(&id), 1))
-        .await
-        .expect("stage b");
+    store.stage(&b, &value("b-pending"), &id, &meta(Some(&id), 1)).await.expect("stage b");
     assert!(store.pending(&a).await.expect("pending a").is_none());
     assert!(store.current(&b).await.expect("current b").is_none());
     store.promote(&b, &id).await.expect("promote b");
-    assert_eq!(
-        current_text(&store.current(&a).await.expect("current a")),
-        Some("a-value")
-    );
+    assert_eq!(current_text(&store.current(&a).await.expect("current a")), Some("a-value"));
     assert!(store.previous(&a).await.expect("previous a").is_none());
 }
 
@@ -523,15 +321,8 @@ pub async fn two_rotations_keep_only_the_last_previous(f: &dyn Fixture) {
     for (i, text) in ["gen-1", "gen-2", "gen-3"].into_iter().enumerate() {
         seed_current(store.as_ref(), &s, text, i as u64 + 1).await;
     }
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("gen-3")
-    );
-    let previous = store
-        .previous(&s)
-        .await
-        .expect("previous")
-        .expect("previous");
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("gen-3"));
+    let previous = store.previous(&s).await.expect("previous").expect("previous");
     assert_eq!(previous.value.expose(), "gen-2");
     assert_eq!(previous.metadata.generation, 2);
 }
@@ -540,56 +331,26 @@ pub async fn a_foreign_secret_is_not_owned(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh();
     f.plant_foreign(&s.name, &value("made-by-hand")).await;
-    let read = store
-        .current(&s)
-        .await
-        .expect_err("reading a foreign secret");
-    assert!(
-        matches!(read, StoreError::NotOwned { .. }),
-        "expected NotOwned, got {read:?}"
-    );
+    let read = store.current(&s).await.expect_err("reading a foreign secret");
+    assert!(matches!(read, StoreError::NotOwned { .. }), "expected NotOwned, got {read:?}");
     let id = RotationId::new();
-    let write = store
-        .stage(&s, &value("new"), &id, &meta(Some(&id), 1))
-        .await
-        .expect_err("staging");
-    assert!(
-        matches!(write, StoreError::NotOwned { .. }),
-        "expected NotOwned, got {write:?}"
-    );
-    let write = store
-        .write_current(&s, &value("new"), &meta(None, 1))
-        .await
-        .expect_err("writing");
-    assert!(
-        matches!(write, StoreError::NotOwned { .. }),
-        "expected NotOwned, got {write:?}"
-    );
+    let write = store.stage(&s, &value("new"), &id, &meta(Some(&id), 1)).await.expect_err("staging");
+    assert!(matches!(write, StoreError::NotOwned { .. }), "expected NotOwned, got {write:?}");
+    let write = store.write_current(&s, &value("new"), &meta(None, 1)).await.expect_err("writing");
+    assert!(matches!(write, StoreError::NotOwned { .. }), "expected NotOwned, got {write:?}");
 }
 
 pub async fn adopt_takes_over_a_foreign_secret(f: &dyn Fixture) {
     let store = f.store();
     let s = fresh().adopting();
     f.plant_foreign(&s.name, &value("made-by-hand")).await;
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("made-by-hand")
-    );
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("made-by-hand"));
     seed_current(store.as_ref(), &s, "rotated", 1).await;
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("rotated")
-    );
-    assert_eq!(
-        current_text(&store.previous(&s).await.expect("previous")),
-        Some("made-by-hand")
-    );
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("rotated"));
+    assert_eq!(current_text(&store.previous(&s).await.expect("previous")), Some("made-by-hand"));
     // Once adopted, the secret is the job's own: no adopt needed any more.
     let owned = SecretRef::new(s.name.clone(), JOB);
-    assert_eq!(
-        current_text(&store.current(&owned).await.expect("current")),
-        Some("rotated")
-    );
+    assert_eq!(current_text(&store.current(&owned).await.expect("current")), Some("rotated"));
 }
 
 pub async fn a_secret_of_another_job_is_not_owned_even_with_adopt(f: &dyn Fixture) {
@@ -598,23 +359,11 @@ pub async fn a_secret_of_another_job_is_not_owned_even_with_adopt(f: &dyn Fixtur
     seed_current(store.as_ref(), &mine, "mine", 1).await;
     let theirs = SecretRef::new(mine.name.clone(), "another-job").adopting();
     let err = store.current(&theirs).await.expect_err("another job reads");
-    assert!(
-        matches!(err, StoreError::NotOwned { .. }),
-        "expected NotOwned, got {err:?}"
-    );
+    assert!(matches!(err, StoreError::NotOwned { .. }), "expected NotOwned, got {err:?}");
     let id = RotationId::new();
-    let err = store
-        .stage(&theirs, &value("x"), &id, &meta(Some(&id), 2))
-        .await
-        .expect_err("stage");
-    assert!(
-        matches!(err, StoreError::NotOwned { .. }),
-        "expected NotOwned, got {err:?}"
-    );
-    assert_eq!(
-        current_text(&store.current(&mine).await.expect("current")),
-        Some("mine")
-    );
+    let err = store.stage(&theirs, &value("x"), &id, &meta(Some(&id), 2)).await.expect_err("stage");
+    assert!(matches!(err, StoreError::NotOwned { .. }), "expected NotOwned, got {err:?}");
+    assert_eq!(current_text(&store.current(&mine).await.expect("current")), Some("mine"));
 }
 
 pub async fn check_succeeds_and_changes_nothing(f: &dyn Fixture) {
@@ -622,9 +371,6 @@ pub async fn check_succeeds_and_changes_nothing(f: &dyn Fixture) {
     let s = fresh();
     seed_current(store.as_ref(), &s, "kept", 1).await;
     store.check().await.expect("check");
-    assert_eq!(
-        current_text(&store.current(&s).await.expect("current")),
-        Some("kept")
-    );
+    assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("kept"));
     assert!(store.pending(&s).await.expect("pending").is_none());
 }

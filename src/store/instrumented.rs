@@ -21,18 +21,11 @@ pub struct Instrumented {
 impl Instrumented {
     /// `label` is the store's name in the config, shown beside the backend in spans.
     pub fn new(label: impl Into<String>, inner: Arc<dyn Store>) -> Self {
-        Self {
-            label: label.into(),
-            inner,
-            counts: Mutex::default(),
-        }
+        Self { label: label.into(), inner, counts: Mutex::default() }
     }
 
     pub fn counts(&self) -> CallCounts {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     async fn observe<T>(
@@ -58,12 +51,7 @@ impl Instrumented {
         if let Err(e) = &result {
             tracing::debug!(parent: &span, error = %e, "store call failed");
         }
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((call, status))
-            .or_default() += 1;
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry((call, status)).or_default() += 1;
         result
     }
 }
@@ -79,18 +67,15 @@ impl Store for Instrumented {
     }
 
     async fn current(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
-        self.observe("current", Some(&secret.name), self.inner.current(secret))
-            .await
+        self.observe("current", Some(&secret.name), self.inner.current(secret)).await
     }
 
     async fn pending(&self, secret: &SecretRef) -> Result<Option<Pending>, StoreError> {
-        self.observe("pending", Some(&secret.name), self.inner.pending(secret))
-            .await
+        self.observe("pending", Some(&secret.name), self.inner.pending(secret)).await
     }
 
     async fn previous(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
-        self.observe("previous", Some(&secret.name), self.inner.previous(secret))
-            .await
+        self.observe("previous", Some(&secret.name), self.inner.previous(secret)).await
     }
 
     async fn stage(
@@ -100,38 +85,16 @@ impl Store for Instrumented {
         rotation_id: &RotationId,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        self.observe(
-            "stage",
-            Some(&secret.name),
-            self.inner.stage(secret, value, rotation_id, metadata),
-        )
-        .await
+        self.observe("stage", Some(&secret.name), self.inner.stage(secret, value, rotation_id, metadata))
+            .await
     }
 
-    async fn promote(
-        &self,
-        secret: &SecretRef,
-        rotation_id: &RotationId,
-    ) -> Result<(), StoreError> {
-        self.observe(
-            "promote",
-            Some(&secret.name),
-            self.inner.promote(secret, rotation_id),
-        )
-        .await
+    async fn promote(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError> {
+        self.observe("promote", Some(&secret.name), self.inner.promote(secret, rotation_id)).await
     }
 
-    async fn discard(
-        &self,
-        secret: &SecretRef,
-        rotation_id: &RotationId,
-    ) -> Result<(), StoreError> {
-        self.observe(
-            "discard",
-            Some(&secret.name),
-            self.inner.discard(secret, rotation_id),
-        )
-        .await
+    async fn discard(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError> {
+        self.observe("discard", Some(&secret.name), self.inner.discard(secret, rotation_id)).await
     }
 
     async fn write_current(
@@ -140,12 +103,8 @@ impl Store for Instrumented {
         value: &SecretValue,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        self.observe(
-            "write_current",
-            Some(&secret.name),
-            self.inner.write_current(secret, value, metadata),
-        )
-        .await
+        self.observe("write_current", Some(&secret.name), self.inner.write_current(secret, value, metadata))
+            .await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -39,9 +39,7 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
         // A panic while holding the lock cannot leave the slots half-changed: every operation changes them in one
         // assignment after all checks, so the data is still consistent.
-        self.slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -52,11 +50,7 @@ impl Store for MemoryStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            durable: false,
-            atomic_promote: true,
-            versioned: false,
-        }
+        Capabilities { durable: false, atomic_promote: true, versioned: false }
     }
 
     async fn current(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
@@ -78,24 +72,14 @@ impl Store for MemoryStore {
         rotation_id: &RotationId,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .stage(BACKEND, secret, value, rotation_id, metadata)
-            .map(drop)
+        self.lock().stage(BACKEND, secret, value, rotation_id, metadata).map(drop)
     }
 
-    async fn promote(
-        &self,
-        secret: &SecretRef,
-        rotation_id: &RotationId,
-    ) -> Result<(), StoreError> {
+    async fn promote(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError> {
         self.lock().promote(BACKEND, secret, rotation_id).map(drop)
     }
 
-    async fn discard(
-        &self,
-        secret: &SecretRef,
-        rotation_id: &RotationId,
-    ) -> Result<(), StoreError> {
+    async fn discard(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError> {
         self.lock().discard(BACKEND, secret, rotation_id).map(drop)
     }
 
@@ -105,9 +89,7 @@ impl Store for MemoryStore {
         value: &SecretValue,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .write_current(BACKEND, secret, value, metadata)
-            .map(drop)
+        self.lock().write_current(BACKEND, secret, value, metadata).map(drop)
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -116,11 +116,7 @@ pub struct SecretRef {
 
 impl SecretRef {
     pub fn new(name: impl Into<String>, job: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            job: job.into(),
-            adopt: false,
-        }
+        Self { name: name.into(), job: job.into(), adopt: false }
     }
 
     pub fn adopting(mut self) -> Self {
@@ -142,17 +138,9 @@ pub struct Metadata {
 
 impl Metadata {
     /// Timestamps are kept to the second: every backend can store that, so a round trip is exact everywhere.
-    pub fn new(
-        rotation_id: Option<RotationId>,
-        rotated_at: DateTime<Utc>,
-        generation: u64,
-    ) -> Self {
+    pub fn new(rotation_id: Option<RotationId>, rotated_at: DateTime<Utc>, generation: u64) -> Self {
         let rotated_at = DateTime::from_timestamp(rotated_at.timestamp(), 0).unwrap_or(rotated_at);
-        Self {
-            rotation_id,
-            rotated_at,
-            generation,
-        }
+        Self { rotation_id, rotated_at, generation }
     }
 }
 
@@ -189,46 +177,28 @@ pub enum StoreError {
     #[error("{backend}: {what} not found")]
     NotFound { backend: &'static str, what: String },
     #[error("{backend}: conflict: {detail}")]
-    Conflict {
-        backend: &'static str,
-        detail: String,
-    },
+    Conflict { backend: &'static str, detail: String },
     #[error("{backend}: `{name}` is not managed by rotavault for job `{job}`{}", owner_note(.owner))]
-    NotOwned {
-        backend: &'static str,
-        name: String,
-        job: String,
-        owner: Option<String>,
-    },
+    NotOwned { backend: &'static str, name: String, job: String, owner: Option<String> },
     #[error("{backend}: not authenticated: {detail}")]
-    Unauthenticated {
-        backend: &'static str,
-        detail: String,
-    },
+    Unauthenticated { backend: &'static str, detail: String },
     #[error("{backend}: permission denied: {detail}")]
-    PermissionDenied {
-        backend: &'static str,
-        detail: String,
-    },
+    PermissionDenied { backend: &'static str, detail: String },
     #[error("{backend}: temporarily unavailable: {detail}")]
-    Transient {
-        backend: &'static str,
-        detail: String,
-        retry_after: Option<Duration>,
-    },
+    Transient { backend: &'static str, detail: String, retry_after: Option<Duration> },
     #[error("{backend}: not supported: {what}")]
     NotSupported { backend: &'static str, what: String },
     #[error("{backend}: invalid: {detail}")]
-    Invalid {
-        backend: &'static str,
-        detail: String,
-    },
+    Invalid { backend: &'static str, detail: String },
 }
 
 fn owner_note(owner: &Option<String>) -> String {
     match owner {
         Some(job) => format!(" (it belongs to job `{job}`)"),
-        None => " (it exists and has no managed-by=rotavault tag; set `adopt = true` on the job to take it over)".into(),
+        None => {
+            " (it exists and has no managed-by=rotavault tag; set `adopt = true` on the job to take it over)"
+                .into()
+        }
     }
 }
 
@@ -295,11 +265,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         metadata: &Metadata,
     ) -> Result<(), StoreError>;
 
-    async fn promote(&self, secret: &SecretRef, rotation_id: &RotationId)
-    -> Result<(), StoreError>;
+    async fn promote(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError>;
 
-    async fn discard(&self, secret: &SecretRef, rotation_id: &RotationId)
-    -> Result<(), StoreError>;
+    async fn discard(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError>;
 
     async fn write_current(
         &self,

@@ -26,11 +26,7 @@ pub struct Entry {
 
 impl Slots {
     /// The entry for `secret`, after checking that the job may touch it.
-    fn owned(
-        &self,
-        backend: &'static str,
-        secret: &SecretRef,
-    ) -> Result<Option<&Entry>, StoreError> {
+    fn owned(&self, backend: &'static str, secret: &SecretRef) -> Result<Option<&Entry>, StoreError> {
         let Some(entry) = self.entries.get(&secret.name) else {
             return Ok(None);
         };
@@ -39,11 +35,7 @@ impl Slots {
     }
 
     /// The entry for `secret` to change, created if missing and claimed for the job.
-    fn owned_mut(
-        &mut self,
-        backend: &'static str,
-        secret: &SecretRef,
-    ) -> Result<&mut Entry, StoreError> {
+    fn owned_mut(&mut self, backend: &'static str, secret: &SecretRef) -> Result<&mut Entry, StoreError> {
         let entry = self.entries.entry(secret.name.clone()).or_default();
         if entry.owner.is_none() && entry.current.is_none() && entry.pending.is_none() {
             entry.owner = Some(secret.job.clone());
@@ -53,30 +45,16 @@ impl Slots {
         Ok(entry)
     }
 
-    pub fn current(
-        &self,
-        backend: &'static str,
-        secret: &SecretRef,
-    ) -> Result<Option<Stored>, StoreError> {
+    pub fn current(&self, backend: &'static str, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
         Ok(self.owned(backend, secret)?.and_then(|e| e.current.clone()))
     }
 
-    pub fn pending(
-        &self,
-        backend: &'static str,
-        secret: &SecretRef,
-    ) -> Result<Option<Pending>, StoreError> {
+    pub fn pending(&self, backend: &'static str, secret: &SecretRef) -> Result<Option<Pending>, StoreError> {
         Ok(self.owned(backend, secret)?.and_then(|e| e.pending.clone()))
     }
 
-    pub fn previous(
-        &self,
-        backend: &'static str,
-        secret: &SecretRef,
-    ) -> Result<Option<Stored>, StoreError> {
-        Ok(self
-            .owned(backend, secret)?
-            .and_then(|e| e.previous.clone()))
+    pub fn previous(&self, backend: &'static str, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
+        Ok(self.owned(backend, secret)?.and_then(|e| e.previous.clone()))
     }
 
     /// Returns whether anything changed, so that a durable backend can skip a write that would change nothing.
@@ -126,10 +104,8 @@ impl Slots {
             .owned(backend, secret)?
             .and_then(|e| e.current.as_ref())
             .is_some_and(|c| c.metadata.rotation_id.as_ref() == Some(rotation_id));
-        let pending_id = self
-            .owned(backend, secret)?
-            .and_then(|e| e.pending.as_ref())
-            .map(|p| p.rotation_id.clone());
+        let pending_id =
+            self.owned(backend, secret)?.and_then(|e| e.pending.as_ref()).map(|p| p.rotation_id.clone());
         match pending_id {
             None if already_current => Ok(false),
             None => Err(StoreError::NotFound {
@@ -138,19 +114,13 @@ impl Slots {
             }),
             Some(other) if other != *rotation_id => Err(StoreError::Conflict {
                 backend,
-                detail: format!(
-                    "rotation {other} is pending for `{}`, not {rotation_id}",
-                    secret.name
-                ),
+                detail: format!("rotation {other} is pending for `{}`, not {rotation_id}", secret.name),
             }),
             Some(_) => {
                 let entry = self.owned_mut(backend, secret)?;
                 if let Some(p) = entry.pending.take() {
                     entry.previous = entry.current.take();
-                    entry.current = Some(Stored {
-                        value: p.value,
-                        metadata: p.metadata,
-                    });
+                    entry.current = Some(Stored { value: p.value, metadata: p.metadata });
                 }
                 Ok(true)
             }
@@ -163,18 +133,13 @@ impl Slots {
         secret: &SecretRef,
         rotation_id: &RotationId,
     ) -> Result<bool, StoreError> {
-        let pending_id = self
-            .owned(backend, secret)?
-            .and_then(|e| e.pending.as_ref())
-            .map(|p| p.rotation_id.clone());
+        let pending_id =
+            self.owned(backend, secret)?.and_then(|e| e.pending.as_ref()).map(|p| p.rotation_id.clone());
         match pending_id {
             None => Ok(false),
             Some(other) if other != *rotation_id => Err(StoreError::Conflict {
                 backend,
-                detail: format!(
-                    "rotation {other} is pending for `{}`, not {rotation_id}",
-                    secret.name
-                ),
+                detail: format!("rotation {other} is pending for `{}`, not {rotation_id}", secret.name),
             }),
             Some(_) => {
                 self.owned_mut(backend, secret)?.pending = None;
@@ -191,10 +156,7 @@ impl Slots {
         metadata: &Metadata,
     ) -> Result<bool, StoreError> {
         let entry = self.owned_mut(backend, secret)?;
-        let new = Stored {
-            value: value.clone(),
-            metadata: metadata.clone(),
-        };
+        let new = Stored { value: value.clone(), metadata: metadata.clone() };
         if entry.current.as_ref() == Some(&new) {
             return Ok(false);
         }

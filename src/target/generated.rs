@@ -55,9 +55,6 @@ impl Target for GeneratedTarget {
     }
 
     fn describe(&self) -> TargetDescription {
-        TargetDescription {
-            kind: KIND,
-            detail: format!("generated secret, {}", self.policy),
-        }
+        TargetDescription { kind: KIND, detail: format!("generated secret, {}", self.policy) }
     }
 }

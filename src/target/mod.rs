@@ -27,35 +27,19 @@ pub struct RotationInfo {
 pub enum TargetError {
     /// The target refused the new value (a password rule, the history); nothing changed there.
     #[error("{target}: refused: {reason}")]
-    Rejected {
-        target: &'static str,
-        reason: String,
-    },
+    Rejected { target: &'static str, reason: String },
     /// The credential presented does not authenticate (a failed login: it counts toward lockout).
     #[error("{target}: not authenticated: {detail}")]
-    Unauthenticated {
-        target: &'static str,
-        detail: String,
-    },
+    Unauthenticated { target: &'static str, detail: String },
     /// Nothing happened; the same call may succeed later.
     #[error("{target}: temporarily unavailable: {detail}")]
-    Transient {
-        target: &'static str,
-        detail: String,
-        retry_after: Option<Duration>,
-    },
+    Transient { target: &'static str, detail: String, retry_after: Option<Duration> },
     /// The call may or may not have taken effect (a timeout, a connection cut after sending).
     #[error("{target}: outcome unknown: {detail}")]
-    Unknown {
-        target: &'static str,
-        detail: String,
-    },
+    Unknown { target: &'static str, detail: String },
     /// A configuration or payload problem that retrying cannot fix.
     #[error("{target}: invalid: {detail}")]
-    Invalid {
-        target: &'static str,
-        detail: String,
-    },
+    Invalid { target: &'static str, detail: String },
 }
 
 impl TargetError {

@@ -3,9 +3,7 @@
 
 use async_trait::async_trait;
 use rotavault::secret::SecretValue;
-use rotavault::store::{
-    Capabilities, Metadata, Pending, RotationId, SecretRef, Store, StoreError, Stored,
-};
+use rotavault::store::{Capabilities, Metadata, Pending, RotationId, SecretRef, Store, StoreError, Stored};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -38,11 +36,7 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self {
-            inner,
-            faults: Mutex::default(),
-            calls: Mutex::default(),
-        }
+        Self { inner, faults: Mutex::default(), calls: Mutex::default() }
     }
 
     /// The next `times` calls of `op` get `fault`.
@@ -59,27 +53,15 @@ impl FaultyStore {
     }
 
     pub fn calls(&self, op: Op) -> usize {
-        self.calls
-            .lock()
-            .expect("calls")
-            .iter()
-            .filter(|&&c| c == op)
-            .count()
+        self.calls.lock().expect("calls").iter().filter(|&&c| c == op).count()
     }
 
     pub fn permanent(detail: &str) -> StoreError {
-        StoreError::PermissionDenied {
-            backend: "faulty",
-            detail: detail.into(),
-        }
+        StoreError::PermissionDenied { backend: "faulty", detail: detail.into() }
     }
 
     pub fn transient(detail: &str) -> StoreError {
-        StoreError::Transient {
-            backend: "faulty",
-            detail: detail.into(),
-            retry_after: None,
-        }
+        StoreError::Transient { backend: "faulty", detail: detail.into(), retry_after: None }
     }
 
     async fn run<T, F>(&self, op: Op, call: F) -> Result<T, StoreError>
@@ -89,9 +71,7 @@ impl FaultyStore {
         self.calls.lock().expect("calls").push(op);
         let fault = {
             let mut faults = self.faults.lock().expect("faults");
-            faults
-                .get_mut(&op)
-                .and_then(|q| (!q.is_empty()).then(|| q.remove(0)))
+            faults.get_mut(&op).and_then(|q| (!q.is_empty()).then(|| q.remove(0)))
         };
         match fault {
             None => call.await,
@@ -134,8 +114,7 @@ impl Store for FaultyStore {
         id: &RotationId,
         m: &Metadata,
     ) -> Result<(), StoreError> {
-        self.run(Op::Stage, self.inner.stage(secret, value, id, m))
-            .await
+        self.run(Op::Stage, self.inner.stage(secret, value, id, m)).await
     }
 
     async fn promote(&self, secret: &SecretRef, id: &RotationId) -> Result<(), StoreError> {
@@ -152,8 +131,7 @@ impl Store for FaultyStore {
         value: &SecretValue,
         m: &Metadata,
     ) -> Result<(), StoreError> {
-        self.run(Op::WriteCurrent, self.inner.write_current(secret, value, m))
-            .await
+        self.run(Op::WriteCurrent, self.inner.write_current(secret, value, m)).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -103,10 +103,7 @@ impl Target for ScriptedTarget {
     }
 
     fn policy(&self) -> SecretPolicy {
-        SecretPolicy {
-            length: 24,
-            ..SecretPolicy::default()
-        }
+        SecretPolicy { length: 24, ..SecretPolicy::default() }
     }
 
     async fn prepare(
@@ -127,10 +124,9 @@ impl Target for ScriptedTarget {
                 account.applies += 1;
                 Ok(())
             }
-            Some(ApplyFault::Refuse) => Err(TargetError::Rejected {
-                target: KIND,
-                reason: "the password was used before".into(),
-            }),
+            Some(ApplyFault::Refuse) => {
+                Err(TargetError::Rejected { target: KIND, reason: "the password was used before".into() })
+            }
             Some(ApplyFault::Transient) => Err(TargetError::Transient {
                 target: KIND,
                 detail: "503".into(),
@@ -144,15 +140,11 @@ impl Target for ScriptedTarget {
                 let mut account = self.account();
                 account.accepted = Some(payload.expose().to_owned());
                 account.applies += 1;
-                Err(TargetError::Unknown {
-                    target: KIND,
-                    detail: "connection reset after sending".into(),
-                })
+                Err(TargetError::Unknown { target: KIND, detail: "connection reset after sending".into() })
             }
-            Some(ApplyFault::LoseAnswerWithoutApplying) => Err(TargetError::Unknown {
-                target: KIND,
-                detail: "connection reset".into(),
-            }),
+            Some(ApplyFault::LoseAnswerWithoutApplying) => {
+                Err(TargetError::Unknown { target: KIND, detail: "connection reset".into() })
+            }
             Some(ApplyFault::ClaimDoneWithoutApplying) => Ok(()),
         }
     }
@@ -161,11 +153,7 @@ impl Target for ScriptedTarget {
         let fault = self.account().verify_faults.pop_front();
         match fault {
             Some(VerifyFault::Transient) => {
-                return Err(TargetError::Transient {
-                    target: KIND,
-                    detail: "503".into(),
-                    retry_after: None,
-                });
+                return Err(TargetError::Transient { target: KIND, detail: "503".into(), retry_after: None });
             }
             Some(VerifyFault::Hang) => std::future::pending::<()>().await,
             Some(VerifyFault::RejectRegardless) | None => {}
@@ -177,17 +165,11 @@ impl Target for ScriptedTarget {
             Ok(())
         } else {
             account.failed_logins += 1;
-            Err(TargetError::Unauthenticated {
-                target: KIND,
-                detail: "401".into(),
-            })
+            Err(TargetError::Unauthenticated { target: KIND, detail: "401".into() })
         }
     }
 
     fn describe(&self) -> TargetDescription {
-        TargetDescription {
-            kind: KIND,
-            detail: "scripted test account".into(),
-        }
+        TargetDescription { kind: KIND, detail: "scripted test account".into() }
     }
 }

@@ -1,1 +1,143 @@
-//! The command line (stub, being written).
+//! The command line: one file per subcommand, and the exit codes they share.
+//!
+//! Command output goes to standard output; logs go to standard error, so a script can read one without the other.
+
+mod check;
+mod keygen;
+mod resolve;
+mod rotate;
+mod run;
+mod status;
+
+use crate::config::{self, Config, ConfigError};
+use crate::rotation::RotationError;
+use crate::runtime::BuildError;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Exit codes, after sysexits.h where one fits, so that systemd and scripts can tell failures apart.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A rotation or command failed.
+    pub const FAILURE: u8 = 1;
+    /// A job is diverged: a person must act.
+    pub const DIVERGED: u8 = 3;
+    /// Wrong use of the command line (an unknown job).
+    pub const USAGE: u8 = 64;
+    /// Try again later: the job is busy, or a rotation is pending and a later run settles it.
+    pub const TEMPFAIL: u8 = 75;
+    /// The configuration is wrong (EX_CONFIG).
+    pub const CONFIG: u8 = 78;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "rotavault", version, about = "Creates and rotates API credentials and writes them straight into secret stores")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "ROTAVAULT_CONFIG", default_value = "/etc/rotavault/config.toml")]
+    pub config: PathBuf,
+
+    /// Log format on standard error: `auto` is JSON unless standard error is a terminal.
+    #[arg(long, global = true, env = "ROTAVAULT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: recover what is pending, then rotate every job on its schedule until SIGTERM.
+    Run,
+    /// Rotate one job now.
+    Rotate {
+        /// The job's name in the configuration.
+        job: String,
+    },
+    /// Validate the configuration and every job's policy, without contacting any target or remote store.
+    Check,
+    /// Show each job's last rotation, age, next due time and state, without any secret.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a key file for a `file` store (an age X25519 identity, mode 0600).
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Clear a job's diverged mark after a person has set its credential right.
+    Resolve {
+        /// The job's name in the configuration.
+        job: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    #[error("{0}")]
+    Rotation(#[from] RotationError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => exit::CONFIG,
+            Self::Usage(_) => exit::USAGE,
+            Self::Build(_) | Self::Failed(_) => exit::FAILURE,
+            Self::Rotation(e) => rotation_exit_code(e),
+        }
+    }
+}
+
+fn rotation_exit_code(e: &RotationError) -> u8 {
+    match e {
+        RotationError::Diverged { .. } => exit::DIVERGED,
+        RotationError::Busy(_)
+        | RotationError::VerifyFailed { .. }
+        | RotationError::Unsettled { .. }
+        | RotationError::PromoteIncomplete { .. }
+        | RotationError::ShutDown { .. } => exit::TEMPFAIL,
+        _ => exit::FAILURE,
+    }
+}
+
+/// Runs the parsed command; the returned code is the process's exit code.
+pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Run => run::run(load(&cli.config)?).await,
+        Command::Rotate { job } => rotate::rotate(load(&cli.config)?, &job).await,
+        Command::Check => check::check(&cli.config),
+        Command::Status { json } => status::status(load(&cli.config)?, json).await,
+        Command::Keygen { out } => keygen::keygen(&out),
+        Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, CliError> {
+    Ok(config::load(path)?)
+}
+
+fn unknown_job(name: &str, known: &[&str]) -> CliError {
+    CliError::Usage(format!(
+        "there is no job `{name}` in the configuration; the jobs are: {}",
+        if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }
+    ))
+}

@@ -1,0 +1,23 @@
+//! `rotavault resolve JOB`: clears a diverged mark once a person has made the stores and the target agree
+//! again (for example by writing the working credential as current).
+
+use super::{CliError, exit, unknown_job};
+use crate::config::Config;
+use crate::rotation::state::StateDir;
+use crate::rotation::{Engine, Settings};
+use crate::schedule::SystemClock;
+use std::sync::Arc;
+
+pub fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
+    if !config.jobs.contains_key(name) {
+        let known: Vec<&str> = config.jobs.keys().map(String::as_str).collect();
+        return Err(unknown_job(name, &known));
+    }
+    let engine = Engine::new(Settings::default(), Arc::new(SystemClock), StateDir::new(&config.state_dir), true);
+    if engine.resolve_diverged(name)? {
+        println!("{name}: the diverged mark is cleared; the next run settles any pending value against the target first");
+    } else {
+        println!("{name} was not diverged; nothing changed");
+    }
+    Ok(exit::OK)
+}

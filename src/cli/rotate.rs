@@ -1,0 +1,27 @@
+//! `rotavault rotate JOB`: one rotation now, with recovery first, exactly as the daemon would run it.
+
+use super::{CliError, exit, unknown_job};
+use crate::config::Config;
+use crate::rotation::{Outcome, Trigger};
+use crate::runtime::Runtime;
+use crate::schedule::SystemClock;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub async fn rotate(config: Config, name: &str) -> Result<u8, CliError> {
+    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new())?;
+    let Some(scheduled) = runtime.job(name) else {
+        return Err(unknown_job(name, &runtime.job_names()));
+    };
+    match runtime.engine.rotate(&scheduled.job, Trigger::Manual).await? {
+        Outcome::Rotated { rotation_id, generation } => {
+            println!("rotated {name}: rotation {rotation_id}, generation {generation}");
+        }
+        Outcome::Completed { rotation_id } => {
+            println!(
+                "completed the interrupted rotation {rotation_id} of {name}; run again for a fresh secret"
+            );
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,176 @@
+//! `rotavault status [--json]`: for each job, its last rotation, age, next due time and state, read from store
+//! metadata and the job state file. It reads values only to learn their metadata and prints none.
+
+use super::{CliError, exit};
+use crate::config::Config;
+use crate::rotation::state::{AttemptOutcome, JobState};
+use crate::runtime::{Runtime, ScheduledJob};
+use crate::schedule::{Clock, SystemClock, next_due};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Serialize)]
+pub struct JobStatus {
+    pub job: String,
+    /// `ok`, `pending`, `failed`, `diverged`, or `never` (no secret yet).
+    pub state: &'static str,
+    pub target: String,
+    pub last_rotation: Option<DateTime<Utc>>,
+    pub age_seconds: Option<i64>,
+    pub generation: Option<u64>,
+    pub next_due: Option<DateTime<Utc>>,
+    pub due_reason: Option<String>,
+    pub stores: Vec<StoreStatus>,
+    pub last_error: Option<String>,
+    /// What a person should do, when anything.
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreStatus {
+    pub store: String,
+    pub backend: &'static str,
+    pub name: String,
+    pub rotation_id: Option<String>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub generation: Option<u64>,
+    pub pending_rotation_id: Option<String>,
+    pub error: Option<String>,
+}
+
+pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
+    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new())?;
+    let now = SystemClock.now();
+    let mut all = Vec::new();
+    for scheduled in &runtime.jobs {
+        let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable job state");
+            JobState::default()
+        });
+        all.push(job_status(scheduled, &state, now).await);
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&all).map_err(|e| CliError::Failed(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print_table(&all, now);
+    }
+    Ok(exit::OK)
+}
+
+async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: DateTime<Utc>) -> JobStatus {
+    let job = &scheduled.job;
+    let mut stores = Vec::new();
+    let mut any_pending = false;
+    let mut any_missing = false;
+    let mut oldest: Option<DateTime<Utc>> = None;
+    let mut generation: Option<u64> = None;
+    for js in &job.stores {
+        let mut s = StoreStatus {
+            store: js.label.clone(),
+            backend: js.store.backend(),
+            name: js.secret.name.clone(),
+            rotation_id: None,
+            rotated_at: None,
+            generation: None,
+            pending_rotation_id: None,
+            error: None,
+        };
+        match js.store.current(&js.secret).await {
+            Ok(Some(current)) => {
+                let m = current.metadata;
+                s.rotation_id = m.rotation_id.map(|r| r.to_string());
+                s.rotated_at = Some(m.rotated_at);
+                s.generation = Some(m.generation);
+                oldest = Some(oldest.map_or(m.rotated_at, |o| o.min(m.rotated_at)));
+                generation = Some(generation.map_or(m.generation, |g| g.min(m.generation)));
+            }
+            Ok(None) => any_missing = true,
+            Err(e) => s.error = Some(e.to_string()),
+        }
+        match js.store.pending(&js.secret).await {
+            Ok(Some(p)) => {
+                any_pending = true;
+                s.pending_rotation_id = Some(p.rotation_id.to_string());
+            }
+            Ok(None) => {}
+            Err(e) => s.error = s.error.or(Some(e.to_string())),
+        }
+        stores.push(s);
+    }
+    let rotated_at = if any_missing { None } else { oldest };
+    let store_error = stores.iter().find_map(|s| s.error.clone());
+
+    let (state_name, action) = if let Some(mark) = &state.diverged {
+        (
+            "diverged",
+            Some(format!(
+                "diverged since {}: {}. Set the credential right by hand, then run `rotavault resolve {}`",
+                mark.since, mark.reason, job.name
+            )),
+        )
+    } else if any_pending {
+        ("pending", Some("a rotation is waiting to be settled; the daemon retries it, or run `rotavault rotate`".into()))
+    } else if store_error.is_some() {
+        ("failed", Some("a store cannot be read; see its error".into()))
+    } else if matches!(state.last_attempt.as_ref().map(|a| a.outcome), Some(AttemptOutcome::Failed)) {
+        ("failed", Some("the last attempt failed; see last_error".into()))
+    } else if rotated_at.is_none() {
+        ("never", Some("no secret yet; the daemon rotates it at start-up, or run `rotavault rotate`".into()))
+    } else {
+        ("ok", None)
+    };
+
+    let due = next_due(&job.name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
+    JobStatus {
+        job: job.name.clone(),
+        state: state_name,
+        target: job.target.describe().detail,
+        last_rotation: rotated_at,
+        age_seconds: rotated_at.map(|at| (now - at).num_seconds()),
+        generation,
+        next_due: (state.diverged.is_none()).then_some(due.at),
+        due_reason: (state.diverged.is_none()).then(|| due.reason.to_string()),
+        stores,
+        last_error: store_error.or_else(|| state.last_attempt.as_ref().and_then(|a| a.error.clone())),
+        action,
+    }
+}
+
+fn print_table(all: &[JobStatus], now: DateTime<Utc>) {
+    println!("{:<24} {:<9} {:<21} {:>10} {:<21}", "JOB", "STATE", "LAST ROTATION", "AGE", "NEXT DUE");
+    for s in all {
+        let last = s.last_rotation.map(short).unwrap_or_else(|| "-".into());
+        let age = s.age_seconds.map(|a| human(a.max(0))).unwrap_or_else(|| "-".into());
+        let next = match s.next_due {
+            Some(at) if at <= now => "now".to_owned(),
+            Some(at) => short(at),
+            None => "-".into(),
+        };
+        println!("{:<24} {:<9} {:<21} {:>10} {:<21}", s.job, s.state, last, age, next);
+    }
+    for s in all {
+        if let Some(error) = &s.last_error {
+            println!("\n{}: {error}", s.job);
+        }
+        if let Some(action) = &s.action {
+            println!("{}: {action}", s.job);
+        }
+    }
+}
+
+fn short(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
+fn human(seconds: i64) -> String {
+    let s = seconds as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}

@@ -1,0 +1,128 @@
+//! Builds the running objects from a validated [`Config`]: every store (wrapped in [`Instrumented`]), every
+//! target, the [`Engine`] and its jobs. The one place that turns config kinds into backends, by one `match` each.
+
+use crate::config::{Config, StoreConfig, TargetConfig};
+use crate::rotation::state::StateDir;
+use crate::rotation::{Engine, Job, JobStore, Settings};
+use crate::schedule::{Clock, Schedule};
+use crate::secret::SecretPolicy;
+use crate::store::file::FileStore;
+use crate::store::instrumented::Instrumented;
+use crate::store::memory::MemoryStore;
+use crate::store::{SecretRef, Store, StoreError};
+use crate::target::Target;
+use crate::target::generated::GeneratedTarget;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A job with what the scheduler needs to know of it.
+#[derive(Debug)]
+pub struct ScheduledJob {
+    pub job: Job,
+    pub schedule: Option<Schedule>,
+    pub max_age: Option<Duration>,
+}
+
+impl ScheduledJob {
+    /// When the secret was last rotated, from store metadata (so that a restart loses nothing): the oldest
+    /// current value among the job's stores, or `None` when any store has none yet.
+    pub async fn rotated_at(&self) -> Result<Option<DateTime<Utc>>, (String, StoreError)> {
+        let mut oldest: Option<DateTime<Utc>> = None;
+        for js in &self.job.stores {
+            match js.store.current(&js.secret).await {
+                Ok(Some(stored)) => {
+                    let at = stored.metadata.rotated_at;
+                    oldest = Some(oldest.map_or(at, |o| o.min(at)));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => return Err((js.label.clone(), e)),
+            }
+        }
+        Ok(oldest)
+    }
+}
+
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Config,
+    pub engine: Engine,
+    pub jobs: Vec<ScheduledJob>,
+    pub stores: BTreeMap<String, Arc<Instrumented>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("store `{name}` cannot be opened: {source}")]
+    Store { name: String, source: StoreError },
+}
+
+impl Runtime {
+    pub fn build(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> Result<Self, BuildError> {
+        let mut stores = BTreeMap::new();
+        for (name, store_config) in &config.stores {
+            let store = open_store(store_config)
+                .map_err(|source| BuildError::Store { name: name.clone(), source })?;
+            stores.insert(name.clone(), Arc::new(Instrumented::new(name.clone(), store)));
+        }
+        let targets: BTreeMap<&String, Arc<dyn Target>> =
+            config.targets.iter().map(|(name, t)| (name, build_target(t))).collect();
+
+        let mut jobs = Vec::new();
+        for (name, job) in &config.jobs {
+            // The config has checked every reference, so a miss here would be a bug in validation.
+            let Some(target) = targets.get(&job.target).cloned() else { continue };
+            let job_stores = job
+                .stores
+                .iter()
+                .filter_map(|js| {
+                    let store = stores.get(&js.store)?.clone();
+                    let mut secret = SecretRef::new(js.name.clone(), name.clone());
+                    secret.adopt = js.adopt;
+                    Some(JobStore { label: js.store.clone(), store, secret })
+                })
+                .collect();
+            jobs.push(ScheduledJob {
+                job: Job { name: name.clone(), target, stores: job_stores, policy: job.secret_policy.clone() },
+                schedule: job.schedule.clone(),
+                max_age: job.max_age,
+            });
+        }
+
+        let r = &config.rotation;
+        let settings = Settings {
+            settle: r.settle,
+            verify_attempts: r.verify_attempts,
+            verify_backoff: r.verify_backoff,
+            call_timeout: r.call_timeout,
+            propagation_grace: r.propagation_grace,
+            ..Settings::default()
+        };
+        let engine =
+            Engine::new(settings, clock, StateDir::new(&config.state_dir), true).with_shutdown(shutdown);
+        Ok(Self { config, engine, jobs, stores })
+    }
+
+    pub fn job(&self, name: &str) -> Option<&ScheduledJob> {
+        self.jobs.iter().find(|j| j.job.name == name)
+    }
+
+    pub fn job_names(&self) -> Vec<&str> {
+        self.jobs.iter().map(|j| j.job.name.as_str()).collect()
+    }
+}
+
+fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config {
+        StoreConfig::Memory => Arc::new(MemoryStore::new()),
+        StoreConfig::File { path, identity } => Arc::new(FileStore::open(path.clone(), identity.clone())?),
+    })
+}
+
+fn build_target(config: &TargetConfig) -> Arc<dyn Target> {
+    match config {
+        TargetConfig::Generated => Arc::new(GeneratedTarget::new(SecretPolicy::default())),
+    }
+}

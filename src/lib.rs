@@ -8,12 +8,14 @@
 //! - [`target`]: the `Target` trait and the targets whose credentials are rotated.
 //! - [`rotation`]: the engine: the rotation protocol, recovery, the per-job lock and the job state.
 //! - [`schedule`]: cron schedules, windows, `max_age`, and the injectable clock.
-//! - [`config`]: the TOML configuration, its validation and the runtime built from it.
+//! - [`config`]: the TOML configuration and its validation.
+//! - [`runtime`]: builds stores, targets, the engine and its jobs from a validated config.
 //! - [`cli`]: one file per subcommand; `main.rs` only parses and dispatches.
 
 pub mod cli;
 pub mod config;
 pub mod rotation;
+pub mod runtime;
 pub mod schedule;
 pub mod secret;
 pub mod store;

@@ -1,1 +1,43 @@
-fn main() {}
+//! The `rotavault` binary: parse the command line, set up telemetry, dispatch, exit with the command's code.
+
+use clap::Parser;
+use rotavault::cli::{self, Cli, LogFormat};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_telemetry(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("rotavault: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::exit::FAILURE);
+        }
+    };
+    match runtime.block_on(cli::dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("rotavault: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Logs go to standard error: JSON for journald and log shippers, text for a person at a terminal. The level
+/// comes from `ROTAVAULT_LOG` (`RUST_LOG` syntax), `info` by default.
+fn init_telemetry(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("ROTAVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(true).with_span_list(true).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}

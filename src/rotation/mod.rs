@@ -472,6 +472,7 @@ impl Engine {
         for (i, js) in job.stores.iter().enumerate() {
             let staged =
                 self.store_call(js, || js.store.stage(&js.secret, payload, rotation_id, metadata)).await;
+            tracing::trace!(store = %js.label, ok = staged.is_ok(), "stage answered");
             if let Err(source) = staged {
                 tracing::error!(store = %js.label, error = %source, "stage failed; discarding what was staged");
                 // Discard in every store up to and including the failed one: a stage whose answer was lost may
@@ -516,6 +517,7 @@ impl Engine {
         let mut failed = Vec::new();
         for js in &job.stores {
             let result = self.promote_one(js, rotation_id, payload, metadata).await;
+            tracing::trace!(store = %js.label, ok = result.is_ok(), "promote answered");
             if let Err(e) = result {
                 tracing::error!(store = %js.label, error = %e, "promote failed; the next run completes it");
                 failed.push((js.label.clone(), e));

@@ -1,0 +1,285 @@
+//! The real `rotavault` binary, end to end: keygen, check, rotate, status, resolve and the daemon, with a file
+//! store and the `generated` target; exit codes; and the proof that no secret ever reaches the output.
+
+use rotavault::store::file::{FileStore, IdentitySource};
+use rotavault::store::{SecretRef, Store};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rotavault");
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("store.key");
+        let out = Command::new(BIN).args(["keygen", "--out"]).arg(&key).output().expect("keygen runs");
+        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            r#"
+state_dir = "state"
+
+[policy]
+max_age = "30d"
+min_length = 24
+
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
+
+[targets.shared]
+kind = "generated"
+
+[jobs.webhook]
+target = "shared"
+stores = [ { store = "local", name = "webhooks/signing-key" } ]
+schedule = "0 3 * * *"
+
+[jobs.token]
+target = "shared"
+stores = [ { store = "local", name = "tokens/reporting" } ]
+max_age = "7d"
+[jobs.token.secret]
+length = 40
+require = ["upper", "lower", "digit"]
+"#,
+        )
+        .expect("write config");
+        Self { dir, config }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("ROTAVAULT_LOG", "trace")
+            .env_remove("ROTAVAULT_CONFIG")
+            .env_remove("ROTAVAULT_LOG_FORMAT")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("rotavault runs")
+    }
+
+    fn store(&self) -> FileStore {
+        FileStore::open(self.dir.path().join("secrets.age"), IdentitySource::File(self.dir.path().join("store.key")))
+            .expect("open the file store")
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+async fn current(store: &FileStore, name: &str, job: &str) -> Option<String> {
+    store.current(&SecretRef::new(name, job)).await.expect("read").map(|s| s.value.expose().to_owned())
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_anything_a_full_rotation_prints() {
+    let setup = Setup::new();
+    let store = setup.store();
+    let mut secrets: Vec<String> = Vec::new();
+    let mut output = String::new();
+
+    for round in 0..3 {
+        for (job, name) in [("webhook", "webhooks/signing-key"), ("token", "tokens/reporting")] {
+            let format = if round % 2 == 0 { "json" } else { "text" };
+            let out = setup.run(&["--log-format", format, "rotate", job]);
+            assert!(out.status.success(), "rotate {job}: {}", text(&out));
+            output.push_str(&text(&out));
+            secrets.push(current(&store, name, job).await.expect("a current value"));
+        }
+    }
+    for args in [&["status"][..], &["status", "--json"], &["check"]] {
+        let out = setup.run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        output.push_str(&text(&out));
+    }
+
+    // The daemon too: a third job without a secret is rotated at start-up; then SIGTERM.
+    let daemon_config = std::fs::read_to_string(&setup.config).expect("config")
+        + "\n[jobs.fresh]\ntarget = \"shared\"\nstores = [ { store = \"local\", name = \"fresh\" } ]\nmax_age = \"1d\"\n";
+    std::fs::write(&setup.config, daemon_config).expect("config");
+    let (daemon_output, code) = run_daemon_until(&setup, "rotation complete");
+    assert_eq!(code, Some(0), "the daemon exits 0 on SIGTERM: {daemon_output}");
+    output.push_str(&daemon_output);
+    secrets.push(current(&store, "fresh", "fresh").await.expect("fresh was rotated"));
+
+    assert!(output.contains("\"level\":\"TRACE\"") || output.contains("TRACE"), "logs ran at TRACE");
+    assert!(output.contains("rotation complete"), "the rotations were logged");
+    assert_eq!(secrets.len(), 7);
+    let distinct: std::collections::BTreeSet<_> = secrets.iter().collect();
+    assert_eq!(distinct.len(), 7, "every rotation made a new secret");
+    for secret in &secrets {
+        assert!(secret.len() >= 24);
+        assert!(!output.contains(secret.as_str()), "a secret appeared in the output");
+        // Nor any long piece of one (a log that cut or escaped a value would still leak it).
+        let piece = &secret[..12];
+        assert!(!output.contains(piece), "a piece of a secret appeared in the output");
+    }
+}
+
+/// Starts `rotavault run`, waits (boundedly) for a line containing `marker` on stderr, sends SIGTERM by PID,
+/// and returns everything it printed and its exit code.
+fn run_daemon_until(setup: &Setup, marker: &str) -> (String, Option<i32>) {
+    let mut child = setup
+        .command(&["--log-format", "json", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("rotation complete") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let seen = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let status = child.wait().expect("daemon exits");
+    let mut all = reader.join().expect("reader");
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        let _ = out.read_to_string(&mut stdout);
+    }
+    all.push_str(&stdout);
+    assert!(seen, "the daemon never printed `{marker}`: {all}");
+    (all, status.code())
+}
+
+#[test]
+fn status_json_reports_each_job_without_secrets() {
+    let setup = Setup::new();
+    let out = setup.run(&["rotate", "webhook"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = setup.run(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
+    let jobs = status.as_array().expect("a list of jobs");
+    let webhook = jobs.iter().find(|j| j["job"] == "webhook").expect("webhook");
+    assert_eq!(webhook["state"], "ok");
+    assert_eq!(webhook["generation"], 1);
+    assert!(webhook["next_due"].is_string());
+    let token = jobs.iter().find(|j| j["job"] == "token").expect("token");
+    assert_eq!(token["state"], "never");
+}
+
+#[test]
+fn config_errors_exit_78_and_name_file_line_and_key() {
+    let setup = Setup::new();
+    let source = std::fs::read_to_string(&setup.config).expect("config");
+    std::fs::write(&setup.config, source.replace("path = \"secrets.age\"", "pathh = \"secrets.age\""))
+        .expect("write");
+    for args in [&["check"][..], &["rotate", "webhook"], &["status"], &["run"]] {
+        let out = setup.run(args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("config.toml:10"), "names the file and line: {err}");
+        assert!(err.contains("pathh"), "names the key: {err}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_exits_78_and_says_where_it_looked() {
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/rotavault.toml", "check"])
+        .env_remove("ROTAVAULT_CONFIG")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rotavault.toml"));
+}
+
+#[test]
+fn an_unknown_job_exits_64_and_lists_the_jobs() {
+    let setup = Setup::new();
+    let out = setup.run(&["rotate", "nope"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope") && err.contains("token") && err.contains("webhook"), "{err}");
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_and_writes_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new();
+    let key = setup.dir.path().join("store.key");
+    let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let before = std::fs::read(&key).expect("key");
+    let out = Command::new(BIN).args(["keygen", "--out"]).arg(&key).output().expect("runs");
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&key).expect("key"), before, "the key is untouched");
+}
+
+#[test]
+fn check_reports_each_job_and_a_bad_key_file_as_a_config_error() {
+    let setup = Setup::new();
+    let out = setup.run(&["check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("job webhook") && stdout.contains("job token"), "{stdout}");
+
+    std::fs::write(setup.dir.path().join("store.key"), "not a key").expect("write");
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("store.key"), "{}", text(&out));
+}
+
+#[test]
+fn resolve_clears_a_diverged_mark() {
+    let setup = Setup::new();
+    let state = setup.dir.path().join("state/jobs");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    std::fs::write(
+        state.join("webhook.json"),
+        r#"{"last_attempt":null,"last_success":null,"diverged":{"since":"2026-01-01T00:00:00Z","reason":"changed outside"}}"#,
+    )
+    .expect("write");
+    let out = setup.run(&["rotate", "webhook"]);
+    assert_eq!(out.status.code(), Some(3), "a diverged job exits 3: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rotavault resolve webhook"));
+    let out = setup.run(&["status"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("diverged"), "{}", text(&out));
+
+    let out = setup.run(&["resolve", "webhook"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = setup.run(&["rotate", "webhook"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn the_example_config_passes_check_apart_from_its_key_file() {
+    // The shipped example names /etc paths; `check` must fail on the missing key only, never on syntax.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let out = Command::new(BIN).arg("--config").arg(&example).arg("check").output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || err.contains("store.key") || err.contains("identity"),
+        "the example config is valid: {}{err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

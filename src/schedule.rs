@@ -1,1 +1,0 @@
-//! Schedules (stub, being written).

@@ -77,7 +77,7 @@ pub enum ScheduleError {
         "`{name}` is not a time zone: expected an IANA name such as `Europe/Amsterdam` or `UTC`"
     )]
     UnknownTimeZone { name: String },
-    /// The window is longer than [`MAX_WINDOW`].
+    /// The window is longer than 366 days.
     #[error(
         "a window of {days} days is too long: expected at most 366 days, and less than the time between fires"
     )]

@@ -1,0 +1,235 @@
+//! Schedules: when each job rotates, and the clock the daemon waits on.
+//!
+//! A [`Schedule`] is a cron expression (5 fields, or 6 with seconds first) read in UTC or an IANA time zone, with an
+//! optional window: the rotation for a fire happens at a moment inside `[fire, fire + window)`, chosen per job so that
+//! jobs sharing a schedule do not all call their target (and its shared API budget) in the same second.
+//! [`next_due`] turns a schedule, a job's `max_age` and its secret's `rotated_at` into the next moment the job is
+//! due, and why. It is a pure function: `rotated_at` comes from store metadata and the window's moment is derived
+//! from the job name and the fire, so the daemon keeps no scheduling state of its own, and a restart, a second
+//! replica, or a re-evaluation after every rotation all reach the same answer. The [`Clock`] is injected: production
+//! waits on the wall clock ([`SystemClock`]); tests drive days of schedule in paused tokio time ([`TokioClock`]).
+//!
+//! Time zones: croner walks the wall clock of the schedule's zone and every result here is an instant in UTC, so
+//! `0 3 * * SUN` in `Europe/Amsterdam` fires at 02:00 UTC in winter and 01:00 UTC in summer. Across a change of
+//! clocks croner decides, and we keep its rules: a fixed time that does not exist (02:30 on the night clocks go
+//! forward) fires at the first instant after the gap (03:00 summer time); a fixed time that happens twice (02:30 on
+//! the night clocks go back) fires once, the first time; an interval or wildcard expression (`*/10 * * * *`) fires
+//! at each wall-clock time that exists, including both passes through a repeated hour.
+
+mod clock;
+mod cron;
+mod due;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use due::{Due, DueReason, next_due};
+
+/// How far ahead [`Schedule::longest_interval`] looks: two years and a day, so that every month, both changes of
+/// clocks and a leap day can be seen, whatever day it starts on.
+const LONGEST_INTERVAL_HORIZON: TimeDelta = TimeDelta::days(731);
+
+/// How many consecutive fires [`Schedule::longest_interval`] measures one by one before it starts jumping ahead.
+const DENSE_FIRES: u32 = 10_000;
+
+/// The longest window accepted: longer is surely a mistake, and bounding it keeps the date arithmetic in range.
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+/// Why a schedule could not be built. Each message says what is wrong and what is expected.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The expression does not have 5 or 6 fields.
+    #[error(
+        "`{expression}` is not a cron expression: expected 5 fields (minute hour day-of-month month day-of-week) \
+         or 6 with seconds first"
+    )]
+    FieldCount { expression: String, found: usize },
+    /// One field holds something that field does not accept.
+    #[error(
+        "`{expression}` is not a cron expression: the {field} field `{value}` is not valid: expected {expected}, \
+         as a single value, `*`, a list `a,b`, a range `a-b` or a step `*/n` or `a-b/n`"
+    )]
+    InvalidField {
+        expression: String,
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// croner refused the expression as a whole (every field alone is valid).
+    #[error("`{expression}` is not a cron expression: {reason}")]
+    Refused { expression: String, reason: String },
+    /// The expression is valid but names no date that exists, such as 30 February.
+    #[error(
+        "`{expression}` never fires: no date matches its day-of-month and month fields; expected a day that exists \
+         in the month, such as `0 0 28 2 *` rather than `0 0 30 2 *`"
+    )]
+    NeverFires { expression: String },
+    /// The time zone is not in the IANA database that chrono-tz carries.
+    #[error(
+        "`{name}` is not a time zone: expected an IANA name such as `Europe/Amsterdam` or `UTC`"
+    )]
+    UnknownTimeZone { name: String },
+    /// The window is longer than 366 days.
+    #[error(
+        "a window of {days} days is too long: expected at most 366 days, and less than the time between fires"
+    )]
+    WindowTooLong { days: u64 },
+}
+
+/// A validated schedule: cron expression, time zone and window. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// The expression as given, whitespace normalised: what [`Schedule::describe`] shows.
+    expression: String,
+    cron: croner::Cron,
+    zone: Tz,
+    /// `None` when no window was given, or a zero one: then each rotation happens at its fire.
+    window: Option<Duration>,
+}
+
+impl Schedule {
+    /// Builds a schedule from a cron expression, an IANA time zone (`None` is UTC) and an optional window.
+    ///
+    /// `cron` has 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first. Days and months may
+    /// be named (`SUN`, `MON-FRI`, `JAN,JUL`), in their own fields only. As in Vixie cron, when both day-of-month and
+    /// day-of-week are restricted a day matching either fires. The rotation for a fire happens at a moment inside
+    /// `[fire, fire + window)`: see [`next_due`].
+    pub fn new(
+        cron: &str,
+        timezone: Option<&str>,
+        window: Option<Duration>,
+    ) -> Result<Schedule, ScheduleError> {
+        let (parsed, expression) = cron::parse(cron)?;
+        let zone = match timezone {
+            None => Tz::UTC,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| ScheduleError::UnknownTimeZone {
+                    name: name.to_owned(),
+                })?,
+        };
+        if let Some(window) = window
+            && window > MAX_WINDOW
+        {
+            return Err(ScheduleError::WindowTooLong {
+                days: window.as_secs().div_ceil(24 * 60 * 60),
+            });
+        }
+        let schedule = Schedule {
+            expression,
+            cron: parsed,
+            zone,
+            window: window.filter(|window| !window.is_zero()),
+        };
+        // Without a year field an expression that fires once fires again at the latest 400 years on (the Gregorian
+        // calendar repeats, weekdays included, every 400 years), so one fire after any date proves it is alive.
+        let reference = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
+        if reference
+            .and_then(|reference| schedule.next_fire_after(reference))
+            .is_none()
+        {
+            return Err(ScheduleError::NeverFires {
+                expression: schedule.expression,
+            });
+        }
+        Ok(schedule)
+    }
+
+    /// The first fire strictly after `t`, or `None` if croner finds none (not for a schedule that [`Schedule::new`]
+    /// accepted, short of croner's year 5000 limit).
+    pub fn next_fire_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Fires fall on whole seconds and croner searches whole seconds: searching after `t` rounded down finds the
+        // first fire at or past the next whole second, which is the first one strictly after `t`.
+        let start = whole_second(t).with_timezone(&self.zone);
+        let fire = self.cron.find_next_occurrence(&start, false).ok()?;
+        Some(fire.with_timezone(&Utc))
+    }
+
+    /// The latest fire at or before `t`, or `None` if there is none.
+    pub fn last_fire_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let start = whole_second(t).with_timezone(&self.zone);
+        let fire = self.cron.find_previous_occurrence(&start, true).ok()?;
+        Some(fire.with_timezone(&Utc))
+    }
+
+    /// The latest fire strictly before `fire`, where `fire` is itself a fire.
+    fn fire_before(&self, fire: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let start = whole_second(fire).with_timezone(&self.zone);
+        let fire = self.cron.find_previous_occurrence(&start, false).ok()?;
+        Some(fire.with_timezone(&Utc))
+    }
+
+    /// The window given to [`Schedule::new`], or `None` if none or a zero one was given.
+    pub fn window(&self) -> Option<Duration> {
+        self.window
+    }
+
+    /// The longest time between two consecutive fires over the two years after `from`, plus the window: the oldest
+    /// a secret can get under this schedule alone (rotated at the very start of one window, next at the very end of
+    /// the next). The policy check compares it with `max_age`.
+    ///
+    /// The interval is measured in real time, so a weekly fire in a zone with summer time has a longest interval of
+    /// 7 days and 1 hour (the week the clocks go back). `Duration::MAX` if the schedule stops firing.
+    pub fn longest_interval(&self, from: DateTime<Utc>) -> Duration {
+        let horizon = from + LONGEST_INTERVAL_HORIZON;
+        let Some(mut fire) = self.next_fire_after(from) else {
+            return Duration::MAX;
+        };
+        let mut longest = TimeDelta::zero();
+        let mut measured = 0;
+        while fire < horizon {
+            // A dense schedule (every minute in January, say) has too many fires to visit one by one. After the
+            // first DENSE_FIRES, jump to the last fire within `step`: every gap jumped over is at most `step` long,
+            // so only a gap longer than `step` can still change the answer, and that one stops the jump and is
+            // measured below. `step` is at least an hour because gaps shorter than an hour repeat hour after hour,
+            // and the dense part has already seen them.
+            if measured >= DENSE_FIRES {
+                let step = longest.max(TimeDelta::hours(1));
+                if let Some(reach) = self.last_fire_at_or_before(fire + step)
+                    && reach > fire
+                {
+                    fire = reach;
+                    continue;
+                }
+            }
+            let Some(next) = self.next_fire_after(fire) else {
+                return Duration::MAX;
+            };
+            longest = longest.max(next - fire);
+            measured += 1;
+            fire = next;
+        }
+        longest
+            .to_std()
+            .unwrap_or(Duration::MAX)
+            .saturating_add(self.window.unwrap_or_default())
+    }
+
+    /// One line for logs and status, e.g. `0 3 * * SUN (Europe/Amsterdam), window 2h`.
+    pub fn describe(&self) -> String {
+        let mut line = format!("{} ({})", self.expression, self.zone.name());
+        if let Some(window) = self.window {
+            line.push_str(&format!(", window {}", humantime::format_duration(window)));
+        }
+        line
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// `t` rounded down to a whole second.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(0)
+}

@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_telemetry(cli.log_format);
+    init_telemetry(cli.log_format, cli.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -26,9 +26,9 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to standard error: JSON for journald and log shippers, text for a person at a terminal. The level
-/// comes from `ROTAVAULT_LOG` (`RUST_LOG` syntax), `info` by default.
-fn init_telemetry(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ROTAVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+/// comes from `ROTAVAULT_LOG` (`RUST_LOG` syntax), else the command's default.
+fn init_telemetry(format: LogFormat, default_level: &str) {
+    let filter = EnvFilter::try_from_env("ROTAVAULT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,

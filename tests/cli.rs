@@ -283,3 +283,29 @@ fn the_example_config_passes_check_apart_from_its_key_file() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn the_demo_rotates_every_job_and_proves_the_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["demo", "--rotations", "2", "--dir"])
+        .arg(dir.path())
+        .env_remove("ROTAVAULT_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("demo runs");
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    assert!(printed.contains("proof: every job's current value verifies"), "{printed}");
+    for job in ["webhook-signing", "reporting-token"] {
+        assert!(printed.contains(&format!("{job:<18} generation   2")), "{job} reached generation 2: {printed}");
+    }
+    // What the demo printed holds no secret either.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = FileStore::open(dir.path().join("secrets.age"), IdentitySource::File(dir.path().join("store.key")))
+        .expect("open");
+    for (job, name) in [("webhook-signing", "webhooks/signing-key"), ("reporting-token", "tokens/reporting")] {
+        let current = rt.block_on(current(&store, name, job)).expect("current");
+        assert!(!printed.contains(&current[..12]));
+    }
+}

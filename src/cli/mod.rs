@@ -3,6 +3,7 @@
 //! Command output goes to standard output; logs go to standard error, so a script can read one without the other.
 
 mod check;
+mod demo;
 mod keygen;
 mod resolve;
 mod rotate;
@@ -45,6 +46,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The log level when `ROTAVAULT_LOG` is unset: the demo prints its own story, so its logs stay quiet.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Demo { .. } => "warn",
+            _ => "info",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Auto,
@@ -74,6 +85,18 @@ pub enum Command {
         /// Where to write the key; an existing file is never overwritten.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Show rotavault at work with no set-up: a fresh directory, a key, an encrypted file store and a fast schedule.
+    Demo {
+        /// Leave the daemon running after the demo's rotations, to explore with `status` and `rotate`.
+        #[arg(long)]
+        keep_running: bool,
+        /// Use this directory instead of a fresh one under the temporary directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rotations to see per job before the demo ends.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+        rotations: u64,
     },
     /// Clear a job's diverged mark after a person has set its credential right.
     Resolve {
@@ -128,6 +151,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Status { json } => status::status(load(&cli.config)?, json).await,
         Command::Keygen { out } => keygen::keygen(&out),
         Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job),
+        Command::Demo { keep_running, dir, rotations } => demo::demo(dir, rotations, keep_running).await,
     }
 }
 

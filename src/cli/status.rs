@@ -60,7 +60,7 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: DateTime<Utc>) -> JobStatus {
+pub(super) async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: DateTime<Utc>) -> JobStatus {
     let job = &scheduled.job;
     let mut stores = Vec::new();
     let mut any_pending = false;
@@ -139,7 +139,7 @@ async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: DateTime<Ut
     }
 }
 
-fn print_table(all: &[JobStatus], now: DateTime<Utc>) {
+pub(super) fn print_table(all: &[JobStatus], now: DateTime<Utc>) {
     println!("{:<24} {:<9} {:<21} {:>10} {:<21}", "JOB", "STATE", "LAST ROTATION", "AGE", "NEXT DUE");
     for s in all {
         let last = s.last_rotation.map(short).unwrap_or_else(|| "-".into());

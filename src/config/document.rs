@@ -1,0 +1,92 @@
+//! [`Document`]: the config text, parsed once into `toml`'s spanned tree, and the one place that turns a key path
+//! or a `toml` error into a [`ConfigError`] with a line, a column and a dotted key.
+//!
+//! The schema is deserialized from this tree (not from the text again), so the spans in serde errors and the
+//! spans validation looks up are the same.
+
+use super::error::{ConfigError, line_column};
+use super::locate::{self, KeyPath};
+use super::toml_error;
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use std::path::Path;
+use toml::Spanned;
+use toml::de::DeTable;
+
+pub(super) struct Document<'a> {
+    file: &'a Path,
+    source: &'a str,
+    root: Spanned<DeTable<'a>>,
+}
+
+impl<'a> Document<'a> {
+    pub fn parse(source: &'a str, file: &'a Path) -> Result<Self, ConfigError> {
+        match DeTable::parse(source) {
+            Ok(root) => Ok(Self { file, source, root }),
+            Err(err) => {
+                let (recovered, _) = DeTable::parse_recoverable(source);
+                Err(toml_error::syntax(file, source, recovered.get_ref(), &err))
+            }
+        }
+    }
+
+    pub fn file(&self) -> &Path {
+        self.file
+    }
+
+    /// The whole document as `T`.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        T::deserialize(toml::de::Deserializer::from(self.root.clone()))
+            .map_err(|e| self.schema_error(&e))
+    }
+
+    /// The value at `path` as `T`. Spans stay those of the whole file, so errors point into it.
+    pub fn deserialize_at<T: DeserializeOwned>(&self, path: &KeyPath) -> Result<T, ConfigError> {
+        let Some(node) = locate::node(self.root.get_ref(), path) else {
+            return Err(self.error(path, "missing"));
+        };
+        T::deserialize(node.clone().into_deserializer()).map_err(|e| self.schema_error(&e))
+    }
+
+    fn schema_error(&self, err: &toml::de::Error) -> ConfigError {
+        toml_error::schema(self.file, self.source, self.root.get_ref(), err)
+    }
+
+    /// An error about the value at `path` (or, when `path` is absent, the table that lacks it).
+    pub fn error(&self, path: &KeyPath, message: impl Into<String>) -> ConfigError {
+        let offset = self.spans(path).map(|s| s.value.start);
+        ConfigError::at(
+            self.file,
+            self.source,
+            offset,
+            Some(path.to_string()),
+            message,
+        )
+    }
+
+    /// An error about the key at `path` itself, such as a table name that is not allowed.
+    pub fn error_at_key(&self, path: &KeyPath, message: impl Into<String>) -> ConfigError {
+        let offset = self.spans(path).map(|s| s.key.unwrap_or(s.value).start);
+        ConfigError::at(
+            self.file,
+            self.source,
+            offset,
+            Some(path.to_string()),
+            message,
+        )
+    }
+
+    /// Where the value at `path` starts, to order findings as they appear in the file.
+    pub fn offset(&self, path: &KeyPath) -> usize {
+        self.spans(path).map_or(0, |s| s.value.start)
+    }
+
+    /// The 1-based line of the value at `path`, for messages that refer to another place in the file.
+    pub fn line(&self, path: &KeyPath) -> Option<usize> {
+        let offset = self.spans(path)?.value.start;
+        Some(line_column(self.source, offset).0)
+    }
+
+    fn spans(&self, path: &KeyPath) -> Option<locate::Spans> {
+        locate::spans_of(self.root.get_ref(), path)
+    }
+}

@@ -1,0 +1,136 @@
+//! The TOML schema: plain serde structs, one per table, that reject every key they do not know
+//! (`deny_unknown_fields`), so that a typo is an error and never a silently ignored setting.
+//!
+//! Stores and targets are tagged by `kind`, but not with serde's `#[serde(tag = "kind")]`: an internally tagged
+//! enum buffers the table and loses the spans, and an unknown key would then be reported at the table header
+//! instead of its own line. So a store is read in two steps: [`Kind`] reads only `kind`, then the kind's own
+//! struct reads the same table again with every span intact (see `store.rs` and `target.rs`).
+
+use super::duration::ConfigDuration;
+use crate::secret::CharClass;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use std::collections::BTreeMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DocumentSchema {
+    pub state_dir: Option<String>,
+    #[serde(default)]
+    pub policy: PolicySchema,
+    #[serde(default)]
+    pub rotation: RotationSchema,
+    #[serde(default)]
+    pub stores: BTreeMap<String, Kind<StoreKind>>,
+    #[serde(default)]
+    pub targets: BTreeMap<String, Kind<TargetKind>>,
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobSchema>,
+}
+
+/// `[policy]`: the operator's rules, enforced for every job.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PolicySchema {
+    pub max_age: Option<ConfigDuration>,
+    pub min_length: Option<usize>,
+    pub forbidden: Option<String>,
+}
+
+/// `[rotation]`: engine settings; every key has a default.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RotationSchema {
+    pub settle: Option<ConfigDuration>,
+    pub verify_attempts: Option<u32>,
+    pub verify_backoff: Option<ConfigDuration>,
+    pub call_timeout: Option<ConfigDuration>,
+    pub propagation_grace: Option<ConfigDuration>,
+}
+
+/// The first read of a store or target table: its `kind` only, the other keys are left to the kind's struct.
+#[derive(Deserialize)]
+pub(super) struct Kind<K> {
+    pub kind: K,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum StoreKind {
+    File,
+    Memory,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum TargetKind {
+    Generated,
+}
+
+/// `[stores.NAME]` with `kind = "file"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileStoreSchema {
+    /// Already read by [`Kind`]; named here so that it is an accepted key.
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+    pub path: String,
+    pub identity_file: Option<String>,
+    pub identity_credential: Option<String>,
+}
+
+/// `[stores.NAME]` with `kind = "memory"`, and `[targets.NAME]` with `kind = "generated"`: nothing but the kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KindOnlySchema {
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+}
+
+/// `[jobs.NAME]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobSchema {
+    pub target: String,
+    /// Defaults to empty so that a job without stores gets the precise error from validation.
+    #[serde(default)]
+    pub stores: Vec<JobStoreSchema>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub window: Option<ConfigDuration>,
+    pub max_age: Option<ConfigDuration>,
+    pub secret: Option<SecretSchema>,
+}
+
+/// One element of a job's `stores`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JobStoreSchema {
+    pub store: String,
+    pub name: String,
+    #[serde(default)]
+    pub adopt: bool,
+}
+
+/// `[jobs.NAME.secret]`: the job's own rules for its generated secrets.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SecretSchema {
+    pub length: Option<usize>,
+    pub alphabet: Option<String>,
+    pub forbidden: Option<String>,
+    #[serde(default)]
+    pub require: Vec<CharClass>,
+    pub min_groups: Option<usize>,
+    #[serde(default)]
+    pub positions: Vec<PositionSchema>,
+}
+
+/// `{ class = "special", from = 2, to = 6 }`: positions counted from 1.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PositionSchema {
+    pub class: CharClass,
+    pub from: usize,
+    pub to: usize,
+}

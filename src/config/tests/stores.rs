@@ -1,0 +1,138 @@
+//! Stores and targets: names, identities, and paths relative to the config file.
+
+use super::*;
+use crate::config::{StoreConfig, parse};
+use crate::store::file::IdentitySource;
+
+#[test]
+fn relative_paths_are_resolved_against_the_config_files_directory() {
+    let source = r#"state_dir = "state"
+
+[stores.relative]
+kind = "file"
+path = "secrets.age"
+identity_file = "keys/store.key"
+
+[stores.absolute]
+kind = "file"
+path = "/srv/secrets.age"
+identity_credential = "rotavault-store-key"
+"#;
+    let config = valid(source);
+    assert_eq!(config.state_dir, Path::new("/etc/rotavault/state"));
+    match &config.stores["relative"] {
+        StoreConfig::File { path, identity } => {
+            assert_eq!(path, Path::new("/etc/rotavault/secrets.age"));
+            assert!(
+                matches!(identity, IdentitySource::File(p) if p == Path::new("/etc/rotavault/keys/store.key")),
+                "{identity:?}"
+            );
+        }
+        other => panic!("expected a file store, got {other:?}"),
+    }
+    match &config.stores["absolute"] {
+        StoreConfig::File { path, identity } => {
+            assert_eq!(path, Path::new("/srv/secrets.age"));
+            assert!(
+                matches!(identity, IdentitySource::Credential(n) if n == "rotavault-store-key"),
+                "{identity:?}"
+            );
+        }
+        other => panic!("expected a file store, got {other:?}"),
+    }
+    assert_eq!(config.stores["absolute"].kind(), "file");
+
+    // A config file named relative to the working directory keeps its paths relative to that same directory.
+    let config =
+        parse(source, Path::new("deploy/rotavault.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.state_dir, Path::new("deploy/state"));
+}
+
+#[test]
+fn a_file_store_needs_exactly_one_identity() {
+    let both = r#"[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
+identity_credential = "rotavault-store-key"
+"#;
+    error(
+        both,
+        5,
+        "stores.local.identity_credential",
+        &["both `identity_file` and `identity_credential` are set: expected exactly one"],
+    );
+    let neither = "\n[stores.local]\nkind = \"file\"\npath = \"secrets.age\"\n";
+    error(
+        neither,
+        2,
+        "stores.local",
+        &[
+            "no identity: expected exactly one of `identity_file`",
+            "`identity_credential`",
+        ],
+    );
+}
+
+#[test]
+fn a_credential_name_is_a_file_name() {
+    let source =
+        "[stores.local]\nkind = \"file\"\npath = \"s.age\"\nidentity_credential = \"../etc/key\"\n";
+    error(
+        source,
+        4,
+        "stores.local.identity_credential",
+        &["not a systemd credential name"],
+    );
+}
+
+#[test]
+fn an_empty_path_is_refused() {
+    let source = "[stores.local]\nkind = \"file\"\npath = \"\"\nidentity_file = \"k\"\n";
+    error(source, 3, "stores.local.path", &["not a path"]);
+}
+
+#[test]
+fn names_are_limited_to_file_name_characters() {
+    let source = MINIMAL.replace("[stores.local]", "[stores.\"my store\"]");
+    let err = error(
+        &source,
+        1,
+        "stores.\"my store\"",
+        &["store name has a character other than", "1 to 64"],
+    );
+    assert_eq!(err.column, Some(9), "at the name itself");
+
+    let long = "j".repeat(65);
+    let source = format!("{MINIMAL}\n[jobs.{long}]\ntarget = \"shared\"\nmax_age = \"1d\"\n");
+    error(
+        &source,
+        12,
+        &format!("jobs.{long}"),
+        &["job name has 65 characters"],
+    );
+
+    let source = MINIMAL.replace("[targets.shared]", "[targets.\"..\"]");
+    error(
+        &source,
+        4,
+        "targets.\"..\"",
+        &["target name names a directory"],
+    );
+
+    let source = MINIMAL
+        .replace("[targets.shared]", "[targets.\"gen.v2_A-1\"]")
+        .replace("target = \"shared\"", "target = \"gen.v2_A-1\"");
+    valid(&source);
+}
+
+#[test]
+fn a_target_kind_without_settings_accepts_no_other_key() {
+    let source = MINIMAL.replace("kind = \"generated\"", "kind = \"generated\"\nlength = 12");
+    error(
+        &source,
+        6,
+        "targets.shared.length",
+        &["unknown key `length`", "expected `kind`"],
+    );
+}

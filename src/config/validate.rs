@@ -1,0 +1,144 @@
+//! From the schema to a [`Config`]: every section in turn, each rule in the file that owns its section
+//! (`policy.rs`, `rotation_settings.rs`, `store.rs`, `target.rs`, `job.rs`, `secret_rules.rs`), and here the
+//! rules shared by several of them: names, paths and durations.
+//!
+//! The first broken rule ends validation: one precise error is more use than a page of follow-on errors.
+
+use super::document::Document;
+use super::duration::ConfigDuration;
+use super::error::ConfigError;
+use super::locate::KeyPath;
+use super::schema::DocumentSchema;
+use super::{Config, job, policy, rotation_settings, store, target};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where job state and job locks live when the config does not say.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/rotavault";
+
+/// The longest store, target or job name.
+const NAME_MAX: usize = 64;
+
+pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, ConfigError> {
+    let schema: DocumentSchema = doc.deserialize()?;
+    let root = KeyPath::root();
+    // Relative paths are relative to the config file, not to whatever directory the daemon was started in.
+    let base = doc.file().parent().unwrap_or(Path::new(""));
+
+    let state_dir = match &schema.state_dir {
+        Some(dir) => resolve_path(doc, &root.key("state_dir"), dir, base)?,
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    };
+    let policy = policy::build(doc, schema.policy)?;
+    let rotation = rotation_settings::build(doc, schema.rotation)?;
+
+    let mut stores = BTreeMap::new();
+    for (name, kind) in schema.stores {
+        let at = root.key("stores").key(&name);
+        check_name(doc, &at, &name, "store")?;
+        let config = store::build(doc, &at, kind.kind, base)?;
+        stores.insert(name, config);
+    }
+    let mut targets = BTreeMap::new();
+    for (name, kind) in schema.targets {
+        let at = root.key("targets").key(&name);
+        check_name(doc, &at, &name, "target")?;
+        let config = target::build(doc, &at, kind.kind)?;
+        targets.insert(name, config);
+    }
+
+    let context = job::Context {
+        doc,
+        stores: &stores,
+        targets: &targets,
+        policy: &policy,
+        now,
+    };
+    let mut jobs = BTreeMap::new();
+    for (name, schema) in schema.jobs {
+        check_name(doc, &root.key("jobs").key(&name), &name, "job")?;
+        let config = job::build(&context, &name, schema)?;
+        jobs.insert(name, config);
+    }
+    job::check_unique_secrets(doc, &jobs)?;
+
+    Ok(Config {
+        path: doc.file().to_owned(),
+        state_dir,
+        policy,
+        rotation,
+        stores,
+        targets,
+        jobs,
+    })
+}
+
+/// Store, target and job names end up in file names, lock names, tags and metric labels, so they are kept to
+/// characters all of those take.
+fn check_name(doc: &Document<'_>, at: &KeyPath, name: &str, what: &str) -> Result<(), ConfigError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let problem = if name.is_empty() || name.chars().count() > NAME_MAX {
+        Some(format!("has {} characters", name.chars().count()))
+    } else if !name.chars().all(allowed) {
+        Some("has a character other than A-Z, a-z, 0-9, `_`, `.` and `-`".to_owned())
+    } else if name == "." || name == ".." {
+        // Both are valid by the characters alone, and both name a directory, not a file.
+        Some("names a directory".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(doc.error_at_key(
+            at,
+            format!(
+                "the {what} name {problem}: expected 1 to {NAME_MAX} characters of A-Z, a-z, 0-9, `_`, `.` and `-` \
+                 (names become file names and tags)"
+            ),
+        )),
+    }
+}
+
+/// `text` as a path, relative ones taken relative to `base`, the config file's directory.
+pub(super) fn resolve_path(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    text: &str,
+    base: &Path,
+) -> Result<PathBuf, ConfigError> {
+    if text.is_empty() || text.contains('\0') {
+        return Err(doc.error(
+            at,
+            "not a path: expected an absolute path or one relative to the config file's directory",
+        ));
+    }
+    let path = Path::new(text);
+    Ok(if path.is_absolute() {
+        path.to_owned()
+    } else {
+        base.join(path)
+    })
+}
+
+/// A duration where zero makes no sense (an age, a timeout, a back-off).
+pub(super) fn nonzero(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    duration: Option<ConfigDuration>,
+) -> Result<Option<Duration>, ConfigError> {
+    match duration {
+        Some(ConfigDuration(d)) if d.is_zero() => Err(doc.error(
+            at,
+            "a zero duration makes no sense here: expected a duration longer than 0s, such as \"30s\" or \"90d\"",
+        )),
+        Some(ConfigDuration(d)) => Ok(Some(d)),
+        None => Ok(None),
+    }
+}
+
+/// The characters of a string such as `forbidden = "\"'` "`, as a set.
+pub(super) fn char_set(text: &str) -> BTreeSet<char> {
+    text.chars().collect()
+}

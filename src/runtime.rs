@@ -60,7 +60,11 @@ pub enum BuildError {
 }
 
 impl Runtime {
-    pub fn build(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> Result<Self, BuildError> {
+    pub fn build(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, BuildError> {
         let mut stores = BTreeMap::new();
         for (name, store_config) in &config.stores {
             let store = open_store(store_config)
@@ -85,7 +89,12 @@ impl Runtime {
                 })
                 .collect();
             jobs.push(ScheduledJob {
-                job: Job { name: name.clone(), target, stores: job_stores, policy: job.secret_policy.clone() },
+                job: Job {
+                    name: name.clone(),
+                    target,
+                    stores: job_stores,
+                    policy: job.secret_policy.clone(),
+                },
                 schedule: job.schedule.clone(),
                 max_age: job.max_age,
             });

@@ -75,8 +75,11 @@ require = ["upper", "lower", "digit"]
     }
 
     fn store(&self) -> FileStore {
-        FileStore::open(self.dir.path().join("secrets.age"), IdentitySource::File(self.dir.path().join("store.key")))
-            .expect("open the file store")
+        FileStore::open(
+            self.dir.path().join("secrets.age"),
+            IdentitySource::File(self.dir.path().join("store.key")),
+        )
+        .expect("open the file store")
     }
 }
 
@@ -298,13 +301,18 @@ fn the_demo_rotates_every_job_and_proves_the_result() {
     assert!(out.status.success(), "{printed}");
     assert!(printed.contains("proof: every job's current value verifies"), "{printed}");
     for job in ["webhook-signing", "reporting-token"] {
-        assert!(printed.contains(&format!("{job:<18} generation   2")), "{job} reached generation 2: {printed}");
+        assert!(
+            printed.contains(&format!("{job:<18} generation   2")),
+            "{job} reached generation 2: {printed}"
+        );
     }
     // What the demo printed holds no secret either.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = FileStore::open(dir.path().join("secrets.age"), IdentitySource::File(dir.path().join("store.key")))
-        .expect("open");
-    for (job, name) in [("webhook-signing", "webhooks/signing-key"), ("reporting-token", "tokens/reporting")] {
+    let store =
+        FileStore::open(dir.path().join("secrets.age"), IdentitySource::File(dir.path().join("store.key")))
+            .expect("open");
+    for (job, name) in [("webhook-signing", "webhooks/signing-key"), ("reporting-token", "tokens/reporting")]
+    {
         let current = rt.block_on(current(&store, name, job)).expect("current");
         assert!(!printed.contains(&current[..12]));
     }

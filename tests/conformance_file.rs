@@ -21,10 +21,7 @@ impl FileFixture {
         keygen(&key).expect("keygen");
         let store = FileStore::open(dir.path().join("secrets.age"), IdentitySource::File(key))
             .expect("open the file store");
-        Self {
-            store: Arc::new(store),
-            _dir: dir,
-        }
+        Self { store: Arc::new(store), _dir: dir }
     }
 }
 
@@ -35,10 +32,7 @@ impl Fixture for FileFixture {
     }
 
     async fn plant_foreign(&self, name: &str, value: &SecretValue) {
-        self.store
-            .plant_foreign(name, value)
-            .await
-            .expect("plant a foreign secret");
+        self.store.plant_foreign(name, value).await.expect("plant a foreign secret");
     }
 }
 

@@ -54,15 +54,7 @@ fn meta(id: Option<&RotationId>, generation: u64) -> Metadata {
 async fn rotate(store: &FileStore, name: &str, value: &str, generation: u64) -> RotationId {
     let id = RotationId::new();
     let s = secret(name);
-    store
-        .stage(
-            &s,
-            &SecretValue::new(value),
-            &id,
-            &meta(Some(&id), generation),
-        )
-        .await
-        .expect("stage");
+    store.stage(&s, &SecretValue::new(value), &id, &meta(Some(&id), generation)).await.expect("stage");
     store.promote(&s, &id).await.expect("promote");
     id
 }
@@ -90,8 +82,8 @@ fn encrypt_to_key(key: &Path, plaintext: &[u8]) -> Vec<u8> {
         .expect("key file")
         .to_recipients()
         .expect("recipients");
-    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as _))
-        .expect("a recipient");
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as _)).expect("a recipient");
     let mut out = Vec::new();
     let mut writer = encryptor.wrap_output(&mut out).expect("wrap");
     std::io::Write::write_all(&mut writer, plaintext).expect("write");
@@ -117,12 +109,7 @@ async fn a_second_instance_reads_what_the_first_wrote() {
     let two = rotate(&first, "svc", "value-two", 2).await;
     let pending = RotationId::new();
     first
-        .stage(
-            &secret("svc"),
-            &SecretValue::new("value-three"),
-            &pending,
-            &meta(Some(&pending), 3),
-        )
+        .stage(&secret("svc"), &SecretValue::new("value-three"), &pending, &meta(Some(&pending), 3))
         .await
         .expect("stage");
     drop(first);
@@ -132,11 +119,7 @@ async fn a_second_instance_reads_what_the_first_wrote() {
     let current = second.current(&s).await.expect("current").expect("current");
     assert_eq!(current.value.expose(), "value-two");
     assert_eq!(current.metadata.rotation_id, Some(two));
-    let previous = second
-        .previous(&s)
-        .await
-        .expect("previous")
-        .expect("previous");
+    let previous = second.previous(&s).await.expect("previous").expect("previous");
     assert_eq!(previous.value.expose(), "value-one");
     assert_eq!(previous.metadata.rotation_id, Some(one));
     let staged = second.pending(&s).await.expect("pending").expect("pending");
@@ -153,18 +136,12 @@ async fn the_file_is_binary_age_that_decrypts_with_the_key_file_to_the_documente
     let raw = fs::read(&setup.path).expect("read the store file");
     assert!(raw.starts_with(b"age-encryption.org/v1\n"), "binary age");
     assert!(
-        !raw.windows(b"pl41n-t3xt-s3cr3t".len())
-            .any(|w| w == b"pl41n-t3xt-s3cr3t"),
+        !raw.windows(b"pl41n-t3xt-s3cr3t".len()).any(|w| w == b"pl41n-t3xt-s3cr3t"),
         "the secret must not appear in the file"
     );
-    assert!(
-        !raw.windows(b"optimize365".len())
-            .any(|w| w == b"optimize365"),
-        "names are encrypted too"
-    );
+    assert!(!raw.windows(b"optimize365".len()).any(|w| w == b"optimize365"), "names are encrypted too");
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&decrypt_with_age(&setup.key, &raw)).expect("JSON");
+    let json: serde_json::Value = serde_json::from_slice(&decrypt_with_age(&setup.key, &raw)).expect("JSON");
     assert_eq!(json["format"], "rotavault-file-store");
     assert_eq!(json["version"], 1);
     let entry = &json["entries"]["autotask/optimize365"];
@@ -187,11 +164,7 @@ async fn the_store_and_lock_files_are_private_and_no_temporary_file_lingers() {
     store.check().await.expect("check");
     assert_eq!(
         setup.listing(),
-        BTreeSet::from([
-            "secrets.age".into(),
-            "secrets.age.lock".into(),
-            "store.key".into()
-        ])
+        BTreeSet::from(["secrets.age".into(), "secrets.age.lock".into(), "store.key".into()])
     );
     for path in [&setup.path, &store.lock_path().to_path_buf()] {
         let mode = fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
@@ -215,17 +188,8 @@ async fn check_on_a_new_store_creates_no_store_file() {
     let store = setup.open();
     store.check().await.expect("check");
     assert!(!setup.path.exists());
-    assert!(
-        store
-            .current(&secret("svc"))
-            .await
-            .expect("current")
-            .is_none()
-    );
-    assert_eq!(
-        setup.listing(),
-        BTreeSet::from(["secrets.age.lock".into(), "store.key".into()])
-    );
+    assert!(store.current(&secret("svc")).await.expect("current").is_none());
+    assert_eq!(setup.listing(), BTreeSet::from(["secrets.age.lock".into(), "store.key".into()]));
 }
 
 #[tokio::test]
@@ -236,10 +200,7 @@ async fn a_missing_directory_is_invalid_for_reads_writes_and_check() {
     let expected = setup.dir.path().join("missing").display().to_string();
     let errors = [
         store.current(&secret("svc")).await.expect_err("read"),
-        store
-            .write_current(&secret("svc"), &SecretValue::new("v"), &meta(None, 1))
-            .await
-            .expect_err("write"),
+        store.write_current(&secret("svc"), &SecretValue::new("v"), &meta(None, 1)).await.expect_err("write"),
         store.check().await.expect_err("check"),
     ];
     for err in errors {
@@ -267,10 +228,7 @@ fn the_identity_is_never_in_debug_output() {
     assert!(debug.contains(&store.public_key()), "{debug}");
     assert!(!debug.contains("AGE-SECRET-KEY"), "{debug}");
     let key = fs::read_to_string(&setup.key).expect("read key");
-    let secret_line = key
-        .lines()
-        .find(|l| l.starts_with("AGE-SECRET-KEY"))
-        .expect("identity line");
+    let secret_line = key.lines().find(|l| l.starts_with("AGE-SECRET-KEY")).expect("identity line");
     assert!(!debug.to_uppercase().contains(secret_line), "{debug}");
 }
 
@@ -285,29 +243,17 @@ async fn assert_refused_and_untouched(store: &FileStore, path: &Path, also: &str
         ("current", store.current(&s).await.map(drop)),
         ("pending", store.pending(&s).await.map(drop)),
         ("previous", store.previous(&s).await.map(drop)),
-        (
-            "stage",
-            store.stage(&s, &value, &id, &meta(Some(&id), 1)).await,
-        ),
+        ("stage", store.stage(&s, &value, &id, &meta(Some(&id), 1)).await),
         ("promote", store.promote(&s, &id).await),
         ("discard", store.discard(&s, &id).await),
-        (
-            "write_current",
-            store.write_current(&s, &value, &meta(None, 1)).await,
-        ),
+        ("write_current", store.write_current(&s, &value, &meta(None, 1)).await),
         ("plant_foreign", store.plant_foreign("svc", &value).await),
         ("check", store.check().await),
     ];
     for (call, result) in errors {
         let detail = invalid_detail(result.expect_err(call));
-        assert!(
-            detail.contains(&path.display().to_string()),
-            "{call}: {detail}"
-        );
-        assert!(
-            detail.contains(also),
-            "{call}: expected `{also}` in {detail}"
-        );
+        assert!(detail.contains(&path.display().to_string()), "{call}: {detail}");
+        assert!(detail.contains(also), "{call}: expected `{also}` in {detail}");
         assert!(!detail.contains("would-be-written"), "{call}: {detail}");
     }
     assert_eq!(fs::read(path).expect("read after"), before, "bytes changed");
@@ -371,12 +317,9 @@ async fn a_store_opened_with_the_wrong_identity_is_refused_and_never_overwritten
     rotate(&setup.open(), "svc", "value", 1).await;
     let wrong_key = setup.dir.path().join("wrong.key");
     keygen(&wrong_key).expect("keygen");
-    let wrong =
-        FileStore::open(setup.path.clone(), IdentitySource::File(wrong_key.clone())).expect("open");
-    let expected = format!(
-        "could not be decrypted with the identity in `{}`: wrong key",
-        wrong_key.display()
-    );
+    let wrong = FileStore::open(setup.path.clone(), IdentitySource::File(wrong_key.clone())).expect("open");
+    let expected =
+        format!("could not be decrypted with the identity in `{}`: wrong key", wrong_key.display());
     assert_refused_and_untouched(&wrong, &setup.path, &expected).await;
     // The right key still reads it.
     let current = setup.open().current(&secret("svc")).await.expect("current");
@@ -388,12 +331,8 @@ async fn an_age_file_that_is_not_our_document_is_refused_and_never_overwritten()
     let setup = Setup::new();
     for plaintext in [&br#"{"hello":"world"}"#[..], b"just some text"] {
         fs::write(&setup.path, encrypt_to_key(&setup.key, plaintext)).expect("write");
-        assert_refused_and_untouched(
-            &setup.open(),
-            &setup.path,
-            "does not hold a rotavault file store",
-        )
-        .await;
+        assert_refused_and_untouched(&setup.open(), &setup.path, "does not hold a rotavault file store")
+            .await;
     }
 }
 
@@ -416,13 +355,7 @@ async fn two_instances_writing_concurrently_never_lose_an_update() {
             let store = stores[task % 2].clone();
             tokio::spawn(async move {
                 for generation in 1..=CYCLES {
-                    rotate(
-                        &store,
-                        &format!("svc-{task}"),
-                        &format!("{task}-{generation}"),
-                        generation,
-                    )
-                    .await;
+                    rotate(&store, &format!("svc-{task}"), &format!("{task}-{generation}"), generation).await;
                 }
             })
         })
@@ -436,11 +369,7 @@ async fn two_instances_writing_concurrently_never_lose_an_update() {
         let current = reader.current(&s).await.expect("current").expect("current");
         assert_eq!(current.value.expose(), format!("{task}-{CYCLES}"));
         assert_eq!(current.metadata.generation, CYCLES);
-        let previous = reader
-            .previous(&s)
-            .await
-            .expect("previous")
-            .expect("previous");
+        let previous = reader.previous(&s).await.expect("previous").expect("previous");
         assert_eq!(previous.value.expose(), format!("{task}-{}", CYCLES - 1));
         assert!(reader.pending(&s).await.expect("pending").is_none());
     }
@@ -461,23 +390,15 @@ async fn a_held_lock_blocks_a_write_until_it_is_released() {
 
     let writer = store.clone();
     let write = tokio::spawn(async move {
-        writer
-            .write_current(&secret("svc"), &SecretValue::new("after"), &meta(None, 1))
-            .await
+        writer.write_current(&secret("svc"), &SecretValue::new("after"), &meta(None, 1)).await
     });
     // Proving that something does not happen needs some real time; the write would take milliseconds.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!write.is_finished(), "the write went through a held lock");
-    assert!(
-        !setup.path.exists(),
-        "the file was written under a held lock"
-    );
+    assert!(!setup.path.exists(), "the file was written under a held lock");
 
     lock.unlock().expect("release the lock");
-    write
-        .await
-        .expect("task")
-        .expect("the write after the release");
+    write.await.expect("task").expect("the write after the release");
     let current = store.current(&secret("svc")).await.expect("current");
     assert_eq!(current.expect("current").value.expose(), "after");
 }
@@ -498,10 +419,7 @@ async fn a_held_lock_blocks_a_read_too() {
     let reader = store.clone();
     let read = tokio::spawn(async move { reader.current(&secret("svc")).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !read.is_finished(),
-        "the read went through a held exclusive lock"
-    );
+    assert!(!read.is_finished(), "the read went through a held exclusive lock");
     lock.unlock().expect("release the lock");
     assert!(read.await.expect("task").expect("read").is_none());
 }

@@ -26,10 +26,8 @@ pub fn check(path: &Path) -> Result<u8, CliError> {
     println!("  stores: {}", config.stores.keys().cloned().collect::<Vec<_>>().join(", "));
     for (name, job) in &config.jobs {
         let schedule = job.schedule.as_ref().map(|s| s.describe()).unwrap_or_else(|| "no schedule".into());
-        let max_age = job
-            .max_age
-            .map(|d| format!(", max_age {}", humantime::format_duration(d)))
-            .unwrap_or_default();
+        let max_age =
+            job.max_age.map(|d| format!(", max_age {}", humantime::format_duration(d))).unwrap_or_default();
         let stores: Vec<String> = job.stores.iter().map(|s| format!("{}:{}", s.store, s.name)).collect();
         println!("  job {name}: target {}, {schedule}{max_age}, stores {}", job.target, stores.join(", "));
         println!("    secret: {}", job.secret_policy);

@@ -167,7 +167,9 @@ async fn prove(runtime: &Runtime) -> Result<(), CliError> {
         }
     }
     if failures.is_empty() {
-        println!("proof: every job's current value verifies at its target, meets its policy, and replaced a different one");
+        println!(
+            "proof: every job's current value verifies at its target, meets its policy, and replaced a different one"
+        );
         Ok(())
     } else {
         Err(CliError::Failed(format!("the demo's proof failed:\n  {}", failures.join("\n  "))))

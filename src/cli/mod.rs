@@ -32,7 +32,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "rotavault", version, about = "Creates and rotates API credentials and writes them straight into secret stores")]
+#[command(
+    name = "rotavault",
+    version,
+    about = "Creates and rotates API credentials and writes them straight into secret stores"
+)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, global = true, env = "ROTAVAULT_CONFIG", default_value = "/etc/rotavault/config.toml")]

@@ -13,9 +13,12 @@ pub fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
         let known: Vec<&str> = config.jobs.keys().map(String::as_str).collect();
         return Err(unknown_job(name, &known));
     }
-    let engine = Engine::new(Settings::default(), Arc::new(SystemClock), StateDir::new(&config.state_dir), true);
+    let engine =
+        Engine::new(Settings::default(), Arc::new(SystemClock), StateDir::new(&config.state_dir), true);
     if engine.resolve_diverged(name)? {
-        println!("{name}: the diverged mark is cleared; the next run settles any pending value against the target first");
+        println!(
+            "{name}: the diverged mark is cleared; the next run settles any pending value against the target first"
+        );
     } else {
         println!("{name} was not diverged; nothing changed");
     }

@@ -12,7 +12,7 @@ use super::{CliError, exit};
 use crate::config::Config;
 use crate::rotation::{RotationError, Trigger};
 use crate::runtime::{Runtime, ScheduledJob};
-use crate::schedule::{Clock, SystemClock, next_due};
+use crate::schedule::{SystemClock, next_due};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +49,10 @@ pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
 
 fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), CliError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| CliError::Failed(format!("SIGTERM handler: {e}")))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| CliError::Failed(format!("SIGINT handler: {e}")))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| CliError::Failed(format!("SIGTERM handler: {e}")))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| CliError::Failed(format!("SIGINT handler: {e}")))?;
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: finishing rotations in flight, then stopping"),
@@ -148,7 +150,9 @@ fn retry_delay(failures: u32) -> chrono::Duration {
 
 fn log_failure(job: &str, e: &RotationError) {
     match e {
-        RotationError::Diverged { .. } => tracing::error!(job, error = %e, kind = e.metric_label(), "job diverged"),
+        RotationError::Diverged { .. } => {
+            tracing::error!(job, error = %e, kind = e.metric_label(), "job diverged")
+        }
         RotationError::Busy(_) => tracing::info!(job, error = %e, "skipped: busy"),
         _ => tracing::error!(job, error = %e, kind = e.metric_label(), "rotation failed"),
     }

@@ -112,7 +112,13 @@ pub(super) async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: 
             )),
         )
     } else if any_pending {
-        ("pending", Some("a rotation is waiting to be settled; the daemon retries it, or run `rotavault rotate`".into()))
+        (
+            "pending",
+            Some(
+                "a rotation is waiting to be settled; the daemon retries it, or run `rotavault rotate`"
+                    .into(),
+            ),
+        )
     } else if store_error.is_some() {
         ("failed", Some("a store cannot be read; see its error".into()))
     } else if matches!(state.last_attempt.as_ref().map(|a| a.outcome), Some(AttemptOutcome::Failed)) {

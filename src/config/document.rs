@@ -35,8 +35,7 @@ impl<'a> Document<'a> {
 
     /// The whole document as `T`.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        T::deserialize(toml::de::Deserializer::from(self.root.clone()))
-            .map_err(|e| self.schema_error(&e))
+        T::deserialize(toml::de::Deserializer::from(self.root.clone())).map_err(|e| self.schema_error(&e))
     }
 
     /// The value at `path` as `T`. Spans stay those of the whole file, so errors point into it.
@@ -54,25 +53,13 @@ impl<'a> Document<'a> {
     /// An error about the value at `path` (or, when `path` is absent, the table that lacks it).
     pub fn error(&self, path: &KeyPath, message: impl Into<String>) -> ConfigError {
         let offset = self.spans(path).map(|s| s.value.start);
-        ConfigError::at(
-            self.file,
-            self.source,
-            offset,
-            Some(path.to_string()),
-            message,
-        )
+        ConfigError::at(self.file, self.source, offset, Some(path.to_string()), message)
     }
 
     /// An error about the key at `path` itself, such as a table name that is not allowed.
     pub fn error_at_key(&self, path: &KeyPath, message: impl Into<String>) -> ConfigError {
         let offset = self.spans(path).map(|s| s.key.unwrap_or(s.value).start);
-        ConfigError::at(
-            self.file,
-            self.source,
-            offset,
-            Some(path.to_string()),
-            message,
-        )
+        ConfigError::at(self.file, self.source, offset, Some(path.to_string()), message)
     }
 
     /// Where the value at `path` starts, to order findings as they appear in the file.

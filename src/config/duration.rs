@@ -28,11 +28,7 @@ impl<'de> Deserialize<'de> for ConfigDuration {
             fn visit_str<E: de::Error>(self, text: &str) -> Result<ConfigDuration, E> {
                 humantime::parse_duration(text)
                     .map(ConfigDuration)
-                    .map_err(|e| {
-                        E::custom(format!(
-                            "`{text}` is not a duration ({e}): expected {EXPECTED}"
-                        ))
-                    })
+                    .map_err(|e| E::custom(format!("`{text}` is not a duration ({e}): expected {EXPECTED}")))
             }
         }
 
@@ -50,16 +46,9 @@ pub(super) fn display(d: Duration) -> String {
         (secs % 60, "s"),
         (u64::from(d.subsec_millis()), "ms"),
     ];
-    let parts: Vec<String> = units
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0s".into()
-    } else {
-        parts.join(" ")
-    }
+    let parts: Vec<String> =
+        units.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect();
+    if parts.is_empty() { "0s".into() } else { parts.join(" ") }
 }
 
 #[cfg(test)]
@@ -74,12 +63,7 @@ mod tests {
             Duration::from_secs(90),
             Duration::from_millis(1_500),
         ] {
-            assert_eq!(
-                humantime::parse_duration(&display(d)).ok(),
-                Some(d),
-                "{}",
-                display(d)
-            );
+            assert_eq!(humantime::parse_duration(&display(d)).ok(), Some(d), "{}", display(d));
         }
         assert_eq!(display(Duration::from_secs(7 * 86_400)), "7d");
         assert_eq!(display(Duration::ZERO), "0s");

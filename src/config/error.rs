@@ -27,13 +27,7 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about the file as a whole (it cannot be read, for example).
     pub(crate) fn file(file: &Path, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_owned(),
-            line: None,
-            column: None,
-            key: None,
-            message: message.into(),
-        }
+        Self { file: file.to_owned(), line: None, column: None, key: None, message: message.into() }
     }
 
     /// An error at byte `offset` of `source`.
@@ -51,13 +45,7 @@ impl ConfigError {
             }
             None => (None, None),
         };
-        Self {
-            file: file.to_owned(),
-            line,
-            column,
-            key,
-            message: message.into(),
-        }
+        Self { file: file.to_owned(), line, column, key, message: message.into() }
     }
 }
 

@@ -58,22 +58,12 @@ pub(super) struct Context<'c> {
     pub now: DateTime<Utc>,
 }
 
-pub(super) fn build(
-    ctx: &Context<'_>,
-    name: &str,
-    mut job: JobSchema,
-) -> Result<JobConfig, ConfigError> {
+pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result<JobConfig, ConfigError> {
     let doc = ctx.doc;
     let at = KeyPath::root().key("jobs").key(name);
 
     let Some(target) = ctx.targets.get(&job.target) else {
-        return Err(unknown_reference(
-            doc,
-            &at.key("target"),
-            "target",
-            &job.target,
-            ctx.targets,
-        ));
+        return Err(unknown_reference(doc, &at.key("target"), "target", &job.target, ctx.targets));
     };
     if job.stores.is_empty() {
         return Err(doc.error(
@@ -85,13 +75,7 @@ pub(super) fn build(
     for (i, entry) in std::mem::take(&mut job.stores).into_iter().enumerate() {
         let entry_at = at.key("stores").index(i);
         if !ctx.stores.contains_key(&entry.store) {
-            return Err(unknown_reference(
-                doc,
-                &entry_at.key("store"),
-                "store",
-                &entry.store,
-                ctx.stores,
-            ));
+            return Err(unknown_reference(doc, &entry_at.key("store"), "store", &entry.store, ctx.stores));
         }
         if entry.name.trim().is_empty() || entry.name.chars().any(char::is_control) {
             return Err(doc.error(
@@ -99,11 +83,7 @@ pub(super) fn build(
                 "not a secret name: expected the name of the secret in the store, such as \"webhooks/signing-key\"",
             ));
         }
-        stores.push(JobStore {
-            store: entry.store,
-            name: entry.name,
-            adopt: entry.adopt,
-        });
+        stores.push(JobStore { store: entry.store, name: entry.name, adopt: entry.adopt });
     }
 
     let schedule = schedule(doc, &at, &job)?;
@@ -117,23 +97,10 @@ pub(super) fn build(
     }
     check_max_age(ctx, &at, &job, schedule.as_ref(), max_age)?;
 
-    let secret_policy = secret_rules::effective(
-        doc,
-        &at,
-        &job.target,
-        target,
-        ctx.policy,
-        job.secret.as_ref(),
-    )?;
+    let secret_policy =
+        secret_rules::effective(doc, &at, &job.target, target, ctx.policy, job.secret.as_ref())?;
 
-    Ok(JobConfig {
-        name: name.to_owned(),
-        target: job.target,
-        stores,
-        schedule,
-        max_age,
-        secret_policy,
-    })
+    Ok(JobConfig { name: name.to_owned(), target: job.target, stores, schedule, max_age, secret_policy })
 }
 
 fn unknown_reference<T>(
@@ -144,31 +111,19 @@ fn unknown_reference<T>(
     defined: &BTreeMap<String, T>,
 ) -> ConfigError {
     let message = if defined.is_empty() {
-        format!(
-            "unknown {what} `{name}`: no {what}s are defined; expected a [{what}s.{name}] table"
-        )
+        format!("unknown {what} `{name}`: no {what}s are defined; expected a [{what}s.{name}] table")
     } else {
         let names: Vec<String> = defined.keys().map(|n| format!("`{n}`")).collect();
-        format!(
-            "unknown {what} `{name}`: expected one of the defined {what}s: {}",
-            names.join(", ")
-        )
+        format!("unknown {what} `{name}`: expected one of the defined {what}s: {}", names.join(", "))
     };
     doc.error(at, message)
 }
 
-fn schedule(
-    doc: &Document<'_>,
-    at: &KeyPath,
-    job: &JobSchema,
-) -> Result<Option<Schedule>, ConfigError> {
+fn schedule(doc: &Document<'_>, at: &KeyPath, job: &JobSchema) -> Result<Option<Schedule>, ConfigError> {
     let timezone = job.timezone.as_deref();
     let window = job.window.map(|ConfigDuration(d)| d);
     let Some(cron) = job.schedule.as_deref() else {
-        for (key, set) in [
-            ("timezone", timezone.is_some()),
-            ("window", window.is_some()),
-        ] {
+        for (key, set) in [("timezone", timezone.is_some()), ("window", window.is_some())] {
             if set {
                 return Err(doc.error(
                     &at.key(key),
@@ -264,15 +219,8 @@ pub(super) fn check_unique_secrets(
     for (_, at, job, entry) in &references {
         let pair = (entry.store.as_str(), entry.name.as_str());
         if let Some((first_at, first_job)) = seen.get(&pair) {
-            let owner = if first_job == job {
-                "this job".to_owned()
-            } else {
-                format!("job `{first_job}`")
-            };
-            let line = doc
-                .line(first_at)
-                .map(|l| format!(", line {l}"))
-                .unwrap_or_default();
+            let owner = if first_job == job { "this job".to_owned() } else { format!("job `{first_job}`") };
+            let line = doc.line(first_at).map(|l| format!(", line {l}")).unwrap_or_default();
             return Err(doc.error(
                 at,
                 format!(

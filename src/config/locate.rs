@@ -75,10 +75,7 @@ impl fmt::Display for KeyPath {
 }
 
 fn is_bare_key(key: &str) -> bool {
-    !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// The spans of one node: its key (absent for array elements and the root) and its value. The value of a table
@@ -92,19 +89,13 @@ pub struct Spans {
 /// The spans of `path`, or of its deepest ancestor present in the document when `path` itself is absent (a
 /// missing key is reported at the table that lacks it). `None` only for the root.
 pub fn spans_of(root: &DeTable<'_>, path: &KeyPath) -> Option<Spans> {
-    walk(root, path).pop().map(|(key, value)| Spans {
-        key,
-        value: value.span(),
-    })
+    walk(root, path).pop().map(|(key, value)| Spans { key, value: value.span() })
 }
 
 /// The value at `path`, when it is present.
 pub fn node<'d, 'i>(root: &'d DeTable<'i>, path: &KeyPath) -> Option<&'d Spanned<DeValue<'i>>> {
     let mut nodes = walk(root, path);
-    (nodes.len() == path.0.len())
-        .then(|| nodes.pop())
-        .flatten()
-        .map(|(_, value)| value)
+    (nodes.len() == path.0.len()).then(|| nodes.pop()).flatten().map(|(_, value)| value)
 }
 
 /// The key span and value of every prefix of `path` present in the document, outermost first.
@@ -221,12 +212,7 @@ stores = [ { store = "local", name = "n" } ]
 
     #[test]
     fn paths_are_spelled_as_toml_spells_them() {
-        let path = KeyPath::root()
-            .key("jobs")
-            .key("a.b")
-            .key("stores")
-            .index(0)
-            .key("store");
+        let path = KeyPath::root().key("jobs").key("a.b").key("stores").index(0).key("store");
         assert_eq!(path.to_string(), "jobs.\"a.b\".stores[0].store");
     }
 

@@ -49,10 +49,6 @@ pub(super) fn build(doc: &Document<'_>, schema: PolicySchema) -> Result<GlobalPo
     Ok(GlobalPolicy {
         max_age,
         min_length: schema.min_length,
-        forbidden: schema
-            .forbidden
-            .as_deref()
-            .map(char_set)
-            .unwrap_or_default(),
+        forbidden: schema.forbidden.as_deref().map(char_set).unwrap_or_default(),
     })
 }

@@ -37,10 +37,7 @@ impl Default for RotationSettings {
 
 const VERIFY_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=10;
 
-pub(super) fn build(
-    doc: &Document<'_>,
-    schema: RotationSchema,
-) -> Result<RotationSettings, ConfigError> {
+pub(super) fn build(doc: &Document<'_>, schema: RotationSchema) -> Result<RotationSettings, ConfigError> {
     let at = KeyPath::root().key("rotation");
     let defaults = RotationSettings::default();
     if let Some(n) = schema.verify_attempts

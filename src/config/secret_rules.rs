@@ -53,11 +53,7 @@ pub(super) fn effective(
                 ),
             ));
         }
-        positions.push(PositionRule {
-            class: rule.class,
-            from: rule.from,
-            to: rule.to,
-        });
+        positions.push(PositionRule { class: rule.class, from: rule.from, to: rule.to });
     }
 
     let own = SecretPolicy {
@@ -70,10 +66,7 @@ pub(super) fn effective(
     };
     // Without an explicit length, `intersect` takes the largest wish (32 by default) clamped to the combined
     // bounds, so a `[policy] min_length` above 32 raises it.
-    let mut policy = target
-        .rules()
-        .intersect(&global.secret_rules())
-        .intersect(&own);
+    let mut policy = target.rules().intersect(&global.secret_rules()).intersect(&own);
 
     if let Some(length) = rules.length {
         // An explicit length is taken as written, never silently raised to a minimum: refuse it instead.

@@ -18,10 +18,7 @@ pub enum StoreConfig {
     Memory,
     /// An age-encrypted file. `path` and a file identity are absolute or relative to the working directory: paths
     /// written relative in the config have been resolved against the config file's directory.
-    File {
-        path: PathBuf,
-        identity: IdentitySource,
-    },
+    File { path: PathBuf, identity: IdentitySource },
 }
 
 impl StoreConfig {
@@ -52,11 +49,9 @@ pub(super) fn build(
                 (Some(file), None) => {
                     IdentitySource::File(resolve_path(doc, &at.key("identity_file"), &file, base)?)
                 }
-                (None, Some(name)) => IdentitySource::Credential(credential_name(
-                    doc,
-                    &at.key("identity_credential"),
-                    name,
-                )?),
+                (None, Some(name)) => {
+                    IdentitySource::Credential(credential_name(doc, &at.key("identity_credential"), name)?)
+                }
                 (Some(_), Some(_)) => {
                     return Err(doc.error(
                         &at.key("identity_credential"),

@@ -35,11 +35,7 @@ impl TargetConfig {
     }
 }
 
-pub(super) fn build(
-    doc: &Document<'_>,
-    at: &KeyPath,
-    kind: TargetKind,
-) -> Result<TargetConfig, ConfigError> {
+pub(super) fn build(doc: &Document<'_>, at: &KeyPath, kind: TargetKind) -> Result<TargetConfig, ConfigError> {
     match kind {
         TargetKind::Generated => {
             doc.deserialize_at::<KindOnlySchema>(at)?;

@@ -20,8 +20,7 @@ pub(super) fn syntax(
 ) -> ConfigError {
     let span = err.span();
     let key = span.as_ref().and_then(|span| {
-        locate::path_at(recovered, span)
-            .or_else(|| locate::path_under_header(recovered, source, span))
+        locate::path_at(recovered, span).or_else(|| locate::path_under_header(recovered, source, span))
     });
     ConfigError::at(
         file,
@@ -33,22 +32,11 @@ pub(super) fn syntax(
 }
 
 /// A serde error (unknown key, missing key, wrong type, a value our own deserializers refuse).
-pub(super) fn schema(
-    file: &Path,
-    source: &str,
-    root: &DeTable<'_>,
-    err: &toml::de::Error,
-) -> ConfigError {
+pub(super) fn schema(file: &Path, source: &str, root: &DeTable<'_>, err: &toml::de::Error) -> ConfigError {
     let span = err.span();
     let key = span.as_ref().and_then(|span| locate::path_at(root, span));
     let message = rewrite(err.message(), key.as_ref());
-    ConfigError::at(
-        file,
-        source,
-        span.map(|s| s.start),
-        key.map(|k| k.to_string()),
-        message,
-    )
+    ConfigError::at(file, source, span.map(|s| s.start), key.map(|k| k.to_string()), message)
 }
 
 const INLINE_SECRET_HINT: &str = "secrets are never written inline in the config: reference a file (a `*_file` \
@@ -65,22 +53,15 @@ fn rewrite(message: &str, key: Option<&KeyPath>) -> String {
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let (value, accepted) = rest.split_once('`').unwrap_or((rest, ""));
-        return format!(
-            "unknown value `{value}`: expected {}",
-            one_of(&backticked(accepted))
-        );
+        return format!("unknown value `{value}`: expected {}", one_of(&backticked(accepted)));
     }
-    let invalid = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "));
+    let invalid = message.strip_prefix("invalid type: ").or_else(|| message.strip_prefix("invalid value: "));
     if let Some((found, expected)) = invalid.and_then(|rest| rest.rsplit_once(", expected ")) {
-        let mut out = format!(
-            "expected {}, found {}",
-            expected_words(expected),
-            found_words(found)
-        );
+        let mut out = format!("expected {}, found {}", expected_words(expected), found_words(found));
         if key.and_then(KeyPath::last_key) == Some("secret") {
-            out.push_str(": `secret` holds the rules generated secrets follow (length, alphabet, require, ...); ");
+            out.push_str(
+                ": `secret` holds the rules generated secrets follow (length, alphabet, require, ...); ",
+            );
             out.push_str(INLINE_SECRET_HINT);
         }
         return out;
@@ -115,20 +96,9 @@ fn looks_like_inline_secret(name: &str) -> bool {
     if name.ends_with("_file") || name.ends_with("_credential") {
         return false;
     }
-    const IN_NAME: [&str; 7] = [
-        "secret",
-        "password",
-        "passwd",
-        "passphrase",
-        "token",
-        "apikey",
-        "private",
-    ];
+    const IN_NAME: [&str; 7] = ["secret", "password", "passwd", "passphrase", "token", "apikey", "private"];
     const WORDS: [&str; 5] = ["key", "value", "pass", "pwd", "credential"];
-    IN_NAME.iter().any(|w| name.contains(w))
-        || name
-            .split(['_', '-', '.'])
-            .any(|word| WORDS.contains(&word))
+    IN_NAME.iter().any(|w| name.contains(w)) || name.split(['_', '-', '.']).any(|word| WORDS.contains(&word))
 }
 
 /// The names between backticks in a serde list such as "expected one of `a`, `b`".
@@ -188,9 +158,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -206,25 +174,10 @@ mod tests {
 
     #[test]
     fn inline_secret_names_are_recognised() {
-        for name in [
-            "secret",
-            "password",
-            "token",
-            "api_key",
-            "value",
-            "key",
-            "client_secret",
-            "apiKey",
-        ] {
+        for name in ["secret", "password", "token", "api_key", "value", "key", "client_secret", "apiKey"] {
             assert!(looks_like_inline_secret(name), "{name}");
         }
-        for name in [
-            "identity_file",
-            "admin_credential",
-            "monkey",
-            "schedule",
-            "pathh",
-        ] {
+        for name in ["identity_file", "admin_credential", "monkey", "schedule", "pathh"] {
             assert!(!looks_like_inline_secret(name), "{name}");
         }
     }
@@ -240,13 +193,7 @@ mod tests {
         assert_eq!(edit_distance("pathh", "path"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("nmae", "name"), 1);
-        let text = rewrite(
-            "unknown field `pathh`, expected one of `kind`, `path`",
-            None,
-        );
-        assert_eq!(
-            text,
-            "unknown key `pathh` (did you mean `path`?): expected one of `kind`, `path`"
-        );
+        let text = rewrite("unknown field `pathh`, expected one of `kind`, `path`", None);
+        assert_eq!(text, "unknown key `pathh` (did you mean `path`?): expected one of `kind`, `path`");
     }
 }

@@ -49,13 +49,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, Co
         targets.insert(name, config);
     }
 
-    let context = job::Context {
-        doc,
-        stores: &stores,
-        targets: &targets,
-        policy: &policy,
-        now,
-    };
+    let context = job::Context { doc, stores: &stores, targets: &targets, policy: &policy, now };
     let mut jobs = BTreeMap::new();
     for (name, schema) in schema.jobs {
         check_name(doc, &root.key("jobs").key(&name), &name, "job")?;
@@ -64,15 +58,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, Co
     }
     job::check_unique_secrets(doc, &jobs)?;
 
-    Ok(Config {
-        path: doc.file().to_owned(),
-        state_dir,
-        policy,
-        rotation,
-        stores,
-        targets,
-        jobs,
-    })
+    Ok(Config { path: doc.file().to_owned(), state_dir, policy, rotation, stores, targets, jobs })
 }
 
 /// Store, target and job names end up in file names, lock names, tags and metric labels, so they are kept to
@@ -115,11 +101,7 @@ pub(super) fn resolve_path(
         ));
     }
     let path = Path::new(text);
-    Ok(if path.is_absolute() {
-        path.to_owned()
-    } else {
-        base.join(path)
-    })
+    Ok(if path.is_absolute() { path.to_owned() } else { base.join(path) })
 }
 
 /// A duration where zero makes no sense (an age, a timeout, a back-off).

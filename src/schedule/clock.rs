@@ -16,8 +16,7 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
 
     /// Sleeps until `now()` has reached `deadline`; returns at once if it already has.
-    fn sleep_until(&self, deadline: DateTime<Utc>)
-    -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// The system's wall clock.
@@ -35,10 +34,7 @@ impl Clock for SystemClock {
         Utc::now()
     }
 
-    fn sleep_until(
-        &self,
-        deadline: DateTime<Utc>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             while let Some(chunk) = system_clock_chunk(self.now(), deadline) {
                 tokio::time::sleep(chunk).await;
@@ -59,10 +55,7 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock that reads `start` now.
     pub fn starting_at(start: DateTime<Utc>) -> TokioClock {
-        TokioClock {
-            start,
-            origin: tokio::time::Instant::now(),
-        }
+        TokioClock { start, origin: tokio::time::Instant::now() }
     }
 }
 
@@ -74,10 +67,7 @@ impl Clock for TokioClock {
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
-    fn sleep_until(
-        &self,
-        deadline: DateTime<Utc>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             // tokio's timer rounds up to the next millisecond, so one sleep is normally enough; the loop only makes
             // "now() >= deadline on return" hold by construction.
@@ -95,10 +85,7 @@ fn system_clock_chunk(now: DateTime<Utc>, deadline: DateTime<Utc>) -> Option<Dur
 
 /// The time from `now` to `deadline`, or `None` once `deadline` is reached.
 fn time_left(now: DateTime<Utc>, deadline: DateTime<Utc>) -> Option<Duration> {
-    (deadline - now)
-        .to_std()
-        .ok()
-        .filter(|left| !left.is_zero())
+    (deadline - now).to_std().ok().filter(|left| !left.is_zero())
 }
 
 #[cfg(test)]
@@ -110,9 +97,7 @@ mod tests {
     use crate::schedule::{DueReason, Schedule, next_due};
 
     fn utc(rfc3339: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(rfc3339)
-            .expect("test timestamp")
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(rfc3339).expect("test timestamp").with_timezone(&Utc)
     }
 
     /// Polls `sleep` once: `true` if it finished without waiting.
@@ -123,31 +108,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn sleeping_until_a_past_deadline_returns_at_once() {
         let system = SystemClock;
-        assert!(finishes_at_once(
-            system.sleep_until(system.now() - TimeDelta::hours(1))
-        ));
+        assert!(finishes_at_once(system.sleep_until(system.now() - TimeDelta::hours(1))));
         let tokio_clock = TokioClock::starting_at(utc("2024-01-01T00:00:00Z"));
-        assert!(finishes_at_once(
-            tokio_clock.sleep_until(utc("2023-12-31T23:59:59Z"))
-        ));
+        assert!(finishes_at_once(tokio_clock.sleep_until(utc("2023-12-31T23:59:59Z"))));
         assert!(finishes_at_once(tokio_clock.sleep_until(tokio_clock.now())));
         // A deadline ahead does wait: the checks above are not vacuous.
-        assert!(!finishes_at_once(
-            tokio_clock.sleep_until(utc("2024-01-01T00:00:01Z"))
-        ));
+        assert!(!finishes_at_once(tokio_clock.sleep_until(utc("2024-01-01T00:00:01Z"))));
     }
 
     #[test]
     fn the_system_clock_sleeps_at_most_a_minute_before_looking_again() {
         let now = utc("2024-01-01T00:00:00Z");
-        assert_eq!(
-            system_clock_chunk(now, now + TimeDelta::days(3)),
-            Some(SYSTEM_CLOCK_CHUNK)
-        );
-        assert_eq!(
-            system_clock_chunk(now, now + TimeDelta::seconds(5)),
-            Some(Duration::from_secs(5))
-        );
+        assert_eq!(system_clock_chunk(now, now + TimeDelta::days(3)), Some(SYSTEM_CLOCK_CHUNK));
+        assert_eq!(system_clock_chunk(now, now + TimeDelta::seconds(5)), Some(Duration::from_secs(5)));
         assert_eq!(system_clock_chunk(now, now), None);
         assert_eq!(system_clock_chunk(now, now - TimeDelta::seconds(5)), None);
     }
@@ -164,12 +137,7 @@ mod tests {
         let before = tokio::time::Instant::now();
         clock.sleep_until(deadline).await;
         assert_eq!(clock.now(), deadline);
-        assert_eq!(
-            before.elapsed(),
-            (deadline - start - TimeDelta::minutes(90))
-                .to_std()
-                .expect("ahead")
-        );
+        assert_eq!(before.elapsed(), (deadline - start - TimeDelta::minutes(90)).to_std().expect("ahead"));
     }
 
     /// The daemon's loop in miniature, for two days of paused time: evaluate, sleep until due, rotate, repeat.
@@ -181,12 +149,8 @@ mod tests {
         let end = start + TimeDelta::days(2);
         let clock: &dyn Clock = &TokioClock::starting_at(start);
         let window = TimeDelta::minutes(5);
-        let schedule = Schedule::new(
-            "*/10 * * * *",
-            Some("Europe/Amsterdam"),
-            window.to_std().ok(),
-        )
-        .expect("valid");
+        let schedule =
+            Schedule::new("*/10 * * * *", Some("Europe/Amsterdam"), window.to_std().ok()).expect("valid");
         // Longer than the worst case between rotations (10 minutes + the window), so it never decides.
         let max_age = Duration::from_secs(16 * 60);
         // The secret was made just before `start`, so the fire at `start` is owed.
@@ -195,13 +159,7 @@ mod tests {
         let mut offsets = std::collections::BTreeSet::new();
         let real_start = std::time::Instant::now();
         loop {
-            let due = next_due(
-                "optimize365",
-                Some(&schedule),
-                Some(max_age),
-                Some(rotated_at),
-                clock.now(),
-            );
+            let due = next_due("optimize365", Some(&schedule), Some(max_age), Some(rotated_at), clock.now());
             if due.at >= end {
                 break;
             }
@@ -211,33 +169,18 @@ mod tests {
             let DueReason::Scheduled { fire } = due.reason else {
                 panic!("at {now}: {due}");
             };
-            assert!(
-                fire <= now && now < fire + window,
-                "rotated at {now}, outside the window of {fire}"
-            );
-            assert!(
-                now - rotated_at <= TimeDelta::minutes(15),
-                "{now}: the secret got too old"
-            );
+            assert!(fire <= now && now < fire + window, "rotated at {now}, outside the window of {fire}");
+            assert!(now - rotated_at <= TimeDelta::minutes(15), "{now}: the secret got too old");
             rotations.push(fire);
             offsets.insert(now - fire);
             rotated_at = now;
         }
         // Every fire in [start, end), exactly once and in order: 2 days × 24 hours × 6.
-        let expected: Vec<_> = (0..2 * 24 * 6)
-            .map(|n| start + TimeDelta::minutes(10 * n))
-            .collect();
+        let expected: Vec<_> = (0..2 * 24 * 6).map(|n| start + TimeDelta::minutes(10 * n)).collect();
         assert_eq!(rotations.len(), 288);
         assert_eq!(rotations, expected);
         assert!(clock.now() < end);
-        assert!(
-            offsets.len() > 250,
-            "the window spreads the moments: {} distinct",
-            offsets.len()
-        );
-        assert!(
-            real_start.elapsed() < Duration::from_secs(30),
-            "paused time, not real time"
-        );
+        assert!(offsets.len() > 250, "the window spreads the moments: {} distinct", offsets.len());
+        assert!(real_start.elapsed() < Duration::from_secs(30), "paused time, not real time");
     }
 }

@@ -16,26 +16,12 @@ struct Field {
     values: &'static str,
 }
 
-const SECOND: Field = Field {
-    name: "second",
-    values: "0-59",
-};
-const MINUTE: Field = Field {
-    name: "minute",
-    values: "0-59",
-};
-const HOUR: Field = Field {
-    name: "hour",
-    values: "0-23",
-};
-const DAY_OF_MONTH: Field = Field {
-    name: "day-of-month",
-    values: "1-31, `L` (the last day) or `nW` (the weekday nearest day n)",
-};
-const MONTH: Field = Field {
-    name: "month",
-    values: "1-12 or JAN-DEC",
-};
+const SECOND: Field = Field { name: "second", values: "0-59" };
+const MINUTE: Field = Field { name: "minute", values: "0-59" };
+const HOUR: Field = Field { name: "hour", values: "0-23" };
+const DAY_OF_MONTH: Field =
+    Field { name: "day-of-month", values: "1-31, `L` (the last day) or `nW` (the weekday nearest day n)" };
+const MONTH: Field = Field { name: "month", values: "1-12 or JAN-DEC" };
 const DAY_OF_WEEK: Field = Field {
     name: "day-of-week",
     values: "0-7 (0 and 7 are Sunday) or SUN-SAT, `nL` (the last such day of the month) or `n#k` (the k-th)",
@@ -45,17 +31,13 @@ const FIVE_FIELDS: [Field; 5] = [MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK]
 const SIX_FIELDS: [Field; 6] = [SECOND, MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK];
 
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-const MONTH_NAMES: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
+const MONTH_NAMES: [&str; 12] =
+    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
 
 /// The parser every expression goes through. Seconds are optional (croner inserts `0` for a 5-field expression);
 /// years are refused, though [`parse`] has already counted the fields.
 fn parser() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
+    CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build()
 }
 
 /// Parses `expression` (5 fields, or 6 with seconds first). Returns croner's `Cron` and the expression with its
@@ -95,17 +77,13 @@ pub(super) fn parse(expression: &str) -> Result<(Cron, String), ScheduleError> {
             // Find the field croner refused: try each one alone, every other field `*`. Fields are independent in
             // cron syntax, so the first field refused alone is the one to name.
             for (index, (field, value)) in layout.iter().zip(&fields).enumerate() {
-                let probe: Vec<&str> = (0..fields.len())
-                    .map(|other| if other == index { *value } else { "*" })
-                    .collect();
+                let probe: Vec<&str> =
+                    (0..fields.len()).map(|other| if other == index { *value } else { "*" }).collect();
                 if parser().parse(&probe.join(" ")).is_err() {
                     return Err(invalid(field, value));
                 }
             }
-            Err(ScheduleError::Refused {
-                expression: normalised,
-                reason: refused.to_string(),
-            })
+            Err(ScheduleError::Refused { expression: normalised, reason: refused.to_string() })
         }
     }
 }

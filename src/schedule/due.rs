@@ -109,10 +109,7 @@ pub fn next_due(
     now: DateTime<Utc>,
 ) -> Due {
     let Some(rotated_at) = rotated_at else {
-        return Due {
-            at: now,
-            reason: DueReason::NeverRotated,
-        };
+        return Due { at: now, reason: DueReason::NeverRotated };
     };
     let age_limit_at = max_age.map(|max_age| {
         TimeDelta::from_std(max_age)
@@ -123,58 +120,30 @@ pub fn next_due(
     if let Some(age_limit_at) = age_limit_at
         && age_limit_at <= now
     {
-        return Due {
-            at: now,
-            reason: DueReason::MaxAge { age_limit_at },
-        };
+        return Due { at: now, reason: DueReason::MaxAge { age_limit_at } };
     }
-    let by_age_limit = |age_limit_at| Due {
-        at: age_limit_at,
-        reason: DueReason::MaxAge { age_limit_at },
-    };
+    let by_age_limit = |age_limit_at| Due { at: age_limit_at, reason: DueReason::MaxAge { age_limit_at } };
     match schedule.and_then(|schedule| next_run(schedule, job, rotated_at, now)) {
-        Some(Run::Missed { fire }) => Due {
-            at: now,
-            reason: DueReason::MissedFire { fire },
-        },
+        Some(Run::Missed { fire }) => Due { at: now, reason: DueReason::MissedFire { fire } },
         Some(Run::Ahead { fire, at }) => match age_limit_at {
             Some(age_limit_at) if age_limit_at < at => by_age_limit(age_limit_at),
-            _ => Due {
-                at,
-                reason: DueReason::Scheduled { fire },
-            },
+            _ => Due { at, reason: DueReason::Scheduled { fire } },
         },
         None => match age_limit_at {
             Some(age_limit_at) => by_age_limit(age_limit_at),
-            None => Due {
-                at: DateTime::<Utc>::MAX_UTC,
-                reason: DueReason::Unscheduled,
-            },
+            None => Due { at: DateTime::<Utc>::MAX_UTC, reason: DueReason::Unscheduled },
         },
     }
 }
 
 /// The schedule's part of [`next_due`]: the missed fire to run now, or the owed fire that runs next.
 enum Run {
-    Missed {
-        fire: DateTime<Utc>,
-    },
-    Ahead {
-        fire: DateTime<Utc>,
-        at: DateTime<Utc>,
-    },
+    Missed { fire: DateTime<Utc> },
+    Ahead { fire: DateTime<Utc>, at: DateTime<Utc> },
 }
 
-fn next_run(
-    schedule: &Schedule,
-    job: &str,
-    rotated_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<Run> {
-    let window = schedule
-        .window()
-        .and_then(|window| TimeDelta::from_std(window).ok())
-        .unwrap_or_default();
+fn next_run(schedule: &Schedule, job: &str, rotated_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<Run> {
+    let window = schedule.window().and_then(|window| TimeDelta::from_std(window).ok()).unwrap_or_default();
     let moment = |fire: DateTime<Utc>| fire + jitter(job, fire, window);
 
     // Missed: walk back from the latest fire at or before now. The first owed fire whose moment has passed is the one
@@ -230,11 +199,7 @@ fn jitter(job: &str, fire: DateTime<Utc>, window: TimeDelta) -> TimeDelta {
     // 0xff never occurs in UTF-8, so it separates the name from the time: ("a", t) and ("a\u{1}", t') cannot collide
     // by shifting bytes from one into the other.
     let mut hash = FNV_OFFSET_BASIS;
-    for byte in job
-        .bytes()
-        .chain([0xff])
-        .chain(fire.timestamp().to_be_bytes())
-    {
+    for byte in job.bytes().chain([0xff]).chain(fire.timestamp().to_be_bytes()) {
         hash = (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
     }
     let offset = mix(hash) % window_ms;
@@ -260,9 +225,7 @@ mod tests {
     use super::*;
 
     fn utc(rfc3339: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(rfc3339)
-            .expect("test timestamp")
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(rfc3339).expect("test timestamp").with_timezone(&Utc)
     }
 
     fn hours(n: u64) -> Duration {
@@ -282,13 +245,7 @@ mod tests {
     fn never_rotated_is_due_now_whatever_the_schedule() {
         let now = utc("2024-01-02T00:00:00Z");
         let due = next_due("job", Some(&weekly(None)), Some(days(30)), None, now);
-        assert_eq!(
-            due,
-            Due {
-                at: now,
-                reason: DueReason::NeverRotated
-            }
-        );
+        assert_eq!(due, Due { at: now, reason: DueReason::NeverRotated });
         assert!(due.is_now(now));
     }
 
@@ -302,13 +259,7 @@ mod tests {
             utc("2024-01-02T00:00:00Z"),
         );
         let fire = utc("2024-01-07T03:00:00Z");
-        assert_eq!(
-            due,
-            Due {
-                at: fire,
-                reason: DueReason::Scheduled { fire }
-            }
-        );
+        assert_eq!(due, Due { at: fire, reason: DueReason::Scheduled { fire } });
         assert!(!due.is_now(utc("2024-01-02T00:00:00Z")));
     }
 
@@ -319,37 +270,14 @@ mod tests {
         let rotated_at = Some(utc("2024-01-01T00:00:00Z"));
         let mut moments = vec![];
         for job in ["optimize365", "backup", "reports", "billing", "crm"] {
-            let due = next_due(
-                job,
-                Some(&schedule),
-                None,
-                rotated_at,
-                utc("2024-01-02T00:00:00Z"),
-            );
+            let due = next_due(job, Some(&schedule), None, rotated_at, utc("2024-01-02T00:00:00Z"));
             assert_eq!(due.reason, DueReason::Scheduled { fire }, "{job}");
-            assert!(
-                due.at >= fire && due.at < fire + TimeDelta::hours(2),
-                "{job}: {}",
-                due.at
-            );
+            assert!(due.at >= fire && due.at < fire + TimeDelta::hours(2), "{job}: {}", due.at);
             // Same input, same moment; and a later evaluation (after a restart, say, or once the fire has passed
             // but its moment has not) still finds the same moment.
-            assert_eq!(
-                next_due(
-                    job,
-                    Some(&schedule),
-                    None,
-                    rotated_at,
-                    utc("2024-01-02T00:00:00Z")
-                ),
-                due
-            );
+            assert_eq!(next_due(job, Some(&schedule), None, rotated_at, utc("2024-01-02T00:00:00Z")), due);
             let later = fire + (due.at - fire) / 2;
-            assert_eq!(
-                next_due(job, Some(&schedule), None, rotated_at, later),
-                due,
-                "{job}"
-            );
+            assert_eq!(next_due(job, Some(&schedule), None, rotated_at, later), due, "{job}");
             moments.push(due.at);
         }
         moments.sort();
@@ -362,18 +290,9 @@ mod tests {
     #[test]
     fn jitter_is_stable() {
         let fire = utc("2024-01-07T03:00:00Z");
-        assert_eq!(
-            jitter("optimize365", fire, TimeDelta::hours(2)),
-            TimeDelta::milliseconds(306_880)
-        );
-        assert_eq!(
-            jitter("optimize365", fire, TimeDelta::zero()),
-            TimeDelta::zero()
-        );
-        assert_eq!(
-            jitter("optimize365", fire, TimeDelta::microseconds(999)),
-            TimeDelta::zero()
-        );
+        assert_eq!(jitter("optimize365", fire, TimeDelta::hours(2)), TimeDelta::milliseconds(306_880));
+        assert_eq!(jitter("optimize365", fire, TimeDelta::zero()), TimeDelta::zero());
+        assert_eq!(jitter("optimize365", fire, TimeDelta::microseconds(999)), TimeDelta::zero());
     }
 
     #[test]
@@ -381,32 +300,15 @@ mod tests {
         let schedule = weekly(None);
         // Rotated on 1 January; down over the fires of 7 and 14 January; back on 20 January.
         let now = utc("2024-01-20T12:00:00Z");
-        let due = next_due(
-            "job",
-            Some(&schedule),
-            None,
-            Some(utc("2024-01-01T00:00:00Z")),
-            now,
-        );
-        assert_eq!(
-            due,
-            Due {
-                at: now,
-                reason: DueReason::MissedFire {
-                    fire: utc("2024-01-14T03:00:00Z")
-                }
-            }
-        );
+        let due = next_due("job", Some(&schedule), None, Some(utc("2024-01-01T00:00:00Z")), now);
+        assert_eq!(due, Due { at: now, reason: DueReason::MissedFire { fire: utc("2024-01-14T03:00:00Z") } });
         // Rotated now: the 7 January fire is not replayed; the next is the future one.
         let rotated_at = now + TimeDelta::seconds(5);
         let after = rotated_at + TimeDelta::seconds(1);
         let fire = utc("2024-01-21T03:00:00Z");
         assert_eq!(
             next_due("job", Some(&schedule), None, Some(rotated_at), after),
-            Due {
-                at: fire,
-                reason: DueReason::Scheduled { fire }
-            }
+            Due { at: fire, reason: DueReason::Scheduled { fire } }
         );
     }
 
@@ -418,12 +320,7 @@ mod tests {
         // not run again; the next one is.
         let rotated_at = fire + TimeDelta::seconds(1);
         let due = next_due("job", Some(&schedule), None, Some(rotated_at), rotated_at);
-        assert_eq!(
-            due.reason,
-            DueReason::Scheduled {
-                fire: utc("2024-01-14T03:00:00Z")
-            }
-        );
+        assert_eq!(due.reason, DueReason::Scheduled { fire: utc("2024-01-14T03:00:00Z") });
     }
 
     #[test]
@@ -432,19 +329,8 @@ mod tests {
         // moment. The 7 January fire is missed and runs now; that rotation also settles the 14 January fire.
         let schedule = weekly(Some(hours(2)));
         let now = utc("2024-01-14T03:00:00Z");
-        let due = next_due(
-            "job",
-            Some(&schedule),
-            None,
-            Some(utc("2024-01-01T00:00:00Z")),
-            now,
-        );
-        assert_eq!(
-            due.reason,
-            DueReason::MissedFire {
-                fire: utc("2024-01-07T03:00:00Z")
-            }
-        );
+        let due = next_due("job", Some(&schedule), None, Some(utc("2024-01-01T00:00:00Z")), now);
+        assert_eq!(due.reason, DueReason::MissedFire { fire: utc("2024-01-07T03:00:00Z") });
         assert_eq!(due.at, now);
     }
 
@@ -454,32 +340,14 @@ mod tests {
         let rotated_at = utc("2024-01-02T00:00:00Z");
         let age_limit_at = utc("2024-01-09T00:00:00Z");
         assert_eq!(
-            next_due(
-                "job",
-                Some(&monthly),
-                Some(days(7)),
-                Some(rotated_at),
-                utc("2024-01-03T00:00:00Z")
-            ),
-            Due {
-                at: age_limit_at,
-                reason: DueReason::MaxAge { age_limit_at }
-            }
+            next_due("job", Some(&monthly), Some(days(7)), Some(rotated_at), utc("2024-01-03T00:00:00Z")),
+            Due { at: age_limit_at, reason: DueReason::MaxAge { age_limit_at } }
         );
         // A max_age later than the next fire changes nothing.
         let fire = utc("2024-02-01T00:00:00Z");
         assert_eq!(
-            next_due(
-                "job",
-                Some(&monthly),
-                Some(days(60)),
-                Some(rotated_at),
-                utc("2024-01-03T00:00:00Z")
-            ),
-            Due {
-                at: fire,
-                reason: DueReason::Scheduled { fire }
-            }
+            next_due("job", Some(&monthly), Some(days(60)), Some(rotated_at), utc("2024-01-03T00:00:00Z")),
+            Due { at: fire, reason: DueReason::Scheduled { fire } }
         );
     }
 
@@ -488,29 +356,11 @@ mod tests {
         let rotated_at = utc("2024-01-01T00:00:00Z");
         let now = utc("2024-02-01T00:00:00Z");
         let age_limit_at = utc("2024-01-31T00:00:00Z");
-        let expected = Due {
-            at: now,
-            reason: DueReason::MaxAge { age_limit_at },
-        };
-        assert_eq!(
-            next_due(
-                "job",
-                Some(&weekly(None)),
-                Some(days(30)),
-                Some(rotated_at),
-                now
-            ),
-            expected
-        );
-        assert_eq!(
-            next_due("job", None, Some(days(30)), Some(rotated_at), now),
-            expected
-        );
+        let expected = Due { at: now, reason: DueReason::MaxAge { age_limit_at } };
+        assert_eq!(next_due("job", Some(&weekly(None)), Some(days(30)), Some(rotated_at), now), expected);
+        assert_eq!(next_due("job", None, Some(days(30)), Some(rotated_at), now), expected);
         // Reaching the limit exactly is reaching it.
-        assert_eq!(
-            next_due("job", None, Some(days(30)), Some(rotated_at), age_limit_at).at,
-            age_limit_at
-        );
+        assert_eq!(next_due("job", None, Some(days(30)), Some(rotated_at), age_limit_at).at, age_limit_at);
     }
 
     #[test]
@@ -520,19 +370,10 @@ mod tests {
         let age_limit_at = utc("2024-01-31T00:00:00Z");
         assert_eq!(
             next_due("job", None, Some(days(30)), Some(rotated_at), now),
-            Due {
-                at: age_limit_at,
-                reason: DueReason::MaxAge { age_limit_at }
-            }
+            Due { at: age_limit_at, reason: DueReason::MaxAge { age_limit_at } }
         );
         let never = next_due("job", None, None, Some(rotated_at), now);
-        assert_eq!(
-            never,
-            Due {
-                at: DateTime::<Utc>::MAX_UTC,
-                reason: DueReason::Unscheduled
-            }
-        );
+        assert_eq!(never, Due { at: DateTime::<Utc>::MAX_UTC, reason: DueReason::Unscheduled });
         assert_eq!(never.to_string(), "never due: no schedule and no max_age");
         // A max_age too large for the calendar is no limit at all, not a panic.
         assert_eq!(
@@ -544,19 +385,10 @@ mod tests {
     #[test]
     fn reasons_display_for_logs() {
         let fire = utc("2024-01-07T03:00:00Z");
-        let due = Due {
-            at: utc("2024-01-07T03:41:07.250Z"),
-            reason: DueReason::Scheduled { fire },
-        };
-        assert_eq!(
-            due.to_string(),
-            "due 2024-01-07T03:41:07.250Z: the fire at 2024-01-07T03:00:00Z"
-        );
+        let due = Due { at: utc("2024-01-07T03:41:07.250Z"), reason: DueReason::Scheduled { fire } };
+        assert_eq!(due.to_string(), "due 2024-01-07T03:41:07.250Z: the fire at 2024-01-07T03:00:00Z");
         assert_eq!(DueReason::NeverRotated.to_string(), "never rotated");
-        assert_eq!(
-            DueReason::MissedFire { fire }.to_string(),
-            "missed the fire at 2024-01-07T03:00:00Z"
-        );
+        assert_eq!(DueReason::MissedFire { fire }.to_string(), "missed the fire at 2024-01-07T03:00:00Z");
         assert_eq!(
             DueReason::MaxAge { age_limit_at: fire }.to_string(),
             "max_age reached at 2024-01-07T03:00:00Z"
@@ -580,20 +412,11 @@ mod tests {
             cursor = schedule.next_fire_after(fire);
         }
         if let Some((fire, _)) = owed.iter().filter(|(_, at)| *at <= now).max() {
-            return Due {
-                at: now,
-                reason: DueReason::MissedFire { fire: *fire },
-            };
+            return Due { at: now, reason: DueReason::MissedFire { fire: *fire } };
         }
-        let (fire, at) = owed
-            .iter()
-            .filter(|(_, at)| *at > now)
-            .min_by_key(|(_, at)| *at)
-            .expect("a fire ahead");
-        Due {
-            at: *at,
-            reason: DueReason::Scheduled { fire: *fire },
-        }
+        let (fire, at) =
+            owed.iter().filter(|(_, at)| *at > now).min_by_key(|(_, at)| *at).expect("a fire ahead");
+        Due { at: *at, reason: DueReason::Scheduled { fire: *fire } }
     }
 
     #[test]
@@ -601,20 +424,15 @@ mod tests {
         let schedules = [
             // A window shorter than the time between fires, across the clocks going back.
             (
-                Schedule::new("0 3 * * SUN", Some("Europe/Amsterdam"), Some(hours(2)))
-                    .expect("valid"),
+                Schedule::new("0 3 * * SUN", Some("Europe/Amsterdam"), Some(hours(2))).expect("valid"),
                 TimeDelta::days(8),
             ),
             // Windows longer than the time between fires: moments of neighbouring fires interleave.
             (
-                Schedule::new("*/10 * * * *", None, Some(Duration::from_secs(25 * 60)))
-                    .expect("valid"),
+                Schedule::new("*/10 * * * *", None, Some(Duration::from_secs(25 * 60))).expect("valid"),
                 TimeDelta::hours(1),
             ),
-            (
-                Schedule::new("0 */4 * * *", None, Some(hours(6))).expect("valid"),
-                TimeDelta::hours(11),
-            ),
+            (Schedule::new("0 */4 * * *", None, Some(hours(6))).expect("valid"), TimeDelta::hours(11)),
         ];
         let base = utc("2024-10-26T22:00:00Z");
         for (schedule, reach) in &schedules {

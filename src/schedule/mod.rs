@@ -57,12 +57,7 @@ pub enum ScheduleError {
         "`{expression}` is not a cron expression: the {field} field `{value}` is not valid: expected {expected}, \
          as a single value, `*`, a list `a,b`, a range `a-b` or a step `*/n` or `a-b/n`"
     )]
-    InvalidField {
-        expression: String,
-        field: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    InvalidField { expression: String, field: &'static str, value: String, expected: &'static str },
     /// croner refused the expression as a whole (every field alone is valid).
     #[error("`{expression}` is not a cron expression: {reason}")]
     Refused { expression: String, reason: String },
@@ -73,9 +68,7 @@ pub enum ScheduleError {
     )]
     NeverFires { expression: String },
     /// The time zone is not in the IANA database that chrono-tz carries.
-    #[error(
-        "`{name}` is not a time zone: expected an IANA name such as `Europe/Amsterdam` or `UTC`"
-    )]
+    #[error("`{name}` is not a time zone: expected an IANA name such as `Europe/Amsterdam` or `UTC`")]
     UnknownTimeZone { name: String },
     /// The window is longer than 366 days.
     #[error(
@@ -110,35 +103,22 @@ impl Schedule {
         let (parsed, expression) = cron::parse(cron)?;
         let zone = match timezone {
             None => Tz::UTC,
-            Some(name) => name
-                .parse::<Tz>()
-                .map_err(|_| ScheduleError::UnknownTimeZone {
-                    name: name.to_owned(),
-                })?,
+            Some(name) => {
+                name.parse::<Tz>().map_err(|_| ScheduleError::UnknownTimeZone { name: name.to_owned() })?
+            }
         };
         if let Some(window) = window
             && window > MAX_WINDOW
         {
-            return Err(ScheduleError::WindowTooLong {
-                days: window.as_secs().div_ceil(24 * 60 * 60),
-            });
+            return Err(ScheduleError::WindowTooLong { days: window.as_secs().div_ceil(24 * 60 * 60) });
         }
-        let schedule = Schedule {
-            expression,
-            cron: parsed,
-            zone,
-            window: window.filter(|window| !window.is_zero()),
-        };
+        let schedule =
+            Schedule { expression, cron: parsed, zone, window: window.filter(|window| !window.is_zero()) };
         // Without a year field an expression that fires once fires again at the latest 400 years on (the Gregorian
         // calendar repeats, weekdays included, every 400 years), so one fire after any date proves it is alive.
         let reference = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();
-        if reference
-            .and_then(|reference| schedule.next_fire_after(reference))
-            .is_none()
-        {
-            return Err(ScheduleError::NeverFires {
-                expression: schedule.expression,
-            });
+        if reference.and_then(|reference| schedule.next_fire_after(reference)).is_none() {
+            return Err(ScheduleError::NeverFires { expression: schedule.expression });
         }
         Ok(schedule)
     }
@@ -207,10 +187,7 @@ impl Schedule {
             measured += 1;
             fire = next;
         }
-        longest
-            .to_std()
-            .unwrap_or(Duration::MAX)
-            .saturating_add(self.window.unwrap_or_default())
+        longest.to_std().unwrap_or(Duration::MAX).saturating_add(self.window.unwrap_or_default())
     }
 
     /// One line for logs and status, e.g. `0 3 * * SUN (Europe/Amsterdam), window 2h`.

@@ -3,9 +3,7 @@
 use super::*;
 
 fn utc(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .expect("test timestamp")
-        .with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(rfc3339).expect("test timestamp").with_timezone(&Utc)
 }
 
 fn hours(n: u64) -> Duration {
@@ -13,9 +11,7 @@ fn hours(n: u64) -> Duration {
 }
 
 fn error(cron: &str, timezone: Option<&str>) -> String {
-    Schedule::new(cron, timezone, None)
-        .expect_err("the schedule should be refused")
-        .to_string()
+    Schedule::new(cron, timezone, None).expect_err("the schedule should be refused").to_string()
 }
 
 #[test]
@@ -25,18 +21,9 @@ fn five_fields_fire_at_minute_and_hour_in_utc() {
     let fire = schedule.next_fire_after(utc("2024-01-01T00:00:00Z"));
     assert_eq!(fire, Some(utc("2024-01-07T03:00:00Z")));
     // Strictly after: a fire is not after itself, nor after a moment inside its second.
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-01-07T03:00:00Z")),
-        Some(utc("2024-01-14T03:00:00Z"))
-    );
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-01-07T03:00:00.5Z")),
-        Some(utc("2024-01-14T03:00:00Z"))
-    );
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-01-07T02:59:59.5Z")),
-        Some(utc("2024-01-07T03:00:00Z"))
-    );
+    assert_eq!(schedule.next_fire_after(utc("2024-01-07T03:00:00Z")), Some(utc("2024-01-14T03:00:00Z")));
+    assert_eq!(schedule.next_fire_after(utc("2024-01-07T03:00:00.5Z")), Some(utc("2024-01-14T03:00:00Z")));
+    assert_eq!(schedule.next_fire_after(utc("2024-01-07T02:59:59.5Z")), Some(utc("2024-01-07T03:00:00Z")));
     // At or before: a fire is at or before itself.
     assert_eq!(
         schedule.last_fire_at_or_before(utc("2024-01-07T03:00:00Z")),
@@ -51,10 +38,7 @@ fn five_fields_fire_at_minute_and_hour_in_utc() {
 #[test]
 fn six_fields_put_seconds_first() {
     let schedule = Schedule::new("30 0 3 * * *", None, None).expect("valid");
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-01-01T00:00:00Z")),
-        Some(utc("2024-01-01T03:00:30Z"))
-    );
+    assert_eq!(schedule.next_fire_after(utc("2024-01-01T00:00:00Z")), Some(utc("2024-01-01T03:00:30Z")));
     let every_ten_seconds = Schedule::new("*/10 * * * * *", None, None).expect("valid");
     assert_eq!(
         every_ten_seconds.next_fire_after(utc("2024-01-01T00:00:01Z")),
@@ -66,15 +50,9 @@ fn six_fields_put_seconds_first() {
 fn days_and_months_can_be_named_in_any_case() {
     let schedule = Schedule::new("0 9 * jan,JUL Mon-Fri", None, None).expect("valid");
     // Friday 5 January → Monday 8 January.
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-01-05T12:00:00Z")),
-        Some(utc("2024-01-08T09:00:00Z"))
-    );
+    assert_eq!(schedule.next_fire_after(utc("2024-01-05T12:00:00Z")), Some(utc("2024-01-08T09:00:00Z")));
     // End of January → Monday 1 July.
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-01-31T12:00:00Z")),
-        Some(utc("2024-07-01T09:00:00Z"))
-    );
+    assert_eq!(schedule.next_fire_after(utc("2024-01-31T12:00:00Z")), Some(utc("2024-07-01T09:00:00Z")));
 }
 
 #[test]
@@ -87,8 +65,7 @@ fn a_wrong_number_of_fields_says_what_is_expected() {
     for cron in ["", "   ", "@weekly", "0 0 3 * * SUN 2024"] {
         let message = error(cron, None);
         assert!(
-            message.contains("expected 5 fields")
-                && message.contains(&format!("`{}`", cron.trim())),
+            message.contains("expected 5 fields") && message.contains(&format!("`{}`", cron.trim())),
             "{cron:?}: {message}"
         );
     }
@@ -105,12 +82,7 @@ fn a_bad_value_names_its_field_and_what_that_field_accepts() {
         ("61 * * * *", "minute", "61", "0-59"),
         ("0 0 32 * *", "day-of-month", "32", "1-31"),
         ("0 0 * 13 *", "month", "13", "1-12 or JAN-DEC"),
-        (
-            "0 0 * * 8",
-            "day-of-week",
-            "8",
-            "0-7 (0 and 7 are Sunday) or SUN-SAT",
-        ),
+        ("0 0 * * 8", "day-of-week", "8", "0-7 (0 and 7 are Sunday) or SUN-SAT"),
         ("0 3 * * SUNDAY", "day-of-week", "SUNDAY", "SUN-SAT"),
         ("0 0 5-2/x * *", "day-of-month", "5-2/x", "1-31"),
         ("60 0 3 * * *", "second", "60", "0-59"),
@@ -139,10 +111,7 @@ fn a_date_that_never_exists_is_refused() {
     );
     // A leap day exists, every four years.
     let leap_day = Schedule::new("0 0 29 2 *", None, None).expect("valid");
-    assert_eq!(
-        leap_day.next_fire_after(utc("2024-03-01T00:00:00Z")),
-        Some(utc("2028-02-29T00:00:00Z"))
-    );
+    assert_eq!(leap_day.next_fire_after(utc("2024-03-01T00:00:00Z")), Some(utc("2028-02-29T00:00:00Z")));
 }
 
 #[test]
@@ -156,9 +125,8 @@ fn an_unknown_time_zone_says_what_is_expected() {
 
 #[test]
 fn a_window_of_more_than_a_year_is_refused() {
-    let message = Schedule::new("0 3 * * SUN", None, Some(hours(24 * 400)))
-        .expect_err("too long")
-        .to_string();
+    let message =
+        Schedule::new("0 3 * * SUN", None, Some(hours(24 * 400))).expect_err("too long").to_string();
     assert_eq!(
         message,
         "a window of 400 days is too long: expected at most 366 days, and less than the time between fires"
@@ -167,12 +135,8 @@ fn a_window_of_more_than_a_year_is_refused() {
 
 #[test]
 fn describe_shows_expression_zone_and_window() {
-    let amsterdam =
-        Schedule::new("0 3 * * SUN", Some("Europe/Amsterdam"), Some(hours(2))).expect("valid");
-    assert_eq!(
-        amsterdam.describe(),
-        "0 3 * * SUN (Europe/Amsterdam), window 2h"
-    );
+    let amsterdam = Schedule::new("0 3 * * SUN", Some("Europe/Amsterdam"), Some(hours(2))).expect("valid");
+    assert_eq!(amsterdam.describe(), "0 3 * * SUN (Europe/Amsterdam), window 2h");
     assert_eq!(amsterdam.to_string(), amsterdam.describe());
     // Whitespace is normalised; no zone is UTC; a zero window is no window.
     let utc = Schedule::new("  */10   * * * *\t", None, Some(Duration::ZERO)).expect("valid");
@@ -197,19 +161,11 @@ fn a_weekly_fire_follows_amsterdam_clock_changes() {
     };
     assert_eq!(
         fires_after("2024-03-20T00:00:00Z"),
-        [
-            utc("2024-03-24T02:00:00Z"),
-            utc("2024-03-31T01:00:00Z"),
-            utc("2024-04-07T01:00:00Z")
-        ]
+        [utc("2024-03-24T02:00:00Z"), utc("2024-03-31T01:00:00Z"), utc("2024-04-07T01:00:00Z")]
     );
     assert_eq!(
         fires_after("2024-10-15T00:00:00Z"),
-        [
-            utc("2024-10-20T01:00:00Z"),
-            utc("2024-10-27T02:00:00Z"),
-            utc("2024-11-03T02:00:00Z")
-        ]
+        [utc("2024-10-20T01:00:00Z"), utc("2024-10-27T02:00:00Z"), utc("2024-11-03T02:00:00Z")]
     );
 }
 
@@ -217,19 +173,10 @@ fn a_weekly_fire_follows_amsterdam_clock_changes() {
 fn a_fixed_time_in_a_gap_fires_after_it_and_in_an_overlap_fires_once() {
     let schedule = Schedule::new("30 2 * * *", Some("Europe/Amsterdam"), None).expect("valid");
     // 02:30 does not exist on 31 March 2024: the fire is the first instant after the gap, 03:00 CEST.
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-03-30T12:00:00Z")),
-        Some(utc("2024-03-31T01:00:00Z"))
-    );
+    assert_eq!(schedule.next_fire_after(utc("2024-03-30T12:00:00Z")), Some(utc("2024-03-31T01:00:00Z")));
     // 02:30 happens twice on 27 October 2024 (00:30 and 01:30 UTC): the fire is the first, only.
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-10-26T12:00:00Z")),
-        Some(utc("2024-10-27T00:30:00Z"))
-    );
-    assert_eq!(
-        schedule.next_fire_after(utc("2024-10-27T00:30:00Z")),
-        Some(utc("2024-10-28T01:30:00Z"))
-    );
+    assert_eq!(schedule.next_fire_after(utc("2024-10-26T12:00:00Z")), Some(utc("2024-10-27T00:30:00Z")));
+    assert_eq!(schedule.next_fire_after(utc("2024-10-27T00:30:00Z")), Some(utc("2024-10-28T01:30:00Z")));
 }
 
 /// `next_due` walks fires both ways; a year of clock changes must not make the two directions disagree.
@@ -243,36 +190,16 @@ fn fires_agree_forwards_and_backwards_across_a_year_of_clock_changes() {
     ] {
         let schedule = Schedule::new(cron, Some(zone), None).expect("valid");
         let end = utc("2025-01-01T00:00:00Z");
-        let mut previous = schedule
-            .last_fire_at_or_before(utc("2023-12-31T23:59:59Z"))
-            .expect("fired before");
+        let mut previous =
+            schedule.last_fire_at_or_before(utc("2023-12-31T23:59:59Z")).expect("fired before");
         let mut count = 0;
-        while let Some(fire) = schedule
-            .next_fire_after(previous)
-            .filter(|fire| *fire < end)
-        {
+        while let Some(fire) = schedule.next_fire_after(previous).filter(|fire| *fire < end) {
             assert!(fire > previous, "{cron} {zone}: {fire} after {previous}");
-            assert_eq!(
-                schedule.last_fire_at_or_before(fire),
-                Some(fire),
-                "{cron} {zone}"
-            );
-            assert_eq!(
-                schedule.fire_before(fire),
-                Some(previous),
-                "{cron} {zone}: before {fire}"
-            );
+            assert_eq!(schedule.last_fire_at_or_before(fire), Some(fire), "{cron} {zone}");
+            assert_eq!(schedule.fire_before(fire), Some(previous), "{cron} {zone}: before {fire}");
             let between = previous + (fire - previous) / 2;
-            assert_eq!(
-                schedule.next_fire_after(between),
-                Some(fire),
-                "{cron} {zone}"
-            );
-            assert_eq!(
-                schedule.last_fire_at_or_before(between),
-                Some(previous),
-                "{cron} {zone}"
-            );
+            assert_eq!(schedule.next_fire_after(between), Some(fire), "{cron} {zone}");
+            assert_eq!(schedule.last_fire_at_or_before(between), Some(previous), "{cron} {zone}");
             previous = fire;
             count += 1;
         }
@@ -283,26 +210,17 @@ fn fires_agree_forwards_and_backwards_across_a_year_of_clock_changes() {
 #[test]
 fn longest_interval_of_a_weekly_schedule_is_a_week_plus_the_window() {
     let weekly = Schedule::new("0 3 * * SUN", None, Some(hours(2))).expect("valid");
-    assert_eq!(
-        weekly.longest_interval(utc("2024-01-01T00:00:00Z")),
-        hours(7 * 24 + 2)
-    );
+    assert_eq!(weekly.longest_interval(utc("2024-01-01T00:00:00Z")), hours(7 * 24 + 2));
     // In real time, the week the clocks go back lasts an hour longer.
     let amsterdam = Schedule::new("0 3 * * SUN", Some("Europe/Amsterdam"), None).expect("valid");
-    assert_eq!(
-        amsterdam.longest_interval(utc("2024-01-01T00:00:00Z")),
-        hours(7 * 24 + 1)
-    );
+    assert_eq!(amsterdam.longest_interval(utc("2024-01-01T00:00:00Z")), hours(7 * 24 + 1));
 }
 
 #[test]
 fn longest_interval_of_a_monthly_schedule_is_31_days() {
     let monthly = Schedule::new("0 0 1 * *", None, None).expect("valid");
     // From mid-February, so the answer cannot come from the first gap alone.
-    assert_eq!(
-        monthly.longest_interval(utc("2024-02-15T00:00:00Z")),
-        hours(31 * 24)
-    );
+    assert_eq!(monthly.longest_interval(utc("2024-02-15T00:00:00Z")), hours(31 * 24));
 }
 
 #[test]
@@ -315,8 +233,5 @@ fn longest_interval_finds_the_gap_after_many_dense_fires() {
         hours(335 * 24) + Duration::from_secs(60)
     );
     let every_ten_minutes = Schedule::new("*/10 * * * *", None, None).expect("valid");
-    assert_eq!(
-        every_ten_minutes.longest_interval(utc("2024-01-01T00:00:00Z")),
-        Duration::from_secs(600)
-    );
+    assert_eq!(every_ten_minutes.longest_interval(utc("2024-01-01T00:00:00Z")), Duration::from_secs(600));
 }

@@ -11,10 +11,7 @@ const EXAMPLE: &str = include_str!("../../../config/example.toml");
 fn the_example_config_loads() {
     let config = valid(EXAMPLE);
     assert_eq!(config.state_dir, Path::new("/var/lib/rotavault"));
-    assert_eq!(
-        config.policy.max_age,
-        Some(Duration::from_secs(90 * 86_400))
-    );
+    assert_eq!(config.policy.max_age, Some(Duration::from_secs(90 * 86_400)));
     assert_eq!(config.policy.min_length, Some(24));
     assert_eq!(config.rotation.verify_attempts, 3);
     assert_eq!(config.rotation.propagation_grace, Duration::from_secs(600));
@@ -72,9 +69,6 @@ fn the_example_config_shows_every_key() {
         "min_groups",
         "positions",
     ] {
-        assert!(
-            EXAMPLE.contains(key),
-            "config/example.toml does not show `{key}`"
-        );
+        assert!(EXAMPLE.contains(key), "config/example.toml does not show `{key}`");
     }
 }

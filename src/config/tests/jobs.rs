@@ -32,10 +32,7 @@ fn an_unknown_store_is_reported_at_the_reference_with_the_defined_stores() {
     let stores = &fixed.jobs["webhook"].stores;
     assert_eq!(stores.len(), 2);
     assert!(stores[0].adopt && !stores[1].adopt);
-    assert_eq!(
-        (stores[1].store.as_str(), stores[1].name.as_str()),
-        ("scratch", "webhooks/signing-key")
-    );
+    assert_eq!((stores[1].store.as_str(), stores[1].name.as_str()), ("scratch", "webhooks/signing-key"));
 }
 
 #[test]
@@ -48,30 +45,15 @@ fn an_unknown_target_is_reported_with_the_defined_targets() {
         &["unknown target `autotask`: expected one of the defined targets: `shared`"],
     );
     let source = MINIMAL.replace("[targets.shared]\nkind = \"generated\"\n", "");
-    error(
-        &source,
-        6,
-        "jobs.webhook.target",
-        &["no targets are defined", "[targets.shared]"],
-    );
+    error(&source, 6, "jobs.webhook.target", &["no targets are defined", "[targets.shared]"]);
 }
 
 #[test]
 fn a_job_needs_a_store() {
-    let source = MINIMAL.replace(
-        "stores = [ { store = \"local\", name = \"webhooks/signing-key\" } ]",
-        "stores = []",
-    );
-    error(
-        &source,
-        9,
-        "jobs.webhook.stores",
-        &["the job has no store: expected at least one"],
-    );
-    let source = MINIMAL.replace(
-        "stores = [ { store = \"local\", name = \"webhooks/signing-key\" } ]\n",
-        "",
-    );
+    let source =
+        MINIMAL.replace("stores = [ { store = \"local\", name = \"webhooks/signing-key\" } ]", "stores = []");
+    error(&source, 9, "jobs.webhook.stores", &["the job has no store: expected at least one"]);
+    let source = MINIMAL.replace("stores = [ { store = \"local\", name = \"webhooks/signing-key\" } ]\n", "");
     error(&source, 7, "jobs.webhook.stores", &["the job has no store"]);
 }
 
@@ -134,16 +116,10 @@ fn a_job_needs_a_schedule_or_a_max_age() {
 #[test]
 fn a_schedule_error_is_reported_at_the_key_it_concerns() {
     let with = |lines: &str| MINIMAL.replace("max_age = \"30d\"\n", lines);
-    let err = error(
-        &with("schedule = \"0 3 * *\"\n"),
-        10,
-        "jobs.webhook.schedule",
-        &["0 3 * *"],
-    );
+    let err = error(&with("schedule = \"0 3 * *\"\n"), 10, "jobs.webhook.schedule", &["0 3 * *"]);
     assert_eq!(err.column, Some(12), "at the value");
     assert!(
-        err.to_string()
-            .starts_with("/etc/rotavault/config.toml:10:12: jobs.webhook.schedule: "),
+        err.to_string().starts_with("/etc/rotavault/config.toml:10:12: jobs.webhook.schedule: "),
         "{err}"
     );
     error(

@@ -16,9 +16,7 @@ const FILE: &str = "/etc/rotavault/config.toml";
 
 /// A fixed moment, so that schedule measurements do not depend on the day the tests run.
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 5, 12, 0, 0)
-        .single()
-        .expect("a valid date")
+    Utc.with_ymd_and_hms(2026, 1, 5, 12, 0, 0).single().expect("a valid date")
 }
 
 fn load(source: &str) -> Result<Config, ConfigError> {
@@ -66,10 +64,7 @@ fn the_minimal_config_loads_with_every_default() {
     assert_eq!(job.name, "webhook");
     assert_eq!(job.target, "shared");
     assert!(job.schedule.is_none());
-    assert_eq!(
-        job.max_age,
-        Some(std::time::Duration::from_secs(30 * 86_400))
-    );
+    assert_eq!(job.max_age, Some(std::time::Duration::from_secs(30 * 86_400)));
     assert_eq!(job.secret_policy.length, 32);
     assert!(!job.stores[0].adopt);
 }

@@ -18,12 +18,8 @@ fn with(policy: &str, job: &str) -> String {
 #[test]
 fn a_schedule_that_cannot_keep_the_secret_young_enough_is_refused() {
     // Line 10 is the job's first line after `stores`; with a one-line [policy].
-    let err = error(
-        &with("max_age = \"7d\"", "schedule = \"0 0 1 * *\"\n"),
-        10,
-        "jobs.webhook.schedule",
-        &[],
-    );
+    let err =
+        error(&with("max_age = \"7d\"", "schedule = \"0 0 1 * *\"\n"), 10, "jobs.webhook.schedule", &[]);
     assert_eq!(
         err.message,
         "rotates at most every 31d (schedule `0 0 1 * *`), longer than [policy] max_age = 7d: set a more frequent \
@@ -31,26 +27,17 @@ fn a_schedule_that_cannot_keep_the_secret_young_enough_is_refused() {
     );
     // The window counts: weekly plus up to 2 days late is 9 days.
     error(
-        &with(
-            "max_age = \"8d\"",
-            "schedule = \"0 3 * * SUN\"\nwindow = \"2d\"\n",
-        ),
+        &with("max_age = \"8d\"", "schedule = \"0 3 * * SUN\"\nwindow = \"2d\"\n"),
         10,
         "jobs.webhook.schedule",
         &["rotates at most every 9d (schedule `0 3 * * SUN` and window 2d)"],
     );
-    valid(&with(
-        "max_age = \"8d\"",
-        "schedule = \"0 3 * * SUN\"\nwindow = \"1d\"\n",
-    ));
+    valid(&with("max_age = \"8d\"", "schedule = \"0 3 * * SUN\"\nwindow = \"1d\"\n"));
 }
 
 #[test]
 fn a_job_max_age_within_the_policy_covers_a_slow_schedule() {
-    let config = valid(&with(
-        "max_age = \"7d\"",
-        "schedule = \"0 0 1 * *\"\nmax_age = \"7d\"\n",
-    ));
+    let config = valid(&with("max_age = \"7d\"", "schedule = \"0 0 1 * *\"\nmax_age = \"7d\"\n"));
     assert_eq!(config.policy.max_age, Some(7 * DAY));
     assert_eq!(config.jobs["webhook"].max_age, Some(7 * DAY));
 }
@@ -58,10 +45,7 @@ fn a_job_max_age_within_the_policy_covers_a_slow_schedule() {
 #[test]
 fn a_job_max_age_above_the_policy_is_refused() {
     error(
-        &with(
-            "max_age = \"7d\"",
-            "schedule = \"0 3 * * *\"\nmax_age = \"30d\"\n",
-        ),
+        &with("max_age = \"7d\"", "schedule = \"0 3 * * *\"\nmax_age = \"30d\"\n"),
         11,
         "jobs.webhook.max_age",
         &["30d is longer than [policy] max_age = 7d: expected at most 7d"],
@@ -77,29 +61,17 @@ fn the_policy_min_length_raises_the_default_length_and_forbidden_characters_add_
     let policy = &config.jobs["webhook"].secret_policy;
     assert_eq!(policy.length, 40);
     assert_eq!(policy.min_length, 40);
-    assert_eq!(
-        policy.forbidden,
-        ['"', '\'', '`', ' ', '#'].into_iter().collect()
-    );
-    assert_eq!(
-        config.policy.forbidden,
-        ['"', '\'', '`', ' '].into_iter().collect()
-    );
+    assert_eq!(policy.forbidden, ['"', '\'', '`', ' ', '#'].into_iter().collect());
+    assert_eq!(config.policy.forbidden, ['"', '\'', '`', ' '].into_iter().collect());
 
     let config = valid(&with("min_length = 24", "max_age = \"1d\"\n"));
-    assert_eq!(
-        config.jobs["webhook"].secret_policy.length, 32,
-        "the larger of 32 and min_length"
-    );
+    assert_eq!(config.jobs["webhook"].secret_policy.length, 32, "the larger of 32 and min_length");
 }
 
 #[test]
 fn an_explicit_length_below_the_policy_is_refused_not_raised() {
     error(
-        &with(
-            "min_length = 24",
-            "max_age = \"1d\"\n[jobs.webhook.secret]\nlength = 20\n",
-        ),
+        &with("min_length = 24", "max_age = \"1d\"\n[jobs.webhook.secret]\nlength = 20\n"),
         12,
         "jobs.webhook.secret.length",
         &[
@@ -121,19 +93,9 @@ positions = [ { class = "special", from = 2, to = 6 } ]
     let policy = valid(&with("", job)).jobs["webhook"].secret_policy.clone();
     assert_eq!(policy.length, 48);
     assert_eq!(policy.alphabet, Some("abcXYZ123-_".chars().collect()));
-    assert_eq!(
-        policy.require,
-        [CharClass::Upper, CharClass::Special].into_iter().collect()
-    );
+    assert_eq!(policy.require, [CharClass::Upper, CharClass::Special].into_iter().collect());
     assert_eq!(policy.min_groups, 2);
-    assert_eq!(
-        policy.positions,
-        vec![PositionRule {
-            class: CharClass::Special,
-            from: 2,
-            to: 6
-        }]
-    );
+    assert_eq!(policy.positions, vec![PositionRule { class: CharClass::Special, from: 2, to: 6 }]);
 }
 
 #[test]
@@ -145,27 +107,14 @@ fn rules_that_cannot_all_be_met_are_refused_with_the_reason() {
         ),
         11,
         "jobs.webhook.secret",
-        &[
-            "the secret policy cannot be met: a digit is required but none is allowed",
-            "target `shared`",
-        ],
+        &["the secret policy cannot be met: a digit is required but none is allowed", "target `shared`"],
     );
     // Without a [jobs.NAME.secret] table, the job is where the combination fails: here [policy] forbids every
     // character of the default alphabet.
-    let everything: String = ('!'..='~')
-        .map(|c| {
-            if c == '"' || c == '\\' {
-                format!("\\{c}")
-            } else {
-                c.to_string()
-            }
-        })
-        .collect();
+    let everything: String =
+        ('!'..='~').map(|c| if c == '"' || c == '\\' { format!("\\{c}") } else { c.to_string() }).collect();
     error(
-        &with(
-            &format!("forbidden = \"{everything}\""),
-            "max_age = \"1d\"\n",
-        ),
+        &with(&format!("forbidden = \"{everything}\""), "max_age = \"1d\"\n"),
         7,
         "jobs.webhook",
         &["the secret policy cannot be met: no character is allowed"],
@@ -184,19 +133,13 @@ fn single_secret_rules_are_reported_at_their_key() {
         &["positions 0 to 3 are not a range: expected 1 <= from <= to"],
     );
     error(
-        &with(
-            "",
-            "max_age = \"1d\"\n[jobs.webhook.secret]\nmin_groups = 4\n",
-        ),
+        &with("", "max_age = \"1d\"\n[jobs.webhook.secret]\nmin_groups = 4\n"),
         12,
         "jobs.webhook.secret.min_groups",
         &["expected 0 to 3"],
     );
     error(
-        &with(
-            "",
-            "max_age = \"1d\"\n[jobs.webhook.secret]\nalphabet = \"ab\\tc\"\n",
-        ),
+        &with("", "max_age = \"1d\"\n[jobs.webhook.secret]\nalphabet = \"ab\\tc\"\n"),
         12,
         "jobs.webhook.secret.alphabet",
         &["control character"],
@@ -205,12 +148,7 @@ fn single_secret_rules_are_reported_at_their_key() {
 
 #[test]
 fn the_policy_min_length_must_be_usable() {
-    error(
-        &with("min_length = 0", "max_age = \"1d\"\n"),
-        2,
-        "policy.min_length",
-        &["expected 1 to 4096"],
-    );
+    error(&with("min_length = 0", "max_age = \"1d\"\n"), 2, "policy.min_length", &["expected 1 to 4096"]);
 }
 
 #[test]
@@ -223,10 +161,5 @@ fn verify_attempts_are_limited_to_protect_the_lockout_counter() {
             &["out of range: expected 1 to 10", "lockout"],
         );
     }
-    assert_eq!(
-        valid("[rotation]\nverify_attempts = 10\n")
-            .rotation
-            .verify_attempts,
-        10
-    );
+    assert_eq!(valid("[rotation]\nverify_attempts = 10\n").rotation.verify_attempts, 10);
 }

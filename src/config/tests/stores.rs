@@ -43,8 +43,7 @@ identity_credential = "rotavault-store-key"
     assert_eq!(config.stores["absolute"].kind(), "file");
 
     // A config file named relative to the working directory keeps its paths relative to that same directory.
-    let config =
-        parse(source, Path::new("deploy/rotavault.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = parse(source, Path::new("deploy/rotavault.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.state_dir, Path::new("deploy/state"));
 }
 
@@ -67,23 +66,14 @@ identity_credential = "rotavault-store-key"
         neither,
         2,
         "stores.local",
-        &[
-            "no identity: expected exactly one of `identity_file`",
-            "`identity_credential`",
-        ],
+        &["no identity: expected exactly one of `identity_file`", "`identity_credential`"],
     );
 }
 
 #[test]
 fn a_credential_name_is_a_file_name() {
-    let source =
-        "[stores.local]\nkind = \"file\"\npath = \"s.age\"\nidentity_credential = \"../etc/key\"\n";
-    error(
-        source,
-        4,
-        "stores.local.identity_credential",
-        &["not a systemd credential name"],
-    );
+    let source = "[stores.local]\nkind = \"file\"\npath = \"s.age\"\nidentity_credential = \"../etc/key\"\n";
+    error(source, 4, "stores.local.identity_credential", &["not a systemd credential name"]);
 }
 
 #[test]
@@ -95,30 +85,15 @@ fn an_empty_path_is_refused() {
 #[test]
 fn names_are_limited_to_file_name_characters() {
     let source = MINIMAL.replace("[stores.local]", "[stores.\"my store\"]");
-    let err = error(
-        &source,
-        1,
-        "stores.\"my store\"",
-        &["store name has a character other than", "1 to 64"],
-    );
+    let err = error(&source, 1, "stores.\"my store\"", &["store name has a character other than", "1 to 64"]);
     assert_eq!(err.column, Some(9), "at the name itself");
 
     let long = "j".repeat(65);
     let source = format!("{MINIMAL}\n[jobs.{long}]\ntarget = \"shared\"\nmax_age = \"1d\"\n");
-    error(
-        &source,
-        12,
-        &format!("jobs.{long}"),
-        &["job name has 65 characters"],
-    );
+    error(&source, 12, &format!("jobs.{long}"), &["job name has 65 characters"]);
 
     let source = MINIMAL.replace("[targets.shared]", "[targets.\"..\"]");
-    error(
-        &source,
-        4,
-        "targets.\"..\"",
-        &["target name names a directory"],
-    );
+    error(&source, 4, "targets.\"..\"", &["target name names a directory"]);
 
     let source = MINIMAL
         .replace("[targets.shared]", "[targets.\"gen.v2_A-1\"]")
@@ -129,10 +104,5 @@ fn names_are_limited_to_file_name_characters() {
 #[test]
 fn a_target_kind_without_settings_accepts_no_other_key() {
     let source = MINIMAL.replace("kind = \"generated\"", "kind = \"generated\"\nlength = 12");
-    error(
-        &source,
-        6,
-        "targets.shared.length",
-        &["unknown key `length`", "expected `kind`"],
-    );
+    error(&source, 6, "targets.shared.length", &["unknown key `length`", "expected `kind`"]);
 }

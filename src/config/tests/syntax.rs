@@ -26,8 +26,7 @@ identity_file = "/etc/rotavault/store.key"
     );
     assert_eq!(err.column, Some(1));
     assert!(
-        err.to_string()
-            .starts_with("/etc/rotavault/config.toml:7:1: stores.local.pathh: unknown key"),
+        err.to_string().starts_with("/etc/rotavault/config.toml:7:1: stores.local.pathh: unknown key"),
         "{err}"
     );
 }
@@ -44,16 +43,8 @@ fn an_unknown_table_is_reported_with_the_top_level_keys() {
 
 #[test]
 fn an_unknown_key_in_an_inline_table_names_the_array_element() {
-    let source = MINIMAL.replace(
-        "name = \"webhooks/signing-key\"",
-        "nmae = \"webhooks/signing-key\"",
-    );
-    error(
-        &source,
-        9,
-        "jobs.webhook.stores[0].nmae",
-        &["did you mean `name`?", "`store`, `name`, `adopt`"],
-    );
+    let source = MINIMAL.replace("name = \"webhooks/signing-key\"", "nmae = \"webhooks/signing-key\"");
+    error(&source, 9, "jobs.webhook.stores[0].nmae", &["did you mean `name`?", "`store`, `name`, `adopt`"]);
 }
 
 #[test]
@@ -68,23 +59,12 @@ password = "hunter2-very-secret"
         source,
         5,
         "stores.vault.password",
-        &[
-            "unknown key `password`",
-            "never written inline",
-            "`*_file`",
-            "systemd credential",
-            "a store",
-        ],
+        &["unknown key `password`", "never written inline", "`*_file`", "systemd credential", "a store"],
     );
     assert!(!err.to_string().contains("hunter2"), "{err}");
 
     let source = format!("{MINIMAL}client_secret = \"hunter2-very-secret\"\n");
-    let err = error(
-        &source,
-        11,
-        "jobs.webhook.client_secret",
-        &["never written inline"],
-    );
+    let err = error(&source, 11, "jobs.webhook.client_secret", &["never written inline"]);
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
@@ -103,12 +83,7 @@ fn a_secret_written_where_the_secret_rules_go_is_never_repeated() {
 #[test]
 fn a_key_like_name_that_is_a_reference_gets_no_inline_secret_hint() {
     let source = format!("{MINIMAL}token_file = \"/etc/rotavault/token\"\n");
-    let err = error(
-        &source,
-        11,
-        "jobs.webhook.token_file",
-        &["unknown key `token_file`"],
-    );
+    let err = error(&source, 11, "jobs.webhook.token_file", &["unknown key `token_file`"]);
     assert!(!err.message.contains("inline"), "{err}");
 }
 
@@ -122,11 +97,7 @@ fn a_toml_syntax_error_names_line_column_and_key() {
 #[test]
 fn a_syntax_error_outside_any_key_names_none() {
     let err = load("[stores.local\nkind = \"memory\"\n").expect_err("unclosed header");
-    assert_eq!(
-        (err.line, err.column, err.key.as_deref()),
-        (Some(1), Some(14), None),
-        "{err}"
-    );
+    assert_eq!((err.line, err.column, err.key.as_deref()), (Some(1), Some(14), None), "{err}");
     assert_eq!(
         err.to_string(),
         "/etc/rotavault/config.toml:1:14: invalid TOML: unclosed table, expected `]`"
@@ -136,23 +107,13 @@ fn a_syntax_error_outside_any_key_names_none() {
 #[test]
 fn a_duplicate_key_names_the_key() {
     let source = "[stores.local]\nkind = \"memory\"\nkind = \"file\"\n";
-    error(
-        source,
-        3,
-        "stores.local.kind",
-        &["invalid TOML", "duplicate key"],
-    );
+    error(source, 3, "stores.local.kind", &["invalid TOML", "duplicate key"]);
 }
 
 #[test]
 fn a_wrong_type_says_what_is_expected() {
     let source = "[rotation]\nsettle = \"1s\"\nverify_attempts = \"3\"\n";
-    error(
-        source,
-        3,
-        "rotation.verify_attempts",
-        &["expected a whole number (0 or more), found a string"],
-    );
+    error(source, 3, "rotation.verify_attempts", &["expected a whole number (0 or more), found a string"]);
 }
 
 #[test]
@@ -164,30 +125,15 @@ fn a_missing_key_is_reported_at_its_table() {
 #[test]
 fn an_unknown_kind_lists_the_kinds() {
     let source = MINIMAL.replace("kind = \"memory\"", "kind = \"s3\"");
-    error(
-        &source,
-        2,
-        "stores.local.kind",
-        &["unknown value `s3`: expected one of `file`, `memory`"],
-    );
+    error(&source, 2, "stores.local.kind", &["unknown value `s3`: expected one of `file`, `memory`"]);
     let source = MINIMAL.replace("kind = \"generated\"", "kind = \"autotask\"");
-    error(
-        &source,
-        5,
-        "targets.shared.kind",
-        &["unknown value `autotask`: expected `generated`"],
-    );
+    error(&source, 5, "targets.shared.kind", &["unknown value `autotask`: expected `generated`"]);
 }
 
 #[test]
 fn a_kind_without_settings_accepts_no_other_key() {
     let source = MINIMAL.replace("kind = \"memory\"", "kind = \"memory\"\npath = \"x\"");
-    error(
-        &source,
-        3,
-        "stores.local.path",
-        &["unknown key `path`", "expected `kind`"],
-    );
+    error(&source, 3, "stores.local.path", &["unknown key `path`", "expected `kind`"]);
 }
 
 #[test]
@@ -197,10 +143,7 @@ fn an_unknown_character_class_lists_the_classes() {
         &source,
         12,
         "jobs.webhook.secret.require[1]",
-        &[
-            "unknown value `uppercase`",
-            "`upper`, `lower`, `digit`, `special`",
-        ],
+        &["unknown value `uppercase`", "`upper`, `lower`, `digit`, `special`"],
     );
 }
 
@@ -222,50 +165,28 @@ propagation_grace = "1d 12h"
         "[policy]\nmax_age = 30\n",
         2,
         "policy.max_age",
-        &[
-            "expected a duration with a unit, such as \"90d\"",
-            "found integer `30`",
-        ],
+        &["expected a duration with a unit, such as \"90d\"", "found integer `30`"],
     );
     error(
         "[policy]\nmax_age = \"30 days and a bit\"\n",
         2,
         "policy.max_age",
-        &[
-            "`30 days and a bit` is not a duration",
-            "expected a duration with a unit",
-        ],
+        &["`30 days and a bit` is not a duration", "expected a duration with a unit"],
     );
 }
 
 #[test]
 fn a_zero_duration_is_refused_where_it_makes_no_sense() {
-    error(
-        "[rotation]\ncall_timeout = \"0s\"\n",
-        2,
-        "rotation.call_timeout",
-        &["longer than 0s"],
-    );
-    error(
-        "[rotation]\nverify_backoff = \"0ms\"\n",
-        2,
-        "rotation.verify_backoff",
-        &["longer than 0s"],
-    );
-    error(
-        "[policy]\nmax_age = \"0d\"\n",
-        2,
-        "policy.max_age",
-        &["longer than 0s"],
-    );
+    error("[rotation]\ncall_timeout = \"0s\"\n", 2, "rotation.call_timeout", &["longer than 0s"]);
+    error("[rotation]\nverify_backoff = \"0ms\"\n", 2, "rotation.verify_backoff", &["longer than 0s"]);
+    error("[policy]\nmax_age = \"0d\"\n", 2, "policy.max_age", &["longer than 0s"]);
     let source = MINIMAL.replace("max_age = \"30d\"", "max_age = \"0s\"");
     error(&source, 10, "jobs.webhook.max_age", &["longer than 0s"]);
 }
 
 #[test]
 fn a_missing_file_is_a_config_error_naming_it() {
-    let err =
-        crate::config::load(Path::new("/nonexistent/rotavault.toml")).expect_err("no such file");
+    let err = crate::config::load(Path::new("/nonexistent/rotavault.toml")).expect_err("no such file");
     assert_eq!(err.file, Path::new("/nonexistent/rotavault.toml"));
     assert_eq!(err.line, None);
     assert!(err.message.contains("cannot read"), "{err}");

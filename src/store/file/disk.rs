@@ -42,11 +42,7 @@ impl StoreFile {
             )));
         };
         // A bare file name lives in the working directory; `Path::parent` calls that "".
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
         let with_suffix = |suffix: &str| {
             let mut name = file_name.clone();
             name.push(suffix);
@@ -62,10 +58,7 @@ impl StoreFile {
     }
 
     /// Runs `read` on the slots as they are on disk, under a shared lock.
-    pub fn read<T>(
-        &self,
-        read: impl FnOnce(&Slots) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn read<T>(&self, read: impl FnOnce(&Slots) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let _lock = self.lock(LockMode::Shared)?;
         read(&self.load()?)
     }
@@ -92,12 +85,11 @@ impl StoreFile {
         // The lock file may already exist, so opening it proves nothing about writing: create and remove a file
         // the way a write would.
         let (temp, file) = self.create_temp()?;
-        let synced = file
-            .sync_all()
-            .map_err(|e| io_error(e, format!("cannot write in `{}`", self.dir.display())));
+        let synced =
+            file.sync_all().map_err(|e| io_error(e, format!("cannot write in `{}`", self.dir.display())));
         drop(file);
-        let removed = fs::remove_file(&temp)
-            .map_err(|e| io_error(e, format!("cannot remove `{}`", temp.display())));
+        let removed =
+            fs::remove_file(&temp).map_err(|e| io_error(e, format!("cannot remove `{}`", temp.display())));
         synced.and(removed)
     }
 
@@ -138,26 +130,22 @@ impl StoreFile {
             // The lock file was opened first, so the directory exists: a missing file is a store never written.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Slots::default()),
             Err(e) => {
-                return Err(io_error(
-                    e,
-                    format!("cannot read `{}`", self.path.display()),
-                ));
+                return Err(io_error(e, format!("cannot read `{}`", self.path.display())));
             }
         };
-        let plaintext = envelope::open(&self.identity.identity, &ciphertext)
-            .map_err(|e| self.undecryptable(e))?;
+        let plaintext =
+            envelope::open(&self.identity.identity, &ciphertext).map_err(|e| self.undecryptable(e))?;
         format::decode(&plaintext).map_err(|e| self.not_a_store(e))
     }
 
     fn save(&self, slots: &Slots) -> Result<(), StoreError> {
         let plaintext = format::encode(slots);
-        let ciphertext = envelope::seal(&self.identity.recipient, &plaintext).map_err(|e| {
-            StoreError::Transient {
+        let ciphertext =
+            envelope::seal(&self.identity.recipient, &plaintext).map_err(|e| StoreError::Transient {
                 backend: BACKEND,
                 detail: format!("cannot encrypt `{}`: {e}", self.path.display()),
                 retry_after: None,
-            }
-        })?;
+            })?;
         self.replace(&ciphertext)
     }
 
@@ -172,14 +160,7 @@ impl StoreFile {
             .map_err(|e| io_error(e, format!("cannot write `{}`", temp.display())))
             .and_then(|()| {
                 fs::rename(&temp, &self.path).map_err(|e| {
-                    io_error(
-                        e,
-                        format!(
-                            "cannot rename `{}` over `{}`",
-                            temp.display(),
-                            self.path.display()
-                        ),
-                    )
+                    io_error(e, format!("cannot rename `{}` over `{}`", temp.display(), self.path.display()))
                 })
             });
         drop(file);
@@ -191,12 +172,7 @@ impl StoreFile {
         // Without this the rename itself may not survive a power cut, and the old file would come back.
         File::open(&self.dir)
             .and_then(|dir| dir.sync_all())
-            .map_err(|e| {
-                io_error(
-                    e,
-                    format!("cannot sync the directory `{}`", self.dir.display()),
-                )
-            })
+            .map_err(|e| io_error(e, format!("cannot sync the directory `{}`", self.dir.display())))
     }
 
     fn create_temp(&self) -> Result<(PathBuf, File), StoreError> {
@@ -220,10 +196,7 @@ impl StoreFile {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if name
-                .as_encoded_bytes()
-                .starts_with(self.temp_prefix.as_encoded_bytes())
-            {
+            if name.as_encoded_bytes().starts_with(self.temp_prefix.as_encoded_bytes()) {
                 tracing::debug!(file = %entry.path().display(), "removing a temporary file left by an interrupted write");
                 let _ = fs::remove_file(entry.path());
             }
@@ -276,11 +249,7 @@ impl StoreFile {
                  was it written by a newer rotavault?",
                 format::VERSION
             ),
-            FormatError::Malformed {
-                line,
-                column,
-                category,
-            } => format!(
+            FormatError::Malformed { line, column, category } => format!(
                 "`{path}` holds a rotavault file store document that is malformed at line {line}, column \
                  {column} ({category})"
             ),
@@ -290,10 +259,7 @@ impl StoreFile {
 }
 
 fn invalid(detail: String) -> StoreError {
-    StoreError::Invalid {
-        backend: BACKEND,
-        detail,
-    }
+    StoreError::Invalid { backend: BACKEND, detail }
 }
 
 /// The one mapping from I/O errors to store errors. `doing` names the file and the action ("cannot read `…`").
@@ -318,11 +284,7 @@ pub(super) fn io_error(e: io::Error, doing: String) -> StoreError {
         | io::ErrorKind::IsADirectory
         | io::ErrorKind::InvalidInput
         | io::ErrorKind::InvalidFilename => invalid(format!("{doing}: {e}")),
-        _ => StoreError::Transient {
-            backend: BACKEND,
-            detail: format!("{doing}: {e}"),
-            retry_after: None,
-        },
+        _ => StoreError::Transient { backend: BACKEND, detail: format!("{doing}: {e}"), retry_after: None },
     }
 }
 
@@ -331,24 +293,14 @@ mod tests {
     use super::*;
 
     fn kind_of(kind: io::ErrorKind) -> &'static str {
-        io_error(
-            io::Error::from(kind),
-            "cannot write `/x/secrets.age`".into(),
-        )
-        .metric_label()
+        io_error(io::Error::from(kind), "cannot write `/x/secrets.age`".into()).metric_label()
     }
 
     // Tests run as root in CI containers, where chmod cannot provoke these: the mapping is tested directly.
     #[test]
     fn io_errors_map_to_what_an_operator_or_the_engine_does_next() {
-        assert_eq!(
-            kind_of(io::ErrorKind::PermissionDenied),
-            "permission_denied"
-        );
-        assert_eq!(
-            kind_of(io::ErrorKind::ReadOnlyFilesystem),
-            "permission_denied"
-        );
+        assert_eq!(kind_of(io::ErrorKind::PermissionDenied), "permission_denied");
+        assert_eq!(kind_of(io::ErrorKind::ReadOnlyFilesystem), "permission_denied");
         assert_eq!(kind_of(io::ErrorKind::NotADirectory), "invalid");
         assert_eq!(kind_of(io::ErrorKind::IsADirectory), "invalid");
         assert_eq!(kind_of(io::ErrorKind::StorageFull), "transient");
@@ -358,10 +310,8 @@ mod tests {
 
     #[test]
     fn an_error_names_the_file() {
-        let err = io_error(
-            io::Error::from(io::ErrorKind::StorageFull),
-            "cannot write `/x/secrets.age`".into(),
-        );
+        let err =
+            io_error(io::Error::from(io::ErrorKind::StorageFull), "cannot write `/x/secrets.age`".into());
         assert!(err.to_string().contains("`/x/secrets.age`"), "{err}");
         assert!(err.is_retryable());
     }

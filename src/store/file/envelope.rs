@@ -20,36 +20,26 @@ pub(super) enum OpenError {
     Corrupt,
 }
 
-pub(super) fn seal(
-    recipient: &x25519::Recipient,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, age::EncryptError> {
+pub(super) fn seal(recipient: &x25519::Recipient, plaintext: &[u8]) -> Result<Vec<u8>, age::EncryptError> {
     age::encrypt(recipient, plaintext)
 }
 
 /// Decrypts into a buffer that is zeroized when dropped.
-pub(super) fn open(
-    identity: &x25519::Identity,
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+pub(super) fn open(identity: &x25519::Identity, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
     let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(|e| match e {
-        age::DecryptError::InvalidHeader
-        | age::DecryptError::UnknownFormat
-        | age::DecryptError::Io(_) => OpenError::NotAge,
+        age::DecryptError::InvalidHeader | age::DecryptError::UnknownFormat | age::DecryptError::Io(_) => {
+            OpenError::NotAge
+        }
         _ => OpenError::Corrupt,
     })?;
-    let mut reader = decryptor
-        .decrypt(iter::once(identity as &dyn age::Identity))
-        .map_err(|e| match e {
-            age::DecryptError::NoMatchingKeys => OpenError::WrongKey,
-            _ => OpenError::Corrupt,
-        })?;
+    let mut reader = decryptor.decrypt(iter::once(identity as &dyn age::Identity)).map_err(|e| match e {
+        age::DecryptError::NoMatchingKeys => OpenError::WrongKey,
+        _ => OpenError::Corrupt,
+    })?;
     // The plaintext is shorter than the ciphertext (header and tags), so a buffer of the ciphertext's size never
     // grows, and no copy of the plaintext is left behind in freed memory.
     let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
-    reader
-        .read_to_end(&mut plaintext)
-        .map_err(|_| OpenError::Corrupt)?;
+    reader.read_to_end(&mut plaintext).map_err(|_| OpenError::Corrupt)?;
     Ok(plaintext)
 }
 
@@ -61,10 +51,7 @@ mod tests {
     fn sealed_text_opens_with_the_identity_and_not_another() {
         let (ours, theirs) = (x25519::Identity::generate(), x25519::Identity::generate());
         let sealed = seal(&ours.to_public(), b"plain").expect("seal");
-        assert!(
-            sealed.starts_with(b"age-encryption.org/v1\n"),
-            "binary age format"
-        );
+        assert!(sealed.starts_with(b"age-encryption.org/v1\n"), "binary age format");
         assert_eq!(open(&ours, &sealed).expect("open").as_slice(), b"plain");
         assert_eq!(open(&theirs, &sealed), Err(OpenError::WrongKey));
     }
@@ -73,16 +60,10 @@ mod tests {
     fn damage_is_sorted_into_not_age_and_corrupt() {
         let ours = x25519::Identity::generate();
         let sealed = seal(&ours.to_public(), &[7; 1000]).expect("seal");
-        assert_eq!(
-            open(&ours, b"PK\x03\x04 a zip file"),
-            Err(OpenError::NotAge)
-        );
+        assert_eq!(open(&ours, b"PK\x03\x04 a zip file"), Err(OpenError::NotAge));
         assert_eq!(open(&ours, b""), Err(OpenError::NotAge));
         assert_eq!(open(&ours, &sealed[..40]), Err(OpenError::NotAge));
-        assert_eq!(
-            open(&ours, &sealed[..sealed.len() - 10]),
-            Err(OpenError::Corrupt)
-        );
+        assert_eq!(open(&ours, &sealed[..sealed.len() - 10]), Err(OpenError::Corrupt));
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;

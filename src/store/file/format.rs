@@ -37,11 +37,7 @@ pub enum FormatError {
     /// Our format, at a version this rotavault does not know.
     UnknownVersion(u64),
     /// Our format and version, but not the shape it promises.
-    Malformed {
-        line: usize,
-        column: usize,
-        category: &'static str,
-    },
+    Malformed { line: usize, column: usize, category: &'static str },
 }
 
 /// Serializes `slots` into a plaintext buffer that is zeroized when dropped.
@@ -72,17 +68,16 @@ pub fn decode(plaintext: &[u8]) -> Result<Slots, FormatError> {
         return Err(FormatError::UnknownVersion(header.version));
     }
     // serde_json's messages can quote the offending value, which may be a secret: keep only its position.
-    let document: Document =
-        serde_json::from_slice(plaintext).map_err(|e| FormatError::Malformed {
-            line: e.line(),
-            column: e.column(),
-            category: match e.classify() {
-                serde_json::error::Category::Io => "unreadable",
-                serde_json::error::Category::Syntax => "not valid JSON",
-                serde_json::error::Category::Data => "unexpected field or value",
-                serde_json::error::Category::Eof => "cut short",
-            },
-        })?;
+    let document: Document = serde_json::from_slice(plaintext).map_err(|e| FormatError::Malformed {
+        line: e.line(),
+        column: e.column(),
+        category: match e.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Data => "unexpected field or value",
+            serde_json::error::Category::Eof => "cut short",
+        },
+    })?;
     Ok(document.into_slots())
 }
 
@@ -191,11 +186,7 @@ impl Document {
                 (name.clone(), doc)
             })
             .collect();
-        Self {
-            format: FORMAT.to_owned(),
-            version: VERSION,
-            entries,
-        }
+        Self { format: FORMAT.to_owned(), version: VERSION, entries }
     }
 
     fn into_slots(self) -> Slots {
@@ -229,10 +220,7 @@ impl StoredDoc {
     }
 
     fn into_stored(self) -> Stored {
-        Stored {
-            value: self.value.into_value(),
-            metadata: self.metadata.into_metadata(),
-        }
+        Stored { value: self.value.into_value(), metadata: self.metadata.into_metadata() }
     }
 }
 
@@ -248,11 +236,7 @@ impl MetadataDoc {
     fn into_metadata(self) -> Metadata {
         // Built field by field rather than with `Metadata::new`, which would round the time: what was written is
         // what is read.
-        Metadata {
-            rotation_id: self.rotation_id,
-            rotated_at: self.rotated_at,
-            generation: self.generation,
-        }
+        Metadata { rotation_id: self.rotation_id, rotated_at: self.rotated_at, generation: self.generation }
     }
 }
 
@@ -262,10 +246,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn meta(id: Option<&RotationId>, generation: u64) -> Metadata {
-        let at = Utc
-            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
-            .single()
-            .expect("valid date");
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("valid date");
         Metadata::new(id.cloned(), at, generation)
     }
 
@@ -276,14 +257,8 @@ mod tests {
             "autotask/optimize365".into(),
             Entry {
                 owner: Some("optimize365".into()),
-                current: Some(Stored {
-                    value: SecretValue::new("cur\"rent\n"),
-                    metadata: meta(Some(&a), 2),
-                }),
-                previous: Some(Stored {
-                    value: SecretValue::new("ünï-previous"),
-                    metadata: meta(None, 1),
-                }),
+                current: Some(Stored { value: SecretValue::new("cur\"rent\n"), metadata: meta(Some(&a), 2) }),
+                previous: Some(Stored { value: SecretValue::new("ünï-previous"), metadata: meta(None, 1) }),
                 pending: Some(Pending {
                     value: SecretValue::new("pending"),
                     rotation_id: b.clone(),
@@ -295,10 +270,7 @@ mod tests {
             "hand-made".into(),
             Entry {
                 owner: None,
-                current: Some(Stored {
-                    value: SecretValue::new("foreign"),
-                    metadata: meta(None, 0),
-                }),
+                current: Some(Stored { value: SecretValue::new("foreign"), metadata: meta(None, 0) }),
                 ..Entry::default()
             },
         );
@@ -321,16 +293,10 @@ mod tests {
         assert_eq!(entry["owner"], "optimize365");
         assert_eq!(entry["current"]["value"], "cur\"rent\n");
         assert_eq!(entry["current"]["metadata"]["generation"], 2);
-        assert_eq!(
-            entry["current"]["metadata"]["rotated_at"],
-            "2026-03-01T12:00:00Z"
-        );
+        assert_eq!(entry["current"]["metadata"]["rotated_at"], "2026-03-01T12:00:00Z");
         assert_eq!(entry["pending"]["value"], "pending");
         assert!(entry["pending"]["rotation_id"].is_string());
-        assert_eq!(
-            json["entries"]["hand-made"]["owner"],
-            serde_json::Value::Null
-        );
+        assert_eq!(json["entries"]["hand-made"]["owner"], serde_json::Value::Null);
     }
 
     #[test]
@@ -361,10 +327,7 @@ mod tests {
     fn an_unknown_field_is_malformed_and_the_message_quotes_no_value() {
         let text = br#"{"format":"rotavault-file-store","version":1,"entries":{"n":{"owner":"j","current":{"value":"s3cr3t","metadata":{"rotation_id":null,"rotated_at":"2026-03-01T12:00:00Z","generation":1},"extra":1},"previous":null,"pending":null}}}"#;
         let err = decode(text).expect_err("an unknown field");
-        assert!(
-            matches!(err, FormatError::Malformed { line: 1, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, FormatError::Malformed { line: 1, .. }), "{err:?}");
         assert!(!format!("{err:?}").contains("s3cr3t"));
     }
 

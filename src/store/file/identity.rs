@@ -45,15 +45,10 @@ impl IdentitySource {
         match self {
             Self::File(path) => {
                 let origin = format!("`{}`", path.display());
-                let hint = format!(
-                    "create one with `rotavault keygen --out {}`",
-                    path.display()
-                );
+                let hint = format!("create one with `rotavault keygen --out {}`", path.display());
                 load_file(path, origin, &hint, true)
             }
-            Self::Credential(name) => {
-                load_credential(std::env::var_os("CREDENTIALS_DIRECTORY"), name)
-            }
+            Self::Credential(name) => load_credential(std::env::var_os("CREDENTIALS_DIRECTORY"), name),
         }
     }
 }
@@ -91,15 +86,14 @@ fn load_file(
     check_mode: bool,
 ) -> Result<StoreIdentity, StoreError> {
     let mut file = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => invalid(format!(
-            "the store identity {origin} does not exist: {missing_hint}"
-        )),
+        io::ErrorKind::NotFound => {
+            invalid(format!("the store identity {origin} does not exist: {missing_hint}"))
+        }
         _ => io_error(e, format!("cannot read the store identity {origin}")),
     })?;
     // The mode is taken from the open file, not the path, so that what is checked is what is read.
-    let meta = file
-        .metadata()
-        .map_err(|e| io_error(e, format!("cannot read the store identity {origin}")))?;
+    let meta =
+        file.metadata().map_err(|e| io_error(e, format!("cannot read the store identity {origin}")))?;
     let mode = meta.permissions().mode() & 0o777;
     if check_mode && mode & 0o077 != 0 {
         return Err(invalid(format!(
@@ -118,11 +112,7 @@ fn load_file(
         _ => io_error(e, format!("cannot read the store identity {origin}")),
     })?;
     let identity = parse(&text, &origin)?;
-    Ok(StoreIdentity {
-        recipient: identity.to_public(),
-        identity,
-        origin,
-    })
+    Ok(StoreIdentity { recipient: identity.to_public(), identity, origin })
 }
 
 fn parse(text: &str, origin: &str) -> Result<x25519::Identity, StoreError> {
@@ -155,10 +145,7 @@ fn parse(text: &str, origin: &str) -> Result<x25519::Identity, StoreError> {
 }
 
 fn invalid(detail: String) -> StoreError {
-    StoreError::Invalid {
-        backend: BACKEND,
-        detail,
-    }
+    StoreError::Invalid { backend: BACKEND, detail }
 }
 
 /// Why [`keygen`] did not create a key file.
@@ -189,53 +176,31 @@ pub fn keygen(path: &Path) -> Result<String, KeygenError> {
     let public = identity.to_public().to_string();
     let secret = identity.to_string();
     let created = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-    let lines = [
-        "# created: ",
-        &created,
-        "\n# public key: ",
-        &public,
-        "\n",
-        secret.expose_secret(),
-        "\n",
-    ];
+    let lines = ["# created: ", &created, "\n# public key: ", &public, "\n", secret.expose_secret(), "\n"];
     // Sized up front so the buffer holding the key never grows (and leaves a copy behind).
     let mut contents = Zeroizing::new(String::with_capacity(lines.iter().map(|l| l.len()).sum()));
     lines.iter().for_each(|line| contents.push_str(line));
 
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| match source.kind() {
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
+        |source| match source.kind() {
             io::ErrorKind::AlreadyExists => KeygenError::Exists { path: path.into() },
             io::ErrorKind::NotFound => KeygenError::NoDirectory { path: path.into() },
-            _ => KeygenError::Io {
-                path: path.into(),
-                source,
-            },
-        })?;
-    let written = file
-        .write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| sync_parent(path));
+            _ => KeygenError::Io { path: path.into(), source },
+        },
+    )?;
+    let written =
+        file.write_all(contents.as_bytes()).and_then(|()| file.sync_all()).and_then(|()| sync_parent(path));
     if let Err(source) = written {
         // The file is ours and incomplete: leaving it would make the next attempt fail with `Exists`.
         let _ = fs::remove_file(path);
-        return Err(KeygenError::Io {
-            path: path.into(),
-            source,
-        });
+        return Err(KeygenError::Io { path: path.into(), source });
     }
     Ok(public)
 }
 
 /// Makes the new directory entry durable, not only the file's contents.
 fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     File::open(parent)?.sync_all()
 }
 
@@ -262,9 +227,7 @@ mod tests {
         let text = fs::read_to_string(&path).expect("read");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "created, public key, identity");
-        let created = lines[0]
-            .strip_prefix("# created: ")
-            .expect("a created line");
+        let created = lines[0].strip_prefix("# created: ").expect("a created line");
         chrono::DateTime::parse_from_rfc3339(created).expect("an RFC 3339 time");
         assert_eq!(lines[1], format!("# public key: {public}"));
         assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
@@ -297,17 +260,9 @@ mod tests {
         let path = dir.path().join("store.key");
         keygen(&path).expect("keygen");
         fs::set_permissions(&path, Permissions::from_mode(0o644)).expect("chmod");
-        let message = detail(
-            IdentitySource::File(path.clone())
-                .load()
-                .err()
-                .expect("refused"),
-        );
+        let message = detail(IdentitySource::File(path.clone()).load().err().expect("refused"));
         assert!(message.contains("mode 0644"), "{message}");
-        assert!(
-            message.contains(&format!("chmod 600 {}", path.display())),
-            "{message}"
-        );
+        assert!(message.contains(&format!("chmod 600 {}", path.display())), "{message}");
         assert!(!message.contains("AGE-SECRET-KEY"), "{message}");
     }
 
@@ -347,17 +302,11 @@ mod tests {
         let (one, two) = (dir.path().join("one.key"), dir.path().join("two.key"));
         keygen(&one).expect("keygen");
         keygen(&two).expect("keygen");
-        let both =
-            fs::read_to_string(&one).expect("read") + &fs::read_to_string(&two).expect("read");
+        let both = fs::read_to_string(&one).expect("read") + &fs::read_to_string(&two).expect("read");
         let path = dir.path().join("both.key");
         fs::write(&path, both).expect("write");
         fs::set_permissions(&path, Permissions::from_mode(0o600)).expect("chmod");
-        let message = detail(
-            IdentitySource::File(path.clone())
-                .load()
-                .err()
-                .expect("two"),
-        );
+        let message = detail(IdentitySource::File(path.clone()).load().err().expect("two"));
         assert!(message.contains("more than one"), "{message}");
 
         fs::write(&path, "# only a comment\n\n").expect("write");
@@ -369,8 +318,7 @@ mod tests {
     fn a_credential_is_read_from_the_credentials_directory() {
         let dir = tempfile::tempdir().expect("temp dir");
         let public = keygen(&dir.path().join("store-key")).expect("keygen");
-        let loaded =
-            load_credential(Some(dir.path().as_os_str().to_owned()), "store-key").expect("load");
+        let loaded = load_credential(Some(dir.path().as_os_str().to_owned()), "store-key").expect("load");
         assert_eq!(loaded.recipient.to_string(), public);
         assert!(loaded.origin.contains("systemd credential `store-key`"));
     }
@@ -388,20 +336,10 @@ mod tests {
     #[test]
     fn a_credential_without_credentials_directory_says_how_to_pass_it() {
         let message = detail(load_credential(None, "store-key").err().expect("unset"));
-        assert!(
-            message.contains("CREDENTIALS_DIRECTORY is not set"),
-            "{message}"
-        );
+        assert!(message.contains("CREDENTIALS_DIRECTORY is not set"), "{message}");
         assert!(message.contains("LoadCredential=store-key:"), "{message}");
-        let message = detail(
-            load_credential(Some(OsString::new()), "store-key")
-                .err()
-                .expect("empty"),
-        );
-        assert!(
-            message.contains("CREDENTIALS_DIRECTORY is not set"),
-            "{message}"
-        );
+        let message = detail(load_credential(Some(OsString::new()), "store-key").err().expect("empty"));
+        assert!(message.contains("CREDENTIALS_DIRECTORY is not set"), "{message}");
     }
 
     #[test]
@@ -416,14 +354,9 @@ mod tests {
     fn a_missing_credential_names_the_path() {
         let dir = tempfile::tempdir().expect("temp dir");
         let message = detail(
-            load_credential(Some(dir.path().as_os_str().to_owned()), "store-key")
-                .err()
-                .expect("missing"),
+            load_credential(Some(dir.path().as_os_str().to_owned()), "store-key").err().expect("missing"),
         );
-        assert!(
-            message.contains(&dir.path().join("store-key").display().to_string()),
-            "{message}"
-        );
+        assert!(message.contains(&dir.path().join("store-key").display().to_string()), "{message}");
         assert!(message.contains("LoadCredential=store-key:"), "{message}");
     }
 }

@@ -44,9 +44,7 @@ impl FileStore {
     /// A missing file is an empty store, created on the first write; its directory must exist.
     pub fn open(path: PathBuf, identity: IdentitySource) -> Result<Self, StoreError> {
         let identity = identity.load()?;
-        Ok(Self {
-            file: Arc::new(StoreFile::new(path, identity)?),
-        })
+        Ok(Self { file: Arc::new(StoreFile::new(path, identity)?) })
     }
 
     pub fn path(&self) -> &Path {
@@ -71,10 +69,7 @@ impl FileStore {
         self.modify(move |slots| {
             let entry = Entry {
                 owner: None,
-                current: Some(Stored {
-                    value,
-                    metadata: Metadata::new(None, chrono::Utc::now(), 0),
-                }),
+                current: Some(Stored { value, metadata: Metadata::new(None, chrono::Utc::now(), 0) }),
                 ..Entry::default()
             };
             slots.entries.insert(name, entry);
@@ -147,22 +142,19 @@ impl Store for FileStore {
     #[tracing::instrument(skip_all, fields(backend = BACKEND, name = %secret.name))]
     async fn current(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
         let secret = secret.clone();
-        self.read(move |slots| slots.current(BACKEND, &secret))
-            .await
+        self.read(move |slots| slots.current(BACKEND, &secret)).await
     }
 
     #[tracing::instrument(skip_all, fields(backend = BACKEND, name = %secret.name))]
     async fn pending(&self, secret: &SecretRef) -> Result<Option<Pending>, StoreError> {
         let secret = secret.clone();
-        self.read(move |slots| slots.pending(BACKEND, &secret))
-            .await
+        self.read(move |slots| slots.pending(BACKEND, &secret)).await
     }
 
     #[tracing::instrument(skip_all, fields(backend = BACKEND, name = %secret.name))]
     async fn previous(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
         let secret = secret.clone();
-        self.read(move |slots| slots.previous(BACKEND, &secret))
-            .await
+        self.read(move |slots| slots.previous(BACKEND, &secret)).await
     }
 
     #[tracing::instrument(
@@ -178,36 +170,25 @@ impl Store for FileStore {
     ) -> Result<(), StoreError> {
         let (secret, value) = (secret.clone(), value.clone());
         let (rotation_id, metadata) = (rotation_id.clone(), metadata.clone());
-        self.modify(move |slots| slots.stage(BACKEND, &secret, &value, &rotation_id, &metadata))
-            .await
+        self.modify(move |slots| slots.stage(BACKEND, &secret, &value, &rotation_id, &metadata)).await
     }
 
     #[tracing::instrument(
         skip_all,
         fields(backend = BACKEND, name = %secret.name, rotation_id = %rotation_id)
     )]
-    async fn promote(
-        &self,
-        secret: &SecretRef,
-        rotation_id: &RotationId,
-    ) -> Result<(), StoreError> {
+    async fn promote(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError> {
         let (secret, rotation_id) = (secret.clone(), rotation_id.clone());
-        self.modify(move |slots| slots.promote(BACKEND, &secret, &rotation_id))
-            .await
+        self.modify(move |slots| slots.promote(BACKEND, &secret, &rotation_id)).await
     }
 
     #[tracing::instrument(
         skip_all,
         fields(backend = BACKEND, name = %secret.name, rotation_id = %rotation_id)
     )]
-    async fn discard(
-        &self,
-        secret: &SecretRef,
-        rotation_id: &RotationId,
-    ) -> Result<(), StoreError> {
+    async fn discard(&self, secret: &SecretRef, rotation_id: &RotationId) -> Result<(), StoreError> {
         let (secret, rotation_id) = (secret.clone(), rotation_id.clone());
-        self.modify(move |slots| slots.discard(BACKEND, &secret, &rotation_id))
-            .await
+        self.modify(move |slots| slots.discard(BACKEND, &secret, &rotation_id)).await
     }
 
     #[tracing::instrument(skip_all, fields(backend = BACKEND, name = %secret.name))]
@@ -218,8 +199,7 @@ impl Store for FileStore {
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
         let (secret, value, metadata) = (secret.clone(), value.clone(), metadata.clone());
-        self.modify(move |slots| slots.write_current(BACKEND, &secret, &value, &metadata))
-            .await
+        self.modify(move |slots| slots.write_current(BACKEND, &secret, &value, &metadata)).await
     }
 
     #[tracing::instrument(skip_all, fields(backend = BACKEND, path = %self.path().display()))]

@@ -317,3 +317,37 @@ fn the_demo_rotates_every_job_and_proves_the_result() {
         assert!(!printed.contains(&current[..12]));
     }
 }
+
+#[test]
+fn a_systemd_credential_supplies_the_store_key() {
+    let setup = Setup::new();
+    let creds = setup.dir.path().join("credentials");
+    std::fs::create_dir(&creds).expect("mkdir");
+    let out = Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(creds.join("rotavault-store-key"))
+        .output()
+        .expect("keygen");
+    assert!(out.status.success());
+    let source = std::fs::read_to_string(&setup.config).expect("config");
+    let source = source
+        .replace("path = \"secrets.age\"", "path = \"cred-secrets.age\"")
+        .replace("identity_file = \"store.key\"", "identity_credential = \"rotavault-store-key\"");
+    std::fs::write(&setup.config, source).expect("write");
+
+    let out =
+        setup.command(&["rotate", "webhook"]).env("CREDENTIALS_DIRECTORY", &creds).output().expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let store = FileStore::open(
+        setup.dir.path().join("cred-secrets.age"),
+        IdentitySource::File(creds.join("rotavault-store-key")),
+    )
+    .expect("open");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    assert!(rt.block_on(current(&store, "webhooks/signing-key", "webhook")).is_some());
+
+    let out =
+        setup.command(&["rotate", "webhook"]).env_remove("CREDENTIALS_DIRECTORY").output().expect("runs");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("CREDENTIALS_DIRECTORY"), "says what is missing: {}", text(&out));
+}

@@ -7,7 +7,7 @@ mod demo;
 mod keygen;
 mod resolve;
 mod rotate;
-mod run;
+pub mod run;
 mod status;
 
 use crate::config::{self, Config, ConfigError};

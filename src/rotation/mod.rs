@@ -351,15 +351,24 @@ impl Engine {
         self.refuse_diverged(job)?;
         let mut budget = self.budget();
 
-        // Plan: settle what an earlier run left, so that at most one rotation is ever in flight per job.
-        match self.recover_locked(job, &mut budget, false).await? {
-            Recovery::Clean | Recovery::Discarded { .. } => {}
-            Recovery::Promoted { rotation_id } => {
+        // Plan: settle what an earlier run left, so that at most one rotation is ever in flight per job, and read
+        // what is current now.
+        let plan = async {
+            let recovery = self
+                .recover_locked(job, &mut budget, false)
+                .instrument(tracing::info_span!("recovery"))
+                .await?;
+            if let Recovery::Promoted { rotation_id } = recovery {
                 tracing::info!(%rotation_id, "completed an interrupted rotation instead of starting a new one");
-                return Ok(Outcome::Completed { rotation_id });
+                return Ok(Err(Outcome::Completed { rotation_id }));
             }
-        }
-        let current = self.read_currents(job).await?;
+            let current = self.read_currents(job).await?;
+            Ok::<_, RotationError>(Ok(current))
+        };
+        let current = match plan.instrument(tracing::info_span!("plan")).await? {
+            Ok(current) => current,
+            Err(completed) => return Ok(completed),
+        };
         let generation = current.iter().flatten().map(|s| s.metadata.generation).max().unwrap_or(0) + 1;
         let current_payload = current.iter().flatten().next().map(|s| s.value.clone());
 
@@ -403,7 +412,11 @@ impl Engine {
             }
             Err(e @ TargetError::Unknown { .. }) => {
                 tracing::warn!(error = %e, "the apply's outcome is unknown; recovery decides");
-                return match self.recover_locked(job, &mut budget, true).await? {
+                let recovery = self
+                    .recover_locked(job, &mut budget, true)
+                    .instrument(tracing::info_span!("recovery", after_apply = true))
+                    .await?;
+                return match recovery {
                     Recovery::Promoted { rotation_id } => Ok(Outcome::Rotated { rotation_id, generation }),
                     Recovery::Discarded { .. } | Recovery::Clean => {
                         Err(RotationError::Target { step: Step::Apply, source: e })

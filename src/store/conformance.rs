@@ -2,7 +2,7 @@
 //!
 //! Every backend and every wrapper runs all of it, unchanged, through [`conformance_suite!`](crate::conformance_suite):
 //!
-//! ```ignore
+//! ```text
 //! mod memory {
 //!     rotavault::conformance_suite!(|| async { MyFixture::new().await });
 //! }

@@ -3,7 +3,7 @@
 
 use crate::config::{Config, StoreConfig, TargetConfig};
 use crate::rotation::state::StateDir;
-use crate::rotation::{Engine, Job, JobStore, Settings};
+use crate::rotation::{Engine, Job, JobStore};
 use crate::schedule::{Clock, Schedule};
 use crate::secret::SecretPolicy;
 use crate::store::file::FileStore;
@@ -100,15 +100,7 @@ impl Runtime {
             });
         }
 
-        let r = &config.rotation;
-        let settings = Settings {
-            settle: r.settle,
-            verify_attempts: r.verify_attempts,
-            verify_backoff: r.verify_backoff,
-            call_timeout: r.call_timeout,
-            propagation_grace: r.propagation_grace,
-            ..Settings::default()
-        };
+        let settings = config.rotation.clone();
         let engine =
             Engine::new(settings, clock, StateDir::new(&config.state_dir), true).with_shutdown(shutdown);
         Ok(Self { config, engine, jobs, stores })

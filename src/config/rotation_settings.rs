@@ -5,35 +5,10 @@ use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::RotationSchema;
 use super::validate::nonzero;
-use std::time::Duration;
 
-/// How the engine paces a rotation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RotationSettings {
-    /// Wait after apply before the first verify: targets take a moment to accept a new secret.
-    pub settle: Duration,
-    /// Failed verifies before a rotation stops: each one is a failed login that counts toward the target's
-    /// lockout, so the range is kept small (1..=10).
-    pub verify_attempts: u32,
-    /// The first wait between verifies; it doubles after each failed one.
-    pub verify_backoff: Duration,
-    /// Timeout of each store and target call.
-    pub call_timeout: Duration,
-    /// How long an applied but not yet accepted secret is waited for before the job is diverged.
-    pub propagation_grace: Duration,
-}
-
-impl Default for RotationSettings {
-    fn default() -> Self {
-        Self {
-            settle: Duration::from_secs(2),
-            verify_attempts: 3,
-            verify_backoff: Duration::from_secs(5),
-            call_timeout: Duration::from_secs(60),
-            propagation_grace: Duration::from_secs(10 * 60),
-        }
-    }
-}
+/// The engine's own settings type: the config fills in what it sets and keeps the engine's defaults for the
+/// rest, so each default is written once.
+pub use crate::rotation::Settings as RotationSettings;
 
 const VERIFY_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=10;
 
@@ -64,5 +39,6 @@ pub(super) fn build(doc: &Document<'_>, schema: RotationSchema) -> Result<Rotati
             .unwrap_or(defaults.call_timeout),
         propagation_grace: nonzero(doc, &at.key("propagation_grace"), schema.propagation_grace)?
             .unwrap_or(defaults.propagation_grace),
+        ..defaults
     })
 }

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// How patient the engine is. Defaults match `[rotation]` in the config.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Wait after apply before the first verify: targets take a moment to accept a new secret.
     pub settle: Duration,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// How long a job that failed waits before the next try, at most.
 const MAX_RETRY: Duration = Duration::from_secs(3600);
@@ -40,7 +41,10 @@ pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
     for index in 0..runtime.jobs.len() {
         let runtime = runtime.clone();
         let shutdown = shutdown.clone();
-        tracker.spawn(async move { job_loop(&runtime, &runtime.jobs[index], shutdown).await });
+        let span = tracing::info_span!("job", job = %runtime.jobs[index].job.name);
+        tracker.spawn(
+            async move { job_loop(&runtime, &runtime.jobs[index], shutdown).await }.instrument(span),
+        );
     }
     tracker.close();
     tracker.wait().await;
@@ -66,9 +70,6 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), CliError> {
 async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: CancellationToken) {
     let job = &scheduled.job;
     let clock = runtime.engine.clock().clone();
-    let span = tracing::info_span!("job", job = %job.name);
-    let _entered = span.enter();
-    drop(_entered);
 
     // Start-up recovery: a pending value left by a crash is settled before anything is scheduled.
     match runtime.engine.recover(job).await {

@@ -1,7 +1,7 @@
 //! Builds the running objects from a validated [`Config`]: every store (wrapped in [`Instrumented`]), every
 //! target, the [`Engine`] and its jobs. The one place that turns config kinds into backends, by one `match` each.
 
-use crate::config::{Config, StoreConfig, TargetConfig};
+use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
 use crate::schedule::{Clock, Schedule};
@@ -11,6 +11,7 @@ use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::{SecretRef, Store, StoreError};
 use crate::target::Target;
+use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant, TenantSettings};
 use crate::target::generated::GeneratedTarget;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -57,6 +58,10 @@ pub struct Runtime {
 pub enum BuildError {
     #[error("store `{name}` cannot be opened: {source}")]
     Store { name: String, source: StoreError },
+    #[error("target `{name}`: {detail}")]
+    Target { name: String, detail: String },
+    #[error("job `{name}`: {detail}")]
+    Job { name: String, detail: String },
 }
 
 impl Runtime {
@@ -71,30 +76,32 @@ impl Runtime {
                 .map_err(|source| BuildError::Store { name: name.clone(), source })?;
             stores.insert(name.clone(), Arc::new(Instrumented::new(name.clone(), store)));
         }
-        let targets: BTreeMap<&String, Arc<dyn Target>> =
-            config.targets.iter().map(|(name, t)| (name, build_target(t))).collect();
+        let mut tenants = BTreeMap::new();
+        for (name, target) in &config.targets {
+            if let TargetConfig::Autotask(autotask) = target {
+                let tenant = autotask_tenant(autotask, &stores)
+                    .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
+                tenants.insert(name.clone(), tenant);
+            }
+        }
 
         let mut jobs = Vec::new();
         for (name, job) in &config.jobs {
-            // The config has checked every reference, so a miss here would be a bug in validation.
-            let Some(target) = targets.get(&job.target).cloned() else { continue };
+            let target = build_target(&config, job, &tenants)
+                .map_err(|detail| BuildError::Job { name: name.clone(), detail })?;
             let job_stores = job
                 .stores
                 .iter()
                 .filter_map(|js| {
-                    let store = stores.get(&js.store)?.clone();
+                    // The config has checked every reference, so a miss here would be a bug in validation.
+                    let store: Arc<dyn Store> = stores.get(&js.store)?.clone();
                     let mut secret = SecretRef::new(js.name.clone(), name.clone());
                     secret.adopt = js.adopt;
                     Some(JobStore { label: js.store.clone(), store, secret })
                 })
                 .collect();
             jobs.push(ScheduledJob {
-                job: Job {
-                    name: name.clone(),
-                    target,
-                    stores: job_stores,
-                    policy: job.secret_policy.clone(),
-                },
+                job: Job { name: name.clone(), target, stores: job_stores, policy: job.secret_policy.clone() },
                 schedule: job.schedule.clone(),
                 max_age: job.max_age,
             });
@@ -122,8 +129,46 @@ fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     })
 }
 
-fn build_target(config: &TargetConfig) -> Arc<dyn Target> {
-    match config {
-        TargetConfig::Generated => Arc::new(GeneratedTarget::new(SecretPolicy::default())),
+/// The shared half of an Autotask target: one HTTP client, zone cache and request budget per tenant.
+fn autotask_tenant(
+    config: &AutotaskTargetConfig,
+    stores: &BTreeMap<String, Arc<Instrumented>>,
+) -> Result<Arc<AutotaskTenant>, String> {
+    let store: Arc<dyn Store> = stores
+        .get(&config.admin.store)
+        .ok_or_else(|| format!("the admin store `{}` is not defined", config.admin.store))?
+        .clone();
+    // The admin credential belongs to the job that rotates it; with none, it was put there by a person or another
+    // tool and is only ever read.
+    let secret = match &config.admin.job {
+        Some(job) => SecretRef::new(config.admin.name.clone(), job.clone()),
+        None => SecretRef::new(config.admin.name.clone(), "").adopting(),
+    };
+    let settings = TenantSettings {
+        zone_lookup_url: config.zone_lookup_url.clone(),
+        threads: config.threads,
+        hourly_budget: config.hourly_budget,
+        timeout: config.timeout,
+        ..TenantSettings::default()
+    };
+    AutotaskTenant::new(settings, AdminSource { store, secret }).map_err(|e| e.to_string())
+}
+
+fn build_target(
+    config: &Config,
+    job: &JobConfig,
+    tenants: &BTreeMap<String, Arc<AutotaskTenant>>,
+) -> Result<Arc<dyn Target>, String> {
+    match config.targets.get(&job.target) {
+        Some(TargetConfig::Generated) => Ok(Arc::new(GeneratedTarget::new(SecretPolicy::default()))),
+        Some(TargetConfig::Autotask(_)) => {
+            let tenant = tenants.get(&job.target).ok_or("the Autotask target was not built")?;
+            let account = job.autotask.as_ref().ok_or("the job names no Autotask user")?;
+            let code = account.integration_code.read().map_err(|e| format!("integration code: {e}"))?;
+            let target =
+                AutotaskTarget::new(tenant.clone(), account.users.clone(), code, account.format).map_err(|e| e.to_string())?;
+            Ok(Arc::new(target))
+        }
+        None => Err(format!("unknown target `{}`", job.target)),
     }
 }

@@ -288,10 +288,10 @@ fn the_example_config_passes_check_apart_from_its_key_file() {
 }
 
 #[test]
-fn the_demo_rotates_every_job_and_proves_the_result() {
+fn the_demo_rotates_every_job_and_proves_the_result_through_the_sandbox() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(BIN)
-        .args(["demo", "--rotations", "2", "--dir"])
+        .args(["demo", "--rotations", "3", "--dir"])
         .arg(dir.path())
         .env_remove("ROTAVAULT_LOG")
         .stdin(Stdio::null())
@@ -299,22 +299,27 @@ fn the_demo_rotates_every_job_and_proves_the_result() {
         .expect("demo runs");
     let printed = text(&out);
     assert!(out.status.success(), "{printed}");
-    assert!(printed.contains("proof: every job's current value verifies"), "{printed}");
-    for job in ["webhook-signing", "reporting-token"] {
-        assert!(
-            printed.contains(&format!("{job:<18} generation   2")),
-            "{job} reached generation 2: {printed}"
-        );
+    assert!(printed.contains("proof, through the sandbox"), "{printed}");
+    assert!(printed.contains("every replaced one does not"), "{printed}");
+    for job in ["autotask-admin", "backup-vendor", "reporting", "webhook-signing"] {
+        assert!(printed.contains(&format!("{job:<16} generation")), "{job} rotated: {printed}");
     }
-    // What the demo printed holds no secret either.
+    // What the demo printed holds no secret it stored.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store =
-        FileStore::open(dir.path().join("secrets.age"), IdentitySource::File(dir.path().join("store.key")))
-            .expect("open");
-    for (job, name) in [("webhook-signing", "webhooks/signing-key"), ("reporting-token", "tokens/reporting")]
-    {
+    let store = FileStore::open(dir.path().join("secrets.age"), IdentitySource::File(dir.path().join("store.key")))
+        .expect("open");
+    for (job, name) in [
+        ("autotask-admin", "autotask/admin"),
+        ("backup-vendor", "autotask/backup-vendor"),
+        ("reporting", "autotask/reporting"),
+        ("webhook-signing", "webhooks/signing-key"),
+    ] {
         let current = rt.block_on(current(&store, name, job)).expect("current");
-        assert!(!printed.contains(&current[..12]));
+        let secret = serde_json::from_str::<serde_json::Value>(&current)
+            .ok()
+            .and_then(|v| v["secret"].as_str().map(str::to_owned))
+            .unwrap_or(current);
+        assert!(!printed.contains(&secret[..12]), "a secret of {job} was printed");
     }
 }
 

@@ -34,3 +34,61 @@ pub fn check(path: &Path) -> Result<u8, CliError> {
     }
     Ok(exit::OK)
 }
+
+/// `check --connect`: proves every job's path works end to end, changing nothing. Each target says what it checks
+/// (for Autotask: the zone, the admin's rights on REST and SOAP, the API users); every store is probed for
+/// access. Prints one line per check and what to do about each failure; exits 1 if any failed.
+pub async fn check_connect(config: crate::config::Config) -> Result<u8, CliError> {
+    use crate::runtime::Runtime;
+    use crate::schedule::SystemClock;
+    use crate::target::ConnectCheck;
+    use std::sync::Arc;
+
+    let runtime = Runtime::build(config, Arc::new(SystemClock), tokio_util::sync::CancellationToken::new())?;
+    let mut rows: Vec<(String, ConnectCheck)> = Vec::new();
+    for (name, store) in &runtime.stores {
+        let check = match crate::store::Store::check(store.as_ref()).await {
+            Ok(()) => ConnectCheck {
+                name: format!("store {name} ({}) reachable and writable", crate::store::Store::backend(store.as_ref())),
+                ok: true,
+                detail: "ok".into(),
+                fix: None,
+            },
+            Err(e) => ConnectCheck {
+                name: format!("store {name} reachable and writable"),
+                ok: false,
+                detail: e.to_string(),
+                fix: Some(store_fix(&e)),
+            },
+        };
+        rows.push(("-".into(), check));
+    }
+    for scheduled in &runtime.jobs {
+        for check in scheduled.job.target.connect_checks().await {
+            rows.push((scheduled.job.name.clone(), check));
+        }
+    }
+    let failed = rows.iter().filter(|(_, c)| !c.ok).count();
+    println!("{:<24} {:<6} CHECK", "JOB", "RESULT");
+    for (job, check) in &rows {
+        println!("{job:<24} {:<6} {}", if check.ok { "ok" } else { "FAILED" }, check.name);
+        if !check.ok {
+            println!("{:<31} {}", "", check.detail);
+            if let Some(fix) = &check.fix {
+                println!("{:<31} fix: {fix}", "");
+            }
+        }
+    }
+    println!("\n{} checks, {} failed", rows.len(), failed);
+    Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
+}
+
+fn store_fix(e: &crate::store::StoreError) -> String {
+    use crate::store::StoreError;
+    match e {
+        StoreError::PermissionDenied { .. } => "grant rotavault's identity read and write access to the store".into(),
+        StoreError::Unauthenticated { .. } => "check the store's credentials for rotavault".into(),
+        StoreError::Transient { .. } => "the store is unreachable now: check the network and try again".into(),
+        _ => "see the error above".into(),
+    }
+}

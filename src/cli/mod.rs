@@ -3,11 +3,15 @@
 //! Command output goes to standard output; logs go to standard error, so a script can read one without the other.
 
 mod check;
+#[cfg(feature = "sandbox")]
 mod demo;
+mod import;
 mod keygen;
 mod resolve;
 mod rotate;
 pub mod run;
+#[cfg(feature = "sandbox")]
+mod sandbox;
 mod status;
 
 use crate::config::{self, Config, ConfigError};
@@ -54,6 +58,7 @@ impl Cli {
     /// The log level when `ROTAVAULT_LOG` is unset: the demo prints its own story, so its logs stay quiet.
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
+            #[cfg(feature = "sandbox")]
             Command::Demo { .. } => "warn",
             _ => "info",
         }
@@ -76,8 +81,36 @@ pub enum Command {
         /// The job's name in the configuration.
         job: String,
     },
-    /// Validate the configuration and every job's policy, without contacting any target or remote store.
-    Check,
+    /// Validate the configuration and every job's policy; with --connect, also prove every job's path works.
+    Check {
+        /// Also contact every target and store, changing nothing: zone, admin rights, accounts, store access.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Take an existing credential (read once from standard input, never argv), verify it, store it, rotate it.
+    Import {
+        /// The job's name in the configuration.
+        job: String,
+        /// Which of the job's users the credential belongs to, for a job with two alternating users.
+        #[arg(long)]
+        user: Option<String>,
+        /// Keep the imported value in use instead of rotating it at once.
+        #[arg(long)]
+        no_rotate: bool,
+    },
+    /// Run the Autotask sandbox, a simulator of the parts of Autotask that rotavault touches.
+    #[cfg(feature = "sandbox")]
+    Sandbox {
+        /// Where to listen, e.g. 127.0.0.1:8080.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// A TOML seed file: tenant settings, resources, faults.
+        #[arg(long)]
+        seed: Option<PathBuf>,
+        /// Serve the /_sandbox/ inspection and fault-injection interface (for tests; off by default).
+        #[arg(long)]
+        inspect: bool,
+    },
     /// Show each job's last rotation, age, next due time and state, without any secret.
     Status {
         /// Print JSON instead of a table.
@@ -90,6 +123,7 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    #[cfg(feature = "sandbox")]
     /// Show rotavault at work with no set-up: a fresh directory, a key, an encrypted file store and a fast schedule.
     Demo {
         /// Leave the daemon running after the demo's rotations, to explore with `status` and `rotate`.
@@ -151,10 +185,15 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Run => run::run(load(&cli.config)?).await,
         Command::Rotate { job } => rotate::rotate(load(&cli.config)?, &job).await,
-        Command::Check => check::check(&cli.config),
+        Command::Check { connect: false } => check::check(&cli.config),
+        Command::Check { connect: true } => check::check_connect(load(&cli.config)?).await,
+        Command::Import { job, user, no_rotate } => import::import(load(&cli.config)?, &job, user, no_rotate).await,
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox { listen, seed, inspect } => sandbox::sandbox(listen, seed, inspect).await,
         Command::Status { json } => status::status(load(&cli.config)?, json).await,
         Command::Keygen { out } => keygen::keygen(&out),
         Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job),
+        #[cfg(feature = "sandbox")]
         Command::Demo { keep_running, dir, rotations } => demo::demo(dir, rotations, keep_running).await,
     }
 }

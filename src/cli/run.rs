@@ -51,7 +51,7 @@ pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
     tracing::info!("rotavault stopped");
 }
 
-fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), CliError> {
+pub(super) fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| CliError::Failed(format!("SIGTERM handler: {e}")))?;

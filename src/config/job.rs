@@ -13,12 +13,15 @@ use super::policy::GlobalPolicy;
 use super::schema::JobSchema;
 use super::secret_rules;
 use super::store::StoreConfig;
+use super::schema::FormatSchema;
 use super::target::TargetConfig;
-use super::validate::nonzero;
+use super::validate::{nonzero, resolve_path};
+use crate::target::autotask::PayloadFormat;
 use crate::schedule::Schedule;
 use crate::secret::SecretPolicy;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A configured job.
@@ -35,6 +38,48 @@ pub struct JobConfig {
     /// The effective rules for the job's secrets: the target's rules, `[policy]` and the job's own, combined and
     /// proven satisfiable.
     pub secret_policy: SecretPolicy,
+    /// The API user(s) of an Autotask job; `None` for other targets.
+    pub autotask: Option<AutotaskAccount>,
+}
+
+/// Which Autotask API user(s) a job rotates, and what it stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutotaskAccount {
+    /// One user, or two to alternate between (zero downtime).
+    pub users: Vec<String>,
+    /// The job's API tracking identifier.
+    pub integration_code: FileRef,
+    pub format: PayloadFormat,
+}
+
+/// A value kept out of the config: a file, or a systemd credential (`$CREDENTIALS_DIRECTORY/<name>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileRef {
+    File(PathBuf),
+    Credential(String),
+}
+
+impl FileRef {
+    /// The file's text, trimmed; errors name the file and say what is expected.
+    pub fn read(&self) -> Result<String, String> {
+        let path = match self {
+            Self::File(path) => path.clone(),
+            Self::Credential(name) => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                Some(dir) => PathBuf::from(dir).join(name),
+                None => {
+                    return Err(format!(
+                        "the systemd credential `{name}` is needed but CREDENTIALS_DIRECTORY is not set: run under                          systemd with LoadCredential={name}:PATH, or use a `*_file` key"
+                    ));
+                }
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(format!("`{}` is empty: expected the value on one line", path.display()));
+        }
+        Ok(text.to_owned())
+    }
 }
 
 /// One store a job writes its secret to.
@@ -99,8 +144,121 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
 
     let secret_policy =
         secret_rules::effective(doc, &at, &job.target, target, ctx.policy, job.secret.as_ref())?;
+    let autotask = autotask_account(ctx, &at, target, &mut job)?;
 
-    Ok(JobConfig { name: name.to_owned(), target: job.target, stores, schedule, max_age, secret_policy })
+    Ok(JobConfig { name: name.to_owned(), target: job.target, stores, schedule, max_age, secret_policy, autotask })
+}
+
+/// The Autotask keys of a job: required for an Autotask target, refused for any other.
+fn autotask_account(
+    ctx: &Context<'_>,
+    at: &KeyPath,
+    target: &TargetConfig,
+    job: &mut JobSchema,
+) -> Result<Option<AutotaskAccount>, ConfigError> {
+    let doc = ctx.doc;
+    if !matches!(target, TargetConfig::Autotask(_)) {
+        for (key, set) in [
+            ("users", job.users.is_some()),
+            ("integration_code_file", job.integration_code_file.is_some()),
+            ("integration_code_credential", job.integration_code_credential.is_some()),
+            ("format", job.format.is_some()),
+        ] {
+            if set {
+                return Err(doc.error(
+                    &at.key(key),
+                    format!(
+                        "`{key}` applies to Autotask jobs and target `{}` is of kind `{}`: expected no `{key}`",
+                        job.target,
+                        target.kind()
+                    ),
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let users = job.users.take().unwrap_or_default();
+    if users.is_empty() || users.len() > 2 {
+        return Err(doc.error(
+            &at.key("users"),
+            format!(
+                "{} user names: expected the API user's name, or two to alternate between, as in users = [\"api-user@example.com\"]",
+                users.len()
+            ),
+        ));
+    }
+    for (i, user) in users.iter().enumerate() {
+        if user.trim().is_empty() || user.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(doc.error(
+                &at.key("users").index(i),
+                "not a user name: expected an Autotask API user name such as \"api-user@example.com\"",
+            ));
+        }
+    }
+    if users.len() == 2 && users[0] == users[1] {
+        return Err(doc.error(&at.key("users").index(1), "the same user twice: expected two different API users"));
+    }
+    let base = doc.file().parent().unwrap_or(std::path::Path::new(""));
+    let integration_code = match (job.integration_code_file.take(), job.integration_code_credential.take()) {
+        (Some(file), None) => FileRef::File(resolve_path(doc, &at.key("integration_code_file"), &file, base)?),
+        (None, Some(name)) => FileRef::Credential(name),
+        (Some(_), Some(_)) => {
+            return Err(doc.error(
+                &at.key("integration_code_credential"),
+                "both `integration_code_file` and `integration_code_credential` are set: expected exactly one",
+            ));
+        }
+        (None, None) => {
+            return Err(doc.error(
+                at,
+                "the job has no integration code: expected `integration_code_file` (a file holding the API \
+                 tracking identifier) or `integration_code_credential` (a systemd credential name)",
+            ));
+        }
+    };
+    let format = match job.format {
+        None | Some(FormatSchema::Json) => PayloadFormat::Json,
+        Some(FormatSchema::Secret) => PayloadFormat::Secret,
+    };
+    if format == PayloadFormat::Secret && users.len() == 2 {
+        return Err(doc.error(
+            &at.key("format"),
+            "a bare secret cannot say which of the two users it belongs to: expected format = \"json\" for \
+             alternating users",
+        ));
+    }
+    Ok(Some(AutotaskAccount { users, integration_code, format }))
+}
+
+/// Each Autotask target's admin credential, when a job of this config rotates it (self-rotation), is linked to
+/// that job, which must store the JSON payload the target reads.
+pub(super) fn link_admins(
+    doc: &Document<'_>,
+    targets: &mut BTreeMap<String, TargetConfig>,
+    jobs: &BTreeMap<String, JobConfig>,
+) -> Result<(), ConfigError> {
+    for (target_name, target) in targets.iter_mut() {
+        let TargetConfig::Autotask(autotask) = target else { continue };
+        for (job_name, job) in jobs {
+            let Some(i) =
+                job.stores.iter().position(|s| s.store == autotask.admin.store && s.name == autotask.admin.name)
+            else {
+                continue;
+            };
+            let json = job.autotask.as_ref().is_some_and(|a| a.format == PayloadFormat::Json);
+            if !json {
+                return Err(doc.error(
+                    &KeyPath::root().key("jobs").key(job_name).key("stores").index(i),
+                    format!(
+                        "this secret is the admin credential of target `{target_name}`, which needs the JSON \
+                         payload (username, secret, integration_code): expected an Autotask job with format = \"json\""
+                    ),
+                ));
+            }
+            autotask.admin.job = Some(job_name.clone());
+        }
+    }
+    Ok(())
 }
 
 fn unknown_reference<T>(

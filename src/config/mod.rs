@@ -30,11 +30,11 @@ mod validate;
 mod tests;
 
 pub use error::{ConfigError, EXIT_CONFIG};
-pub use job::{JobConfig, JobStore};
+pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
 pub use store::StoreConfig;
-pub use target::TargetConfig;
+pub use target::{AUTOTASK_ZONE_LOOKUP, AdminRef, AutotaskTargetConfig, TargetConfig};
 pub use validate::DEFAULT_STATE_DIR;
 
 use chrono::{DateTime, Utc};

@@ -65,6 +65,7 @@ pub(super) enum StoreKind {
 #[serde(rename_all = "snake_case")]
 pub(super) enum TargetKind {
     Generated,
+    Autotask,
 }
 
 /// `[stores.NAME]` with `kind = "file"`.
@@ -77,6 +78,27 @@ pub(super) struct FileStoreSchema {
     pub path: String,
     pub identity_file: Option<String>,
     pub identity_credential: Option<String>,
+}
+
+/// `[targets.NAME]` with `kind = "autotask"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AutotaskTargetSchema {
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+    pub zone_lookup_url: Option<String>,
+    pub admin: AdminSchema,
+    pub threads: Option<usize>,
+    pub hourly_budget: Option<u32>,
+    pub timeout: Option<ConfigDuration>,
+}
+
+/// Where the admin API user's credential is: a secret in a store.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminSchema {
+    pub store: String,
+    pub name: String,
 }
 
 /// `[stores.NAME]` with `kind = "memory"`, and `[targets.NAME]` with `kind = "generated"`: nothing but the kind.
@@ -100,6 +122,19 @@ pub(super) struct JobSchema {
     pub window: Option<ConfigDuration>,
     pub max_age: Option<ConfigDuration>,
     pub secret: Option<SecretSchema>,
+    /// Autotask jobs: the API user, or two to alternate between.
+    pub users: Option<Vec<String>>,
+    pub integration_code_file: Option<String>,
+    pub integration_code_credential: Option<String>,
+    pub format: Option<FormatSchema>,
+}
+
+/// What an Autotask job stores.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum FormatSchema {
+    Json,
+    Secret,
 }
 
 /// One element of a job's `stores`.

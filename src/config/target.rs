@@ -1,20 +1,53 @@
 //! `[targets.NAME]`: the systems whose credentials are rotated, as [`TargetConfig`], one variant per kind.
 //!
-//! Adding a target (Autotask next) is one variant here with its settings, one in `schema::TargetKind`, its schema
-//! struct, and one arm in [`build`] and in [`TargetConfig::rules`].
+//! Adding a target is one variant here with its settings, one in `schema::TargetKind`, its schema struct, and one
+//! arm in [`build`] and in [`TargetConfig::rules`].
 
 use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::schema::{KindOnlySchema, TargetKind};
+use super::schema::{AutotaskTargetSchema, KindOnlySchema, TargetKind};
+use super::store::StoreConfig;
+use super::validate::nonzero;
 use crate::secret::SecretPolicy;
-use crate::target::generated;
+use crate::target::{autotask, generated};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Autotask's own zone lookup: it answers for every tenant, without credentials.
+pub const AUTOTASK_ZONE_LOOKUP: &str = "https://webservices2.autotask.net/atservicesrest/";
 
 /// A configured target, ready to be built by the engine.
 #[derive(Clone, Debug)]
 pub enum TargetConfig {
     /// No external system: the secret is generated and only stored.
     Generated,
+    /// Autotask PSA API users, changed through SOAP with an admin API user and verified through REST.
+    Autotask(AutotaskTargetConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutotaskTargetConfig {
+    /// Where zones are looked up (`…/atservicesrest/`); the sandbox's own for tests and the demo.
+    pub zone_lookup_url: String,
+    pub admin: AdminRef,
+    /// Requests in flight at once per endpoint (Autotask allows 3 per integration code and endpoint).
+    pub threads: usize,
+    /// Requests per hour rotavault may spend on the tenant, whose 10,000 are shared by every integration.
+    pub hourly_budget: u32,
+    /// Timeout of one HTTP call.
+    pub timeout: Duration,
+}
+
+/// The admin API user's credential: a secret in a store, holding the JSON payload (username, secret,
+/// integration_code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRef {
+    pub store: String,
+    pub name: String,
+    /// The job that rotates the admin credential, when one does (self-rotation); `None` when it is kept up to date
+    /// by hand or by another tool.
+    pub job: Option<String>,
 }
 
 impl TargetConfig {
@@ -22,6 +55,7 @@ impl TargetConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Generated => generated::KIND,
+            Self::Autotask(_) => autotask::KIND,
         }
     }
 
@@ -31,15 +65,79 @@ impl TargetConfig {
         match self {
             // `GeneratedTarget` accepts whatever it is given: its rules are the default policy.
             Self::Generated => SecretPolicy::default(),
+            Self::Autotask(_) => autotask::autotask_policy(),
         }
     }
 }
 
-pub(super) fn build(doc: &Document<'_>, at: &KeyPath, kind: TargetKind) -> Result<TargetConfig, ConfigError> {
+pub(super) fn build(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    kind: TargetKind,
+    stores: &BTreeMap<String, StoreConfig>,
+) -> Result<TargetConfig, ConfigError> {
     match kind {
         TargetKind::Generated => {
             doc.deserialize_at::<KindOnlySchema>(at)?;
             Ok(TargetConfig::Generated)
         }
+        TargetKind::Autotask => {
+            let schema: AutotaskTargetSchema = doc.deserialize_at(at)?;
+            let zone_lookup_url = match schema.zone_lookup_url {
+                None => AUTOTASK_ZONE_LOOKUP.to_owned(),
+                Some(url) => zone_url(doc, &at.key("zone_lookup_url"), url)?,
+            };
+            if !stores.contains_key(&schema.admin.store) {
+                let names: Vec<String> = stores.keys().map(|n| format!("`{n}`")).collect();
+                return Err(doc.error(
+                    &at.key("admin").key("store"),
+                    format!(
+                        "unknown store `{}`: expected one of the defined stores: {}",
+                        schema.admin.store,
+                        if names.is_empty() { "(none)".to_owned() } else { names.join(", ") }
+                    ),
+                ));
+            }
+            let threads = schema.threads.unwrap_or(1);
+            if !(1..=3).contains(&threads) {
+                return Err(doc.error(
+                    &at.key("threads"),
+                    format!("{threads} is out of range: expected 1 to 3 (Autotask allows 3 per integration code and endpoint)"),
+                ));
+            }
+            let hourly_budget = schema.hourly_budget.unwrap_or(1000);
+            if !(1..=10_000).contains(&hourly_budget) {
+                return Err(doc.error(
+                    &at.key("hourly_budget"),
+                    format!(
+                        "{hourly_budget} is out of range: expected 1 to 10000 requests per hour (the tenant's \
+                         whole allowance, shared by every integration)"
+                    ),
+                ));
+            }
+            let timeout =
+                nonzero(doc, &at.key("timeout"), schema.timeout)?.unwrap_or(Duration::from_secs(30));
+            Ok(TargetConfig::Autotask(AutotaskTargetConfig {
+                zone_lookup_url,
+                admin: AdminRef { store: schema.admin.store, name: schema.admin.name, job: None },
+                threads,
+                hourly_budget,
+                timeout,
+            }))
+        }
+    }
+}
+
+/// An http(s) URL ending in `/`, so that `v1.0/zoneInformation` can be appended.
+fn zone_url(doc: &Document<'_>, at: &KeyPath, url: String) -> Result<String, ConfigError> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) => {
+            Ok(if url.ends_with('/') { url } else { format!("{url}/") })
+        }
+        _ => Err(doc.error(
+            at,
+            format!("not a URL: expected an http(s) URL such as \"{AUTOTASK_ZONE_LOOKUP}\""),
+        )),
     }
 }

@@ -45,7 +45,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, Co
     for (name, kind) in schema.targets {
         let at = root.key("targets").key(&name);
         check_name(doc, &at, &name, "target")?;
-        let config = target::build(doc, &at, kind.kind)?;
+        let config = target::build(doc, &at, kind.kind, &stores)?;
         targets.insert(name, config);
     }
 
@@ -57,6 +57,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, Co
         jobs.insert(name, config);
     }
     job::check_unique_secrets(doc, &jobs)?;
+    job::link_admins(doc, &mut targets, &jobs)?;
 
     Ok(Config { path: doc.file().to_owned(), state_dir, policy, rotation, stores, targets, jobs })
 }

@@ -123,6 +123,7 @@ pub enum Step {
     Promote,
     Finish,
     Recovery,
+    Import,
 }
 
 impl fmt::Display for Step {
@@ -136,6 +137,7 @@ impl fmt::Display for Step {
             Self::Promote => "promote",
             Self::Finish => "finish",
             Self::Recovery => "recovery",
+            Self::Import => "import",
         })
     }
 }
@@ -174,6 +176,8 @@ pub enum RotationError {
     State(#[from] StateError),
     #[error("{step}: stopped by shutdown before the target was changed; nothing is left pending")]
     ShutDown { step: Step },
+    #[error("import: the target does not accept the credential given, so nothing was written: {0}")]
+    ImportRejected(String),
 }
 
 impl RotationError {
@@ -210,6 +214,7 @@ impl RotationError {
             Self::PromoteIncomplete { .. } => "promote_incomplete",
             Self::State(_) => "state",
             Self::ShutDown { .. } => "shutdown",
+            Self::ImportRejected(_) => "import_rejected",
         }
     }
 }
@@ -322,6 +327,58 @@ impl Engine {
             Err(e) => self.record(job, Err(e))?,
         }
         result
+    }
+
+    /// Takes a credential a person had (`rotavault import`): verifies it at the target, then makes it current in
+    /// every store. The person asserts it is the truth and the target proves it, so whatever is pending is
+    /// discarded and a diverged mark is cleared. Returns the generation written.
+    pub async fn import(&self, job: &Job, payload: &SecretValue) -> Result<u64, RotationError> {
+        let _guard = self.locks.try_acquire(&job.name)?;
+        let span = tracing::info_span!("import", job = %job.name, stores = %job.backends());
+        async {
+            let mut budget = self.budget();
+            match self.verify(job, payload, &mut budget, 1, false).await {
+                Verdict::Accepted => {}
+                Verdict::Rejected => {
+                    return Err(RotationError::ImportRejected("it does not authenticate".into()));
+                }
+                Verdict::Undecided(detail) => return Err(RotationError::ImportRejected(detail)),
+            }
+            for js in &job.stores {
+                let pending = self
+                    .store_call(js, || js.store.pending(&js.secret))
+                    .await
+                    .map_err(|source| RotationError::Store { step: Step::Import, store: js.label.clone(), source })?;
+                if let Some(p) = pending {
+                    self.store_call(js, || js.store.discard(&js.secret, &p.rotation_id)).await.map_err(
+                        |source| RotationError::Store { step: Step::Import, store: js.label.clone(), source },
+                    )?;
+                }
+            }
+            let current = self.read_currents(job).await?;
+            let generation = current.iter().flatten().map(|s| s.metadata.generation).max().unwrap_or(0) + 1;
+            let metadata = Metadata::new(None, self.clock.now(), generation);
+            for js in &job.stores {
+                self.store_call(js, || js.store.write_current(&js.secret, payload, &metadata))
+                    .await
+                    .map_err(|source| RotationError::Store { step: Step::Import, store: js.label.clone(), source })?;
+            }
+            let now = self.clock.now();
+            self.states.update(&job.name, |s| {
+                s.diverged = None;
+                s.last_attempt = Some(Attempt { at: now, rotation_id: None, outcome: AttemptOutcome::Ok, error: None });
+            })?;
+            tracing::info!(
+                target: "rotavault::audit",
+                event = "imported",
+                job = %job.name,
+                generation,
+                "a credential was imported and verified"
+            );
+            Ok(generation)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Forgets that `job` is diverged, after a person has set things right.

@@ -72,15 +72,31 @@ impl Engine {
             }
         }
 
+        // What proves the apply did not happen: the target still accepting the last value stored for the same
+        // account. With one account that is the current value; with alternating accounts the current value
+        // belongs to the other account, and the pending one's account last had the previous value.
+        let account = job.target.account_of(&newest.value);
+        let same = |value: &SecretValue| job.target.account_of(value) == account;
         let currents = self.read_currents(job).await?;
-        let mut distinct: Vec<&SecretValue> = Vec::new();
+        let mut distinct: Vec<SecretValue> = Vec::new();
         for c in currents.iter().flatten() {
-            if !distinct.contains(&&c.value) {
-                distinct.push(&c.value);
+            if same(&c.value) && !distinct.contains(&c.value) {
+                distinct.push(c.value.clone());
             }
         }
-        for current in distinct {
-            match self.verify(job, current, budget, 1, false).await {
+        if distinct.is_empty() && account.is_some() {
+            for js in &job.stores {
+                let previous = self
+                    .store_call(js, || js.store.previous(&js.secret))
+                    .await
+                    .map_err(|source| RotationError::Store { step: Step::Recovery, store: js.label.clone(), source })?;
+                if let Some(p) = previous.filter(|p| same(&p.value) && !distinct.contains(&p.value)) {
+                    distinct.push(p.value);
+                }
+            }
+        }
+        for known in &distinct {
+            match self.verify(job, known, budget, 1, false).await {
                 Verdict::Accepted => {
                     for candidate in &candidates {
                         self.discard_everywhere(job, &candidate.rotation_id).await?;

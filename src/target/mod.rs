@@ -5,6 +5,7 @@
 //! new secret ([`Target::prepare`]), sets it at the target ([`Target::apply`]) and proves it works
 //! ([`Target::verify`]).
 
+pub mod autotask;
 pub mod generated;
 
 use crate::secret::{SecretPolicy, SecretValue};
@@ -66,6 +67,15 @@ pub struct TargetDescription {
     pub detail: String,
 }
 
+/// One check of `rotavault check --connect`: what was proven, or what failed and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
 #[async_trait]
 pub trait Target: Send + Sync + std::fmt::Debug {
     /// The target's `KIND` constant: config kind, error field, tracing field.
@@ -90,4 +100,32 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     async fn verify(&self, payload: &SecretValue) -> Result<(), TargetError>;
 
     fn describe(&self) -> TargetDescription;
+
+    /// Which account `payload` belongs to, for a target that alternates between accounts; `None` when the job has
+    /// one account. Recovery uses it to know which stored value proves that an apply did not happen.
+    fn account_of(&self, _payload: &SecretValue) -> Option<String> {
+        None
+    }
+
+    /// The payload for a credential a person supplies (`rotavault import`); `user` picks one of the job's
+    /// accounts where it has several.
+    async fn import_payload(
+        &self,
+        user: Option<&str>,
+        secret: &SecretValue,
+        _info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        match user {
+            None => Ok(secret.clone()),
+            Some(_) => Err(TargetError::Invalid {
+                target: self.kind(),
+                detail: "this target has no user accounts: expected no --user".into(),
+            }),
+        }
+    }
+
+    /// Proves, without changing anything, that the target can be reached and the job's account rotated.
+    async fn connect_checks(&self) -> Vec<ConnectCheck> {
+        Vec::new()
+    }
 }

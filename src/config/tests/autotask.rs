@@ -1,0 +1,109 @@
+//! Autotask targets and jobs: the admin reference, the tenant settings, users, integration code and format.
+
+use super::*;
+
+const AUTOTASK: &str = r#"[stores.local]
+kind = "memory"
+
+[targets.autotask]
+kind = "autotask"
+admin = { store = "local", name = "autotask/admin" }
+
+[jobs.backup]
+target = "autotask"
+users = ["backup-api@example.com"]
+integration_code_file = "/etc/rotavault/backup.code"
+stores = [ { store = "local", name = "autotask/backup" } ]
+max_age = "30d"
+"#;
+
+#[test]
+fn an_autotask_job_loads_with_defaults() {
+    let config = valid(AUTOTASK);
+    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else {
+        panic!("an autotask target")
+    };
+    assert_eq!(target.zone_lookup_url, crate::config::AUTOTASK_ZONE_LOOKUP);
+    assert_eq!((target.threads, target.hourly_budget), (1, 1000));
+    assert_eq!(target.admin.job, None, "no job rotates the admin here");
+    let account = config.jobs["backup"].autotask.as_ref().expect("an account");
+    assert_eq!(account.users, ["backup-api@example.com"]);
+    assert_eq!(account.format, crate::target::autotask::PayloadFormat::Json);
+    assert_eq!(account.integration_code, crate::config::FileRef::File("/etc/rotavault/backup.code".into()));
+    // The target's rules hold for the job: at most 64 characters, a special character in positions 2-6.
+    let policy = &config.jobs["backup"].secret_policy;
+    assert_eq!(policy.max_length, 64);
+    assert!(!policy.positions.is_empty());
+}
+
+#[test]
+fn a_job_rotating_the_admin_credential_is_linked_as_its_owner() {
+    let source = format!(
+        "{AUTOTASK}\n[jobs.admin]\ntarget = \"autotask\"\nusers = [\"admin@example.com\"]\n\
+         integration_code_file = \"/etc/rotavault/admin.code\"\nstores = [ {{ store = \"local\", name = \"autotask/admin\" }} ]\nmax_age = \"30d\"\n"
+    );
+    let config = valid(&source);
+    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else { panic!("autotask") };
+    assert_eq!(target.admin.job.as_deref(), Some("admin"));
+
+    let bare = source.replace("max_age = \"30d\"\n", "max_age = \"30d\"\nformat = \"secret\"\n");
+    error(&bare, 20, "jobs.admin.stores[0]", &["admin credential of target `autotask`", "format = \"json\""]);
+}
+
+#[test]
+fn the_admin_store_must_exist() {
+    error(
+        &AUTOTASK.replace("{ store = \"local\", name = \"autotask/admin\" }", "{ store = \"vault\", name = \"a\" }"),
+        6,
+        "targets.autotask.admin.store",
+        &["unknown store `vault`", "`local`"],
+    );
+}
+
+#[test]
+fn an_autotask_job_needs_users_and_an_integration_code() {
+    error(&AUTOTASK.replace("users = [\"backup-api@example.com\"]\n", ""), 8, "jobs.backup.users", &["0 user names"]);
+    error(
+        &AUTOTASK.replace("[\"backup-api@example.com\"]", "[\"a@x\", \"b@x\", \"c@x\"]"),
+        10,
+        "jobs.backup.users",
+        &["3 user names", "two to alternate"],
+    );
+    error(
+        &AUTOTASK.replace("[\"backup-api@example.com\"]", "[\"a@x\", \"a@x\"]"),
+        10,
+        "jobs.backup.users[1]",
+        &["the same user twice"],
+    );
+    error(
+        &AUTOTASK.replace("integration_code_file = \"/etc/rotavault/backup.code\"\n", ""),
+        8,
+        "jobs.backup",
+        &["no integration code", "integration_code_file"],
+    );
+}
+
+#[test]
+fn a_bare_secret_cannot_serve_two_users() {
+    let source = AUTOTASK
+        .replace("[\"backup-api@example.com\"]", "[\"a@x\", \"b@x\"]")
+        .replace("max_age = \"30d\"", "max_age = \"30d\"\nformat = \"secret\"");
+    error(&source, 14, "jobs.backup.format", &["format = \"json\" for alternating users"]);
+}
+
+#[test]
+fn autotask_keys_on_another_target_are_refused() {
+    let source = format!("{MINIMAL}users = [\"x@y\"]\n");
+    error(&source, 11, "jobs.webhook.users", &["applies to Autotask jobs", "`generated`"]);
+}
+
+#[test]
+fn tenant_settings_are_range_checked() {
+    let with = |line: &str| AUTOTASK.replace("kind = \"autotask\"\n", &format!("kind = \"autotask\"\n{line}\n"));
+    error(&with("threads = 4"), 6, "targets.autotask.threads", &["1 to 3"]);
+    error(&with("hourly_budget = 20000"), 6, "targets.autotask.hourly_budget", &["1 to 10000"]);
+    error(&with("zone_lookup_url = \"ftp://x\""), 6, "targets.autotask.zone_lookup_url", &["not a URL"]);
+    let config = valid(&with("zone_lookup_url = \"http://127.0.0.1:9/atservicesrest\""));
+    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else { panic!("autotask") };
+    assert_eq!(target.zone_lookup_url, "http://127.0.0.1:9/atservicesrest/", "a trailing slash is added");
+}

@@ -1,0 +1,367 @@
+//! The Autotask target end to end, through its real REST and SOAP clients against the sandbox: rotations, the
+//! awkward parts of the wire (update clearing unsent fields, password history, propagation delay, throttling,
+//! lost answers), admin self-rotation, alternating users, import and `check --connect`.
+
+use rotavault::rotation::{Outcome, RotationError, Trigger};
+use rotavault::runtime::Runtime;
+use rotavault::sandbox::{Call, Fault, FaultAction, Sandbox, Seed};
+use rotavault::schedule::SystemClock;
+use rotavault::secret::SecretValue;
+use rotavault::store::{RotationId, Store};
+use rotavault::target::RotationInfo;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const ADMIN: &str = "rotavault-admin@sandbox.example";
+const ADMIN_PASSWORD: &str = "Adm!n-initial-Pa55word";
+const USER: &str = "backup-api@sandbox.example";
+const USER_A: &str = "reporting-a@sandbox.example";
+const USER_B: &str = "reporting-b@sandbox.example";
+const CODE: &str = "SANDBOX-INTEGRATION-CODE";
+
+struct Rig {
+    sandbox: Sandbox,
+    runtime: Runtime,
+    _dir: tempfile::TempDir,
+    _shutdown: CancellationToken,
+}
+
+fn seed(extra: &str) -> Seed {
+    let text = format!(
+        r#"
+lockout_threshold = 5
+strong_passwords = true
+integration_codes = ["{CODE}"]
+{extra}
+
+[[resources]]
+id = 100
+user_name = "{ADMIN}"
+password = "{ADMIN_PASSWORD}"
+security_level = "api_admin"
+first_name = "Rota"
+last_name = "Admin"
+
+[[resources]]
+id = 101
+user_name = "{USER}"
+password = "B@ckup-initial-1"
+security_level = "api_user"
+first_name = "Backup"
+last_name = "Vendor"
+email = "backup@vendor.example"
+title = "Integration"
+office_phone = "+31 20 555 0101"
+
+[[resources]]
+id = 102
+user_name = "{USER_A}"
+password = "R3p#rting-a-initial"
+security_level = "api_user"
+
+[[resources]]
+id = 103
+user_name = "{USER_B}"
+password = "R3p#rting-b-initial"
+security_level = "api_user"
+"#
+    );
+    Seed::from_toml(&text).expect("a valid seed")
+}
+
+async fn rig_with(seed: Seed, rotation: &str) -> Rig {
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("code"), CODE).expect("code");
+    let source = format!(
+        r#"
+state_dir = "state"
+
+[rotation]
+{rotation}
+
+[stores.mem]
+kind = "memory"
+
+[targets.autotask]
+kind = "autotask"
+zone_lookup_url = "{zone}"
+admin = {{ store = "mem", name = "autotask/admin" }}
+timeout = "2s"
+
+[jobs.admin]
+target = "autotask"
+users = ["{ADMIN}"]
+integration_code_file = "code"
+stores = [ {{ store = "mem", name = "autotask/admin" }} ]
+max_age = "30d"
+
+[jobs.backup]
+target = "autotask"
+users = ["{USER}"]
+integration_code_file = "code"
+stores = [ {{ store = "mem", name = "autotask/backup" }} ]
+max_age = "30d"
+
+[jobs.reporting]
+target = "autotask"
+users = ["{USER_A}", "{USER_B}"]
+integration_code_file = "code"
+stores = [ {{ store = "mem", name = "autotask/reporting" }} ]
+max_age = "30d"
+"#,
+        zone = sandbox.zone_lookup_url()
+    );
+    let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("config");
+    let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).expect("runtime");
+    let rig = Rig { sandbox, runtime, _dir: dir, _shutdown: shutdown };
+    rig.import("admin", ADMIN, ADMIN_PASSWORD).await.expect("the admin credential imports");
+    rig
+}
+
+async fn rig() -> Rig {
+    rig_with(seed(""), "settle = \"50ms\"\nverify_backoff = \"200ms\"").await
+}
+
+impl Rig {
+    fn job(&self, name: &str) -> &rotavault::rotation::Job {
+        &self.runtime.job(name).expect("job").job
+    }
+
+    async fn rotate(&self, name: &str) -> Result<Outcome, RotationError> {
+        self.runtime.engine.rotate(self.job(name), Trigger::Manual).await
+    }
+
+    async fn import(&self, name: &str, user: &str, secret: &str) -> Result<u64, RotationError> {
+        let job = self.job(name);
+        let info = RotationInfo { job: name.into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+        let payload = job
+            .target
+            .import_payload(Some(user), &SecretValue::new(secret), &info)
+            .await
+            .expect("an import payload");
+        self.runtime.engine.import(job, &payload).await
+    }
+
+    /// The stored current payload of `job`, as JSON.
+    async fn current(&self, name: &str) -> serde_json::Value {
+        let js = &self.job(name).stores[0];
+        let stored = js.store.current(&js.secret).await.expect("read").expect("a current value");
+        serde_json::from_str(stored.value.expose()).expect("a JSON payload")
+    }
+
+    async fn pending(&self, name: &str) -> Option<serde_json::Value> {
+        let js = &self.job(name).stores[0];
+        js.store
+            .pending(&js.secret)
+            .await
+            .expect("read")
+            .map(|p| serde_json::from_str(p.value.expose()).expect("a JSON payload"))
+    }
+}
+
+fn user_and_secret(payload: &serde_json::Value) -> (String, String) {
+    (
+        payload["username"].as_str().expect("username").to_owned(),
+        payload["secret"].as_str().expect("secret").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_rotation_sets_a_new_password_that_the_store_holds_and_the_old_one_dies() {
+    let rig = rig().await;
+    let before = rig.sandbox.password_of(USER).expect("seeded");
+    let outcome = rig.rotate("backup").await.expect("rotation");
+    assert!(matches!(outcome, Outcome::Rotated { generation: 1, .. }), "{outcome:?}");
+    let payload = rig.current("backup").await;
+    let (user, secret) = user_and_secret(&payload);
+    assert_eq!(user, USER);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert!(!rig.sandbox.authenticates(USER, &before));
+    assert_eq!(payload["integration_code"], CODE);
+    assert_eq!(payload["zone_url"], rig.sandbox.zone_lookup_url());
+    assert!(payload["rotation_id"].is_string() && payload["rotated_at"].is_string());
+    assert_eq!(rig.sandbox.failed_logins(USER), 0);
+}
+
+#[tokio::test]
+async fn the_update_sends_the_whole_entity_so_no_field_is_cleared() {
+    let rig = rig().await;
+    let before = rig.sandbox.resource(USER).expect("resource");
+    rig.rotate("backup").await.expect("rotation");
+    let after = rig.sandbox.resource(USER).expect("resource");
+    assert_eq!(before, after, "every field survives the SOAP update");
+    assert_eq!(after["email"], "backup@vendor.example");
+    assert_eq!(after["title"], "Integration");
+}
+
+#[tokio::test]
+async fn a_refused_password_is_discarded_and_the_account_keeps_working() {
+    let rig = rig().await;
+    rig.rotate("backup").await.expect("first rotation");
+    let (_, working) = user_and_secret(&rig.current("backup").await);
+    let refusal = r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><updateResponse xmlns="http://autotask.net/ATWS/v1_6/"><updateResult><EntityResults/><EntityResultType>resource</EntityResultType><Errors><ATWSError><Message>The password must be different from the previous 5 passwords.</Message></ATWSError></Errors><ReturnCode>-1</ReturnCode></updateResult></updateResponse></soap:Body></soap:Envelope>"#;
+    rig.sandbox.add_fault(Fault {
+        call: Call::SoapUpdate,
+        action: FaultAction::Fail { status: 200, body: refusal.into() },
+        times: Some(1),
+    });
+    let err = rig.rotate("backup").await.expect_err("refused");
+    assert!(matches!(err, RotationError::Refused(_)), "{err:?}");
+    assert!(err.to_string().contains("previous 5 passwords"), "says why: {err}");
+    assert!(rig.pending("backup").await.is_none(), "the refused value was discarded");
+    assert!(rig.sandbox.authenticates(USER, &working));
+    let (_, still) = user_and_secret(&rig.current("backup").await);
+    assert_eq!(still, working);
+}
+
+#[tokio::test]
+async fn a_propagation_delay_is_waited_out_without_locking_the_account() {
+    let rig = rig_with(seed("propagation_delay = \"1500ms\""), "settle = \"100ms\"\nverify_backoff = \"1s\"").await;
+    rig.rotate("backup").await.expect("accepted after the delay");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert!(!rig.sandbox.is_locked(USER));
+    assert_eq!(rig.sandbox.failed_logins(USER), 0, "the counter resets on the successful login");
+}
+
+#[tokio::test]
+async fn a_long_propagation_delay_stops_at_the_cap_and_the_next_run_completes() {
+    let rig = rig_with(
+        seed("propagation_delay = \"2500ms\""),
+        "settle = \"50ms\"\nverify_backoff = \"200ms\"\nverify_attempts = 3",
+    )
+    .await;
+    let err = rig.rotate("backup").await.expect_err("not accepted yet");
+    assert!(matches!(err, RotationError::VerifyFailed { failures: 3, .. }), "{err:?}");
+    assert!(!rig.sandbox.is_locked(USER), "3 failed logins stay under the lockout of 5");
+    assert!(rig.pending("backup").await.is_some());
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let outcome = rig.rotate("backup").await.expect("recovery promotes");
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert!(!rig.sandbox.is_locked(USER));
+}
+
+#[tokio::test]
+async fn throttling_and_itgenatr005_are_backed_off_and_never_count_as_failed_logins() {
+    let rig = rig().await;
+    rig.sandbox.add_fault(Fault { call: Call::SoapQuery, action: FaultAction::Throttle, times: Some(2) });
+    rig.sandbox.add_fault(Fault { call: Call::ThresholdInformation, action: FaultAction::Itgenatr005, times: Some(2) });
+    rig.rotate("backup").await.expect("the rotation gets through");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert_eq!(rig.sandbox.failed_logins(USER), 0);
+}
+
+#[tokio::test]
+async fn an_update_applied_whose_answer_is_dropped_is_settled_by_recovery() {
+    let rig = rig().await;
+    rig.sandbox.add_fault(Fault { call: Call::SoapUpdate, action: FaultAction::ApplyThenDrop, times: Some(1) });
+    let outcome = rig.rotate("backup").await.expect("recovery finds the new password works");
+    assert!(matches!(outcome, Outcome::Rotated { .. }), "{outcome:?}");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert!(rig.pending("backup").await.is_none());
+}
+
+#[tokio::test]
+async fn the_admin_rotates_itself_and_later_calls_use_its_new_secret() {
+    let rig = rig().await;
+    rig.rotate("admin").await.expect("self-rotation");
+    let (user, admin_secret) = user_and_secret(&rig.current("admin").await);
+    assert_eq!(user, ADMIN);
+    assert!(rig.sandbox.authenticates(ADMIN, &admin_secret));
+    assert!(!rig.sandbox.authenticates(ADMIN, ADMIN_PASSWORD), "the imported value died");
+    rig.rotate("backup").await.expect("a rotation with the new admin secret");
+    rig.rotate("admin").await.expect("and again");
+    rig.rotate("backup").await.expect("and again");
+    assert_eq!(rig.sandbox.failed_logins(ADMIN), 0);
+}
+
+#[tokio::test]
+async fn alternating_users_keep_the_other_user_valid() {
+    let rig = rig().await;
+    rig.rotate("reporting").await.expect("first");
+    let (first_user, first_secret) = user_and_secret(&rig.current("reporting").await);
+    rig.rotate("reporting").await.expect("second");
+    let (second_user, second_secret) = user_and_secret(&rig.current("reporting").await);
+    assert_ne!(first_user, second_user, "the users alternate");
+    assert!(rig.sandbox.authenticates(&first_user, &first_secret), "the user not rotated keeps working");
+    assert!(rig.sandbox.authenticates(&second_user, &second_secret));
+    rig.rotate("reporting").await.expect("third");
+    let (third_user, third_secret) = user_and_secret(&rig.current("reporting").await);
+    assert_eq!(third_user, first_user);
+    assert!(!rig.sandbox.authenticates(&first_user, &first_secret), "its old secret died with the third rotation");
+    assert!(rig.sandbox.authenticates(&third_user, &third_secret));
+    assert!(rig.sandbox.authenticates(&second_user, &second_secret), "the other user still works");
+}
+
+#[tokio::test]
+async fn import_verifies_and_a_wrong_credential_writes_nothing() {
+    let rig = rig().await;
+    let err = rig.import("backup", USER, "not-the-password").await.expect_err("refused");
+    assert!(matches!(err, RotationError::ImportRejected(_)), "{err:?}");
+    let js = &rig.job("backup").stores[0];
+    assert!(js.store.current(&js.secret).await.expect("read").is_none(), "nothing written");
+    let generation = rig.import("backup", USER, "B@ckup-initial-1").await.expect("imports");
+    assert_eq!(generation, 1);
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert_eq!(secret, "B@ckup-initial-1");
+}
+
+#[tokio::test]
+async fn check_connect_passes_on_a_good_setup() {
+    let rig = rig().await;
+    for name in ["backup", "reporting", "admin"] {
+        let checks = rig.job(name).target.connect_checks().await;
+        assert!(!checks.is_empty());
+        for check in &checks {
+            assert!(check.ok, "{name}: {check:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn check_connect_reports_each_failure_with_a_fix() {
+    // An admin without System Administrator level, a user that does not exist, and an inactive one.
+    let text = format!(
+        r#"
+integration_codes = ["{CODE}"]
+
+[[resources]]
+id = 100
+user_name = "{ADMIN}"
+password = "{ADMIN_PASSWORD}"
+security_level = "api_user"
+
+[[resources]]
+id = 102
+user_name = "{USER_A}"
+password = "R3p#rting-a-initial"
+security_level = "api_user"
+active = false
+"#
+    );
+    let rig = rig_with(Seed::from_toml(&text).expect("seed"), "").await;
+    let checks = rig.job("backup").target.connect_checks().await;
+    let failed: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
+    assert!(failed.iter().any(|c| c.name.to_lowercase().contains("update")), "admin rights: {checks:?}");
+    assert!(failed.iter().any(|c| c.detail.contains(USER) || c.name.contains(USER)), "missing user: {checks:?}");
+    assert!(failed.iter().all(|c| c.fix.is_some()), "every failure says what to do: {checks:?}");
+    let checks = rig.job("reporting").target.connect_checks().await;
+    assert!(
+        checks.iter().any(|c| !c.ok && (c.detail.contains("active") || c.name.contains("active"))),
+        "inactive user: {checks:?}"
+    );
+
+    // A wrong admin secret: authentication fails on REST and SOAP.
+    rig.sandbox.set_password_behind_the_back(ADMIN, "Ch@nged-by-someone-1");
+    let checks = rig.job("backup").target.connect_checks().await;
+    assert!(checks.iter().any(|c| !c.ok && c.name.contains("REST")), "{checks:?}");
+    assert!(checks.iter().any(|c| !c.ok && c.name.contains("SOAP")), "{checks:?}");
+}

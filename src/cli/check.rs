@@ -1,6 +1,6 @@
 //! `rotavault check`: validates the configuration and every job's policy, and opens the local stores (so a
-//! missing or unreadable key file shows up now, not at the first rotation). Contacts no target and no remote
-//! store. Config errors exit 78.
+//! missing or unreadable key or integration code file shows up now, not at the first rotation). Contacts no target
+//! and no remote store. Config errors exit 78.
 
 use super::{CliError, exit};
 use crate::config::{self, StoreConfig};
@@ -18,6 +18,19 @@ pub fn check(path: &Path) -> Result<u8, CliError> {
                     column: None,
                     key: Some(format!("stores.{name}")),
                     message: e.to_string(),
+                })
+            })?;
+        }
+    }
+    for (name, job) in &config.jobs {
+        if let Some(account) = &job.autotask {
+            account.integration_code.read().map_err(|message| {
+                CliError::Config(config::ConfigError {
+                    file: config.path.clone(),
+                    line: None,
+                    column: None,
+                    key: Some(format!("jobs.{name}.integration_code")),
+                    message,
                 })
             })?;
         }

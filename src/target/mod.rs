@@ -5,6 +5,7 @@
 //! new secret ([`Target::prepare`]), sets it at the target ([`Target::apply`]) and proves it works
 //! ([`Target::verify`]).
 
+pub mod autotask;
 pub mod generated;
 
 use crate::secret::{SecretPolicy, SecretValue};

@@ -42,9 +42,8 @@ pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
         let runtime = runtime.clone();
         let shutdown = shutdown.clone();
         let span = tracing::info_span!("job", job = %runtime.jobs[index].job.name);
-        tracker.spawn(
-            async move { job_loop(&runtime, &runtime.jobs[index], shutdown).await }.instrument(span),
-        );
+        tracker
+            .spawn(async move { job_loop(&runtime, &runtime.jobs[index], shutdown).await }.instrument(span));
     }
     tracker.close();
     tracker.wait().await;

@@ -1,64 +1,219 @@
-//! Stand-in for the Autotask target while it is written (replaced on merge).
-use crate::secret::{CharClass, PositionRule, SecretPolicy};
+//! The Autotask target: rotates the password ("Secret") of Autotask PSA API users.
+//!
+//! How a rotation meets Autotask (DESIGN.md, "Autotask"; the exact wire is docs/autotask-wire.md):
+//!
+//! - **prepare** picks the user (with two, the one not in use), resolves its zone and builds the payload;
+//! - **apply** reads the admin API user's credential from its store, SOAP-`query`s the user's `Resource` and
+//!   SOAP-`update`s it whole with the new `Password` (`soap`);
+//! - **verify** makes one authenticated REST call with the new credential (`rest`).
+//!
+//! The map: `tenant` is what all jobs on one tenant share (HTTP client, zones, budget, thread limits,
+//! back-off), `answer` classifies Autotask's refusals, `admin` reads the admin credential, `payload` is
+//! what the stores hold, `policy` the password rules, `xml` the little XML SOAP needs, `checks` the
+//! `check --connect` probes.
+
+mod admin;
+mod answer;
+mod budget;
+mod checks;
+mod payload;
+mod policy;
+mod rest;
+mod soap;
+mod tenant;
+mod xml;
+mod zone;
+
+#[cfg(test)]
+mod tests;
+
+pub use admin::AdminSource;
+pub use checks::ConnectCheck;
+pub use payload::PayloadFormat;
+pub use policy::autotask_policy;
+pub use tenant::{AutotaskTenant, DEFAULT_ZONE_LOOKUP_URL, TenantSettings};
+
+use super::{RotationInfo, Target, TargetDescription, TargetError};
+use crate::secret::{SecretPolicy, SecretValue};
+use async_trait::async_trait;
+use payload::{Credential, Payload, choose_user};
+use std::fmt;
+use std::sync::Arc;
+use tenant::invalid;
 
 pub const KIND: &str = "autotask";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PayloadFormat {
-    Json,
-    Secret,
+/// One per job: which API user(s) it rotates, on which tenant.
+pub struct AutotaskTarget {
+    tenant: Arc<AutotaskTenant>,
+    users: Vec<String>,
+    integration_code: String,
+    format: PayloadFormat,
 }
 
-pub fn autotask_policy() -> SecretPolicy {
-    SecretPolicy {
-        length: 32,
-        min_length: 7,
-        max_length: 64,
-        forbidden: [' ', '\''].into_iter().collect(),
-        min_groups: 2,
-        positions: vec![PositionRule { class: CharClass::Special, from: 2, to: 6 }],
-        ..SecretPolicy::default()
+impl fmt::Debug for AutotaskTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutotaskTarget")
+            .field("users", &self.users)
+            .field("format", &self.format)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
     }
 }
-
-// Stand-ins for the client types, so that the rest compiles until the real target is merged.
-use crate::store::{SecretRef, Store};
-use std::sync::Arc;
-use std::time::Duration;
-
-pub struct AdminSource {
-    pub store: Arc<dyn Store>,
-    pub secret: SecretRef,
-}
-
-#[derive(Default)]
-pub struct TenantSettings {
-    pub zone_lookup_url: String,
-    pub threads: usize,
-    pub hourly_budget: u32,
-    pub timeout: Duration,
-    pub max_backoff: Duration,
-}
-
-#[derive(Debug)]
-pub struct AutotaskTenant;
-
-impl AutotaskTenant {
-    pub fn new(_settings: TenantSettings, _admin: AdminSource) -> Result<Arc<Self>, String> {
-        Ok(Arc::new(Self))
-    }
-}
-
-#[derive(Debug)]
-pub struct AutotaskTarget;
 
 impl AutotaskTarget {
+    /// `users`: one user name, or two to alternate between (zero downtime); `integration_code`: the job's API
+    /// tracking identifier, written into its payloads.
     pub fn new(
-        _tenant: Arc<AutotaskTenant>,
-        _users: Vec<String>,
-        _code: String,
-        _format: PayloadFormat,
-    ) -> Result<crate::target::generated::GeneratedTarget, String> {
-        Ok(crate::target::generated::GeneratedTarget::default())
+        tenant: Arc<AutotaskTenant>,
+        users: Vec<String>,
+        integration_code: String,
+        format: PayloadFormat,
+    ) -> Result<Self, TargetError> {
+        let users: Vec<String> = users.into_iter().map(|u| u.trim().to_owned()).collect();
+        if users.is_empty() || users.len() > 2 {
+            return Err(invalid(format!(
+                "a job names one API user, or two to alternate between; this one names {}",
+                users.len()
+            )));
+        }
+        if users.iter().any(String::is_empty) {
+            return Err(invalid("an API user name is empty".into()));
+        }
+        if users.len() == 2 && users[0].eq_ignore_ascii_case(&users[1]) {
+            return Err(invalid(format!("the two alternating users are the same user `{}`", users[0])));
+        }
+        if integration_code.trim().is_empty() {
+            return Err(invalid("the integration code (API tracking identifier) is empty".into()));
+        }
+        if format == PayloadFormat::Secret && users.len() == 2 {
+            return Err(invalid(
+                "format = \"secret\" stores the bare secret, which cannot say which of two alternating users it \
+                 belongs to; use format = \"json\""
+                    .into(),
+            ));
+        }
+        Ok(Self { tenant, users, integration_code: integration_code.trim().to_owned(), format })
+    }
+
+    /// For `rotavault import`: the payload for a credential a person supplies. `user` must be one of the job's.
+    pub async fn payload_for(
+        &self,
+        user: &str,
+        secret: &SecretValue,
+        info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        let user = self.configured_user(user).ok_or_else(|| {
+            invalid(format!("`{user}` is not one of this job's users ({})", self.users.join(", ")))
+        })?;
+        self.build_payload(user, secret, info).await
+    }
+
+    /// The job's spelling of `name`, if it is one of its users.
+    fn configured_user(&self, name: &str) -> Option<&str> {
+        self.users.iter().find(|u| u.eq_ignore_ascii_case(name.trim())).map(String::as_str)
+    }
+
+    async fn build_payload(
+        &self,
+        user: &str,
+        secret: &SecretValue,
+        info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        match self.format {
+            // Resolving here, before anything is staged, proves the user name early; the zone is also what a
+            // consumer needs to reach Autotask.
+            PayloadFormat::Json => {
+                let zone = self.tenant.zone(user).await?;
+                let credential = Credential {
+                    username: user.to_owned(),
+                    secret: secret.clone(),
+                    integration_code: self.integration_code.clone(),
+                };
+                Ok(Payload::new(credential, &zone.rest, info).to_json())
+            }
+            PayloadFormat::Secret => Ok(secret.clone()),
+        }
+    }
+
+    /// The credential a payload holds.
+    fn credential(&self, payload: &SecretValue) -> Result<Credential, TargetError> {
+        match self.format {
+            PayloadFormat::Json => Payload::from_json(payload)
+                .map(|p| p.credential)
+                .map_err(|why| invalid(format!("the stored payload is not an Autotask JSON payload: {why}"))),
+            PayloadFormat::Secret => Ok(Credential {
+                username: self.users[0].clone(),
+                secret: payload.clone(),
+                integration_code: self.integration_code.clone(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Target for AutotaskTarget {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn policy(&self) -> SecretPolicy {
+        autotask_policy()
+    }
+
+    #[tracing::instrument(skip_all, fields(target = KIND, user = tracing::field::Empty))]
+    async fn prepare(
+        &self,
+        current: Option<&SecretValue>,
+        secret: &SecretValue,
+        info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        let user = choose_user(&self.users, current);
+        tracing::Span::current().record("user", user);
+        self.build_payload(user, secret, info).await
+    }
+
+    /// Query, then update with the whole entity: the order matters because update clears whatever it is not
+    /// sent. Nothing is retried once the update may have been sent.
+    #[tracing::instrument(skip_all, fields(target = KIND, user = tracing::field::Empty))]
+    async fn apply(&self, payload: &SecretValue) -> Result<(), TargetError> {
+        let credential = self.credential(payload)?;
+        // Never set the password of an account the job does not name, whatever a store holds.
+        let user = self.configured_user(&credential.username).ok_or_else(|| {
+            invalid(format!(
+                "the payload names API user `{}`, which is not one of this job's users ({})",
+                credential.username,
+                self.users.join(", ")
+            ))
+        })?;
+        tracing::Span::current().record("user", user);
+        let source = self.tenant.admin();
+        let admin = source.read().await?;
+        let entity =
+            soap::query_resource(&self.tenant, &admin, user).await.map_err(|f| source.failure(f, &admin))?;
+        tracing::debug!(
+            fields = entity.fields.len(),
+            "resource queried; updating it whole with the new password"
+        );
+        soap::update_password(&self.tenant, &admin, &entity, &credential.secret)
+            .await
+            .map_err(|f| source.failure(f, &admin))?;
+        tracing::info!("Autotask accepted the new password");
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(target = KIND, user = tracing::field::Empty))]
+    async fn verify(&self, payload: &SecretValue) -> Result<(), TargetError> {
+        let credential = self.credential(payload)?;
+        tracing::Span::current().record("user", credential.username.as_str());
+        rest::verify(&self.tenant, &credential).await
+    }
+
+    fn describe(&self) -> TargetDescription {
+        let detail = match self.users.as_slice() {
+            [one, other] => format!("Autotask API user {one} (alternating with {other})"),
+            users => format!("Autotask API user {}", users.join(", ")),
+        };
+        TargetDescription { kind: KIND, detail }
     }
 }

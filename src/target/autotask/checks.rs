@@ -1,0 +1,209 @@
+//! `rotavault check --connect` for an Autotask job: named probes that prove, before the first rotation, that every
+//! step a rotation takes can work, and say plainly what to fix when one cannot. They change nothing.
+//!
+//! Order matters for the lockout: the admin's credential is tried once on REST, and when Autotask refuses it the
+//! SOAP login is not tried, so a wrong admin secret costs one failed login here, not two. The job's own users are
+//! looked at through the admin (`Resources/query`), never by logging in as them: their secret is the store's
+//! business, and a failed login would count toward their lockout.
+
+use super::AutotaskTarget;
+use super::answer::{CallFailure, Refusal};
+use super::payload::Credential;
+use super::{rest, soap};
+
+/// One probe's result.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectCheck {
+    pub name: String,
+    pub ok: bool,
+    /// What was found; on failure, what went wrong.
+    pub detail: String,
+    /// What a person should do, when it failed.
+    pub fix: Option<String>,
+}
+
+impl ConnectCheck {
+    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), ok: true, detail: detail.into(), fix: None }
+    }
+
+    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { name: name.into(), ok: false, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+/// The detail of a failed admin call, and whether Autotask refused the credential itself (a failed login).
+fn admin_failure(target: &AutotaskTarget, failure: CallFailure, admin: &Credential) -> (String, bool) {
+    let refused_login = matches!(failure, CallFailure::Refused(Refusal::WrongSecret | Refusal::Locked));
+    (target.tenant.admin().failure(failure, admin).to_string(), refused_login)
+}
+
+impl AutotaskTarget {
+    /// For `rotavault check --connect`: each probe passed or failed, with what to do. Changes nothing.
+    pub async fn connect_checks(&self) -> Vec<ConnectCheck> {
+        let mut checks = Vec::new();
+        let source = self.tenant.admin();
+        let label = source.label();
+
+        // The users' zones, first: they need no credential, and say at once whether the names are right.
+        let mut soap_url = None;
+        for user in &self.users {
+            let name = format!("zone of `{user}`");
+            match self.tenant.zone(user).await {
+                Ok(zone) => {
+                    soap_url.get_or_insert((zone.soap.clone(), user.clone()));
+                    checks.push(ConnectCheck::pass(name, format!("REST {}, SOAP {}", zone.rest, zone.soap)));
+                }
+                Err(e) => checks.push(ConnectCheck::fail(
+                    name,
+                    e.to_string(),
+                    "check the user name (Autotask's \"Username (Key)\" of the API user) and the target's \
+                     zone_lookup_url",
+                )),
+            }
+        }
+
+        // SOAP 1.6 is documented as end-of-life; an unauthenticated getZoneInfo shows whether it still answers.
+        if let Some((url, user)) = soap_url {
+            let name = "SOAP 1.6 endpoint";
+            match soap::zone_info(&self.tenant, &url, &user).await {
+                Ok(info) if info.error_code >= 0 && info.url.eq_ignore_ascii_case(&url) => {
+                    checks.push(ConnectCheck::pass(name, format!("{url} answers getZoneInfo")));
+                }
+                Ok(info) if info.error_code >= 0 => checks.push(ConnectCheck::fail(
+                    name,
+                    format!("getZoneInfo names {} but rotavault derived {url} from the REST zone", info.url),
+                    "report this: rotavault's SOAP URL derivation does not hold for this zone",
+                )),
+                Ok(info) => checks.push(ConnectCheck::fail(
+                    name,
+                    format!("getZoneInfo for `{user}` answered ErrorCode {}", info.error_code),
+                    "check the user name",
+                )),
+                Err(e) => checks.push(ConnectCheck::fail(
+                    name,
+                    e.to_string(),
+                    "rotavault sets passwords through SOAP 1.6; if Autotask has switched it off for this \
+                     tenant, rotation cannot work",
+                )),
+            }
+        }
+
+        let admin = match source.read().await {
+            Ok(admin) => {
+                checks.push(ConnectCheck::pass(
+                    "admin credential",
+                    format!("API user `{}` from {label}", admin.username),
+                ));
+                admin
+            }
+            Err(e) => {
+                checks.push(ConnectCheck::fail(
+                    "admin credential",
+                    e.to_string(),
+                    format!(
+                        "write the admin API user's credential to {label} as JSON {{\"username\", \"secret\", \
+                         \"integration_code\"}} (`rotavault import` does, if the admin user is itself a job)"
+                    ),
+                ));
+                return checks;
+            }
+        };
+
+        let fix_login = format!(
+            "make sure {label} holds the admin API user's current secret and integration code, and that the \
+             user is active, API-only and not locked"
+        );
+        let mut refused = false;
+        match rest::threshold(&self.tenant, &admin).await {
+            Ok(t) => checks.push(ConnectCheck::pass(
+                "admin REST login",
+                format!(
+                    "authenticated; the tenant has used {} of {} requests in the last {} minutes",
+                    t.current_timeframe_request_count,
+                    t.external_request_threshold,
+                    t.request_threshold_timeframe
+                ),
+            )),
+            Err(failure) => {
+                let (detail, login_refused) = admin_failure(self, failure, &admin);
+                refused = login_refused;
+                checks.push(ConnectCheck::fail("admin REST login", detail, fix_login.clone()));
+            }
+        }
+
+        if refused {
+            checks.push(ConnectCheck::fail(
+                "admin SOAP login",
+                "not tried: Autotask refused the admin credential on REST, and another failed login would only \
+                 bring the account closer to its lockout",
+                fix_login,
+            ));
+            return checks;
+        }
+        match soap::query_resource(&self.tenant, &admin, &admin.username).await {
+            Ok(entity) => checks.push(ConnectCheck::pass(
+                "admin SOAP login",
+                format!(
+                    "SOAP query answers; the admin's resource id is {}",
+                    entity.field("id").unwrap_or("?")
+                ),
+            )),
+            Err(failure) => {
+                let (detail, _) = admin_failure(self, failure, &admin);
+                checks.push(ConnectCheck::fail("admin SOAP login", detail, fix_login));
+            }
+        }
+
+        let fix_level = "give the admin API user the \"API User (system) (API-only)\" security level (System \
+                         Administrator level): only it may update resources";
+        match rest::resource_update_access(&self.tenant, &admin).await {
+            Ok(access) if !access.eq_ignore_ascii_case("None") => checks.push(ConnectCheck::pass(
+                "admin may update resources",
+                format!("userAccessForUpdate is {access}"),
+            )),
+            Ok(access) => checks.push(ConnectCheck::fail(
+                "admin may update resources",
+                format!("userAccessForUpdate is {access}"),
+                fix_level,
+            )),
+            Err(failure) => {
+                let (detail, _) = admin_failure(self, failure, &admin);
+                checks.push(ConnectCheck::fail("admin may update resources", detail, fix_level));
+            }
+        }
+
+        for user in &self.users {
+            let name = format!("API user `{user}`");
+            let check = match rest::find_resource(&self.tenant, &admin, user).await {
+                Ok(found) => match found.as_slice() {
+                    [one] if one.is_active != Some(false) => {
+                        ConnectCheck::pass(name, format!("resource {} exists and is active", one.id))
+                    }
+                    [one] => ConnectCheck::fail(
+                        name,
+                        format!("resource {} is inactive", one.id),
+                        "activate the API user in Autotask (Admin > Resources/Users)",
+                    ),
+                    [] => ConnectCheck::fail(
+                        name,
+                        "no resource has this user name",
+                        "create the API-only user in Autotask (Admin > Resources/Users > New API User), or fix \
+                         the job's `users`",
+                    ),
+                    many => ConnectCheck::fail(
+                        name,
+                        format!("{} resources have this user name", many.len()),
+                        "make the user name unique in Autotask",
+                    ),
+                },
+                Err(failure) => {
+                    let (detail, _) = admin_failure(self, failure, &admin);
+                    ConnectCheck::fail(name, detail, "see the admin checks above")
+                }
+            };
+            checks.push(check);
+        }
+        checks
+    }
+}

@@ -1,0 +1,419 @@
+//! `AutotaskTenant`: what every job on one Autotask tenant shares, and the one place requests are sent from.
+//!
+//! Autotask is a shared service: a tenant's 10,000 requests an hour and its 3 threads per integration code and
+//! endpoint serve every integration on it, not just rotavault. So all of a tenant's jobs share one HTTP client,
+//! one zone cache, one hourly budget ([`Budget`]) and one semaphore per endpoint (`threads`, 1 by default), and every
+//! call goes through a [`Patience`], which backs off on throttling with exponential, jittered waits
+//! up to `max_backoff` and a bounded number of attempts, then gives up with `Transient` and the wait it would have
+//! made, for the engine to schedule.
+//!
+//! What is retried here is only what certainly did not happen (nothing was sent, or Autotask refused for load);
+//! an answer lost after sending is reported at once, because for `update` it is the engine's "unknown" and for
+//! everything else the engine has its own retries. A `401` is never retried: each one is a failed login that
+//! counts toward the account's lockout.
+//!
+//! Errors are written from what rotavault knows (method, path, status, the server's error text), never from
+//! `reqwest`'s own error, request or headers, so no secret header or body can reach a message.
+
+use super::KIND;
+use super::admin::AdminSource;
+use super::answer::{Refusal, classify, rest_messages, retry_after};
+use super::budget::Budget;
+use super::zone::{Zone, ZoneCache, parse_zone_information};
+use crate::rotation::retry::Backoff;
+use crate::target::TargetError;
+use reqwest::header::HeaderValue;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+/// Autotask's own zone lookup host.
+pub const DEFAULT_ZONE_LOOKUP_URL: &str = "https://webservices2.autotask.net/atservicesrest/";
+
+/// Attempts per call, the first included; with the default `max_backoff` a call waits at most 20 s in all, well
+/// inside the engine's call timeout.
+const ATTEMPTS: u32 = 3;
+const FIRST_WAIT: Duration = Duration::from_millis(500);
+/// A TCP or TLS connect that takes longer than this will not succeed; failing fast leaves time for a retry.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bigger than any answer rotavault asks for; a bound so that a misbehaving proxy cannot fill memory.
+const MAX_BODY: usize = 4 << 20;
+
+/// How one tenant is reached and how much of it rotavault may use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// Base of the zone lookup (`{base}v1.0/zoneInformation?user=`); the sandbox and tests override it.
+    pub zone_lookup_url: String,
+    /// Requests in flight per endpoint (`Resources`, `ThresholdInformation`, SOAP), 1..=3. Autotask allows 3 per
+    /// integration code and endpoint to everyone on the tenant together.
+    pub threads: usize,
+    /// Authenticated requests rotavault may send to the tenant in any 60 minutes.
+    pub hourly_budget: u32,
+    /// Timeout of one HTTP call, answer included.
+    pub timeout: Duration,
+    /// Longest wait between two attempts of one call; a `Retry-After` above it is left to the engine.
+    pub max_backoff: Duration,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            zone_lookup_url: DEFAULT_ZONE_LOOKUP_URL.into(),
+            threads: 1,
+            hourly_budget: 1000,
+            timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The endpoints Autotask's thread limit counts separately (the first path segment after `V1.0/`, and SOAP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Resources,
+    ThresholdInformation,
+    Soap,
+}
+
+impl Endpoint {
+    fn index(self) -> usize {
+        match self {
+            Self::Resources => 0,
+            Self::ThresholdInformation => 1,
+            Self::Soap => 2,
+        }
+    }
+}
+
+/// An HTTP answer, whatever its status.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+/// Why there is no answer.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// Nothing reached Autotask: DNS, connection refused, TLS, connect timeout.
+    NotSent(String),
+    /// The request may have reached Autotask, and no complete answer came: a timeout, a connection cut.
+    Lost(String),
+    /// The hourly budget is spent; try after this long.
+    OverBudget(Duration),
+    /// The request cannot be made at all (a malformed URL or header value); retrying cannot help.
+    Broken(String),
+}
+
+/// What one attempt of a call came to.
+pub(super) enum Attempt<T, E> {
+    Done(T),
+    /// Nothing happened at Autotask; try again after a back-off (at least `retry_after`), or at once when
+    /// `at_once` (the zone was just re-resolved).
+    Again {
+        detail: String,
+        retry_after: Option<Duration>,
+        at_once: bool,
+    },
+    Stop(E),
+}
+
+impl<T, E> Attempt<T, E> {
+    /// The attempt that follows a temporary refusal.
+    pub fn after(refusal: &Refusal) -> Self {
+        let retry_after = match refusal {
+            Refusal::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        Self::Again { detail: refusal.to_string(), retry_after, at_once: false }
+    }
+}
+
+pub(super) fn transient(detail: String, retry_after: Option<Duration>) -> TargetError {
+    TargetError::Transient { target: KIND, detail, retry_after }
+}
+
+pub(super) fn invalid(detail: String) -> TargetError {
+    TargetError::Invalid { target: KIND, detail }
+}
+
+/// What a failure of a call that changes nothing (a query, a login check) means.
+pub(super) fn safe_failure<T, E: From<TargetError>>(failure: Failure, what: &str) -> Attempt<T, E> {
+    match failure {
+        Failure::NotSent(detail) => Attempt::Again { detail, retry_after: None, at_once: false },
+        Failure::Lost(detail) => Attempt::Stop(transient(detail, None).into()),
+        Failure::OverBudget(wait) => Attempt::Stop(
+            transient(
+                format!("{what}: rotavault's hourly request budget for this tenant is spent"),
+                Some(wait),
+            )
+            .into(),
+        ),
+        Failure::Broken(detail) => Attempt::Stop(invalid(detail).into()),
+    }
+}
+
+/// One per configured `[targets.X]`: shared by every job on the tenant.
+pub struct AutotaskTenant {
+    settings: TenantSettings,
+    lookup: reqwest::Url,
+    admin: AdminSource,
+    http: reqwest::Client,
+    zones: ZoneCache,
+    budget: Mutex<Budget>,
+    threads: [Semaphore; 3],
+}
+
+impl fmt::Debug for AutotaskTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutotaskTenant")
+            .field("settings", &self.settings)
+            .field("admin", &self.admin.label())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AutotaskTenant {
+    pub fn new(settings: TenantSettings, admin: AdminSource) -> Result<Arc<Self>, TargetError> {
+        if !(1..=3).contains(&settings.threads) {
+            return Err(invalid(format!(
+                "threads = {}: Autotask allows 3 concurrent requests per integration code and endpoint; use 1 to 3",
+                settings.threads
+            )));
+        }
+        if settings.hourly_budget == 0 {
+            return Err(invalid("hourly_budget = 0 would forbid every request".into()));
+        }
+        if settings.timeout.is_zero() {
+            return Err(invalid("the HTTP timeout must be above zero".into()));
+        }
+        let mut base = settings.zone_lookup_url.trim().to_owned();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let lookup = reqwest::Url::parse(&base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
+            .and_then(|u| u.join("v1.0/zoneInformation").ok())
+            .ok_or_else(|| {
+                invalid(format!("zone_lookup_url `{}` is not an http(s) URL", settings.zone_lookup_url))
+            })?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(CONNECT_TIMEOUT))
+            // A redirect would carry the `Secret` header to wherever it points; Autotask never redirects API calls.
+            .redirect(reqwest::redirect::Policy::none())
+            // Every retry is decided here, where the lockout and the budget are known.
+            .retry(reqwest::retry::never())
+            .user_agent(concat!("rotavault/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| invalid(format!("the HTTP client cannot be built: {e}")))?;
+        let threads = [(); 3].map(|()| Semaphore::new(settings.threads));
+        Ok(Arc::new(Self {
+            budget: Mutex::new(Budget::new(settings.hourly_budget)),
+            settings,
+            lookup,
+            admin,
+            http,
+            zones: ZoneCache::default(),
+            threads,
+        }))
+    }
+
+    pub fn settings(&self) -> &TenantSettings {
+        &self.settings
+    }
+
+    pub(super) fn admin(&self) -> &AdminSource {
+        &self.admin
+    }
+
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The zone of `user`, from the cache or looked up.
+    pub(super) async fn zone(&self, user: &str) -> Result<Zone, TargetError> {
+        if let Some(zone) = self.zones.get(user) {
+            return Ok(zone);
+        }
+        let what = "GET v1.0/zoneInformation";
+        let mut patience = self.patience(what);
+        let zone = loop {
+            let attempt = self.lookup_zone(user, what).await;
+            if let Some(zone) = patience.settle(attempt).await? {
+                break zone;
+            }
+        };
+        tracing::debug!(user, zone = %zone.rest, "zone resolved");
+        self.zones.put(user, zone.clone());
+        Ok(zone)
+    }
+
+    async fn lookup_zone(&self, user: &str, what: &str) -> Attempt<Zone, TargetError> {
+        let request = self.http.get(self.lookup.clone()).query(&[("user", user)]);
+        let answer = match self.exchange(None, what, request).await {
+            Ok(answer) => answer,
+            Err(failure) => return safe_failure(failure, what),
+        };
+        if answer.status == 200 {
+            return match parse_zone_information(&answer.body).and_then(|url| Zone::from_rest_base(&url)) {
+                Ok(zone) => Attempt::Done(zone),
+                Err(why) => Attempt::Stop(invalid(format!("{what} for `{user}`: {why}"))),
+            };
+        }
+        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body)) {
+            Refusal::UnknownUser => Attempt::Stop(invalid(format!(
+                "Autotask knows no API user `{user}` (the zone lookup at {} cannot place it)",
+                self.lookup
+            ))),
+            refusal if refusal.is_temporary() => Attempt::after(&refusal),
+            refusal => Attempt::Stop(invalid(format!("{what} for `{user}`: {refusal}"))),
+        }
+    }
+
+    /// Drops `user`'s cached zone, so that the next call looks it up again.
+    pub(super) fn forget_zone(&self, user: &str) {
+        tracing::debug!(user, "zone forgotten; it is looked up again");
+        self.zones.forget(user);
+    }
+
+    /// Sends one request and reads its answer. `endpoint` is `None` for the unauthenticated zone lookup, which
+    /// neither Autotask's limits nor rotavault's budget count. `what` (method and path) is all an error says.
+    pub(super) async fn exchange(
+        &self,
+        endpoint: Option<Endpoint>,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, Failure> {
+        // Building validates the URL and headers; its error is not shown, since it could quote a header.
+        let request = request.build().map_err(|_| {
+            Failure::Broken(format!("{what}: the request cannot be built (a malformed URL or header)"))
+        })?;
+        let _permit = match endpoint {
+            Some(endpoint) => {
+                let now = tokio::time::Instant::now();
+                self.budget
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .spend(now)
+                    .map_err(Failure::OverBudget)?;
+                Some(
+                    self.threads[endpoint.index()]
+                        .acquire()
+                        .await
+                        .map_err(|_| Failure::Broken(format!("{what}: the thread limit was closed")))?,
+                )
+            }
+            None => None,
+        };
+        let response = self.http.execute(request).await.map_err(|e| {
+            let why = root_cause(&e);
+            if e.is_connect() {
+                Failure::NotSent(format!("{what}: could not connect: {why}"))
+            } else if e.is_timeout() {
+                Failure::Lost(format!("{what}: no answer within {:?}", self.settings.timeout))
+            } else {
+                Failure::Lost(format!("{what}: the connection failed after the request was sent: {why}"))
+            }
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers(), chrono::Utc::now());
+        let mut response = response;
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_BODY => body.extend_from_slice(&chunk),
+                Ok(Some(_)) => {
+                    return Err(Failure::Lost(format!(
+                        "{what}: HTTP {status} with an answer over {MAX_BODY} bytes"
+                    )));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Failure::Lost(format!(
+                        "{what}: HTTP {status}, then the answer was cut off: {}",
+                        root_cause(&e)
+                    )));
+                }
+            }
+        }
+        tracing::trace!(what, status, "answered");
+        Ok(Answer { status, retry_after, body: String::from_utf8_lossy(&body).into_owned() })
+    }
+
+    /// The back-off state of one call: see [`Patience::settle`].
+    pub(super) fn patience<'a>(&self, what: &'a str) -> Patience<'a> {
+        let max = self.settings.max_backoff;
+        Patience { what, n: 0, max, backoff: Backoff { attempts: ATTEMPTS, first: FIRST_WAIT.min(max), max } }
+    }
+}
+
+/// One call's attempts. A caller loops: make an attempt, hand it to [`Patience::settle`], stop on its answer.
+pub(super) struct Patience<'a> {
+    what: &'a str,
+    n: u32,
+    max: Duration,
+    backoff: Backoff,
+}
+
+impl Patience<'_> {
+    /// `Ok(Some)` when done, `Err` when stopped, `Ok(None)` (after the back-off) to try again. Gives up with
+    /// `Transient` (and the wait it would have made) after [`ATTEMPTS`], or at once when the server asks for a
+    /// longer wait than `max_backoff`: the engine schedules long waits, so that no job holds a thread meanwhile.
+    pub async fn settle<T, E: From<TargetError>>(&mut self, attempt: Attempt<T, E>) -> Result<Option<T>, E> {
+        self.n += 1;
+        let (detail, hint, at_once) = match attempt {
+            Attempt::Done(value) => return Ok(Some(value)),
+            Attempt::Stop(e) => return Err(e),
+            Attempt::Again { detail, retry_after, at_once } => (detail, retry_after, at_once),
+        };
+        let (what, n) = (self.what, self.n);
+        if n >= ATTEMPTS || hint.is_some_and(|h| h > self.max) {
+            let wait = hint.unwrap_or_else(|| self.backoff.delay(n, None));
+            tracing::warn!(what, %detail, attempts = n, "giving up for now");
+            return Err(transient(format!("{detail} (after {n} attempt(s))"), Some(wait)).into());
+        }
+        if !at_once {
+            let wait = self.backoff.delay(n, hint);
+            tracing::info!(what, %detail, wait_ms = wait.as_millis() as u64, "backing off");
+            tokio::time::sleep(wait).await;
+        }
+        Ok(None)
+    }
+}
+
+/// The innermost error's text (an I/O or protocol error), never `reqwest::Error`'s own, which names the URL and
+/// whose chain is the only thing shown.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    super::answer::excerpt(&cause.to_string())
+}
+
+/// A header value holding a secret: marked sensitive, so that `http`'s `Debug` of it and of any header map that
+/// holds it prints `Sensitive` instead of the value.
+pub(super) fn secret_header(value: &str, what: &str) -> Result<HeaderValue, TargetError> {
+    let mut header = HeaderValue::from_str(value)
+        .map_err(|_| invalid(format!("{what} has characters an HTTP header cannot carry")))?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// `Authorization: Basic base64(user:password)`, built in zeroizing buffers.
+pub(super) fn basic_auth(user: &str, password: &str) -> Result<HeaderValue, TargetError> {
+    use base64::Engine as _;
+    let mut plain = Zeroizing::new(String::with_capacity(user.len() + password.len() + 1));
+    plain.push_str(user);
+    plain.push(':');
+    plain.push_str(password);
+    let mut header = Zeroizing::new(String::with_capacity(plain.len() * 4 / 3 + 16));
+    header.push_str("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(plain.as_bytes(), &mut header);
+    secret_header(&header, "the admin credential")
+}

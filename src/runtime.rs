@@ -101,7 +101,12 @@ impl Runtime {
                 })
                 .collect();
             jobs.push(ScheduledJob {
-                job: Job { name: name.clone(), target, stores: job_stores, policy: job.secret_policy.clone() },
+                job: Job {
+                    name: name.clone(),
+                    target,
+                    stores: job_stores,
+                    policy: job.secret_policy.clone(),
+                },
                 schedule: job.schedule.clone(),
                 max_age: job.max_age,
             });
@@ -165,8 +170,8 @@ fn build_target(
             let tenant = tenants.get(&job.target).ok_or("the Autotask target was not built")?;
             let account = job.autotask.as_ref().ok_or("the job names no Autotask user")?;
             let code = account.integration_code.read().map_err(|e| format!("integration code: {e}"))?;
-            let target =
-                AutotaskTarget::new(tenant.clone(), account.users.clone(), code, account.format).map_err(|e| e.to_string())?;
+            let target = AutotaskTarget::new(tenant.clone(), account.users.clone(), code, account.format)
+                .map_err(|e| e.to_string())?;
             Ok(Arc::new(target))
         }
         None => Err(format!("unknown target `{}`", job.target)),

@@ -137,7 +137,8 @@ impl Rig {
 
     async fn import(&self, name: &str, user: &str, secret: &str) -> Result<u64, RotationError> {
         let job = self.job(name);
-        let info = RotationInfo { job: name.into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+        let info =
+            RotationInfo { job: name.into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
         let payload = job
             .target
             .import_payload(Some(user), &SecretValue::new(secret), &info)
@@ -220,7 +221,8 @@ async fn a_refused_password_is_discarded_and_the_account_keeps_working() {
 
 #[tokio::test]
 async fn a_propagation_delay_is_waited_out_without_locking_the_account() {
-    let rig = rig_with(seed("propagation_delay = \"1500ms\""), "settle = \"100ms\"\nverify_backoff = \"1s\"").await;
+    let rig =
+        rig_with(seed("propagation_delay = \"1500ms\""), "settle = \"100ms\"\nverify_backoff = \"1s\"").await;
     rig.rotate("backup").await.expect("accepted after the delay");
     let (_, secret) = user_and_secret(&rig.current("backup").await);
     assert!(rig.sandbox.authenticates(USER, &secret));
@@ -251,7 +253,11 @@ async fn a_long_propagation_delay_stops_at_the_cap_and_the_next_run_completes() 
 async fn throttling_and_itgenatr005_are_backed_off_and_never_count_as_failed_logins() {
     let rig = rig().await;
     rig.sandbox.add_fault(Fault { call: Call::SoapQuery, action: FaultAction::Throttle, times: Some(2) });
-    rig.sandbox.add_fault(Fault { call: Call::ThresholdInformation, action: FaultAction::Itgenatr005, times: Some(2) });
+    rig.sandbox.add_fault(Fault {
+        call: Call::ThresholdInformation,
+        action: FaultAction::Itgenatr005,
+        times: Some(2),
+    });
     rig.rotate("backup").await.expect("the rotation gets through");
     let (_, secret) = user_and_secret(&rig.current("backup").await);
     assert!(rig.sandbox.authenticates(USER, &secret));
@@ -261,7 +267,11 @@ async fn throttling_and_itgenatr005_are_backed_off_and_never_count_as_failed_log
 #[tokio::test]
 async fn an_update_applied_whose_answer_is_dropped_is_settled_by_recovery() {
     let rig = rig().await;
-    rig.sandbox.add_fault(Fault { call: Call::SoapUpdate, action: FaultAction::ApplyThenDrop, times: Some(1) });
+    rig.sandbox.add_fault(Fault {
+        call: Call::SoapUpdate,
+        action: FaultAction::ApplyThenDrop,
+        times: Some(1),
+    });
     let outcome = rig.rotate("backup").await.expect("recovery finds the new password works");
     assert!(matches!(outcome, Outcome::Rotated { .. }), "{outcome:?}");
     let (_, secret) = user_and_secret(&rig.current("backup").await);
@@ -296,7 +306,10 @@ async fn alternating_users_keep_the_other_user_valid() {
     rig.rotate("reporting").await.expect("third");
     let (third_user, third_secret) = user_and_secret(&rig.current("reporting").await);
     assert_eq!(third_user, first_user);
-    assert!(!rig.sandbox.authenticates(&first_user, &first_secret), "its old secret died with the third rotation");
+    assert!(
+        !rig.sandbox.authenticates(&first_user, &first_secret),
+        "its old secret died with the third rotation"
+    );
     assert!(rig.sandbox.authenticates(&third_user, &third_secret));
     assert!(rig.sandbox.authenticates(&second_user, &second_secret), "the other user still works");
 }
@@ -351,7 +364,10 @@ active = false
     let checks = rig.job("backup").target.connect_checks().await;
     let failed: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
     assert!(failed.iter().any(|c| c.name.to_lowercase().contains("update")), "admin rights: {checks:?}");
-    assert!(failed.iter().any(|c| c.detail.contains(USER) || c.name.contains(USER)), "missing user: {checks:?}");
+    assert!(
+        failed.iter().any(|c| c.detail.contains(USER) || c.name.contains(USER)),
+        "missing user: {checks:?}"
+    );
     assert!(failed.iter().all(|c| c.fix.is_some()), "every failure says what to do: {checks:?}");
     let checks = rig.job("reporting").target.connect_checks().await;
     assert!(

@@ -62,7 +62,10 @@ pub async fn check_connect(config: crate::config::Config) -> Result<u8, CliError
     for (name, store) in &runtime.stores {
         let check = match crate::store::Store::check(store.as_ref()).await {
             Ok(()) => ConnectCheck {
-                name: format!("store {name} ({}) reachable and writable", crate::store::Store::backend(store.as_ref())),
+                name: format!(
+                    "store {name} ({}) reachable and writable",
+                    crate::store::Store::backend(store.as_ref())
+                ),
                 ok: true,
                 detail: "ok".into(),
                 fix: None,
@@ -99,9 +102,13 @@ pub async fn check_connect(config: crate::config::Config) -> Result<u8, CliError
 fn store_fix(e: &crate::store::StoreError) -> String {
     use crate::store::StoreError;
     match e {
-        StoreError::PermissionDenied { .. } => "grant rotavault's identity read and write access to the store".into(),
+        StoreError::PermissionDenied { .. } => {
+            "grant rotavault's identity read and write access to the store".into()
+        }
         StoreError::Unauthenticated { .. } => "check the store's credentials for rotavault".into(),
-        StoreError::Transient { .. } => "the store is unreachable now: check the network and try again".into(),
+        StoreError::Transient { .. } => {
+            "the store is unreachable now: check the network and try again".into()
+        }
         _ => "see the error above".into(),
     }
 }

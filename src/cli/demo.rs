@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 const ADMIN: &str = "rotavault-admin@demo.example";
-const API_USERS: [&str; 3] = ["backup-api@demo.example", "reporting-a@demo.example", "reporting-b@demo.example"];
+const API_USERS: [&str; 3] =
+    ["backup-api@demo.example", "reporting-a@demo.example", "reporting-b@demo.example"];
 const INTEGRATION_CODE: &str = "DEMO-INTEGRATION-CODE";
 /// Long enough for the slowest demo job to rotate several times, short enough to notice a hang.
 const DEMO_LIMIT: Duration = Duration::from_secs(120);
@@ -76,7 +77,8 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
 fn fresh_dir() -> Result<PathBuf, CliError> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let dir = std::env::temp_dir().join(format!("rotavault-demo-{}", &id[..8]));
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
 }
 
@@ -96,7 +98,8 @@ async fn start_sandbox(shutdown: &CancellationToken) -> Result<Sandbox, CliError
             29_682_880 + i
         ));
     }
-    let seed = Seed::from_toml(&seed).map_err(|e| CliError::Failed(format!("the demo's sandbox seed: {e}")))?;
+    let seed =
+        Seed::from_toml(&seed).map_err(|e| CliError::Failed(format!("the demo's sandbox seed: {e}")))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on 127.0.0.1: {e}")))?;
@@ -121,7 +124,8 @@ fn toml_string(text: &str) -> String {
 
 /// The key, the integration code and the config in `dir`; all stay there so that the demo can be explored.
 fn prepare(dir: &Path, sandbox: &Sandbox) -> Result<PathBuf, CliError> {
-    let fail = |what: &Path, e: std::io::Error| CliError::Failed(format!("cannot write {}: {e}", what.display()));
+    let fail =
+        |what: &Path, e: std::io::Error| CliError::Failed(format!("cannot write {}: {e}", what.display()));
     let key = dir.join("store.key");
     if !key.exists() {
         crate::store::file::keygen(&key).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -137,9 +141,11 @@ fn prepare(dir: &Path, sandbox: &Sandbox) -> Result<PathBuf, CliError> {
 /// What `printf %s "$SECRET" | rotavault import autotask-admin` does, with the seed's admin password.
 async fn import_admin(runtime: &Runtime, sandbox: &Sandbox) -> Result<(), CliError> {
     let job = &runtime.job("autotask-admin").ok_or_else(|| CliError::Failed("no admin job".into()))?.job;
-    let password = sandbox.password_of(ADMIN).ok_or_else(|| CliError::Failed("no admin in the sandbox".into()))?;
+    let password =
+        sandbox.password_of(ADMIN).ok_or_else(|| CliError::Failed("no admin in the sandbox".into()))?;
     let secret = SecretValue::new(password);
-    let info = RotationInfo { job: job.name.clone(), rotation_id: RotationId::new(), rotated_at: SystemClock.now() };
+    let info =
+        RotationInfo { job: job.name.clone(), rotation_id: RotationId::new(), rotated_at: SystemClock.now() };
     let payload = job
         .target
         .import_payload(Some(ADMIN), &secret, &info)
@@ -182,8 +188,14 @@ async fn watch(
                 continue;
             }
             let who = user_of(&current.value).map(|u| format!("  user {u}")).unwrap_or_default();
-            let how = m.rotation_id.as_ref().map_or_else(|| "imported".to_owned(), |r| format!("rotation {r}"));
-            println!("{}  {:<16} generation {:>3}  {how}{who}", m.rotated_at.format("%H:%M:%S"), name, m.generation);
+            let how =
+                m.rotation_id.as_ref().map_or_else(|| "imported".to_owned(), |r| format!("rotation {r}"));
+            println!(
+                "{}  {:<16} generation {:>3}  {how}{who}",
+                m.rotated_at.format("%H:%M:%S"),
+                name,
+                m.generation
+            );
             seen.insert(name.clone(), m.generation);
             first.entry(name.clone()).or_insert(m.generation.saturating_sub(1));
             history.entry(name.clone()).or_default().push(current.value);
@@ -268,7 +280,11 @@ async fn prove(runtime: &Runtime, sandbox: &Sandbox, history: &History) -> Resul
     }
     for user in std::iter::once(ADMIN).chain(API_USERS) {
         if sandbox.is_locked(user) || sandbox.failed_logins(user) > 0 {
-            failures.push(format!("{user}: {} failed logins, locked: {}", sandbox.failed_logins(user), sandbox.is_locked(user)));
+            failures.push(format!(
+                "{user}: {} failed logins, locked: {}",
+                sandbox.failed_logins(user),
+                sandbox.is_locked(user)
+            ));
         }
     }
     if failures.is_empty() {

@@ -17,14 +17,20 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
-pub async fn import(config: Config, name: &str, user: Option<String>, no_rotate: bool) -> Result<u8, CliError> {
+pub async fn import(
+    config: Config,
+    name: &str,
+    user: Option<String>,
+    no_rotate: bool,
+) -> Result<u8, CliError> {
     let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new())?;
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };
     let job = &scheduled.job;
     let secret = read_secret(name)?;
-    let info = RotationInfo { job: name.to_owned(), rotation_id: RotationId::new(), rotated_at: SystemClock.now() };
+    let info =
+        RotationInfo { job: name.to_owned(), rotation_id: RotationId::new(), rotated_at: SystemClock.now() };
     let payload = job
         .target
         .import_payload(user.as_deref(), &secret, &info)
@@ -56,8 +62,9 @@ pub async fn import(config: Config, name: &str, user: Option<String>, no_rotate:
 fn read_secret(job: &str) -> Result<SecretValue, CliError> {
     let text = if std::io::stdin().is_terminal() {
         Zeroizing::new(
-            rpassword::prompt_password(format!("credential for {job} (not echoed): "))
-                .map_err(|e| CliError::Failed(format!("cannot read the credential from the terminal: {e}")))?,
+            rpassword::prompt_password(format!("credential for {job} (not echoed): ")).map_err(|e| {
+                CliError::Failed(format!("cannot read the credential from the terminal: {e}"))
+            })?,
         )
     } else {
         let mut text = Zeroizing::new(String::new());

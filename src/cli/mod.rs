@@ -187,7 +187,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Rotate { job } => rotate::rotate(load(&cli.config)?, &job).await,
         Command::Check { connect: false } => check::check(&cli.config),
         Command::Check { connect: true } => check::check_connect(load(&cli.config)?).await,
-        Command::Import { job, user, no_rotate } => import::import(load(&cli.config)?, &job, user, no_rotate).await,
+        Command::Import { job, user, no_rotate } => {
+            import::import(load(&cli.config)?, &job, user, no_rotate).await
+        }
         #[cfg(feature = "sandbox")]
         Command::Sandbox { listen, seed, inspect } => sandbox::sandbox(listen, seed, inspect).await,
         Command::Status { json } => status::status(load(&cli.config)?, json).await,

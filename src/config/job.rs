@@ -10,15 +10,15 @@ use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::policy::GlobalPolicy;
+use super::schema::FormatSchema;
 use super::schema::JobSchema;
 use super::secret_rules;
 use super::store::StoreConfig;
-use super::schema::FormatSchema;
 use super::target::TargetConfig;
 use super::validate::{nonzero, resolve_path};
-use crate::target::autotask::PayloadFormat;
 use crate::schedule::Schedule;
 use crate::secret::SecretPolicy;
+use crate::target::autotask::PayloadFormat;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,7 +73,8 @@ impl FileRef {
                 }
             },
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
         let text = text.trim();
         if text.is_empty() {
             return Err(format!("`{}` is empty: expected the value on one line", path.display()));
@@ -146,7 +147,15 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
         secret_rules::effective(doc, &at, &job.target, target, ctx.policy, job.secret.as_ref())?;
     let autotask = autotask_account(ctx, &at, target, &mut job)?;
 
-    Ok(JobConfig { name: name.to_owned(), target: job.target, stores, schedule, max_age, secret_policy, autotask })
+    Ok(JobConfig {
+        name: name.to_owned(),
+        target: job.target,
+        stores,
+        schedule,
+        max_age,
+        secret_policy,
+        autotask,
+    })
 }
 
 /// The Autotask keys of a job: required for an Autotask target, refused for any other.
@@ -196,11 +205,15 @@ fn autotask_account(
         }
     }
     if users.len() == 2 && users[0] == users[1] {
-        return Err(doc.error(&at.key("users").index(1), "the same user twice: expected two different API users"));
+        return Err(
+            doc.error(&at.key("users").index(1), "the same user twice: expected two different API users")
+        );
     }
     let base = doc.file().parent().unwrap_or(std::path::Path::new(""));
     let integration_code = match (job.integration_code_file.take(), job.integration_code_credential.take()) {
-        (Some(file), None) => FileRef::File(resolve_path(doc, &at.key("integration_code_file"), &file, base)?),
+        (Some(file), None) => {
+            FileRef::File(resolve_path(doc, &at.key("integration_code_file"), &file, base)?)
+        }
         (None, Some(name)) => FileRef::Credential(name),
         (Some(_), Some(_)) => {
             return Err(doc.error(
@@ -240,8 +253,10 @@ pub(super) fn link_admins(
     for (target_name, target) in targets.iter_mut() {
         let TargetConfig::Autotask(autotask) = target else { continue };
         for (job_name, job) in jobs {
-            let Some(i) =
-                job.stores.iter().position(|s| s.store == autotask.admin.store && s.name == autotask.admin.name)
+            let Some(i) = job
+                .stores
+                .iter()
+                .position(|s| s.store == autotask.admin.store && s.name == autotask.admin.name)
             else {
                 continue;
             };

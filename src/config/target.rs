@@ -135,9 +135,9 @@ fn zone_url(doc: &Document<'_>, at: &KeyPath, url: String) -> Result<String, Con
         Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) => {
             Ok(if url.ends_with('/') { url } else { format!("{url}/") })
         }
-        _ => Err(doc.error(
-            at,
-            format!("not a URL: expected an http(s) URL such as \"{AUTOTASK_ZONE_LOOKUP}\""),
-        )),
+        _ => {
+            Err(doc
+                .error(at, format!("not a URL: expected an http(s) URL such as \"{AUTOTASK_ZONE_LOOKUP}\"")))
+        }
     }
 }

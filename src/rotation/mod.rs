@@ -345,10 +345,10 @@ impl Engine {
                 Verdict::Undecided(detail) => return Err(RotationError::ImportRejected(detail)),
             }
             for js in &job.stores {
-                let pending = self
-                    .store_call(js, || js.store.pending(&js.secret))
-                    .await
-                    .map_err(|source| RotationError::Store { step: Step::Import, store: js.label.clone(), source })?;
+                let pending =
+                    self.store_call(js, || js.store.pending(&js.secret)).await.map_err(|source| {
+                        RotationError::Store { step: Step::Import, store: js.label.clone(), source }
+                    })?;
                 if let Some(p) = pending {
                     self.store_call(js, || js.store.discard(&js.secret, &p.rotation_id)).await.map_err(
                         |source| RotationError::Store { step: Step::Import, store: js.label.clone(), source },
@@ -361,12 +361,17 @@ impl Engine {
             for js in &job.stores {
                 self.store_call(js, || js.store.write_current(&js.secret, payload, &metadata))
                     .await
-                    .map_err(|source| RotationError::Store { step: Step::Import, store: js.label.clone(), source })?;
+                    .map_err(|source| RotationError::Store {
+                        step: Step::Import,
+                        store: js.label.clone(),
+                        source,
+                    })?;
             }
             let now = self.clock.now();
             self.states.update(&job.name, |s| {
                 s.diverged = None;
-                s.last_attempt = Some(Attempt { at: now, rotation_id: None, outcome: AttemptOutcome::Ok, error: None });
+                s.last_attempt =
+                    Some(Attempt { at: now, rotation_id: None, outcome: AttemptOutcome::Ok, error: None });
             })?;
             tracing::info!(
                 target: "rotavault::audit",

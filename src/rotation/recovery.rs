@@ -86,10 +86,10 @@ impl Engine {
         }
         if distinct.is_empty() && account.is_some() {
             for js in &job.stores {
-                let previous = self
-                    .store_call(js, || js.store.previous(&js.secret))
-                    .await
-                    .map_err(|source| RotationError::Store { step: Step::Recovery, store: js.label.clone(), source })?;
+                let previous =
+                    self.store_call(js, || js.store.previous(&js.secret)).await.map_err(|source| {
+                        RotationError::Store { step: Step::Recovery, store: js.label.clone(), source }
+                    })?;
                 if let Some(p) = previous.filter(|p| same(&p.value) && !distinct.contains(&p.value)) {
                     distinct.push(p.value);
                 }

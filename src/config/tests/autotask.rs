@@ -43,7 +43,9 @@ fn a_job_rotating_the_admin_credential_is_linked_as_its_owner() {
          integration_code_file = \"/etc/rotavault/admin.code\"\nstores = [ {{ store = \"local\", name = \"autotask/admin\" }} ]\nmax_age = \"30d\"\n"
     );
     let config = valid(&source);
-    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else { panic!("autotask") };
+    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else {
+        panic!("autotask")
+    };
     assert_eq!(target.admin.job.as_deref(), Some("admin"));
 
     let bare = source.replace("max_age = \"30d\"\n", "max_age = \"30d\"\nformat = \"secret\"\n");
@@ -53,7 +55,10 @@ fn a_job_rotating_the_admin_credential_is_linked_as_its_owner() {
 #[test]
 fn the_admin_store_must_exist() {
     error(
-        &AUTOTASK.replace("{ store = \"local\", name = \"autotask/admin\" }", "{ store = \"vault\", name = \"a\" }"),
+        &AUTOTASK.replace(
+            "{ store = \"local\", name = \"autotask/admin\" }",
+            "{ store = \"vault\", name = \"a\" }",
+        ),
         6,
         "targets.autotask.admin.store",
         &["unknown store `vault`", "`local`"],
@@ -62,7 +67,12 @@ fn the_admin_store_must_exist() {
 
 #[test]
 fn an_autotask_job_needs_users_and_an_integration_code() {
-    error(&AUTOTASK.replace("users = [\"backup-api@example.com\"]\n", ""), 8, "jobs.backup.users", &["0 user names"]);
+    error(
+        &AUTOTASK.replace("users = [\"backup-api@example.com\"]\n", ""),
+        8,
+        "jobs.backup.users",
+        &["0 user names"],
+    );
     error(
         &AUTOTASK.replace("[\"backup-api@example.com\"]", "[\"a@x\", \"b@x\", \"c@x\"]"),
         10,
@@ -99,11 +109,14 @@ fn autotask_keys_on_another_target_are_refused() {
 
 #[test]
 fn tenant_settings_are_range_checked() {
-    let with = |line: &str| AUTOTASK.replace("kind = \"autotask\"\n", &format!("kind = \"autotask\"\n{line}\n"));
+    let with =
+        |line: &str| AUTOTASK.replace("kind = \"autotask\"\n", &format!("kind = \"autotask\"\n{line}\n"));
     error(&with("threads = 4"), 6, "targets.autotask.threads", &["1 to 3"]);
     error(&with("hourly_budget = 20000"), 6, "targets.autotask.hourly_budget", &["1 to 10000"]);
     error(&with("zone_lookup_url = \"ftp://x\""), 6, "targets.autotask.zone_lookup_url", &["not a URL"]);
     let config = valid(&with("zone_lookup_url = \"http://127.0.0.1:9/atservicesrest\""));
-    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else { panic!("autotask") };
+    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else {
+        panic!("autotask")
+    };
     assert_eq!(target.zone_lookup_url, "http://127.0.0.1:9/atservicesrest/", "a trailing slash is added");
 }

@@ -127,7 +127,12 @@ fn an_unknown_kind_lists_the_kinds() {
     let source = MINIMAL.replace("kind = \"memory\"", "kind = \"s3\"");
     error(&source, 2, "stores.local.kind", &["unknown value `s3`: expected one of `file`, `memory`"]);
     let source = MINIMAL.replace("kind = \"generated\"", "kind = \"webhook\"");
-    error(&source, 5, "targets.shared.kind", &["unknown value `webhook`: expected one of `generated`, `autotask`"]);
+    error(
+        &source,
+        5,
+        "targets.shared.kind",
+        &["unknown value `webhook`: expected one of `generated`, `autotask`"],
+    );
 }
 
 #[test]

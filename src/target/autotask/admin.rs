@@ -9,9 +9,24 @@
 use super::KIND;
 use super::answer::{CallFailure, Refusal};
 use super::payload::{Credential, Payload};
-use crate::store::{SecretRef, Store, StoreError};
+use crate::store::{Metadata, SecretRef, Store, StoreError};
 use crate::target::TargetError;
 use std::sync::Arc;
+use std::time::Duration;
+
+fn store_failure(source: &AdminSource, e: StoreError) -> TargetError {
+    match e {
+        StoreError::Transient { detail, retry_after, .. } => TargetError::Transient {
+            target: KIND,
+            detail: format!("reading the admin credential from {}: {detail}", source.label()),
+            retry_after,
+        },
+        e => TargetError::Invalid {
+            target: KIND,
+            detail: format!("reading the admin credential from {}: {e}", source.label()),
+        },
+    }
+}
 
 /// Where the admin API user's credential comes from: a store slot holding a JSON payload.
 #[derive(Clone, Debug)]
@@ -28,6 +43,41 @@ impl AdminSource {
 
     /// The admin credential as the store holds it now.
     pub(super) async fn read(&self) -> Result<Credential, TargetError> {
+        self.read_with_metadata().await.map(|(credential, _)| credential)
+    }
+
+    /// The admin credential with its metadata, or `None` while a rotation of it is in flight. While the admin
+    /// job has a value pending, Autotask may already have taken it and dropped the current one, so the current
+    /// one is not presented until the admin job has settled; unless the apply is the admin job's own (`job_users`
+    /// holds the admin user), for which the current value is exactly the one that still works.
+    pub(super) async fn try_read_settled(
+        &self,
+        job_users: &[String],
+    ) -> Result<Option<(Credential, Metadata)>, TargetError> {
+        let (credential, metadata) = self.read_with_metadata().await?;
+        if job_users.iter().any(|u| u.eq_ignore_ascii_case(&credential.username)) {
+            return Ok(Some((credential, metadata)));
+        }
+        match self.store.pending(&self.secret).await {
+            Ok(None) => Ok(Some((credential, metadata))),
+            Ok(Some(_)) => Ok(None),
+            Err(e) => Err(store_failure(self, e)),
+        }
+    }
+
+    /// The error when the admin credential stayed in flight for longer than an apply waits.
+    pub(super) fn still_rotating(&self) -> TargetError {
+        TargetError::Transient {
+            target: KIND,
+            detail: format!(
+                "the admin credential in {} is being rotated (a value is pending); nothing was changed",
+                self.label()
+            ),
+            retry_after: Some(Duration::from_secs(30)),
+        }
+    }
+
+    async fn read_with_metadata(&self) -> Result<(Credential, Metadata), TargetError> {
         let invalid = |detail: String| TargetError::Invalid { target: KIND, detail };
         let stored = match self.store.current(&self.secret).await {
             Ok(Some(stored)) => stored,
@@ -49,12 +99,13 @@ impl AdminSource {
                 return Err(invalid(format!("reading the admin credential from {}: {e}", self.label())));
             }
         };
-        Payload::from_json(&stored.value).map(|p| p.credential).map_err(|why| {
+        let credential = Payload::from_json(&stored.value).map(|p| p.credential).map_err(|why| {
             invalid(format!(
                 "the admin credential in {} is not a JSON payload with username, secret and integration_code: {why}",
                 self.label()
             ))
-        })
+        })?;
+        Ok((credential, stored.metadata))
     }
 
     /// What a failed admin call means. Every refusal of the admin's credential is a configuration problem for a

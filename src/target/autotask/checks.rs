@@ -10,17 +10,7 @@ use super::AutotaskTarget;
 use super::answer::{CallFailure, Refusal};
 use super::payload::Credential;
 use super::{rest, soap};
-
-/// One probe's result.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ConnectCheck {
-    pub name: String,
-    pub ok: bool,
-    /// What was found; on failure, what went wrong.
-    pub detail: String,
-    /// What a person should do, when it failed.
-    pub fix: Option<String>,
-}
+use crate::target::ConnectCheck;
 
 impl ConnectCheck {
     fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {

@@ -28,7 +28,6 @@ mod zone;
 mod tests;
 
 pub use admin::AdminSource;
-pub use checks::ConnectCheck;
 pub use payload::PayloadFormat;
 pub use policy::autotask_policy;
 pub use tenant::{AutotaskTenant, DEFAULT_ZONE_LOOKUP_URL, TenantSettings};
@@ -40,6 +39,10 @@ use payload::{Credential, Payload, choose_user};
 use std::fmt;
 use std::sync::Arc;
 use tenant::invalid;
+
+/// How long an apply waits for a rotation of the admin credential to settle before giving up, having changed
+/// nothing.
+const ADMIN_ROTATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub const KIND: &str = "autotask";
 
@@ -188,16 +191,36 @@ impl Target for AutotaskTarget {
         })?;
         tracing::Span::current().record("user", user);
         let source = self.tenant.admin();
-        let admin = source.read().await?;
-        let entity =
-            soap::query_resource(&self.tenant, &admin, user).await.map_err(|f| source.failure(f, &admin))?;
+        // The gate is held until the update is answered (see `AutotaskTenant::password_change`), but never while
+        // waiting for the admin's own rotation to settle: that rotation needs the gate for its apply.
+        let deadline = tokio::time::Instant::now() + ADMIN_ROTATION_WAIT;
+        let (_one_change_at_a_time, admin, admin_metadata) = loop {
+            let gate = self.tenant.password_change().await;
+            if let Some((admin, metadata)) = source.try_read_settled(&self.users).await? {
+                break (gate, admin, metadata);
+            }
+            drop(gate);
+            if tokio::time::Instant::now() >= deadline {
+                return Err(source.still_rotating());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        };
+        self.tenant.check_admin_not_refused(&admin_metadata)?;
+        let refused = |f: answer::CallFailure| {
+            if matches!(
+                f,
+                answer::CallFailure::Refused(answer::Refusal::WrongSecret | answer::Refusal::Locked)
+            ) {
+                self.tenant.remember_refused_admin(admin_metadata.clone());
+            }
+            source.failure(f, &admin)
+        };
+        let entity = soap::query_resource(&self.tenant, &admin, user).await.map_err(refused)?;
         tracing::debug!(
             fields = entity.fields.len(),
             "resource queried; updating it whole with the new password"
         );
-        soap::update_password(&self.tenant, &admin, &entity, &credential.secret)
-            .await
-            .map_err(|f| source.failure(f, &admin))?;
+        soap::update_password(&self.tenant, &admin, &entity, &credential.secret).await.map_err(refused)?;
         tracing::info!("Autotask accepted the new password");
         Ok(())
     }
@@ -207,6 +230,37 @@ impl Target for AutotaskTarget {
         let credential = self.credential(payload)?;
         tracing::Span::current().record("user", credential.username.as_str());
         rest::verify(&self.tenant, &credential).await
+    }
+
+    fn account_of(&self, payload: &SecretValue) -> Option<String> {
+        // Only alternating jobs have more than one account; with one, every payload is the same account.
+        if self.users.len() < 2 {
+            return None;
+        }
+        self.credential(payload).ok().map(|c| c.username.to_ascii_lowercase())
+    }
+
+    async fn import_payload(
+        &self,
+        user: Option<&str>,
+        secret: &SecretValue,
+        info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        let user = match (user, self.users.as_slice()) {
+            (Some(user), _) => user,
+            (None, [only]) => only.as_str(),
+            (None, users) => {
+                return Err(invalid(format!(
+                    "the job alternates between {}: say which user the credential belongs to with --user",
+                    users.join(" and ")
+                )));
+            }
+        };
+        self.payload_for(user, secret, info).await
+    }
+
+    async fn connect_checks(&self) -> Vec<super::ConnectCheck> {
+        AutotaskTarget::connect_checks(self).await
     }
 
     fn describe(&self) -> TargetDescription {

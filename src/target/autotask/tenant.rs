@@ -165,6 +165,12 @@ pub struct AutotaskTenant {
     zones: ZoneCache,
     budget: Mutex<Budget>,
     threads: [Semaphore; 3],
+    /// One password change at a time on the tenant: while an apply holds it, no other apply can change the admin's
+    /// password under it, so no apply ever presents an admin secret that just died.
+    password_changes: tokio::sync::Mutex<()>,
+    /// The admin credential Autotask refused last, by its store metadata: it is not presented again (each try is
+    /// a failed login toward the admin's lockout) until the store holds another value.
+    refused_admin: Mutex<Option<crate::store::Metadata>>,
 }
 
 impl fmt::Debug for AutotaskTenant {
@@ -220,6 +226,8 @@ impl AutotaskTenant {
             http,
             zones: ZoneCache::default(),
             threads,
+            password_changes: tokio::sync::Mutex::new(()),
+            refused_admin: Mutex::new(None),
         }))
     }
 
@@ -229,6 +237,29 @@ impl AutotaskTenant {
 
     pub(super) fn admin(&self) -> &AdminSource {
         &self.admin
+    }
+
+    pub(super) async fn password_change(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.password_changes.lock().await
+    }
+
+    /// Refuses, without a login, an admin credential Autotask already refused.
+    pub(super) fn check_admin_not_refused(
+        &self,
+        metadata: &crate::store::Metadata,
+    ) -> Result<(), TargetError> {
+        let refused = self.refused_admin.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.as_ref() == Some(metadata) {
+            return Err(invalid(format!(
+                "the admin credential in {} was refused by Autotask and has not changed since; rotavault does not                  present it again (each try is a failed login toward the admin's lockout): store a working one,                  e.g. with `rotavault import`",
+                self.admin.label()
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn remember_refused_admin(&self, metadata: crate::store::Metadata) {
+        *self.refused_admin.lock().unwrap_or_else(|p| p.into_inner()) = Some(metadata);
     }
 
     pub(super) fn http(&self) -> &reqwest::Client {

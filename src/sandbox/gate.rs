@@ -29,8 +29,10 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A header's value as UTF-8 (not only visible ASCII, so a password set over SOAP with any character still
+/// reaches the comparison intact).
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).map(str::to_string)
 }
 
 impl Credentials {

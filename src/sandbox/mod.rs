@@ -6,7 +6,7 @@
 //!
 //! The map: [`Seed`] (`seed.rs`) is the starting tenant; `tenant.rs` holds the state (resources, passwords,
 //! lockout); `gate.rs` is the order every authenticated request passes; `rest.rs` (+ `filter.rs`) and `soap.rs`
-//! (+ `xml.rs`) are the two front ends over one field table (`fields.rs`); `limits.rs`, `faults.rs`,
+//! (+ `soap_resource.rs`, `xml.rs`) are the two front ends over one field table (`fields.rs`); `limits.rs`, `faults.rs`,
 //! `request_log.rs` and `inspect.rs` (the `/_sandbox/` HTTP controls) are what a test steers and reads.
 //!
 //! No password or `Secret` header value is ever logged, traced or served, except by the `/_sandbox/` inspection
@@ -23,6 +23,7 @@ mod request_log;
 mod rest;
 mod seed;
 mod soap;
+mod soap_resource;
 mod tenant;
 mod xml;
 

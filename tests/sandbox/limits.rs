@@ -96,7 +96,7 @@ async fn hang_fault_never_answers() {
     run.sandbox.add_fault(Fault::times(Call::ThresholdInformation, FaultAction::Hang, 1));
     let result = run
         .rest_as(Method::GET, "V1.0/ThresholdInformation", USER, USER_PW)
-        .timeout(Duration::from_millis(300))
+        .timeout(Duration::from_millis(500))
         .send()
         .await;
     assert!(result.is_err_and(|e| e.is_timeout()));
@@ -128,7 +128,7 @@ async fn apply_then_drop_applies_the_update_without_answering() {
             Some(CODE),
             &format!("<Entities>{entity}</Entities>"),
         )
-        .timeout(Duration::from_millis(400))
+        .timeout(Duration::from_secs(1))
         .send()
         .await;
     assert!(result.is_err_and(|e| e.is_timeout()));

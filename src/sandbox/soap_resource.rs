@@ -17,6 +17,7 @@ use tokio::time::Instant;
 fn entity_xml(record: &Record) -> String {
     let mut xml = String::from(r#"<Entity xsi:type="Resource">"#);
     for (field, value) in record.soap_fields() {
+        // Writing to a String cannot fail.
         let _ = write!(xml, "<{0}>{1}</{0}>", field.soap(), escape(&soap_text(&value)));
     }
     xml.push_str("</Entity>");

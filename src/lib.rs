@@ -11,11 +11,14 @@
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`runtime`]: builds stores, targets, the engine and its jobs from a validated config.
 //! - [`cli`]: one file per subcommand; `main.rs` only parses and dispatches.
+//! - `sandbox` (feature `sandbox`): the Autotask simulator (REST and SOAP) that tests, the demo and trials run.
 
 pub mod cli;
 pub mod config;
 pub mod rotation;
 pub mod runtime;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod schedule;
 pub mod secret;
 pub mod store;

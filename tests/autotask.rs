@@ -7,7 +7,7 @@ use rotavault::runtime::Runtime;
 use rotavault::sandbox::{Call, Fault, FaultAction, Sandbox, Seed};
 use rotavault::schedule::SystemClock;
 use rotavault::secret::SecretValue;
-use rotavault::store::{RotationId, Store};
+use rotavault::store::RotationId;
 use rotavault::target::RotationInfo;
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,7 +39,10 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
         None => fresh_dir()?,
     };
     let shutdown = CancellationToken::new();
-    let sandbox = start_sandbox(&shutdown).await?;
+    // The sandbox outlives the daemon: a rotation in flight at shutdown runs to its end against it.
+    let sandbox_shutdown = CancellationToken::new();
+    let _stop_sandbox = sandbox_shutdown.clone().drop_guard();
+    let sandbox = start_sandbox(&sandbox_shutdown).await?;
     let config_path = prepare(&dir, &sandbox)?;
     let config = config::load(&config_path)?;
     let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone())?);
@@ -58,7 +61,17 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
     let watched = watch(&runtime, rotations, keep_running, &shutdown).await;
     shutdown.cancel();
     let _ = daemon.await;
-    let history = watched?;
+    let mut history = watched?;
+    // A rotation that was in flight at shutdown ran to its end: its value belongs in the history too.
+    for scheduled in &runtime.jobs {
+        let js = &scheduled.job.stores[0];
+        if let Ok(Some(current)) = js.store.current(&js.secret).await {
+            let seen = history.entry(scheduled.job.name.clone()).or_default();
+            if seen.last() != Some(&current.value) {
+                seen.push(current.value);
+            }
+        }
+    }
 
     let now = SystemClock.now();
     let mut table: Vec<JobStatus> = Vec::new();

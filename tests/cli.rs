@@ -288,6 +288,7 @@ fn the_example_config_passes_check_apart_from_its_key_file() {
 }
 
 #[test]
+#[cfg(feature = "sandbox")]
 fn the_demo_rotates_every_job_and_proves_the_result_through_the_sandbox() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(BIN)

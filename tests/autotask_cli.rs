@@ -1,0 +1,212 @@
+//! The real binary against the real sandbox process: `rotavault sandbox`, `import` from standard input,
+//! `check --connect` passing and failing, `rotate` and `status`; and nothing any of them print holds a secret.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rotavault");
+const ADMIN: &str = "admin@cli.example";
+const ADMIN_PASSWORD: &str = "Ad#min-cli-Passw0rd";
+const USER: &str = "api@cli.example";
+const CODE: &str = "CLI-INTEGRATION-CODE";
+
+/// A sandbox process, killed by its PID when dropped.
+struct SandboxProcess {
+    child: Child,
+    zone: String,
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sandbox(dir: &std::path::Path, admin_level: &str) -> SandboxProcess {
+    let seed = dir.join("seed.toml");
+    std::fs::write(
+        &seed,
+        format!(
+            r#"integration_codes = ["{CODE}"]
+lockout_threshold = 5
+
+[[resources]]
+id = 1
+user_name = "{ADMIN}"
+password = "{ADMIN_PASSWORD}"
+security_level = "{admin_level}"
+
+[[resources]]
+id = 2
+user_name = "{USER}"
+password = "Api#user-initial-1"
+security_level = "api_user"
+"#
+        ),
+    )
+    .expect("seed");
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--inspect", "--seed"])
+        .arg(&seed)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sandbox starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let started = Instant::now();
+    let zone = loop {
+        let line = lines.next().expect("the sandbox prints its URLs").expect("a line");
+        if let Some(url) = line.split("zone lookup (REST):").nth(1) {
+            break url.trim().to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no zone URL printed");
+    };
+    // Keep draining stdout so the sandbox never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    SandboxProcess { child, zone }
+}
+
+fn write_config(dir: &std::path::Path, zone: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("code"), CODE).expect("code");
+    let out =
+        Command::new(BIN).args(["keygen", "--out"]).arg(dir.join("store.key")).output().expect("keygen");
+    assert!(out.status.success());
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "state"
+
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
+
+[targets.autotask]
+kind = "autotask"
+zone_lookup_url = "{zone}"
+admin = {{ store = "local", name = "autotask/admin" }}
+
+[jobs.admin]
+target = "autotask"
+users = ["{ADMIN}"]
+integration_code_file = "code"
+stores = [ {{ store = "local", name = "autotask/admin" }} ]
+max_age = "30d"
+
+[jobs.api]
+target = "autotask"
+users = ["{USER}"]
+integration_code_file = "code"
+stores = [ {{ store = "local", name = "autotask/api" }} ]
+max_age = "30d"
+"#
+        ),
+    )
+    .expect("config");
+    config
+}
+
+fn run(config: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("ROTAVAULT_LOG", "trace")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rotavault runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("rotavault exits")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Every password the sandbox has set, by asking its inspection interface.
+fn sandbox_passwords(zone: &str) -> Vec<String> {
+    let base = zone.trim_end_matches("atservicesrest/");
+    let body = reqwest::blocking_get(&format!("{base}_sandbox/resources"));
+    let list: serde_json::Value = serde_json::from_str(&body).expect("inspection JSON");
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|r| r["password"].as_str().map(str::to_owned))
+        .collect()
+}
+
+mod reqwest {
+    /// A blocking GET without another HTTP client: the tests already depend on the async one.
+    pub fn blocking_get(url: &str) -> String {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async { ::reqwest::get(url).await.expect("GET").text().await.expect("body") })
+    }
+}
+
+#[test]
+fn import_check_connect_rotate_and_status_through_the_binary_print_no_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_sandbox(dir.path(), "api_admin");
+    let config = write_config(dir.path(), &sandbox.zone);
+    let mut printed = String::new();
+
+    // No admin credential yet: check --connect says so and fails.
+    let out = run(&config, &["check", "--connect"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("FAILED"), "{}", text(&out));
+    printed.push_str(&text(&out));
+
+    // The admin credential comes in once, on standard input, and is rotated at once.
+    let out = run(&config, &["import", "admin"], Some(&format!("{ADMIN_PASSWORD}\n")));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("the imported value no longer works"), "{}", text(&out));
+    printed.push_str(&text(&out));
+
+    // A wrong credential is refused and nothing is written.
+    let out = run(&config, &["import", "api", "--no-rotate"], Some("not-the-password"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("does not accept"), "{}", text(&out));
+    printed.push_str(&text(&out));
+
+    let out = run(&config, &["check", "--connect"], None);
+    assert!(out.status.success(), "every check passes now: {}", text(&out));
+    assert!(text(&out).contains("0 failed"), "{}", text(&out));
+    printed.push_str(&text(&out));
+
+    for _ in 0..2 {
+        let out = run(&config, &["rotate", "api"], None);
+        assert!(out.status.success(), "{}", text(&out));
+        printed.push_str(&text(&out));
+    }
+    let out = run(&config, &["status", "--json"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    printed.push_str(&text(&out));
+
+    let passwords = sandbox_passwords(&sandbox.zone);
+    assert_eq!(passwords.len(), 2);
+    for password in passwords.iter().map(String::as_str).chain([ADMIN_PASSWORD]) {
+        assert!(!printed.contains(password), "a password was printed");
+    }
+}
+
+#[test]
+fn check_connect_names_an_admin_without_rights_and_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_sandbox(dir.path(), "api_user");
+    let config = write_config(dir.path(), &sandbox.zone);
+    let out = run(&config, &["import", "admin", "--no-rotate"], Some(ADMIN_PASSWORD));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&config, &["check", "--connect"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("FAILED") && printed.contains("fix:"), "{printed}");
+    assert!(printed.to_lowercase().contains("update"), "names the missing right: {printed}");
+}

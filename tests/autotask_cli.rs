@@ -210,3 +210,18 @@ fn check_connect_names_an_admin_without_rights_and_says_what_to_do() {
     assert!(printed.contains("FAILED") && printed.contains("fix:"), "{printed}");
     assert!(printed.to_lowercase().contains("update"), "names the missing right: {printed}");
 }
+
+#[test]
+fn check_connect_reports_a_store_it_cannot_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_sandbox(dir.path(), "api_admin");
+    let config = write_config(dir.path(), &sandbox.zone);
+    let source = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, source.replace("path = \"secrets.age\"", "path = \"missing-dir/secrets.age\""))
+        .expect("write");
+    let out = run(&config, &["check", "--connect"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("FAILED store local"), "{printed}");
+    assert!(printed.contains("missing-dir"), "names the path: {printed}");
+}

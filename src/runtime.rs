@@ -65,7 +65,7 @@ pub enum BuildError {
 }
 
 impl Runtime {
-    pub fn build(
+    pub async fn build(
         config: Config,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
@@ -73,6 +73,7 @@ impl Runtime {
         let mut stores = BTreeMap::new();
         for (name, store_config) in &config.stores {
             let store = open_store(store_config)
+                .await
                 .map_err(|source| BuildError::Store { name: name.clone(), source })?;
             stores.insert(name.clone(), Arc::new(Instrumented::new(name.clone(), store)));
         }
@@ -127,10 +128,28 @@ impl Runtime {
     }
 }
 
-fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config {
         StoreConfig::Memory => Arc::new(MemoryStore::new()),
         StoreConfig::File { path, identity } => Arc::new(FileStore::open(path.clone(), identity.clone())?),
+        #[cfg(feature = "aws")]
+        StoreConfig::AwsSecretsManager(aws) => {
+            use crate::store::aws::{AwsSecretsManagerStore, AwsSettings};
+            let settings = AwsSettings {
+                region: aws.region.clone(),
+                endpoint_url: aws.endpoint_url.clone(),
+                kms_key_id: aws.kms_key_id.clone(),
+                tags: aws.tags.clone(),
+            };
+            Arc::new(AwsSecretsManagerStore::new(settings).await?)
+        }
+        #[cfg(not(feature = "aws"))]
+        StoreConfig::AwsSecretsManager(_) => {
+            return Err(StoreError::NotSupported {
+                backend: crate::config::AWS_BACKEND,
+                what: "this rotavault was built without the `aws` feature".into(),
+            });
+        }
     })
 }
 

@@ -116,7 +116,7 @@ max_age = "30d"
         zone = sandbox.zone_lookup_url()
     );
     let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("config");
-    let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).expect("runtime");
+    let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await.expect("runtime");
     let rig = Rig { sandbox, runtime, _dir: dir, _shutdown: shutdown };
     rig.import("admin", ADMIN, ADMIN_PASSWORD).await.expect("the admin credential imports");
     rig

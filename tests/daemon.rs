@@ -16,7 +16,7 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 0, 30, 0).single().expect("date")
 }
 
-fn runtime(dir: &std::path::Path, shutdown: &CancellationToken) -> Arc<Runtime> {
+async fn runtime(dir: &std::path::Path, shutdown: &CancellationToken) -> Arc<Runtime> {
     let source = format!(
         r#"
 state_dir = "{}"
@@ -41,7 +41,7 @@ max_age = "6h"
     );
     let config = rotavault::config::parse(&source, &dir.join("config.toml")).expect("valid config");
     let clock = Arc::new(TokioClock::starting_at(start()));
-    Arc::new(Runtime::build(config, clock, shutdown.clone()).expect("runtime"))
+    Arc::new(Runtime::build(config, clock, shutdown.clone()).await.expect("runtime"))
 }
 
 async fn generation(runtime: &Runtime, job: &str) -> u64 {
@@ -53,7 +53,7 @@ async fn generation(runtime: &Runtime, job: &str) -> u64 {
 async fn jobs_rotate_on_their_schedule_and_age_over_a_simulated_day() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shutdown = CancellationToken::new();
-    let runtime = runtime(dir.path(), &shutdown);
+    let runtime = runtime(dir.path(), &shutdown).await;
     let daemon = tokio::spawn(serve(runtime.clone(), shutdown.clone()));
 
     // 00:30 to 23:30: both jobs get their first secret at start-up; `hourly` then rotates at 01:00 … 23:00
@@ -70,7 +70,7 @@ async fn jobs_rotate_on_their_schedule_and_age_over_a_simulated_day() {
 async fn a_fire_missed_while_down_runs_once_at_start_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shutdown = CancellationToken::new();
-    let runtime = runtime(dir.path(), &shutdown);
+    let runtime = runtime(dir.path(), &shutdown).await;
     // The secret is two days old: 48 hourly fires were missed while the daemon was down.
     let two_days_ago = start() - chrono::Duration::days(2);
     for name in ["hourly", "aged"] {

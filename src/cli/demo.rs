@@ -45,7 +45,7 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
     let sandbox = start_sandbox(&sandbox_shutdown).await?;
     let config_path = prepare(&dir, &sandbox)?;
     let config = config::load(&config_path)?;
-    let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone())?);
+    let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?);
 
     println!("rotavault demo in {}", dir.display());
     println!("  key:     {}", dir.join("store.key").display());

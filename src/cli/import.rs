@@ -23,7 +23,7 @@ pub async fn import(
     user: Option<String>,
     no_rotate: bool,
 ) -> Result<u8, CliError> {
-    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new())?;
+    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub async fn rotate(config: Config, name: &str) -> Result<u8, CliError> {
-    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new())?;
+    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };

@@ -28,7 +28,7 @@ const DIVERGED_RECHECK: Duration = Duration::from_secs(300);
 
 pub async fn run(config: Config) -> Result<u8, CliError> {
     let shutdown = CancellationToken::new();
-    let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone())?);
+    let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?);
     spawn_signal_handler(shutdown.clone())?;
     serve(runtime, shutdown).await;
     Ok(exit::OK)

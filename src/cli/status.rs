@@ -41,7 +41,7 @@ pub struct StoreStatus {
 }
 
 pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
-    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new())?;
+    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
     let now = SystemClock.now();
     let mut all = Vec::new();
     for scheduled in &runtime.jobs {

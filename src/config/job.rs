@@ -129,6 +129,15 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
                 "not a secret name: expected the name of the secret in the store, such as \"webhooks/signing-key\"",
             ));
         }
+        if let Some(StoreConfig::AwsSecretsManager(_)) = ctx.stores.get(&entry.store)
+            && !aws_secret_name(&entry.name)
+        {
+            return Err(doc.error(
+                &entry_at.key("name"),
+                "not an AWS Secrets Manager secret name: expected 1 to 512 characters of A-Z a-z 0-9 and \
+                 `/_+=.@-`, or the secret's ARN",
+            ));
+        }
         stores.push(JobStore { store: entry.store, name: entry.name, adopt: entry.adopt });
     }
 
@@ -274,6 +283,15 @@ pub(super) fn link_admins(
         }
     }
     Ok(())
+}
+
+/// AWS's rule for secret names, or an ARN (which names a secret in any account and region the store reaches).
+fn aws_secret_name(name: &str) -> bool {
+    if name.starts_with("arn:aws") {
+        return name.split(':').count() >= 7;
+    }
+    (1..=512).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
 }
 
 fn unknown_reference<T>(

@@ -59,6 +59,7 @@ pub(super) struct Kind<K> {
 pub(super) enum StoreKind {
     File,
     Memory,
+    AwsSecretsManager,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -99,6 +100,19 @@ pub(super) struct AutotaskTargetSchema {
 pub(super) struct AdminSchema {
     pub store: String,
     pub name: String,
+}
+
+/// `[stores.NAME]` with `kind = "aws_secrets_manager"`. Credentials come only from the standard AWS chain.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AwsStoreSchema {
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// `[stores.NAME]` with `kind = "memory"`, and `[targets.NAME]` with `kind = "generated"`: nothing but the kind.

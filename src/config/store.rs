@@ -5,11 +5,18 @@
 use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::schema::{FileStoreSchema, KindOnlySchema, StoreKind};
+use super::schema::{AwsStoreSchema, FileStoreSchema, KindOnlySchema, StoreKind};
 use super::validate::resolve_path;
 use crate::store::file::IdentitySource;
 use crate::store::{file, memory};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The backend name of the AWS store, known to the config even when the backend is not built in.
+pub const AWS_BACKEND: &str = "aws_secrets_manager";
+const MANAGED_BY_TAG: &str = "managed-by";
+/// AWS allows 50 tags per secret; rotavault keeps `managed-by`, the job and one per live version.
+const MAX_EXTRA_TAGS: usize = 40;
 
 /// A configured store, ready to be built by the engine.
 #[derive(Clone, Debug)]
@@ -19,6 +26,22 @@ pub enum StoreConfig {
     /// An age-encrypted file. `path` and a file identity are absolute or relative to the working directory: paths
     /// written relative in the config have been resolved against the config file's directory.
     File { path: PathBuf, identity: IdentitySource },
+    /// AWS Secrets Manager, with AWS's own staging labels (AWSCURRENT, AWSPENDING, AWSPREVIOUS).
+    AwsSecretsManager(AwsStoreConfig),
+}
+
+/// An AWS Secrets Manager store. Credentials are never configured here: they come from the standard AWS chain
+/// (environment, profile, web identity / IRSA, EKS Pod Identity, ECS, instance metadata).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsStoreConfig {
+    /// `None`: from the environment (`AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// A VPC endpoint, or a test server.
+    pub endpoint_url: Option<String>,
+    /// The KMS key for secrets rotavault creates; `None`: the account's `aws/secretsmanager` key.
+    pub kms_key_id: Option<String>,
+    /// Extra tags on secrets rotavault creates.
+    pub tags: BTreeMap<String, String>,
 }
 
 impl StoreConfig {
@@ -27,6 +50,7 @@ impl StoreConfig {
         match self {
             Self::Memory => memory::BACKEND,
             Self::File { .. } => file::BACKEND,
+            Self::AwsSecretsManager(_) => AWS_BACKEND,
         }
     }
 }
@@ -41,6 +65,49 @@ pub(super) fn build(
         StoreKind::Memory => {
             doc.deserialize_at::<KindOnlySchema>(at)?;
             Ok(StoreConfig::Memory)
+        }
+        StoreKind::AwsSecretsManager => {
+            let schema: AwsStoreSchema = doc.deserialize_at(at)?;
+            if let Some(region) = &schema.region
+                && (region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            {
+                return Err(doc.error(&at.key("region"), "not an AWS region: expected a name such as \"eu-west-1\""));
+            }
+            if let Some(url) = &schema.endpoint_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(doc.error(
+                    &at.key("endpoint_url"),
+                    "not a URL: expected an http(s) URL such as \"https://secretsmanager.eu-west-1.amazonaws.com\"",
+                ));
+            }
+            for key in schema.tags.keys() {
+                if key == MANAGED_BY_TAG || key.starts_with("rotavault:") || key.starts_with("aws:") {
+                    return Err(doc.error(
+                        &at.key("tags").key(key),
+                        format!(
+                            "the tag `{key}` is reserved: expected a tag of your own (rotavault writes `managed-by` \
+                             and `rotavault:*`; AWS reserves `aws:*`)"
+                        ),
+                    ));
+                }
+            }
+            if schema.tags.len() > MAX_EXTRA_TAGS {
+                return Err(doc.error(
+                    &at.key("tags"),
+                    format!(
+                        "{} tags: expected at most {MAX_EXTRA_TAGS}, leaving room within AWS's 50 per secret for \
+                         rotavault's own",
+                        schema.tags.len()
+                    ),
+                ));
+            }
+            Ok(StoreConfig::AwsSecretsManager(AwsStoreConfig {
+                region: schema.region,
+                endpoint_url: schema.endpoint_url,
+                kms_key_id: schema.kms_key_id,
+                tags: schema.tags,
+            }))
         }
         StoreKind::File => {
             let schema: FileStoreSchema = doc.deserialize_at(at)?;

@@ -106,3 +106,44 @@ fn a_target_kind_without_settings_accepts_no_other_key() {
     let source = MINIMAL.replace("kind = \"generated\"", "kind = \"generated\"\nlength = 12");
     error(&source, 6, "targets.shared.length", &["unknown key `length`", "expected `kind`"]);
 }
+
+const AWS: &str = r#"[stores.aws]
+kind = "aws_secrets_manager"
+region = "eu-west-1"
+kms_key_id = "alias/rotavault"
+tags = { team = "msp" }
+
+[targets.shared]
+kind = "generated"
+
+[jobs.webhook]
+target = "shared"
+stores = [ { store = "aws", name = "rotavault/webhook" } ]
+max_age = "30d"
+"#;
+
+#[test]
+fn an_aws_store_loads_with_its_settings() {
+    let config = valid(AWS);
+    let crate::config::StoreConfig::AwsSecretsManager(aws) = &config.stores["aws"] else { panic!("aws") };
+    assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(aws.kms_key_id.as_deref(), Some("alias/rotavault"));
+    assert_eq!(aws.tags["team"], "msp");
+    assert_eq!(aws.endpoint_url, None);
+}
+
+#[test]
+fn aws_settings_and_secret_names_are_checked() {
+    error(&AWS.replace("eu-west-1", "EU West"), 3, "stores.aws.region", &["not an AWS region"]);
+    error(&AWS.replace("team = \"msp\"", "managed-by = \"me\""), 5, "stores.aws.tags.managed-by", &["reserved"]);
+    error(
+        &AWS.replace("region = \"eu-west-1\"", "endpoint_url = \"localhost:5000\""),
+        3,
+        "stores.aws.endpoint_url",
+        &["not a URL"],
+    );
+    error(&AWS.replace("rotavault/webhook", "has space"), 12, "jobs.webhook.stores[0].name", &["AWS Secrets Manager"]);
+    error(&AWS.replace("region = \"eu-west-1\"", "access_key = \"AKIA\""), 3, "stores.aws.access_key", &["never"]);
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rotavault/webhook-AbCdEf";
+    valid(&AWS.replace("rotavault/webhook", arn));
+}

@@ -29,6 +29,8 @@
 //! - `check` succeeds on a reachable, writable store and changes no secret.
 //! - A backend never answers `Ok` for something that did not happen.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod conformance;
 pub mod file;
 pub mod instrumented;

@@ -20,7 +20,9 @@ const CODE: &str = "AWS-TEST-CODE";
 
 fn moto_endpoint() -> String {
     std::env::var("ROTAVAULT_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("moto is not running: ROTAVAULT_TEST_AWS_ENDPOINT is unset; run the tests through scripts/test")
+        panic!(
+            "moto is not running: ROTAVAULT_TEST_AWS_ENDPOINT is unset; run the tests through scripts/test"
+        )
     })
 }
 
@@ -114,9 +116,13 @@ max_age = "30d"
     let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("config");
     let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await.expect("runtime");
     let admin = &runtime.job("admin").expect("admin").job;
-    let info = RotationInfo { job: "admin".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
-    let payload =
-        admin.target.import_payload(Some(ADMIN), &SecretValue::new(ADMIN_PASSWORD), &info).await.expect("payload");
+    let info =
+        RotationInfo { job: "admin".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+    let payload = admin
+        .target
+        .import_payload(Some(ADMIN), &SecretValue::new(ADMIN_PASSWORD), &info)
+        .await
+        .expect("payload");
     runtime.engine.import(admin, &payload).await.expect("the admin credential imports");
     Rig { sandbox, runtime, secret_name, _dir: dir, _shutdown: shutdown }
 }
@@ -129,9 +135,12 @@ impl Rig {
     /// (current, pending, previous) payloads of `api` in store `i`.
     async fn slots(&self, i: usize) -> (Option<String>, Option<String>, Option<String>) {
         let js = &self.api().stores[i];
-        let current = js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned());
-        let pending = js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned());
-        let previous = js.store.previous(&js.secret).await.expect("previous").map(|s| s.value.expose().to_owned());
+        let current =
+            js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned());
+        let pending =
+            js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned());
+        let previous =
+            js.store.previous(&js.secret).await.expect("previous").map(|s| s.value.expose().to_owned());
         (current, pending, previous)
     }
 }
@@ -200,8 +209,10 @@ async fn interrupted_after_stage(rig: &Rig) -> (RotationId, String) {
     let current = rig.slots(0).await.0.expect("a current payload");
     let secret = job.policy.generate().expect("a secret");
     let rotation_id = RotationId::new();
-    let info = RotationInfo { job: "api".into(), rotation_id: rotation_id.clone(), rotated_at: chrono::Utc::now() };
-    let payload = job.target.prepare(Some(&SecretValue::new(current)), &secret, &info).await.expect("payload");
+    let info =
+        RotationInfo { job: "api".into(), rotation_id: rotation_id.clone(), rotated_at: chrono::Utc::now() };
+    let payload =
+        job.target.prepare(Some(&SecretValue::new(current)), &secret, &info).await.expect("payload");
     let metadata = Metadata::new(Some(rotation_id.clone()), chrono::Utc::now(), 2);
     for js in &job.stores {
         js.store.stage(&js.secret, &payload, &rotation_id, &metadata).await.expect("stage");

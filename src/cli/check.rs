@@ -57,7 +57,8 @@ pub async fn check_connect(config: crate::config::Config) -> Result<u8, CliError
     use crate::target::ConnectCheck;
     use std::sync::Arc;
 
-    let runtime = Runtime::build(config, Arc::new(SystemClock), tokio_util::sync::CancellationToken::new()).await?;
+    let runtime =
+        Runtime::build(config, Arc::new(SystemClock), tokio_util::sync::CancellationToken::new()).await?;
     let mut rows: Vec<(String, ConnectCheck)> = Vec::new();
     for (name, store) in &runtime.stores {
         let check = match crate::store::Store::check(store.as_ref()).await {

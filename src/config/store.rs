@@ -69,9 +69,12 @@ pub(super) fn build(
         StoreKind::AwsSecretsManager => {
             let schema: AwsStoreSchema = doc.deserialize_at(at)?;
             if let Some(region) = &schema.region
-                && (region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+                && (region.is_empty()
+                    || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
             {
-                return Err(doc.error(&at.key("region"), "not an AWS region: expected a name such as \"eu-west-1\""));
+                return Err(
+                    doc.error(&at.key("region"), "not an AWS region: expected a name such as \"eu-west-1\"")
+                );
             }
             if let Some(url) = &schema.endpoint_url
                 && !(url.starts_with("https://") || url.starts_with("http://"))

@@ -135,15 +135,30 @@ fn an_aws_store_loads_with_its_settings() {
 #[test]
 fn aws_settings_and_secret_names_are_checked() {
     error(&AWS.replace("eu-west-1", "EU West"), 3, "stores.aws.region", &["not an AWS region"]);
-    error(&AWS.replace("team = \"msp\"", "managed-by = \"me\""), 5, "stores.aws.tags.managed-by", &["reserved"]);
+    error(
+        &AWS.replace("team = \"msp\"", "managed-by = \"me\""),
+        5,
+        "stores.aws.tags.managed-by",
+        &["reserved"],
+    );
     error(
         &AWS.replace("region = \"eu-west-1\"", "endpoint_url = \"localhost:5000\""),
         3,
         "stores.aws.endpoint_url",
         &["not a URL"],
     );
-    error(&AWS.replace("rotavault/webhook", "has space"), 12, "jobs.webhook.stores[0].name", &["AWS Secrets Manager"]);
-    error(&AWS.replace("region = \"eu-west-1\"", "access_key = \"AKIA\""), 3, "stores.aws.access_key", &["never"]);
+    error(
+        &AWS.replace("rotavault/webhook", "has space"),
+        12,
+        "jobs.webhook.stores[0].name",
+        &["AWS Secrets Manager"],
+    );
+    error(
+        &AWS.replace("region = \"eu-west-1\"", "access_key = \"AKIA\""),
+        3,
+        "stores.aws.access_key",
+        &["never"],
+    );
     let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rotavault/webhook-AbCdEf";
     valid(&AWS.replace("rotavault/webhook", arn));
 }

@@ -98,6 +98,7 @@ impl Runtime {
                     let store: Arc<dyn Store> = stores.get(&js.store)?.clone();
                     let mut secret = SecretRef::new(js.name.clone(), name.clone());
                     secret.adopt = js.adopt;
+                    secret.max_age = job.max_age;
                     Some(JobStore { label: js.store.clone(), store, secret })
                 })
                 .collect();

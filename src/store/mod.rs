@@ -114,11 +114,14 @@ pub struct SecretRef {
     pub job: String,
     /// Whether the job may take over a secret that exists but is not managed by rotavault.
     pub adopt: bool,
+    /// The job's `max_age`, for a backend that records an expiry beside the value (Key Vault's `exp`): a signal
+    /// for people and tools, never relied on.
+    pub max_age: Option<Duration>,
 }
 
 impl SecretRef {
     pub fn new(name: impl Into<String>, job: impl Into<String>) -> Self {
-        Self { name: name.into(), job: job.into(), adopt: false }
+        Self { name: name.into(), job: job.into(), adopt: false, max_age: None }
     }
 
     pub fn adopting(mut self) -> Self {

@@ -1,0 +1,1 @@
+//! Azure Key Vault end to end (being written).

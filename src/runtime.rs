@@ -70,11 +70,25 @@ impl Runtime {
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
     ) -> Result<Self, BuildError> {
+        Self::build_with_stores(config, clock, shutdown, BTreeMap::new()).await
+    }
+
+    /// [`Runtime::build`], with some stores supplied ready-made instead of opened from the config: for tests that
+    /// reach a backend through a fake transport.
+    pub async fn build_with_stores(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+        mut ready: BTreeMap<String, Arc<dyn Store>>,
+    ) -> Result<Self, BuildError> {
         let mut stores = BTreeMap::new();
         for (name, store_config) in &config.stores {
-            let store = open_store(store_config)
-                .await
-                .map_err(|source| BuildError::Store { name: name.clone(), source })?;
+            let store = match ready.remove(name) {
+                Some(store) => store,
+                None => open_store(store_config)
+                    .await
+                    .map_err(|source| BuildError::Store { name: name.clone(), source })?,
+            };
             stores.insert(name.clone(), Arc::new(Instrumented::new(name.clone(), store)));
         }
         let mut tenants = BTreeMap::new();
@@ -143,6 +157,37 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> 
                 tags: aws.tags.clone(),
             };
             Arc::new(AwsSecretsManagerStore::new(settings).await?)
+        }
+        #[cfg(feature = "azure")]
+        StoreConfig::AzureKeyVault(azure) => {
+            use crate::config::AzureIdentityConfig as C;
+            use crate::store::azure::{AzureIdentity, AzureKeyVaultStore, AzureSettings};
+            let identity = match azure.identity.clone() {
+                C::ManagedIdentity { client_id } => AzureIdentity::ManagedIdentity { client_id },
+                C::WorkloadIdentity => AzureIdentity::WorkloadIdentity,
+                C::ClientSecret { tenant_id, client_id, secret_file } => {
+                    AzureIdentity::ClientSecret { tenant_id, client_id, secret_file }
+                }
+                C::ClientCertificate { tenant_id, client_id, certificate_file } => {
+                    AzureIdentity::ClientCertificate { tenant_id, client_id, certificate_file }
+                }
+                C::DeveloperCli => AzureIdentity::DeveloperCli,
+            };
+            let settings = AzureSettings {
+                vault_url: azure.vault_url.clone(),
+                content_type: azure.content_type.clone(),
+                tags: azure.tags.clone(),
+                set_expiry: azure.set_expiry,
+                identity,
+            };
+            Arc::new(AzureKeyVaultStore::new(settings)?)
+        }
+        #[cfg(not(feature = "azure"))]
+        StoreConfig::AzureKeyVault(_) => {
+            return Err(StoreError::NotSupported {
+                backend: crate::config::AZURE_BACKEND,
+                what: "this rotavault was built without the `azure` feature".into(),
+            });
         }
         #[cfg(not(feature = "aws"))]
         StoreConfig::AwsSecretsManager(_) => {

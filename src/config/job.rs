@@ -138,6 +138,15 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
                  `/_+=.@-`, or the secret's ARN",
             ));
         }
+        if let Some(StoreConfig::AzureKeyVault(_)) = ctx.stores.get(&entry.store)
+            && !azure_secret_name(&entry.name)
+        {
+            return Err(doc.error(
+                &entry_at.key("name"),
+                "not a Key Vault secret name: expected 1 to 119 characters of A-Z a-z 0-9 and `-` (Key Vault allows \
+                 127, and rotavault keeps the pending value in `<name>-pending`)",
+            ));
+        }
         stores.push(JobStore { store: entry.store, name: entry.name, adopt: entry.adopt });
     }
 
@@ -292,6 +301,11 @@ fn aws_secret_name(name: &str) -> bool {
     }
     (1..=512).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+}
+
+/// Key Vault's rule for secret names, for the name and its `-pending` companion.
+fn azure_secret_name(name: &str) -> bool {
+    (1..=127 - "-pending".len()).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn unknown_reference<T>(

@@ -60,6 +60,7 @@ pub(super) enum StoreKind {
     File,
     Memory,
     AwsSecretsManager,
+    AzureKeyVault,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -113,6 +114,35 @@ pub(super) struct AwsStoreSchema {
     pub kms_key_id: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+/// `[stores.NAME]` with `kind = "azure_key_vault"`. Identities come from Azure, never from here.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AzureStoreSchema {
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+    pub vault_url: String,
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub set_expiry: bool,
+    pub identity: Option<AzureIdentityKind>,
+    pub client_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub certificate_file: Option<String>,
+}
+
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum AzureIdentityKind {
+    ManagedIdentity,
+    WorkloadIdentity,
+    ClientSecret,
+    ClientCertificate,
+    DeveloperCli,
 }
 
 /// `[stores.NAME]` with `kind = "memory"`, and `[targets.NAME]` with `kind = "generated"`: nothing but the kind.

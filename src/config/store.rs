@@ -5,7 +5,7 @@
 use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::schema::{AwsStoreSchema, FileStoreSchema, KindOnlySchema, StoreKind};
+use super::schema::{AwsStoreSchema, AzureIdentityKind, AzureStoreSchema, FileStoreSchema, KindOnlySchema, StoreKind};
 use super::validate::resolve_path;
 use crate::store::file::IdentitySource;
 use crate::store::{file, memory};
@@ -15,6 +15,12 @@ use std::path::{Path, PathBuf};
 /// The backend name of the AWS store, known to the config even when the backend is not built in.
 pub const AWS_BACKEND: &str = "aws_secrets_manager";
 const MANAGED_BY_TAG: &str = "managed-by";
+/// The backend name of the Azure store, known to the config even when the backend is not built in.
+pub const AZURE_BACKEND: &str = "azure_key_vault";
+/// Tags rotavault writes on every Key Vault version.
+const AZURE_RESERVED_TAGS: [&str; 7] =
+    ["managed-by", "rotavault-job", "rotation-id", "rotated-at", "generation", "previous-version", "state"];
+const AZURE_MAX_EXTRA_TAGS: usize = 15 - AZURE_RESERVED_TAGS.len();
 /// AWS allows 50 tags per secret; rotavault keeps `managed-by`, the job and one per live version.
 const MAX_EXTRA_TAGS: usize = 40;
 
@@ -28,6 +34,29 @@ pub enum StoreConfig {
     File { path: PathBuf, identity: IdentitySource },
     /// AWS Secrets Manager, with AWS's own staging labels (AWSCURRENT, AWSPENDING, AWSPREVIOUS).
     AwsSecretsManager(AwsStoreConfig),
+    /// Azure Key Vault: current in `NAME`, pending as a version of `NAME-pending`.
+    AzureKeyVault(AzureStoreConfig),
+}
+
+/// An Azure Key Vault store. The identity is Azure's: a managed identity, workload identity, a client secret or
+/// certificate read from a file, or the developer's `az` login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AzureStoreConfig {
+    pub vault_url: String,
+    pub content_type: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Set each current version's `exp` to rotated-at + the job's `max_age` (a signal; never relied on).
+    pub set_expiry: bool,
+    pub identity: AzureIdentityConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AzureIdentityConfig {
+    ManagedIdentity { client_id: Option<String> },
+    WorkloadIdentity,
+    ClientSecret { tenant_id: String, client_id: String, secret_file: PathBuf },
+    ClientCertificate { tenant_id: String, client_id: String, certificate_file: PathBuf },
+    DeveloperCli,
 }
 
 /// An AWS Secrets Manager store. Credentials are never configured here: they come from the standard AWS chain
@@ -51,6 +80,7 @@ impl StoreConfig {
             Self::Memory => memory::BACKEND,
             Self::File { .. } => file::BACKEND,
             Self::AwsSecretsManager(_) => AWS_BACKEND,
+            Self::AzureKeyVault(_) => AZURE_BACKEND,
         }
     }
 }
@@ -112,6 +142,7 @@ pub(super) fn build(
                 tags: schema.tags,
             }))
         }
+        StoreKind::AzureKeyVault => azure(doc, at, base),
         StoreKind::File => {
             let schema: FileStoreSchema = doc.deserialize_at(at)?;
             let path = resolve_path(doc, &at.key("path"), &schema.path, base)?;
@@ -139,6 +170,73 @@ pub(super) fn build(
             Ok(StoreConfig::File { path, identity })
         }
     }
+}
+
+fn azure(doc: &Document<'_>, at: &KeyPath, base: &Path) -> Result<StoreConfig, ConfigError> {
+    let schema: AzureStoreSchema = doc.deserialize_at(at)?;
+    let host = schema.vault_url.strip_prefix("https://").map(|rest| rest.trim_end_matches('/'));
+    if !host.is_some_and(|h| !h.is_empty() && !h.contains('/') && h.contains(".vault.")) {
+        return Err(doc.error(
+            &at.key("vault_url"),
+            "not a Key Vault URL: expected https://<vault-name>.vault.azure.net (https only: the Azure client \
+             refuses to send a token over plain HTTP)",
+        ));
+    }
+    for key in schema.tags.keys() {
+        if AZURE_RESERVED_TAGS.contains(&key.as_str()) || key.starts_with("rotavault") {
+            return Err(doc.error(
+                &at.key("tags").key(key),
+                format!("the tag `{key}` is reserved: rotavault writes it; expected a tag of your own"),
+            ));
+        }
+    }
+    if schema.tags.len() > AZURE_MAX_EXTRA_TAGS {
+        return Err(doc.error(
+            &at.key("tags"),
+            format!(
+                "{} tags: expected at most {AZURE_MAX_EXTRA_TAGS}: Key Vault allows 15 per secret and rotavault \
+                 writes 7",
+                schema.tags.len()
+            ),
+        ));
+    }
+    if let Some(ct) = &schema.content_type
+        && ct.len() > 255
+    {
+        return Err(doc.error(&at.key("content_type"), "too long: expected at most 255 characters"));
+    }
+    let need = |key: &str, value: Option<String>| {
+        value.ok_or_else(|| doc.error(at, format!("this identity needs `{key}`: expected `{key} = \"...\"`")))
+    };
+    let kind = schema.identity.unwrap_or(AzureIdentityKind::ManagedIdentity);
+    let identity = match kind {
+        AzureIdentityKind::ManagedIdentity => AzureIdentityConfig::ManagedIdentity { client_id: schema.client_id },
+        AzureIdentityKind::WorkloadIdentity => AzureIdentityConfig::WorkloadIdentity,
+        AzureIdentityKind::DeveloperCli => AzureIdentityConfig::DeveloperCli,
+        AzureIdentityKind::ClientSecret => AzureIdentityConfig::ClientSecret {
+            tenant_id: need("tenant_id", schema.tenant_id)?,
+            client_id: need("client_id", schema.client_id)?,
+            secret_file: {
+                let file = need("client_secret_file", schema.client_secret_file)?;
+                resolve_path(doc, &at.key("client_secret_file"), &file, base)?
+            },
+        },
+        AzureIdentityKind::ClientCertificate => AzureIdentityConfig::ClientCertificate {
+            tenant_id: need("tenant_id", schema.tenant_id)?,
+            client_id: need("client_id", schema.client_id)?,
+            certificate_file: {
+                let file = need("certificate_file", schema.certificate_file)?;
+                resolve_path(doc, &at.key("certificate_file"), &file, base)?
+            },
+        },
+    };
+    Ok(StoreConfig::AzureKeyVault(AzureStoreConfig {
+        vault_url: schema.vault_url.trim_end_matches('/').to_owned(),
+        content_type: schema.content_type,
+        tags: schema.tags,
+        set_expiry: schema.set_expiry,
+        identity,
+    }))
 }
 
 /// A systemd credential name becomes the file name `$CREDENTIALS_DIRECTORY/<name>`, so it must be one.

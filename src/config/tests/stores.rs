@@ -162,3 +162,52 @@ fn aws_settings_and_secret_names_are_checked() {
     let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rotavault/webhook-AbCdEf";
     valid(&AWS.replace("rotavault/webhook", arn));
 }
+
+const AZURE: &str = r#"[stores.kv]
+kind = "azure_key_vault"
+vault_url = "https://contoso-kv.vault.azure.net"
+identity = "client_secret"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "0f0f0f0f-1111-2222-3333-444455556666"
+client_secret_file = "azure.secret"
+set_expiry = true
+
+[targets.shared]
+kind = "generated"
+
+[jobs.webhook]
+target = "shared"
+stores = [ { store = "kv", name = "webhook-signing" } ]
+max_age = "30d"
+"#;
+
+#[test]
+fn an_azure_store_loads_with_its_identity() {
+    let config = valid(AZURE);
+    let crate::config::StoreConfig::AzureKeyVault(kv) = &config.stores["kv"] else { panic!("azure") };
+    assert_eq!(kv.vault_url, "https://contoso-kv.vault.azure.net");
+    assert!(kv.set_expiry);
+    assert_eq!(
+        kv.identity,
+        crate::config::AzureIdentityConfig::ClientSecret {
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            client_id: "0f0f0f0f-1111-2222-3333-444455556666".into(),
+            secret_file: "/etc/rotavault/azure.secret".into(),
+        }
+    );
+    let managed = valid(&AZURE.replace("identity = \"client_secret\"\n", "").replace("client_secret_file = \"azure.secret\"\n", ""));
+    let crate::config::StoreConfig::AzureKeyVault(kv) = &managed.stores["kv"] else { panic!("azure") };
+    assert!(matches!(kv.identity, crate::config::AzureIdentityConfig::ManagedIdentity { client_id: Some(_) }));
+}
+
+#[test]
+fn azure_settings_and_secret_names_are_checked() {
+    error(&AZURE.replace("https://contoso-kv", "http://contoso-kv"), 3, "stores.kv.vault_url", &["https only"]);
+    error(&AZURE.replace("client_secret_file = \"azure.secret\"\n", ""), 1, "stores.kv", &["`client_secret_file`"]);
+    error(&AZURE.replace("webhook-signing", "webhook/signing"), 15, "jobs.webhook.stores[0].name", &["Key Vault"]);
+    let long = "a".repeat(120);
+    error(&AZURE.replace("webhook-signing", &long), 15, "jobs.webhook.stores[0].name", &["119"]);
+    valid(&AZURE.replace("webhook-signing", &"a".repeat(119)));
+    error(&AZURE.replace("set_expiry = true", "tags = { state = \"x\" }"), 8, "stores.kv.tags.state", &["reserved"]);
+    error(&AZURE.replace("set_expiry = true", "client_secret = \"hunter2\""), 8, "stores.kv.client_secret", &["never"]);
+}

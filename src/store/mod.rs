@@ -31,6 +31,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod conformance;
 pub mod file;
 pub mod instrumented;

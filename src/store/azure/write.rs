@@ -1,0 +1,177 @@
+//! The four writes (stage, promote, discard, write_current), step by step, and what each step protects.
+//!
+//! Every write reads the [`Pair`] once, checks ownership on it, and decides from it. Nothing is ever deleted:
+//! soft delete would keep a deleted name reserved, so a design that deletes and re-creates names breaks on the
+//! second rotation. Values only ever go into new versions; what changes afterwards is a pending version's
+//! tags and `enabled`.
+//!
+//! Between the reads and the writes nothing is locked in Key Vault (it has no compare-and-set on secrets): a
+//! write relies on the engine's one-rotation-per-job lock (invariant 3). Idempotency is what makes a lost answer
+//! safe: a repeated stage of the same value is a no-op, a repeated promote finds its rotation current and only
+//! finishes marking the pending version, and a repeated `write_current` finds its value current.
+
+use super::client::{NewVersion, Read, Version};
+use super::pair::{Pair, Staged};
+use super::tags::{self, State};
+use super::{AzureKeyVaultStore, BACKEND, pending_name};
+use crate::secret::SecretValue;
+use crate::store::{Metadata, RotationId, SecretRef, StoreError};
+
+fn conflict(detail: String) -> StoreError {
+    StoreError::Conflict { backend: BACKEND, detail }
+}
+
+impl AzureKeyVaultStore {
+    pub(super) async fn stage_value(
+        &self,
+        secret: &SecretRef,
+        value: &SecretValue,
+        rotation_id: &RotationId,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError> {
+        let name = &secret.name;
+        let pair = self.open_for_write(secret).await?;
+        // Whatever happens to the pending value later, the current one must be readable to be replaced.
+        pair.current(name)?;
+        match pair.staged(name)? {
+            Some(staged) if staged.rotation_id == *rotation_id => {
+                return if staged.version.value == *value {
+                    Ok(())
+                } else {
+                    Err(conflict(format!(
+                        "rotation {rotation_id} is already pending for `{name}` with another value"
+                    )))
+                };
+            }
+            Some(staged) => {
+                return Err(conflict(format!(
+                    "rotation {} is pending for `{name}`; cannot stage rotation {rotation_id}",
+                    staged.rotation_id
+                )));
+            }
+            None => {}
+        }
+        if matches!(pair.current, Read::Absent) && self.api.is_deleted(name).await? == Some(true) {
+            // The first rotation of a name that is deleted but recoverable: staging would succeed, the target
+            // would change, and every promote would then fail on the reserved name. Refuse before anything
+            // changes, while the rotation can still stop cleanly.
+            return Err(super::errors::deleted_but_recoverable(name));
+        }
+        let new = NewVersion {
+            value,
+            tags: tags::pending(&self.settings.tags, &secret.job, metadata, State::Pending),
+            content_type: self.settings.content_type.as_deref(),
+            expires: None,
+        };
+        self.api.set(&pending_name(name), new).await.map(drop)
+    }
+
+    pub(super) async fn promote_pending(
+        &self,
+        secret: &SecretRef,
+        rotation_id: &RotationId,
+    ) -> Result<(), StoreError> {
+        let name = &secret.name;
+        let pair = self.open_for_write(secret).await?;
+        let current = pair.current(name)?;
+        let current_is_r = current.as_ref().is_some_and(|(_, m)| m.rotation_id.as_ref() == Some(rotation_id));
+        let staged = match pair.staged(name)? {
+            None if current_is_r => return Ok(()),
+            None => {
+                return Err(StoreError::NotFound {
+                    backend: BACKEND,
+                    what: format!("pending rotation {rotation_id} for `{name}`"),
+                });
+            }
+            Some(staged) if staged.rotation_id != *rotation_id => {
+                return Err(conflict(format!(
+                    "rotation {} is pending for `{name}`, not {rotation_id}",
+                    staged.rotation_id
+                )));
+            }
+            Some(staged) => staged,
+        };
+        // A promote cut after the new version of NAME was written finds R current: only the marking is left.
+        if !current_is_r {
+            let previous = current.map(|(version, _)| version.id.as_str());
+            self.put_current(secret, &staged.version.value, &staged.metadata, previous).await?;
+        }
+        self.finish(name, &staged, State::Done).await
+    }
+
+    pub(super) async fn discard_pending(
+        &self,
+        secret: &SecretRef,
+        rotation_id: &RotationId,
+    ) -> Result<(), StoreError> {
+        let name = &secret.name;
+        let pair = self.open_for_write(secret).await?;
+        match pair.staged(name)? {
+            None => Ok(()),
+            Some(staged) if staged.rotation_id != *rotation_id => Err(conflict(format!(
+                "rotation {} is pending for `{name}`, not {rotation_id}",
+                staged.rotation_id
+            ))),
+            Some(staged) => self.finish(name, &staged, State::Discarded).await,
+        }
+    }
+
+    pub(super) async fn write_value(
+        &self,
+        secret: &SecretRef,
+        value: &SecretValue,
+        metadata: &Metadata,
+    ) -> Result<(), StoreError> {
+        let name = &secret.name;
+        let pair = self.open_for_write(secret).await?;
+        let current = pair.current(name)?;
+        if let Some((version, current_metadata)) = &current
+            && tags::owner(&version.tags) != tags::Owner::Foreign
+            && current_metadata == metadata
+            && version.value == *value
+        {
+            // A repeated write (its answer was lost): writing again would make the value its own previous.
+            return Ok(());
+        }
+        let previous = current.map(|(version, _)| version.id.as_str());
+        self.put_current(secret, value, metadata, previous).await
+    }
+
+    /// Reads the pair and checks that the job may write.
+    async fn open_for_write(&self, secret: &SecretRef) -> Result<Pair, StoreError> {
+        let pair = self.read_pair(secret).await?;
+        pair.check(secret)?;
+        Ok(pair)
+    }
+
+    /// A new version of `NAME`, pointing at the version it replaces.
+    async fn put_current(
+        &self,
+        secret: &SecretRef,
+        value: &SecretValue,
+        metadata: &Metadata,
+        previous: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let expires = match (self.settings.set_expiry, secret.max_age) {
+            (true, Some(max_age)) => chrono::Duration::from_std(max_age)
+                .ok()
+                .and_then(|age| metadata.rotated_at.checked_add_signed(age)),
+            _ => None,
+        };
+        let new = NewVersion {
+            value,
+            tags: tags::current(&self.settings.tags, &secret.job, metadata, previous),
+            content_type: self.settings.content_type.as_deref(),
+            expires,
+        };
+        self.api.set(&secret.name, new).await.map(drop)
+    }
+
+    /// Marks a pending version promoted or discarded, and disables it so that nobody reads it by mistake. One
+    /// update sets both, so a pending version is never half-marked.
+    async fn finish(&self, name: &str, staged: &Staged<'_>, state: State) -> Result<(), StoreError> {
+        let Version { id, tags: current_tags, .. } = staged.version;
+        let marked = tags::with_state(current_tags, state);
+        self.api.update(&pending_name(name), id, &marked, false).await
+    }
+}

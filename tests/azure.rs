@@ -23,7 +23,9 @@ const CODE: &str = "KV-TEST-CODE";
 
 fn moto_endpoint() -> String {
     std::env::var("ROTAVAULT_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("moto is not running: ROTAVAULT_TEST_AWS_ENDPOINT is unset; run the tests through scripts/test")
+        panic!(
+            "moto is not running: ROTAVAULT_TEST_AWS_ENDPOINT is unset; run the tests through scripts/test"
+        )
     })
 }
 
@@ -38,7 +40,7 @@ struct Rig {
 
 fn kv_store(vault: &FakeKeyVault) -> Arc<dyn Store> {
     let settings = AzureSettings {
-        vault_url: vault.vault_url(),
+        vault_url: vault.vault_url().to_owned(),
         content_type: Some("application/json".into()),
         tags: BTreeMap::new(),
         set_expiry: true,
@@ -135,9 +137,13 @@ max_age = "30d"
         .await
         .expect("runtime");
     let admin = &runtime.job("admin").expect("admin").job;
-    let info = RotationInfo { job: "admin".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
-    let payload =
-        admin.target.import_payload(Some(ADMIN), &SecretValue::new(ADMIN_PASSWORD), &info).await.expect("payload");
+    let info =
+        RotationInfo { job: "admin".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+    let payload = admin
+        .target
+        .import_payload(Some(ADMIN), &SecretValue::new(ADMIN_PASSWORD), &info)
+        .await
+        .expect("payload");
     runtime.engine.import(admin, &payload).await.expect("the admin credential imports");
     Rig { sandbox, runtime, vault, kv_name, _dir: dir, _shutdown: shutdown }
 }
@@ -149,9 +155,12 @@ impl Rig {
 
     async fn slots(&self, i: usize) -> (Option<String>, Option<String>, Option<String>) {
         let js = &self.api().stores[i];
-        let current = js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned());
-        let pending = js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned());
-        let previous = js.store.previous(&js.secret).await.expect("previous").map(|s| s.value.expose().to_owned());
+        let current =
+            js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned());
+        let pending =
+            js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned());
+        let previous =
+            js.store.previous(&js.secret).await.expect("previous").map(|s| s.value.expose().to_owned());
         (current, pending, previous)
     }
 }
@@ -165,7 +174,7 @@ fn secret_of(payload: &str) -> String {
 async fn an_autotask_job_rotates_into_key_vault_and_consumers_read_the_latest_version() {
     let rig = rig("local").await;
     let client = azure_security_keyvault_secrets::SecretClient::new(
-        &rig.vault.vault_url(),
+        rig.vault.vault_url(),
         rig.vault.credential(),
         Some(rig.vault.secret_client_options()),
     )

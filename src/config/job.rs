@@ -305,7 +305,8 @@ fn aws_secret_name(name: &str) -> bool {
 
 /// Key Vault's rule for secret names, for the name and its `-pending` companion.
 fn azure_secret_name(name: &str) -> bool {
-    (1..=127 - "-pending".len()).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    (1..=127 - "-pending".len()).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn unknown_reference<T>(

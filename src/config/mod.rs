@@ -33,7 +33,9 @@ pub use error::{ConfigError, EXIT_CONFIG};
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
-pub use store::{AWS_BACKEND, AZURE_BACKEND, AwsStoreConfig, AzureIdentityConfig, AzureStoreConfig, StoreConfig};
+pub use store::{
+    AWS_BACKEND, AZURE_BACKEND, AwsStoreConfig, AzureIdentityConfig, AzureStoreConfig, StoreConfig,
+};
 pub use target::{AUTOTASK_ZONE_LOOKUP, AdminRef, AutotaskTargetConfig, TargetConfig};
 pub use validate::DEFAULT_STATE_DIR;
 

@@ -5,7 +5,9 @@
 use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::schema::{AwsStoreSchema, AzureIdentityKind, AzureStoreSchema, FileStoreSchema, KindOnlySchema, StoreKind};
+use super::schema::{
+    AwsStoreSchema, AzureIdentityKind, AzureStoreSchema, FileStoreSchema, KindOnlySchema, StoreKind,
+};
 use super::validate::resolve_path;
 use crate::store::file::IdentitySource;
 use crate::store::{file, memory};
@@ -210,7 +212,9 @@ fn azure(doc: &Document<'_>, at: &KeyPath, base: &Path) -> Result<StoreConfig, C
     };
     let kind = schema.identity.unwrap_or(AzureIdentityKind::ManagedIdentity);
     let identity = match kind {
-        AzureIdentityKind::ManagedIdentity => AzureIdentityConfig::ManagedIdentity { client_id: schema.client_id },
+        AzureIdentityKind::ManagedIdentity => {
+            AzureIdentityConfig::ManagedIdentity { client_id: schema.client_id }
+        }
         AzureIdentityKind::WorkloadIdentity => AzureIdentityConfig::WorkloadIdentity,
         AzureIdentityKind::DeveloperCli => AzureIdentityConfig::DeveloperCli,
         AzureIdentityKind::ClientSecret => AzureIdentityConfig::ClientSecret {

@@ -195,19 +195,51 @@ fn an_azure_store_loads_with_its_identity() {
             secret_file: "/etc/rotavault/azure.secret".into(),
         }
     );
-    let managed = valid(&AZURE.replace("identity = \"client_secret\"\n", "").replace("client_secret_file = \"azure.secret\"\n", ""));
+    let managed = valid(
+        &AZURE
+            .replace("identity = \"client_secret\"\n", "")
+            .replace("client_secret_file = \"azure.secret\"\n", ""),
+    );
     let crate::config::StoreConfig::AzureKeyVault(kv) = &managed.stores["kv"] else { panic!("azure") };
-    assert!(matches!(kv.identity, crate::config::AzureIdentityConfig::ManagedIdentity { client_id: Some(_) }));
+    assert!(matches!(
+        kv.identity,
+        crate::config::AzureIdentityConfig::ManagedIdentity { client_id: Some(_) }
+    ));
 }
 
 #[test]
 fn azure_settings_and_secret_names_are_checked() {
-    error(&AZURE.replace("https://contoso-kv", "http://contoso-kv"), 3, "stores.kv.vault_url", &["https only"]);
-    error(&AZURE.replace("client_secret_file = \"azure.secret\"\n", ""), 1, "stores.kv", &["`client_secret_file`"]);
-    error(&AZURE.replace("webhook-signing", "webhook/signing"), 15, "jobs.webhook.stores[0].name", &["Key Vault"]);
+    error(
+        &AZURE.replace("https://contoso-kv", "http://contoso-kv"),
+        3,
+        "stores.kv.vault_url",
+        &["https only"],
+    );
+    error(
+        &AZURE.replace("client_secret_file = \"azure.secret\"\n", ""),
+        1,
+        "stores.kv",
+        &["`client_secret_file`"],
+    );
+    error(
+        &AZURE.replace("webhook-signing", "webhook/signing"),
+        15,
+        "jobs.webhook.stores[0].name",
+        &["Key Vault"],
+    );
     let long = "a".repeat(120);
     error(&AZURE.replace("webhook-signing", &long), 15, "jobs.webhook.stores[0].name", &["119"]);
     valid(&AZURE.replace("webhook-signing", &"a".repeat(119)));
-    error(&AZURE.replace("set_expiry = true", "tags = { state = \"x\" }"), 8, "stores.kv.tags.state", &["reserved"]);
-    error(&AZURE.replace("set_expiry = true", "client_secret = \"hunter2\""), 8, "stores.kv.client_secret", &["never"]);
+    error(
+        &AZURE.replace("set_expiry = true", "tags = { state = \"x\" }"),
+        8,
+        "stores.kv.tags.state",
+        &["reserved"],
+    );
+    error(
+        &AZURE.replace("set_expiry = true", "client_secret = \"hunter2\""),
+        8,
+        "stores.kv.client_secret",
+        &["never"],
+    );
 }

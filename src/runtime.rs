@@ -189,6 +189,36 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> 
                 what: "this rotavault was built without the `azure` feature".into(),
             });
         }
+        #[cfg(feature = "vault")]
+        StoreConfig::HashicorpVault(v) => {
+            use crate::config::VaultAuthConfig as C;
+            use crate::store::vault::{VaultAuth, VaultSettings, VaultStore};
+            let auth = match v.auth.clone() {
+                C::Token { token_file } => VaultAuth::TokenFile(token_file),
+                C::AppRole { mount, role_id, secret_id_file } => {
+                    VaultAuth::AppRole { mount, role_id, secret_id_file }
+                }
+                C::Kubernetes { mount, role, token_file } => {
+                    VaultAuth::Kubernetes { mount, role, token_file }
+                }
+            };
+            let settings = VaultSettings {
+                address: v.address.clone(),
+                mount: v.mount.clone(),
+                namespace: v.namespace.clone(),
+                ca_file: v.ca_file.clone(),
+                pending_suffix: v.pending_suffix.clone(),
+                auth,
+            };
+            Arc::new(VaultStore::new(settings).await?)
+        }
+        #[cfg(not(feature = "vault"))]
+        StoreConfig::HashicorpVault(_) => {
+            return Err(StoreError::NotSupported {
+                backend: crate::config::VAULT_BACKEND,
+                what: "this rotavault was built without the `vault` feature".into(),
+            });
+        }
         #[cfg(not(feature = "aws"))]
         StoreConfig::AwsSecretsManager(_) => {
             return Err(StoreError::NotSupported {

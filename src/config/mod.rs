@@ -35,6 +35,7 @@ pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
 pub use store::{
     AWS_BACKEND, AZURE_BACKEND, AwsStoreConfig, AzureIdentityConfig, AzureStoreConfig, StoreConfig,
+    VAULT_BACKEND, VaultAuthConfig, VaultStoreConfig,
 };
 pub use target::{AUTOTASK_ZONE_LOOKUP, AdminRef, AutotaskTargetConfig, TargetConfig};
 pub use validate::DEFAULT_STATE_DIR;

@@ -61,6 +61,7 @@ pub(super) enum StoreKind {
     Memory,
     AwsSecretsManager,
     AzureKeyVault,
+    HashicorpVault,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -143,6 +144,34 @@ pub(super) enum AzureIdentityKind {
     ClientSecret,
     ClientCertificate,
     DeveloperCli,
+}
+
+/// `[stores.NAME]` with `kind = "hashicorp_vault"` (HashiCorp Vault or OpenBao, KV v2).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VaultStoreSchema {
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+    pub address: String,
+    pub mount: Option<String>,
+    pub namespace: Option<String>,
+    pub ca_file: Option<String>,
+    pub pending_suffix: Option<String>,
+    pub auth: VaultAuthKind,
+    pub token_file: Option<String>,
+    pub auth_mount: Option<String>,
+    pub role_id: Option<String>,
+    pub secret_id_file: Option<String>,
+    pub role: Option<String>,
+    pub service_account_token_file: Option<String>,
+}
+
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum VaultAuthKind {
+    Token,
+    Approle,
+    Kubernetes,
 }
 
 /// `[stores.NAME]` with `kind = "memory"`, and `[targets.NAME]` with `kind = "generated"`: nothing but the kind.

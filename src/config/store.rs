@@ -7,6 +7,7 @@ use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::{
     AwsStoreSchema, AzureIdentityKind, AzureStoreSchema, FileStoreSchema, KindOnlySchema, StoreKind,
+    VaultAuthKind, VaultStoreSchema,
 };
 use super::validate::resolve_path;
 use crate::store::file::IdentitySource;
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 /// The backend name of the AWS store, known to the config even when the backend is not built in.
 pub const AWS_BACKEND: &str = "aws_secrets_manager";
 const MANAGED_BY_TAG: &str = "managed-by";
+/// The backend name of the Vault / OpenBao store, known to the config even when the backend is not built in.
+pub const VAULT_BACKEND: &str = "hashicorp_vault";
 /// The backend name of the Azure store, known to the config even when the backend is not built in.
 pub const AZURE_BACKEND: &str = "azure_key_vault";
 /// Tags rotavault writes on every Key Vault version.
@@ -38,6 +41,29 @@ pub enum StoreConfig {
     AwsSecretsManager(AwsStoreConfig),
     /// Azure Key Vault: current in `NAME`, pending as a version of `NAME-pending`.
     AzureKeyVault(AzureStoreConfig),
+    /// HashiCorp Vault or OpenBao, KV v2: current at `PATH`, pending at a companion path.
+    HashicorpVault(VaultStoreConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultStoreConfig {
+    pub address: String,
+    /// The KV v2 mount. Default `secret`.
+    pub mount: String,
+    /// `X-Vault-Namespace`, for Vault Enterprise and HCP.
+    pub namespace: Option<String>,
+    /// A CA to trust for the server's certificate, beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Pending values live at `PATH` + this. Default `-pending`.
+    pub pending_suffix: String,
+    pub auth: VaultAuthConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VaultAuthConfig {
+    Token { token_file: PathBuf },
+    AppRole { mount: String, role_id: String, secret_id_file: PathBuf },
+    Kubernetes { mount: String, role: String, token_file: PathBuf },
 }
 
 /// An Azure Key Vault store. The identity is Azure's: a managed identity, workload identity, a client secret or
@@ -83,6 +109,7 @@ impl StoreConfig {
             Self::File { .. } => file::BACKEND,
             Self::AwsSecretsManager(_) => AWS_BACKEND,
             Self::AzureKeyVault(_) => AZURE_BACKEND,
+            Self::HashicorpVault(_) => VAULT_BACKEND,
         }
     }
 }
@@ -145,6 +172,7 @@ pub(super) fn build(
             }))
         }
         StoreKind::AzureKeyVault => azure(doc, at, base),
+        StoreKind::HashicorpVault => vault(doc, at, base),
         StoreKind::File => {
             let schema: FileStoreSchema = doc.deserialize_at(at)?;
             let path = resolve_path(doc, &at.key("path"), &schema.path, base)?;
@@ -240,6 +268,62 @@ fn azure(doc: &Document<'_>, at: &KeyPath, base: &Path) -> Result<StoreConfig, C
         tags: schema.tags,
         set_expiry: schema.set_expiry,
         identity,
+    }))
+}
+
+fn vault(doc: &Document<'_>, at: &KeyPath, base: &Path) -> Result<StoreConfig, ConfigError> {
+    let schema: VaultStoreSchema = doc.deserialize_at(at)?;
+    let rest = schema.address.strip_prefix("https://").or_else(|| schema.address.strip_prefix("http://"));
+    if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
+        return Err(doc.error(
+            &at.key("address"),
+            "not a server address: expected a URL such as \"https://vault.example.com:8200\"",
+        ));
+    }
+    let path = |key: &str, value: &str| resolve_path(doc, &at.key(key), value, base);
+    let need = |key: &str, value: Option<String>| {
+        value.ok_or_else(|| {
+            doc.error(at, format!("this auth method needs `{key}`: expected `{key} = \"...\"`"))
+        })
+    };
+    let auth = match schema.auth {
+        VaultAuthKind::Token => VaultAuthConfig::Token {
+            token_file: path("token_file", &need("token_file", schema.token_file)?)?,
+        },
+        VaultAuthKind::Approle => VaultAuthConfig::AppRole {
+            mount: schema.auth_mount.unwrap_or_else(|| "approle".into()),
+            role_id: need("role_id", schema.role_id)?,
+            secret_id_file: path("secret_id_file", &need("secret_id_file", schema.secret_id_file)?)?,
+        },
+        VaultAuthKind::Kubernetes => VaultAuthConfig::Kubernetes {
+            mount: schema.auth_mount.unwrap_or_else(|| "kubernetes".into()),
+            role: need("role", schema.role)?,
+            token_file: match schema.service_account_token_file {
+                Some(file) => path("service_account_token_file", &file)?,
+                None => PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+            },
+        },
+    };
+    let mount = schema.mount.unwrap_or_else(|| "secret".into());
+    if mount.is_empty() || mount.starts_with('/') || mount.ends_with('/') {
+        return Err(
+            doc.error(&at.key("mount"), "not a mount: expected a path such as \"secret\" or \"kv/team\"")
+        );
+    }
+    let pending_suffix = schema.pending_suffix.unwrap_or_else(|| "-pending".into());
+    if pending_suffix.is_empty() {
+        return Err(doc.error(
+            &at.key("pending_suffix"),
+            "empty: expected a suffix such as \"-pending\" (pending values must live beside the secret, not on it)",
+        ));
+    }
+    Ok(StoreConfig::HashicorpVault(VaultStoreConfig {
+        address: schema.address.trim_end_matches('/').to_owned(),
+        mount,
+        namespace: schema.namespace,
+        ca_file: schema.ca_file.as_deref().map(|f| path("ca_file", f)).transpose()?,
+        pending_suffix,
+        auth,
     }))
 }
 

@@ -243,3 +243,51 @@ fn azure_settings_and_secret_names_are_checked() {
         &["never"],
     );
 }
+
+const VAULT: &str = r#"[stores.bao]
+kind = "hashicorp_vault"
+address = "https://vault.example.com:8200"
+namespace = "admin/msp"
+ca_file = "vault-ca.pem"
+auth = "approle"
+role_id = "rotavault"
+secret_id_file = "approle.secret"
+
+[targets.shared]
+kind = "generated"
+
+[jobs.webhook]
+target = "shared"
+stores = [ { store = "bao", name = "webhooks/signing-key" } ]
+max_age = "30d"
+"#;
+
+#[test]
+fn a_vault_store_loads_with_its_auth() {
+    let config = valid(VAULT);
+    let crate::config::StoreConfig::HashicorpVault(bao) = &config.stores["bao"] else { panic!("vault") };
+    assert_eq!(bao.mount, "secret");
+    assert_eq!(bao.pending_suffix, "-pending");
+    assert_eq!(bao.namespace.as_deref(), Some("admin/msp"));
+    assert_eq!(bao.ca_file.as_deref(), Some(std::path::Path::new("/etc/rotavault/vault-ca.pem")));
+    assert_eq!(
+        bao.auth,
+        crate::config::VaultAuthConfig::AppRole {
+            mount: "approle".into(),
+            role_id: "rotavault".into(),
+            secret_id_file: "/etc/rotavault/approle.secret".into(),
+        }
+    );
+}
+
+#[test]
+fn vault_settings_are_checked() {
+    error(&VAULT.replace("https://vault.example.com:8200", "vault:8200"), 3, "stores.bao.address", &["not a server address"]);
+    error(&VAULT.replace("secret_id_file = \"approle.secret\"\n", ""), 1, "stores.bao", &["`secret_id_file`"]);
+    error(&VAULT.replace("auth = \"approle\"", "auth = \"userpass\""), 6, "stores.bao.auth", &["`token`"]);
+    error(&VAULT.replace("role_id = \"rotavault\"", "token = \"s.abc\""), 7, "stores.bao.token", &["never"]);
+    let k8s = VAULT.replace("auth = \"approle\"\nrole_id = \"rotavault\"\nsecret_id_file = \"approle.secret\"", "auth = \"kubernetes\"\nrole = \"rotavault\"");
+    let config = valid(&k8s);
+    let crate::config::StoreConfig::HashicorpVault(bao) = &config.stores["bao"] else { panic!("vault") };
+    assert!(matches!(&bao.auth, crate::config::VaultAuthConfig::Kubernetes { mount, .. } if mount == "kubernetes"));
+}

@@ -1,0 +1,1 @@
+//! The store contract, run against OpenBao (being written).

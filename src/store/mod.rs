@@ -38,6 +38,8 @@ pub mod file;
 pub mod instrumented;
 pub mod memory;
 pub(crate) mod slots;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 use crate::secret::SecretValue;
 use async_trait::async_trait;

@@ -44,9 +44,22 @@ fn kept_dir() -> PathBuf {
 
 /// A root-token call to the plain-HTTP server, for setting things up and looking behind the store's back.
 async fn root(method: reqwest::Method, path: &str, body: Option<Value>) -> Option<Value> {
+    root_in(None, method, path, body).await
+}
+
+/// [`root`] in a namespace; `None` when the answer is 404.
+async fn root_in(
+    namespace: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Option<Value> {
     let mut request = reqwest::Client::new()
         .request(method.clone(), format!("{}/v1/{path}", addr()))
         .header("X-Vault-Token", root_token());
+    if let Some(ns) = namespace {
+        request = request.header("X-Vault-Namespace", ns);
+    }
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -404,5 +417,70 @@ mod vault_server {
         fixture.store.write_current(&s, &SecretValue::new("written"), &meta(None, 1)).await.expect("write");
         let previous = fixture.store.previous(&s).await.expect("previous").expect("version 1");
         assert_eq!(previous.value.expose(), "by-hand-1");
+    }
+
+    /// A promote cut after writing `PATH` (before its metadata, or before clearing the companion) is finished
+    /// by the next promote of the same rotation, which never writes the value a second time.
+    #[tokio::test]
+    async fn a_promote_cut_short_is_finished_by_the_next_one() {
+        let fixture = token_fixture().await;
+        let store = &fixture.store;
+        let s = secret();
+        store.write_current(&s, &SecretValue::new("old"), &meta(None, 1)).await.expect("seed");
+
+        // Cut after the write of PATH, before its metadata and the companion were touched.
+        let r1 = RotationId::new();
+        let m1 = meta(Some(&r1), 2);
+        store.stage(&s, &SecretValue::new("new-1"), &r1, &m1).await.expect("stage r1");
+        root_post(
+            &format!("secret/data/{}", s.name),
+            json!({ "options": { "cas": 1 }, "data": { "value": "new-1" } }),
+        )
+        .await;
+        store.promote(&s, &r1).await.expect("the promote is finished");
+        assert_eq!(current_version(&s.name).await, 2, "the value was not written again");
+        let current = store.current(&s).await.expect("current").expect("a value");
+        assert_eq!((current.value.expose(), &current.metadata), ("new-1", &m1));
+        assert_eq!(store.previous(&s).await.expect("previous").expect("a value").value.expose(), "old");
+        assert!(store.pending(&s).await.expect("pending").is_none());
+
+        // Cut after the metadata, before the companion was cleared: put the pending document back.
+        let r2 = RotationId::new();
+        store.stage(&s, &SecretValue::new("new-2"), &r2, &meta(Some(&r2), 3)).await.expect("stage r2");
+        let companion = format!("secret/data/{}-pending", s.name);
+        let staged = root_get(&companion).await.expect("the companion");
+        store.promote(&s, &r2).await.expect("promote r2");
+        let version = staged["data"]["metadata"]["version"].as_u64().expect("a version") + 1;
+        root_post(
+            &companion,
+            json!({ "options": { "cas": version }, "data": staged["data"]["data"].clone() }),
+        )
+        .await;
+        assert_eq!(store.pending(&s).await.expect("pending").expect("pending again").rotation_id, r2);
+        store.promote(&s, &r2).await.expect("the promote only clears");
+        assert_eq!(current_version(&s.name).await, 3, "the value was not written again");
+        assert!(store.pending(&s).await.expect("pending").is_none());
+        assert_eq!(store.previous(&s).await.expect("previous").expect("a value").value.expose(), "new-1");
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_the_namespace() {
+        let ns = random("rv-ns-");
+        root_post(&format!("sys/namespaces/{ns}"), json!({})).await;
+        let kv = json!({ "type": "kv", "options": { "version": "2" } });
+        root_in(Some(&ns), reqwest::Method::POST, "sys/mounts/secret", Some(kv)).await;
+        let dir = tempfile::tempdir().expect("a tempdir");
+        let mut settings = token_settings(dir.path(), &root_token());
+        settings.namespace = Some(ns.clone());
+        let store = VaultStore::new(settings).await.expect("a store");
+        store.check().await.expect("check in the namespace");
+        let s = secret();
+        let id = RotationId::new();
+        store.stage(&s, &SecretValue::new("in-namespace"), &id, &meta(Some(&id), 1)).await.expect("stage");
+        store.promote(&s, &id).await.expect("promote");
+        let path = format!("secret/data/{}", s.name);
+        let inside = root_in(Some(&ns), reqwest::Method::GET, &path, None).await.expect("in the namespace");
+        assert_eq!(inside["data"]["data"]["value"], "in-namespace");
+        assert!(root_get(&path).await.is_none(), "nothing was written outside the namespace");
     }
 }

@@ -118,6 +118,11 @@ path "secret/metadata/*" { capabilities = ["create", "read", "update", "patch"] 
 
 /// An AppRole auth mount at a random path with a role for rotavault; returns (mount, role_id, secret_id file).
 async fn approle(token_ttl: &str) -> (String, String, PathBuf) {
+    approle_with(token_ttl, 0).await
+}
+
+/// [`approle`] with a secret_id that can be used `uses` times (0: unlimited).
+async fn approle_with(token_ttl: &str, uses: u64) -> (String, String, PathBuf) {
     let mount = random("approle-");
     root_post(&format!("sys/auth/{mount}"), json!({ "type": "approle" })).await;
     let policy = random("rotavault-");
@@ -125,7 +130,12 @@ async fn approle(token_ttl: &str) -> (String, String, PathBuf) {
         .await;
     root_post(
         &format!("auth/{mount}/role/rotavault"),
-        json!({ "token_policies": [policy], "token_ttl": token_ttl, "token_max_ttl": "24h" }),
+        json!({
+            "token_policies": [policy],
+            "token_ttl": token_ttl,
+            "token_max_ttl": "24h",
+            "secret_id_num_uses": uses,
+        }),
     )
     .await;
     let role_id = root_get(&format!("auth/{mount}/role/rotavault/role-id")).await.expect("a role id");
@@ -482,5 +492,20 @@ mod vault_server {
         let inside = root_in(Some(&ns), reqwest::Method::GET, &path, None).await.expect("in the namespace");
         assert_eq!(inside["data"]["data"]["value"], "in-namespace");
         assert!(root_get(&path).await.is_none(), "nothing was written outside the namespace");
+    }
+
+    /// A token with a 3 s TTL, from a secret_id that works once: the store stays authenticated past the TTL only
+    /// by renewing at two thirds of it (a second login would be refused). This waits for real time, on the
+    /// server's clock, about 5 s.
+    #[tokio::test]
+    async fn an_approle_token_is_renewed_before_it_expires() {
+        let store = VaultStore::new(approle_settings(approle_with("3s", 1).await)).await.expect("log in");
+        let s = secret();
+        store.write_current(&s, &SecretValue::new("renewed"), &meta(None, 1)).await.expect("write");
+        for _ in 0..2 {
+            tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+            let current = store.current(&s).await.expect("the renewed token works").expect("a value");
+            assert_eq!(current.value.expose(), "renewed");
+        }
     }
 }

@@ -122,7 +122,7 @@ impl Auth {
             return Ok(());
         }
         let now = Instant::now();
-        let expired = state.expires_at.is_some_and(|at| now + Duration::from_secs(5) >= at);
+        let expired = state.expires_at.is_some_and(|at| now >= at);
         if state.token.is_none() || expired {
             return self.login(http, state).await;
         }
@@ -189,8 +189,10 @@ impl Auth {
         (state.renew_at, state.expires_at) = if lease == 0 {
             (None, None)
         } else {
+            // Counted as expired a little early (a tenth of the TTL, at most 5 s), so that a request is not
+            // sent with a token that dies on the way.
             let ttl = Duration::from_secs(lease);
-            (Some(now + ttl * 2 / 3), Some(now + ttl))
+            (Some(now + ttl * 2 / 3), Some(now + ttl - (ttl / 10).min(Duration::from_secs(5))))
         };
         Ok(())
     }

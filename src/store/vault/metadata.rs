@@ -1,0 +1,329 @@
+//! What rotavault records in Vault: ownership and per-version [`Metadata`] in a path's `custom_metadata`, and
+//! the pending companion's document.
+//!
+//! KV v2's `custom_metadata` belongs to the whole path, not to a version, and `data` belongs to the consumers
+//! (they read `data.value` and nothing of ours), so the metadata of each version is kept in `custom_metadata`
+//! **keyed by version number**: `v<N>` = `<generation>/<rotated-at, RFC 3339 seconds>/<rotation id | imported>`.
+//! Only the current and previous versions keep a key (older ones are pruned on every write), so a path carries
+//! at most two, well inside Vault's limits (64 keys, 128-byte keys, 512-byte values). Beside them, for people
+//! and tools: `managed-by` = `rotavault`, `job`, and the current value's `rotation-id`, `rotated-at` and
+//! `generation`. A version without a key (one that was there before rotavault adopted the path) reads as
+//! [`synthesized`]: no rotation, generation 0, and the version's `created_time`.
+//!
+//! The pending companion (`PATH` + suffix) is read only by rotavault, so its `data` holds everything: the state
+//! (`pending` or `cleared`), the rotation id, the value and the encoded metadata. Clearing writes a new
+//! `cleared` version that holds no value; the companion keeps one version (`max_versions = 1`), so Vault drops
+//! the pending value itself as soon as the marker is written.
+
+use crate::secret::SecretValue;
+use crate::store::{MANAGED_BY, Metadata, Pending, RotationId, SecretRef, StoreError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The ownership key every backend writes; its value is [`MANAGED_BY`].
+pub(super) const MANAGED_BY_KEY: &str = "managed-by";
+/// The job that owns the path.
+pub(super) const JOB_KEY: &str = "job";
+/// The current value's metadata, spelled out for people (rotavault reads the `v<N>` keys).
+const ROTATION_ID_KEY: &str = "rotation-id";
+const ROTATED_AT_KEY: &str = "rotated-at";
+const GENERATION_KEY: &str = "generation";
+/// Written in place of a rotation id for a value that no rotation produced (an import).
+const IMPORTED: &str = "imported";
+
+/// The key of the consumers' value in `data`.
+pub(super) const VALUE_FIELD: &str = "value";
+/// The companion's fields.
+const STATE_FIELD: &str = "rotavault";
+const ID_FIELD: &str = "rotation_id";
+const METADATA_FIELD: &str = "metadata";
+const PENDING: &str = "pending";
+const CLEARED: &str = "cleared";
+
+pub(super) fn version_key(version: u64) -> String {
+    format!("v{version}")
+}
+
+/// The version a `custom_metadata` key is about, if it is one of ours.
+pub(super) fn version_of(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix('v')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub(super) fn encode(metadata: &Metadata) -> String {
+    let at = metadata.rotated_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let id = metadata.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
+    format!("{}/{at}/{id}", metadata.generation)
+}
+
+/// Reads a value written by [`encode`]; the error says what is wrong with it.
+pub(super) fn decode(text: &str) -> Result<Metadata, String> {
+    let wrong = |why: &str| {
+        format!(
+            "`{text}` is not rotavault metadata ({why}); expected `<generation>/<rfc3339 time>/<rotation id>`"
+        )
+    };
+    let mut parts = text.splitn(3, '/');
+    let (Some(generation), Some(at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(wrong("three fields separated by `/`"));
+    };
+    let generation = generation.parse::<u64>().map_err(|_| wrong("the generation is not a number"))?;
+    let at =
+        DateTime::parse_from_rfc3339(at).map_err(|_| wrong("the time is not RFC 3339"))?.with_timezone(&Utc);
+    let rotation_id = match id {
+        IMPORTED => None,
+        id => Some(RotationId::parse(id).map_err(|_| wrong("the rotation id is not one"))?),
+    };
+    Ok(Metadata::new(rotation_id, at, generation))
+}
+
+/// The metadata of a version rotavault did not record (one that was there when the path was adopted).
+pub(super) fn synthesized(created: Option<DateTime<Utc>>) -> Metadata {
+    Metadata::new(None, created.unwrap_or(DateTime::UNIX_EPOCH), 0)
+}
+
+/// Vault's timestamps (RFC 3339 with nanoseconds); `None` for the empty string Vault uses for "never".
+pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Who may touch a path, from its `custom_metadata`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ownership {
+    /// Nothing is there: the first write claims it.
+    Absent,
+    /// The job's own.
+    Owned,
+    /// There, not rotavault's, and the job adopts it: the first write claims it.
+    Adopted,
+}
+
+/// Checks that `secret`'s job may touch a path whose metadata is `custom` (`None`: the path does not exist).
+pub(super) fn ownership(
+    backend: &'static str,
+    secret: &SecretRef,
+    custom: Option<&BTreeMap<String, String>>,
+) -> Result<Ownership, StoreError> {
+    let Some(custom) = custom else {
+        return Ok(Ownership::Absent);
+    };
+    let not_owned = |owner: Option<String>| StoreError::NotOwned {
+        backend,
+        name: secret.name.clone(),
+        job: secret.job.clone(),
+        owner,
+    };
+    if custom.get(MANAGED_BY_KEY).map(String::as_str) != Some(MANAGED_BY) {
+        return if secret.adopt { Ok(Ownership::Adopted) } else { Err(not_owned(None)) };
+    }
+    match custom.get(JOB_KEY) {
+        Some(job) if *job == secret.job => Ok(Ownership::Owned),
+        // Managed by rotavault for another job (or for no job: a half-written claim): never adoptable.
+        owner => Err(not_owned(Some(owner.cloned().unwrap_or_default()))),
+    }
+}
+
+/// The ownership keys that make a path `job`'s.
+pub(super) fn claim(job: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(MANAGED_BY_KEY.to_owned(), MANAGED_BY.to_owned()), (JOB_KEY.to_owned(), job.to_owned())])
+}
+
+/// The merge-patch of `custom_metadata` after `version` was written with `metadata`: ownership, the version's
+/// key, the current value's readable keys, and `null` (delete) for the keys of versions other than `version`
+/// and `keep` (the previous one).
+pub(super) fn after_write(
+    job: &str,
+    existing: &BTreeMap<String, String>,
+    version: u64,
+    keep: Option<u64>,
+    metadata: &Metadata,
+) -> BTreeMap<String, Option<String>> {
+    let mut patch: BTreeMap<String, Option<String>> =
+        claim(job).into_iter().map(|(k, v)| (k, Some(v))).collect();
+    for key in existing.keys() {
+        if let Some(v) = version_of(key)
+            && v != version
+            && Some(v) != keep
+        {
+            patch.insert(key.clone(), None);
+        }
+    }
+    patch.insert(version_key(version), Some(encode(metadata)));
+    let id = metadata.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
+    patch.insert(ROTATION_ID_KEY.to_owned(), Some(id.to_owned()));
+    patch.insert(
+        ROTATED_AT_KEY.to_owned(),
+        Some(metadata.rotated_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    patch.insert(GENERATION_KEY.to_owned(), Some(metadata.generation.to_string()));
+    patch
+}
+
+/// The consumers' document: `{"value": <payload>}`.
+pub(super) fn value_data(value: &SecretValue) -> Map<String, Value> {
+    Map::from_iter([(VALUE_FIELD.to_owned(), Value::String(value.expose().to_owned()))])
+}
+
+/// The value in a version's `data`; the error says what is wrong.
+pub(super) fn value_of(data: &Map<String, Value>) -> Result<SecretValue, String> {
+    match data.get(VALUE_FIELD) {
+        Some(Value::String(text)) => Ok(SecretValue::new(text.clone())),
+        Some(_) => Err(format!("its `{VALUE_FIELD}` is not a string")),
+        None => {
+            let keys = data.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+            Err(format!(
+                "it has no `{VALUE_FIELD}` field (its fields: {keys}); rotavault reads and writes `data.{VALUE_FIELD}`"
+            ))
+        }
+    }
+}
+
+/// The companion's document while `rotation_id` is pending.
+pub(super) fn pending_data(
+    value: &SecretValue,
+    rotation_id: &RotationId,
+    metadata: &Metadata,
+) -> Map<String, Value> {
+    Map::from_iter([
+        (STATE_FIELD.to_owned(), Value::String(PENDING.to_owned())),
+        (ID_FIELD.to_owned(), Value::String(rotation_id.as_str().to_owned())),
+        (VALUE_FIELD.to_owned(), Value::String(value.expose().to_owned())),
+        (METADATA_FIELD.to_owned(), Value::String(encode(metadata))),
+    ])
+}
+
+/// The companion's document once `rotation_id` was promoted or discarded: no value.
+pub(super) fn cleared_data(rotation_id: &RotationId, how: &str) -> Map<String, Value> {
+    Map::from_iter([
+        (STATE_FIELD.to_owned(), Value::String(CLEARED.to_owned())),
+        (ID_FIELD.to_owned(), Value::String(rotation_id.as_str().to_owned())),
+        ("how".to_owned(), Value::String(how.to_owned())),
+    ])
+}
+
+/// What a companion version holds: `Some` pending value, or `None` once cleared (or when it is not ours).
+pub(super) fn read_pending(data: &Map<String, Value>) -> Result<Option<Pending>, String> {
+    let text = |field: &str| match data.get(field) {
+        Some(Value::String(text)) => Ok(text.as_str()),
+        _ => Err(format!("the pending companion has no `{field}` string")),
+    };
+    if data.get(STATE_FIELD).and_then(Value::as_str) != Some(PENDING) {
+        return Ok(None);
+    }
+    let rotation_id = RotationId::parse(text(ID_FIELD)?)?;
+    let metadata = decode(text(METADATA_FIELD)?)?;
+    let value = SecretValue::new(text(VALUE_FIELD)?);
+    Ok(Some(Pending { value, rotation_id, metadata }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 30, 15).single().expect("a valid time")
+    }
+
+    #[test]
+    fn metadata_round_trips_with_and_without_a_rotation_id() {
+        let id = RotationId::new();
+        for m in [Metadata::new(Some(id), at(), 7), Metadata::new(None, at(), 0)] {
+            let text = encode(&m);
+            assert!(text.len() <= 512, "a custom_metadata value is at most 512 bytes");
+            assert_eq!(decode(&text), Ok(m));
+        }
+    }
+
+    #[test]
+    fn the_encoding_is_readable() {
+        let id = RotationId::parse("0f8e6f5a-3c2b-4d1e-9f00-112233445566").expect("an id");
+        assert_eq!(
+            encode(&Metadata::new(Some(id), at(), 3)),
+            "3/2026-03-01T12:30:15Z/0f8e6f5a-3c2b-4d1e-9f00-112233445566"
+        );
+        assert_eq!(encode(&Metadata::new(None, at(), 1)), "1/2026-03-01T12:30:15Z/imported");
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        for text in [
+            "",
+            "1/2",
+            "x/2026-03-01T12:30:15Z/imported",
+            "1/yesterday/imported",
+            "1/2026-03-01T12:30:15Z/short",
+        ] {
+            assert!(decode(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn version_keys_are_only_v_and_digits() {
+        assert_eq!(version_of(&version_key(12)), Some(12));
+        for key in ["v", "vx", "job", "version", "v1a", "managed-by"] {
+            assert_eq!(version_of(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn a_write_prunes_all_but_current_and_previous() {
+        let mut existing = claim("job-a");
+        for v in [1, 2, 3] {
+            existing.insert(version_key(v), encode(&Metadata::new(None, at(), v)));
+        }
+        existing.insert("owner-team".into(), "payments".into());
+        let m = Metadata::new(Some(RotationId::new()), at(), 4);
+        let patch = after_write("job-a", &existing, 4, Some(3), &m);
+        assert_eq!(patch.get("v1"), Some(&None));
+        assert_eq!(patch.get("v2"), Some(&None));
+        assert!(!patch.contains_key("v3"), "the previous version's key stays");
+        assert_eq!(patch.get("v4"), Some(&Some(encode(&m))));
+        assert!(!patch.contains_key("owner-team"), "keys that are not rotavault's are left alone");
+        assert_eq!(patch.get(MANAGED_BY_KEY), Some(&Some(MANAGED_BY.to_owned())));
+        assert_eq!(patch.get("generation"), Some(&Some("4".to_owned())));
+    }
+
+    #[test]
+    fn ownership_follows_managed_by_and_job() {
+        let mine = SecretRef::new("app", "job-a");
+        assert_eq!(ownership("t", &mine, None), Ok(Ownership::Absent));
+        assert_eq!(ownership("t", &mine, Some(&claim("job-a"))), Ok(Ownership::Owned));
+        let foreign = BTreeMap::from([("team".to_owned(), "x".to_owned())]);
+        assert!(matches!(
+            ownership("t", &mine, Some(&foreign)),
+            Err(StoreError::NotOwned { owner: None, .. })
+        ));
+        assert_eq!(ownership("t", &mine.clone().adopting(), Some(&foreign)), Ok(Ownership::Adopted));
+        let theirs = claim("job-b");
+        assert!(matches!(
+            ownership("t", &mine.adopting(), Some(&theirs)),
+            Err(StoreError::NotOwned { owner: Some(_), .. })
+        ));
+    }
+
+    #[test]
+    fn the_companion_round_trips_and_a_cleared_one_holds_no_value() {
+        let id = RotationId::new();
+        let m = Metadata::new(Some(id.clone()), at(), 2);
+        let value = SecretValue::new("p@ss\n\"w0rd\"");
+        let read = read_pending(&pending_data(&value, &id, &m)).expect("readable").expect("pending");
+        assert_eq!((read.value, read.rotation_id, read.metadata), (value, id.clone(), m));
+        let cleared = cleared_data(&id, "promoted");
+        assert!(!cleared.contains_key(VALUE_FIELD));
+        assert_eq!(read_pending(&cleared), Ok(None));
+    }
+
+    #[test]
+    fn a_value_must_be_a_string_field() {
+        let v = value_data(&SecretValue::new("abc"));
+        assert_eq!(value_of(&v).map(|s| s.expose().to_owned()), Ok("abc".to_owned()));
+        let other = Map::from_iter([("password".to_owned(), Value::String("x".into()))]);
+        let err = value_of(&other).err().unwrap_or_default();
+        assert!(err.contains("password") && !err.contains("\"x\""), "{err}");
+    }
+}

@@ -282,12 +282,27 @@ fn a_vault_store_loads_with_its_auth() {
 
 #[test]
 fn vault_settings_are_checked() {
-    error(&VAULT.replace("https://vault.example.com:8200", "vault:8200"), 3, "stores.bao.address", &["not a server address"]);
-    error(&VAULT.replace("secret_id_file = \"approle.secret\"\n", ""), 1, "stores.bao", &["`secret_id_file`"]);
+    error(
+        &VAULT.replace("https://vault.example.com:8200", "vault:8200"),
+        3,
+        "stores.bao.address",
+        &["not a server address"],
+    );
+    error(
+        &VAULT.replace("secret_id_file = \"approle.secret\"\n", ""),
+        1,
+        "stores.bao",
+        &["`secret_id_file`"],
+    );
     error(&VAULT.replace("auth = \"approle\"", "auth = \"userpass\""), 6, "stores.bao.auth", &["`token`"]);
     error(&VAULT.replace("role_id = \"rotavault\"", "token = \"s.abc\""), 7, "stores.bao.token", &["never"]);
-    let k8s = VAULT.replace("auth = \"approle\"\nrole_id = \"rotavault\"\nsecret_id_file = \"approle.secret\"", "auth = \"kubernetes\"\nrole = \"rotavault\"");
+    let k8s = VAULT.replace(
+        "auth = \"approle\"\nrole_id = \"rotavault\"\nsecret_id_file = \"approle.secret\"",
+        "auth = \"kubernetes\"\nrole = \"rotavault\"",
+    );
     let config = valid(&k8s);
     let crate::config::StoreConfig::HashicorpVault(bao) = &config.stores["bao"] else { panic!("vault") };
-    assert!(matches!(&bao.auth, crate::config::VaultAuthConfig::Kubernetes { mount, .. } if mount == "kubernetes"));
+    assert!(
+        matches!(&bao.auth, crate::config::VaultAuthConfig::Kubernetes { mount, .. } if mount == "kubernetes")
+    );
 }

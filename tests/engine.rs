@@ -37,6 +37,8 @@ fn settings() -> Settings {
         verify_backoff: Duration::from_secs(5),
         call_timeout: Duration::from_secs(30),
         propagation_grace: Duration::from_secs(600),
+        max_failed_logins: 3,
+        failed_login_window: Duration::from_secs(3600),
         backoff: Backoff { attempts: 3, first: Duration::from_millis(100), max: Duration::from_secs(5) },
     }
 }
@@ -273,8 +275,15 @@ async fn failed_verifies_stop_at_the_cap_and_keep_the_value_pending() {
     assert_eq!(rig.current(0).await, before, "current never moves to an unverified value");
     assert_eq!(rig.outcome(), AttemptOutcome::Pending);
 
-    // The next run settles it: the pending value is refused, the current one works, so it is discarded, and a
-    // fresh rotation follows.
+    // The lockout guard has spent its failed logins for the window: a run now tries no login at all.
+    let err = rig.rotate().await.expect_err("guarded");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
+    assert!(err.to_string().contains("lockout guard"), "{err}");
+    assert_eq!(rig.target.failed_logins(), 3);
+
+    // After the window, the next run settles it: the pending value is refused, the current one works, so it is
+    // discarded, and a fresh rotation follows.
+    tokio::time::advance(Duration::from_secs(3601)).await;
     let outcome = rig.rotate().await.expect("next run");
     assert!(matches!(outcome, Outcome::Rotated { .. }), "{outcome:?}");
     assert_eq!(rig.current(0).await, rig.target.accepted());
@@ -354,7 +363,8 @@ async fn a_diverged_job_is_reported_and_its_stores_left_exactly_as_they_were() {
     let err = rig.rotate().await.expect_err("not yet diverged");
     assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
 
-    tokio::time::advance(Duration::from_secs(601)).await;
+    // Past the propagation grace and the lockout guard's window.
+    tokio::time::advance(Duration::from_secs(3601)).await;
     let before = snapshot(&rig).await;
     let logins = rig.target.logins();
     let err = rig.rotate().await.expect_err("diverged");
@@ -405,4 +415,36 @@ async fn a_shutdown_before_apply_stops_cleanly_with_nothing_pending() {
     assert_eq!(rig.target.applies(), 0);
     assert_eq!(rig.pending(0).await, None);
     assert_eq!(rig.pending(1).await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lockout_guard_survives_a_restart() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    rig.target.queue_apply(ApplyFault::ClaimDoneWithoutApplying);
+    rig.rotate().await.expect_err("verify fails three times");
+    assert_eq!(rig.target.failed_logins(), 3);
+
+    // A new process on the same state directory remembers the failed logins and makes none.
+    let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
+    let err = restarted.rotate(&rig.job, Trigger::Manual).await.expect_err("guarded");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
+    let err = restarted.recover(&rig.job).await.expect_err("recovery is guarded too");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
+    assert_eq!(rig.target.failed_logins(), 3, "not one more failed login");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_credential_changed_outside_rotavault_is_diverged_before_anything_is_written() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    rig.target.set_behind_the_back("set-by-a-person-in-the-ui");
+    let before = snapshot(&rig).await;
+    let err = rig.rotate().await.expect_err("diverged");
+    assert!(matches!(err, RotationError::Diverged { .. }), "{err:?}");
+    assert!(err.to_string().contains("changed outside rotavault"), "{err}");
+    assert_eq!(snapshot(&rig).await, before, "nothing staged, nothing written");
+    assert_eq!(rig.target.applies(), 1, "the target was not touched");
+    assert_eq!(rig.target.failed_logins(), 1, "one login told it");
+    assert_eq!(rig.outcome(), AttemptOutcome::Diverged);
 }

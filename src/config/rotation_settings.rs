@@ -39,6 +39,18 @@ pub(super) fn build(doc: &Document<'_>, schema: RotationSchema) -> Result<Rotati
             .unwrap_or(defaults.call_timeout),
         propagation_grace: nonzero(doc, &at.key("propagation_grace"), schema.propagation_grace)?
             .unwrap_or(defaults.propagation_grace),
+        max_failed_logins: match schema.max_failed_logins {
+            Some(n) if !(1..=10).contains(&n) => {
+                return Err(doc.error(
+                    &at.key("max_failed_logins"),
+                    format!("{n} is out of range: expected 1 to 10, below the target's lockout threshold"),
+                ));
+            }
+            Some(n) => n,
+            None => defaults.max_failed_logins,
+        },
+        failed_login_window: nonzero(doc, &at.key("failed_login_window"), schema.failed_login_window)?
+            .unwrap_or(defaults.failed_login_window),
         ..defaults
     })
 }

@@ -46,6 +46,8 @@ pub(super) struct RotationSchema {
     pub verify_backoff: Option<ConfigDuration>,
     pub call_timeout: Option<ConfigDuration>,
     pub propagation_grace: Option<ConfigDuration>,
+    pub max_failed_logins: Option<u32>,
+    pub failed_login_window: Option<ConfigDuration>,
 }
 
 /// The first read of a store or target table: its `kind` only, the other keys are left to the kind's struct.

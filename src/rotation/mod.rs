@@ -42,6 +42,10 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// How long an applied secret the target does not accept yet is waited for before the job is diverged.
     pub propagation_grace: Duration,
+    /// Failed logins the job may cause within `failed_login_window`, across runs, restarts and crashes (an
+    /// accepted login clears the count, as it clears the target's own lockout counter).
+    pub max_failed_logins: u32,
+    pub failed_login_window: Duration,
     /// Retries of store calls and of target calls that did not happen.
     pub backoff: Backoff,
 }
@@ -54,6 +58,8 @@ impl Default for Settings {
             verify_backoff: Duration::from_secs(5),
             call_timeout: Duration::from_secs(60),
             propagation_grace: Duration::from_secs(600),
+            max_failed_logins: 3,
+            failed_login_window: Duration::from_secs(3600),
             backoff: Backoff::default(),
         }
     }
@@ -235,6 +241,8 @@ enum Verdict {
 struct LoginBudget {
     left: u32,
     failures: u32,
+    /// Failed logins earlier runs left in the guard's window; an accepted login clears them.
+    prior: u32,
 }
 
 pub struct Engine {
@@ -303,7 +311,7 @@ impl Engine {
         let _guard = self.locks.try_acquire(&job.name)?;
         self.refuse_diverged(job)?;
         let span = tracing::info_span!("recovery", job = %job.name, stores = %job.backends());
-        let mut budget = self.budget();
+        let mut budget = self.budget(job)?;
         let result = self.recover_locked(job, &mut budget, false).instrument(span).await;
         match &result {
             Ok(Recovery::Clean) => {}
@@ -336,7 +344,7 @@ impl Engine {
         let _guard = self.locks.try_acquire(&job.name)?;
         let span = tracing::info_span!("import", job = %job.name, stores = %job.backends());
         async {
-            let mut budget = self.budget();
+            let mut budget = self.budget(job)?;
             match self.verify(job, payload, &mut budget, 1, false).await {
                 Verdict::Accepted => {}
                 Verdict::Rejected => {
@@ -394,8 +402,32 @@ impl Engine {
         Ok(was)
     }
 
-    fn budget(&self) -> LoginBudget {
-        LoginBudget { left: self.settings.verify_attempts, failures: 0 }
+    /// This run's failed logins: `verify_attempts`, less what the lockout guard has already spent in the window.
+    fn budget(&self, job: &Job) -> Result<LoginBudget, RotationError> {
+        let since = self.clock.now()
+            - chrono::Duration::from_std(self.settings.failed_login_window).unwrap_or_default();
+        let recent =
+            self.states.load(&job.name)?.failed_logins.iter().filter(|at| **at > since).count() as u32;
+        let left = self.settings.verify_attempts.min(self.settings.max_failed_logins.saturating_sub(recent));
+        Ok(LoginBudget { left, failures: 0, prior: recent })
+    }
+
+    /// Writes a failed login to the job's state before anything else happens, so that a crash cannot forget it.
+    fn remember_failed_login(&self, job: &Job) {
+        let now = self.clock.now();
+        let window = chrono::Duration::from_std(self.settings.failed_login_window).unwrap_or_default();
+        if let Err(e) = self.states.update(&job.name, |s| {
+            s.failed_logins.retain(|at| *at > now - window);
+            s.failed_logins.push(now);
+        }) {
+            tracing::error!(job = %job.name, error = %e, "could not record a failed login");
+        }
+    }
+
+    fn forget_failed_logins(&self, job: &Job) {
+        if let Err(e) = self.states.update(&job.name, |s| s.failed_logins.clear()) {
+            tracing::error!(job = %job.name, error = %e, "could not clear the failed logins");
+        }
     }
 
     fn refuse_diverged(&self, job: &Job) -> Result<(), RotationError> {
@@ -411,7 +443,7 @@ impl Engine {
 
     async fn rotate_locked(&self, job: &Job, trigger: &Trigger) -> Result<Outcome, RotationError> {
         self.refuse_diverged(job)?;
-        let mut budget = self.budget();
+        let mut budget = self.budget(job)?;
 
         // Plan: settle what an earlier run left, so that at most one rotation is ever in flight per job, and read
         // what is current now.
@@ -425,6 +457,37 @@ impl Engine {
                 return Ok(Err(Outcome::Completed { rotation_id }));
             }
             let current = self.read_currents(job).await?;
+            // The target must still take what the stores hold: if it refuses the current value, someone changed
+            // the credential outside rotavault, and rotating now would hide that. (After a discard, recovery has
+            // just proven the current value.)
+            let proven = matches!(recovery, Recovery::Discarded { .. });
+            if let Some(stored) = current.iter().flatten().next().filter(|_| !proven) {
+                match self.verify(job, &stored.value, &mut budget, 1, false).await {
+                    Verdict::Accepted => {}
+                    Verdict::Rejected => {
+                        let reason =
+                            "the target refuses the current value the stores hold: the credential was \
+                                      changed outside rotavault"
+                                .to_owned();
+                        tracing::error!(job = %job.name, %reason, "job diverged; nothing was written");
+                        return Err(RotationError::Diverged {
+                            job: job.name.clone(),
+                            since: self.clock.now(),
+                            reason,
+                        });
+                    }
+                    Verdict::Undecided(detail) => {
+                        return Err(RotationError::Target {
+                            step: Step::Plan,
+                            source: TargetError::Transient {
+                                target: job.target.kind(),
+                                detail,
+                                retry_after: None,
+                            },
+                        });
+                    }
+                }
+            }
             Ok::<_, RotationError>(Ok(current))
         };
         let current = match plan.instrument(tracing::info_span!("plan")).await? {
@@ -664,9 +727,12 @@ impl Engine {
         let mut transient = 0;
         loop {
             if budget.left == 0 {
-                return Verdict::Undecided(
-                    "the lockout guard allows no more failed logins in this run".into(),
-                );
+                return Verdict::Undecided(format!(
+                    "the lockout guard allows no more failed logins now (at most {} per {}, {} per run)",
+                    self.settings.max_failed_logins,
+                    humantime::format_duration(self.settings.failed_login_window),
+                    self.settings.verify_attempts
+                ));
             }
             let result =
                 match tokio::time::timeout(self.settings.call_timeout, job.target.verify(payload)).await {
@@ -678,11 +744,19 @@ impl Engine {
                     }),
                 };
             match result {
-                Ok(()) => return Verdict::Accepted,
+                Ok(()) => {
+                    if budget.prior > 0 || budget.failures > 0 {
+                        self.forget_failed_logins(job);
+                        budget.prior = 0;
+                        budget.failures = 0;
+                    }
+                    return Verdict::Accepted;
+                }
                 Err(
                     TargetError::Unauthenticated { detail, .. }
                     | TargetError::Rejected { reason: detail, .. },
                 ) => {
+                    self.remember_failed_login(job);
                     failures += 1;
                     budget.left -= 1;
                     budget.failures += 1;

@@ -48,6 +48,10 @@ pub struct JobState {
     pub last_attempt: Option<Attempt>,
     pub last_success: Option<Success>,
     pub diverged: Option<DivergedMark>,
+    /// Failed logins at the target since its last accepted one, when each happened: the lockout guard's memory,
+    /// kept here so that a restart or a crash cannot reset it.
+    #[serde(default)]
+    pub failed_logins: Vec<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]

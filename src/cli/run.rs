@@ -102,6 +102,8 @@ async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: Cancell
                 tracing::info!(job = %job.name, ?outcome, "rotation done");
             }
             Err(RotationError::ShutDown { .. }) => return,
+            // Another process holds the job: it is doing the work, and the next plan reads what it wrote.
+            Err(e @ RotationError::Busy(_)) => log_failure(&job.name, &e),
             Err(e) => {
                 failures = failures.saturating_add(1);
                 log_failure(&job.name, &e);

@@ -23,6 +23,8 @@ use tracing::Instrument;
 /// How long a job that failed waits before the next try, at most.
 const MAX_RETRY: Duration = Duration::from_secs(3600);
 const FIRST_RETRY: Duration = Duration::from_secs(30);
+/// How long a job another process is rotating is left alone before it is planned again.
+const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// How often a diverged job's mark is looked at again, to notice `rotavault resolve`.
 const DIVERGED_RECHECK: Duration = Duration::from_secs(300);
 
@@ -102,8 +104,15 @@ async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: Cancell
                 tracing::info!(job = %job.name, ?outcome, "rotation done");
             }
             Err(RotationError::ShutDown { .. }) => return,
-            // Another process holds the job: it is doing the work, and the next plan reads what it wrote.
-            Err(e @ RotationError::Busy(_)) => log_failure(&job.name, &e),
+            // Another process holds the job: it is doing the work, and the plan after it reads what it wrote.
+            Err(e @ RotationError::Busy(_)) => {
+                log_failure(&job.name, &e);
+                let resume = clock.now() + chrono::Duration::from_std(BUSY_RETRY).unwrap_or_default();
+                tokio::select! {
+                    () = clock.sleep_until(resume) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 log_failure(&job.name, &e);

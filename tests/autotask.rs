@@ -382,3 +382,42 @@ active = false
     assert!(checks.iter().any(|c| !c.ok && c.name.contains("REST")), "{checks:?}");
     assert!(checks.iter().any(|c| !c.ok && c.name.contains("SOAP")), "{checks:?}");
 }
+
+#[tokio::test]
+async fn a_hanging_update_times_out_and_recovery_finds_it_never_happened() {
+    let rig = rig().await;
+    rig.rotate("backup").await.expect("first rotation");
+    let (_, working) = user_and_secret(&rig.current("backup").await);
+    rig.sandbox.add_fault(Fault { call: Call::SoapUpdate, action: FaultAction::Hang, times: Some(1) });
+    let err = rig.rotate("backup").await.expect_err("the update never answered");
+    assert!(matches!(err, RotationError::Target { .. }), "{err:?}");
+    assert!(rig.pending("backup").await.is_none(), "recovery discarded the value the target never took");
+    assert!(rig.sandbox.authenticates(USER, &working));
+    assert!(!rig.sandbox.is_locked(USER));
+}
+
+#[tokio::test]
+async fn an_unexplained_500_on_update_is_settled_by_recovery_and_a_500_on_verify_is_retried() {
+    let rig = rig().await;
+    rig.rotate("backup").await.expect("first rotation");
+    let (_, working) = user_and_secret(&rig.current("backup").await);
+    rig.sandbox.add_fault(Fault {
+        call: Call::SoapUpdate,
+        action: FaultAction::Fail { status: 500, body: "Internal Server Error".into() },
+        times: Some(1),
+    });
+    // A 500 may or may not have changed the password: recovery asks the target, which still takes the old one.
+    rig.rotate("backup").await.expect_err("not applied");
+    assert!(rig.pending("backup").await.is_none());
+    assert!(rig.sandbox.authenticates(USER, &working));
+
+    rig.sandbox.add_fault(Fault {
+        call: Call::ThresholdInformation,
+        action: FaultAction::Fail { status: 503, body: "Service Unavailable".into() },
+        times: Some(2),
+    });
+    rig.rotate("backup").await.expect("the verify gets through after the 503s");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert_eq!(rig.sandbox.failed_logins(USER), 0, "a 5xx is not a failed login");
+}

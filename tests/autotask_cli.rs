@@ -225,3 +225,46 @@ fn check_connect_reports_a_store_it_cannot_write() {
     assert!(printed.contains("FAILED store local"), "{printed}");
     assert!(printed.contains("missing-dir"), "names the path: {printed}");
 }
+
+#[test]
+fn a_credential_changed_behind_rotavaults_back_is_diverged_visible_and_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_sandbox(dir.path(), "api_admin");
+    let config = write_config(dir.path(), &sandbox.zone);
+    assert!(run(&config, &["import", "admin", "--no-rotate"], Some(ADMIN_PASSWORD)).status.success());
+    assert!(run(&config, &["rotate", "api"], None).status.success());
+
+    // A person generates a new secret in the Autotask UI.
+    let base = sandbox.zone.trim_end_matches("atservicesrest/");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let response = ::reqwest::Client::new()
+            .post(format!("{base}_sandbox/resources/{USER}/password"))
+            .json(&serde_json::json!({ "password": "Set-by-a-p3rson!" }))
+            .send()
+            .await
+            .expect("POST");
+        assert!(response.status().is_success(), "{}", response.status());
+    });
+    let before = std::fs::read(dir.path().join("secrets.age")).expect("store");
+
+    let out = run(&config, &["rotate", "api"], None);
+    assert_eq!(out.status.code(), Some(3), "a diverged job exits 3: {}", text(&out));
+    assert!(text(&out).contains("\"level\":\"ERROR\""), "logged as an error: {}", text(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("secrets.age")).expect("store"),
+        before,
+        "the store is untouched"
+    );
+
+    let out = run(&config, &["status", "--json"], None);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let api = status.as_array().expect("jobs").iter().find(|j| j["job"] == "api").expect("api");
+    assert_eq!(api["state"], "diverged");
+    assert!(api["action"].as_str().unwrap_or_default().contains("rotavault resolve api"), "{api}");
+
+    // Later runs leave it alone: no login, no write.
+    let out = run(&config, &["rotate", "api"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(std::fs::read(dir.path().join("secrets.age")).expect("store"), before);
+}

@@ -358,3 +358,21 @@ fn a_systemd_credential_supplies_the_store_key() {
     assert!(!out.status.success());
     assert!(text(&out).contains("CREDENTIALS_DIRECTORY"), "says what is missing: {}", text(&out));
 }
+
+#[test]
+fn a_permanent_store_error_ends_the_rotation_cleanly_and_status_shows_it() {
+    let setup = Setup::new();
+    let source = std::fs::read_to_string(&setup.config).expect("config");
+    std::fs::write(&setup.config, source.replace("path = \"secrets.age\"", "path = \"gone/secrets.age\""))
+        .expect("write");
+    let out = setup.run(&["rotate", "webhook"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("gone"), "names the store's path: {}", text(&out));
+
+    let out = setup.run(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let webhook = status.as_array().expect("jobs").iter().find(|j| j["job"] == "webhook").expect("webhook");
+    assert_eq!(webhook["state"], "failed", "{webhook}");
+    assert!(webhook["last_error"].as_str().unwrap_or_default().contains("gone"), "{webhook}");
+}

@@ -343,15 +343,30 @@ max_age = "30d"
     }
 
     /// Invariants 1 (no loss) and the lockout guard, on the frozen state of a dead process.
-    fn frozen_check(&mut self, when: &str) {
+    ///
+    /// Returns where each store held the target's password, e.g. `file=current+pending aws=pending`: the proof
+    /// of where in the rotation the kill landed.
+    fn frozen_check(&mut self, when: &str) -> String {
         let target = self.sandbox.password_of(API_USER).expect("the API user exists");
+        let mut shape = Vec::new();
         for (store, slots) in [("file", self.file_slots()), ("aws", self.aws_slots())] {
             match slots {
                 Err(e) => self.violation(format!("{when}: the {store} store cannot be read: {e}")),
                 Ok((current, pending)) => {
-                    let held = [&current, &pending]
-                        .iter()
-                        .any(|slot| slot.as_deref().and_then(secret_of).as_deref() == Some(target.as_str()));
+                    let is_target = |slot: &Option<String>| {
+                        slot.as_deref().and_then(secret_of).as_deref() == Some(target.as_str())
+                    };
+                    let held = is_target(&current) || is_target(&pending);
+                    let slot_names: Vec<&str> = [("current", &current), ("pending", &pending)]
+                        .into_iter()
+                        .filter_map(|(name, slot)| is_target(slot).then_some(name))
+                        .collect();
+                    let other_pending = pending.is_some() && !is_target(&pending);
+                    shape.push(format!(
+                        "{store}={}{}",
+                        if slot_names.is_empty() { "-".to_owned() } else { slot_names.join("+") },
+                        if other_pending { "(+new pending)" } else { "" }
+                    ));
                     if !held {
                         self.violation(format!(
                             "{when}: no loss broken: the {store} store holds the target's password neither as \
@@ -364,6 +379,7 @@ max_age = "30d"
             }
         }
         self.lockout_check(when);
+        shape.join(" ")
     }
 
     fn lockout_check(&mut self, when: &str) {
@@ -380,6 +396,26 @@ max_age = "30d"
         let out = self.cli(&["rotate", "api"], None);
         if !out.status.success() {
             self.violation(format!("{when}: `rotate api` after the kill failed: {}", tail(&text(&out))));
+        }
+        self.full_check(when);
+    }
+
+    /// Recovery through the daemon's start-up: let it complete a rotation, stop it with SIGTERM, then the same
+    /// checks as [`Harness::recover_and_check`].
+    fn recover_by_daemon_and_check(&mut self, when: &str) {
+        let mut daemon = self.start_daemon();
+        let mut log = Vec::new();
+        let seen =
+            daemon.wait_for(Duration::from_secs(20), &mut log, &mut |l| message_is(l, "rotation complete"));
+        let code = daemon.sigterm();
+        if !seen {
+            self.violation(format!(
+                "{when}: the restarted daemon completed no rotation: {}",
+                tail(&log.join("\n"))
+            ));
+        }
+        if code != Some(0) {
+            self.violation(format!("{when}: the restarted daemon did not stop cleanly on SIGTERM: {code:?}"));
         }
         self.full_check(when);
     }
@@ -522,8 +558,13 @@ fn sigkill_at_every_step_boundary_loses_nothing() {
             let seen = daemon.wait_for(Duration::from_secs(20), &mut log, &mut hit);
             h.kill(&mut daemon);
             assert!(seen, "{when}: the boundary's line never came; the daemon printed:\n{}", log.join("\n"));
-            h.frozen_check(&when);
-            h.recover_and_check(&when);
+            let shape = h.frozen_check(&when);
+            eprintln!("{when}: the target's password was held as {shape}");
+            if round == 0 {
+                h.recover_and_check(&when);
+            } else {
+                h.recover_by_daemon_and_check(&when);
+            }
         }
     }
     // A clean stop after all of it: the daemon recovers at start-up and stops at a safe boundary on SIGTERM.
@@ -539,6 +580,16 @@ fn sigkill_at_every_step_boundary_loses_nothing() {
     eprintln!("step-boundary kills took {:?}", started.elapsed());
     assert!(h.violations.is_empty(), "{} invariant violations (see above)", h.violations.len());
 }
+
+/// The lines that mark a rotation's progress, for telling where a random kill landed.
+const STEP_LINES: [&str; 6] = [
+    "rotation starts",
+    "stage answered",
+    "Autotask accepted the new password",
+    "promote answered",
+    "rotation complete",
+    "a pending value was found; asking the target",
+];
 
 /// xorshift64*: enough for kill moments, and replayable from the printed seed.
 struct Rng(u64);
@@ -571,6 +622,7 @@ fn sigkill_at_random_moments_loses_nothing() {
     let mut rng = Rng::new();
     let started = Instant::now();
     let (mut rotations_started, mut completed) = (0, 0);
+    let mut landed = std::collections::BTreeMap::new();
     for round in 1..=rounds {
         let delay = Duration::from_millis(rng.below(1501));
         let mut daemon = h.start_daemon();
@@ -581,7 +633,14 @@ fn sigkill_at_random_moments_loses_nothing() {
         rotations_started += log.iter().filter(|l| message_is(l, "rotation starts")).count();
         completed += log.iter().filter(|l| message_is(l, "rotation complete")).count();
         let when = format!("random kill {round} at {delay:?}");
-        h.frozen_check(&when);
+        let shape = h.frozen_check(&when);
+        // The last step of a rotation the daemon reported before it died.
+        let last = log
+            .iter()
+            .rev()
+            .find_map(|l| STEP_LINES.iter().find(|m| message_is(l, m)).map(|m| (*m).to_owned()))
+            .unwrap_or_else(|| "(no rotation yet)".to_owned());
+        *landed.entry(format!("{last:<40} {shape}")).or_insert(0u32) += 1;
         if round % 10 == 0 || round == rounds {
             h.recover_and_check(&when);
         }
@@ -590,6 +649,10 @@ fn sigkill_at_random_moments_loses_nothing() {
         "random kills: {rounds} in {:?}; rotations started {rotations_started}, completed {completed}",
         started.elapsed()
     );
+    eprintln!("where the kills landed (last step line seen, where the target's password was held):");
+    for (place, n) in &landed {
+        eprintln!("  {n:>4}  {place}");
+    }
     h.report();
     assert!(rotations_started > 0, "no rotation ever started: the kills tested nothing");
     assert!(h.violations.is_empty(), "{} invariant violations (see above)", h.violations.len());

@@ -110,6 +110,7 @@ struct Harness {
     shutdown: CancellationToken,
     dir: tempfile::TempDir,
     config: PathBuf,
+    bin: PathBuf,
     secret_name: String,
     aws: Client,
     file: FileStore,
@@ -152,9 +153,12 @@ security_level = "api_user"
             Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox")
         });
         let dir = tempfile::tempdir().expect("tempdir");
+        // The whole test runs one binary, even if the build directory's copy is rebuilt meanwhile (it is shared).
+        let bin = dir.path().join("rotavault");
+        std::fs::copy(BIN, &bin).expect("copy the binary");
         std::fs::write(dir.path().join("code"), CODE).expect("code");
         let key = dir.path().join("store.key");
-        let out = Command::new(BIN).args(["keygen", "--out"]).arg(&key).output().expect("keygen");
+        let out = Command::new(&bin).args(["keygen", "--out"]).arg(&key).output().expect("keygen");
         assert!(out.status.success(), "keygen: {}", text(&out));
         let id = uuid::Uuid::new_v4().simple().to_string();
         let secret_name = format!("rotavault-kill/{}", &id[..12]);
@@ -219,6 +223,7 @@ max_age = "30d"
             shutdown,
             dir,
             config,
+            bin,
             secret_name,
             aws,
             file,
@@ -241,7 +246,7 @@ max_age = "30d"
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(&self.bin);
         command
             .current_dir(self.dir.path())
             .arg("--config")

@@ -29,6 +29,8 @@ const API_USER: &str = "api@kill.example";
 const API_PASSWORD: &str = "Api#kill-initial-1";
 const CODE: &str = "KILL-TEST-CODE";
 const LOCKOUT: u32 = 5;
+/// rotavault's lockout guard: `[rotation] max_failed_logins`, 3 by default.
+const GUARD: u32 = 3;
 const FILE_NAME: &str = "autotask/api";
 
 fn moto_endpoint() -> String {
@@ -392,6 +394,12 @@ max_age = "30d"
         if self.sandbox.is_locked(API_USER) || failed >= LOCKOUT {
             self.violation(format!("{when}: the API user is locked out ({failed} failed logins)"));
             self.sandbox.unlock(API_USER);
+        } else if failed > GUARD {
+            // The sandbox counts consecutive failed logins, as Autotask does; rotavault's guard allows at most
+            // GUARD per window, across kills and restarts, and an accepted login clears both counts.
+            self.violation(format!(
+                "{when}: {failed} failed logins in a row, more than the lockout guard's {GUARD}"
+            ));
         }
     }
 

@@ -145,11 +145,50 @@ pub struct Metadata {
     pub generation: u64,
 }
 
+/// Written in place of a rotation id for a value that no rotation produced (an import).
+const IMPORTED: &str = "imported";
+
 impl Metadata {
     /// Timestamps are kept to the second: every backend can store that, so a round trip is exact everywhere.
     pub fn new(rotation_id: Option<RotationId>, rotated_at: DateTime<Utc>, generation: u64) -> Self {
         let rotated_at = DateTime::from_timestamp(rotated_at.timestamp(), 0).unwrap_or(rotated_at);
         Self { rotation_id, rotated_at, generation }
+    }
+
+    /// One short line, `<generation>/<rfc3339 time>/<rotation id | imported>`, for backends that keep metadata
+    /// beside a value as a tag or a metadata field (AWS tags, Vault `custom_metadata`).
+    pub fn encode(&self) -> String {
+        let at = self.rotated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let id = self.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
+        format!("{}/{at}/{id}", self.generation)
+    }
+
+    /// Reads what [`Metadata::encode`] wrote; the error says what is wrong with it.
+    pub fn decode(text: &str) -> Result<Self, String> {
+        let wrong = |why: &str| {
+            format!(
+                "`{text}` is not rotavault metadata ({why}); expected `<generation>/<rfc3339 time>/<rotation id>`"
+            )
+        };
+        let mut parts = text.splitn(3, '/');
+        let (Some(generation), Some(at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(wrong("three fields separated by `/`"));
+        };
+        let generation = generation.parse::<u64>().map_err(|_| wrong("the generation is not a number"))?;
+        let at = DateTime::parse_from_rfc3339(at)
+            .map_err(|_| wrong("the time is not RFC 3339"))?
+            .with_timezone(&Utc);
+        let rotation_id = match id {
+            IMPORTED => None,
+            id => Some(RotationId::parse(id).map_err(|_| wrong("the rotation id is not one"))?),
+        };
+        Ok(Self::new(rotation_id, at, generation))
+    }
+
+    /// The metadata of a value rotavault did not write (one that was there when the secret was adopted): no
+    /// rotation, generation 0, and the value's creation time.
+    pub fn synthesized(created: Option<DateTime<Utc>>) -> Self {
+        Self::new(None, created.unwrap_or(DateTime::UNIX_EPOCH), 0)
     }
 }
 

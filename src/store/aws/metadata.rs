@@ -11,8 +11,8 @@
 //! pruned for every version that is no longer current, previous or pending, so that at rest a secret carries at
 //! most three of them (AWS allows 50 tags per secret; [`check_budget`] refuses a write that would pass that).
 
-use crate::store::{MANAGED_BY, Metadata, RotationId};
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::store::{MANAGED_BY, Metadata};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The ownership tag every backend writes; its value is [`MANAGED_BY`].
@@ -23,8 +23,6 @@ pub(super) const JOB_KEY: &str = "rotavault:job";
 pub(super) const VERSION_PREFIX: &str = "rotavault:v:";
 /// AWS's limit on tags per secret.
 pub(super) const MAX_TAGS: usize = 50;
-/// Written in place of a rotation id for a value that no rotation produced (an import).
-const IMPORTED: &str = "imported";
 
 pub(super) fn version_key(version_id: &str) -> String {
     format!("{VERSION_PREFIX}{version_id}")
@@ -36,36 +34,15 @@ pub(super) fn version_of(key: &str) -> Option<&str> {
 }
 
 pub(super) fn encode(metadata: &Metadata) -> String {
-    let at = metadata.rotated_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let id = metadata.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
-    format!("{}/{at}/{id}", metadata.generation)
+    metadata.encode()
 }
 
-/// Reads a tag value written by [`encode`]; the error says what is wrong with it.
-pub(super) fn decode(value: &str) -> Result<Metadata, String> {
-    let wrong = |why: &str| {
-        format!(
-            "`{value}` is not rotavault metadata ({why}); expected `<generation>/<rfc3339 time>/<rotation id>`"
-        )
-    };
-    let mut parts = value.splitn(3, '/');
-    let (Some(generation), Some(at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(wrong("three fields separated by `/`"));
-    };
-    let generation = generation.parse::<u64>().map_err(|_| wrong("the generation is not a number"))?;
-    let at =
-        DateTime::parse_from_rfc3339(at).map_err(|_| wrong("the time is not RFC 3339"))?.with_timezone(&Utc);
-    let rotation_id = match id {
-        IMPORTED => None,
-        id => Some(RotationId::parse(id).map_err(|_| wrong("the rotation id is not one"))?),
-    };
-    Ok(Metadata::new(rotation_id, at, generation))
+pub(super) fn decode(text: &str) -> Result<Metadata, String> {
+    Metadata::decode(text)
 }
 
-/// The metadata of a version rotavault did not write (one that was there when the secret was adopted): no
-/// rotation, generation 0, and the version's creation time.
 pub(super) fn synthesized(created: Option<DateTime<Utc>>) -> Metadata {
-    Metadata::new(None, created.unwrap_or(DateTime::UNIX_EPOCH), 0)
+    Metadata::synthesized(created)
 }
 
 /// The tags that make a secret `job`'s: the configured ones, then ours (which the configured ones may not name;
@@ -118,6 +95,7 @@ pub(super) fn check_budget(after: usize, name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RotationId;
     use chrono::TimeZone;
 
     fn at() -> DateTime<Utc> {

@@ -29,8 +29,6 @@ pub(super) const JOB_KEY: &str = "job";
 const ROTATION_ID_KEY: &str = "rotation-id";
 const ROTATED_AT_KEY: &str = "rotated-at";
 const GENERATION_KEY: &str = "generation";
-/// Written in place of a rotation id for a value that no rotation produced (an import).
-const IMPORTED: &str = "imported";
 
 /// The key of the consumers' value in `data`.
 pub(super) const VALUE_FIELD: &str = "value";
@@ -55,35 +53,15 @@ pub(super) fn version_of(key: &str) -> Option<u64> {
 }
 
 pub(super) fn encode(metadata: &Metadata) -> String {
-    let at = metadata.rotated_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let id = metadata.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
-    format!("{}/{at}/{id}", metadata.generation)
+    metadata.encode()
 }
 
-/// Reads a value written by [`encode`]; the error says what is wrong with it.
 pub(super) fn decode(text: &str) -> Result<Metadata, String> {
-    let wrong = |why: &str| {
-        format!(
-            "`{text}` is not rotavault metadata ({why}); expected `<generation>/<rfc3339 time>/<rotation id>`"
-        )
-    };
-    let mut parts = text.splitn(3, '/');
-    let (Some(generation), Some(at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(wrong("three fields separated by `/`"));
-    };
-    let generation = generation.parse::<u64>().map_err(|_| wrong("the generation is not a number"))?;
-    let at =
-        DateTime::parse_from_rfc3339(at).map_err(|_| wrong("the time is not RFC 3339"))?.with_timezone(&Utc);
-    let rotation_id = match id {
-        IMPORTED => None,
-        id => Some(RotationId::parse(id).map_err(|_| wrong("the rotation id is not one"))?),
-    };
-    Ok(Metadata::new(rotation_id, at, generation))
+    Metadata::decode(text)
 }
 
-/// The metadata of a version rotavault did not record (one that was there when the path was adopted).
 pub(super) fn synthesized(created: Option<DateTime<Utc>>) -> Metadata {
-    Metadata::new(None, created.unwrap_or(DateTime::UNIX_EPOCH), 0)
+    Metadata::synthesized(created)
 }
 
 /// Vault's timestamps (RFC 3339 with nanoseconds); `None` for the empty string Vault uses for "never".
@@ -153,7 +131,7 @@ pub(super) fn after_write(
         }
     }
     patch.insert(version_key(version), Some(encode(metadata)));
-    let id = metadata.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
+    let id = metadata.rotation_id.as_ref().map_or("imported", RotationId::as_str);
     patch.insert(ROTATION_ID_KEY.to_owned(), Some(id.to_owned()));
     patch.insert(
         ROTATED_AT_KEY.to_owned(),

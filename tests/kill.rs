@@ -155,9 +155,9 @@ security_level = "api_user"
             Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox")
         });
         let dir = tempfile::tempdir().expect("tempdir");
-        // The whole test runs one binary, even if the build directory's copy is rebuilt meanwhile (it is shared).
-        let bin = dir.path().join("rotavault");
-        std::fs::copy(BIN, &bin).expect("copy the binary");
+        // The binary is run where cargo built it: a copy made here could still be open for writing in a child
+        // that another test forked at that moment, and exec would then fail with "text file busy".
+        let bin = std::path::PathBuf::from(BIN);
         std::fs::write(dir.path().join("code"), CODE).expect("code");
         let key = dir.path().join("store.key");
         let out = Command::new(&bin).args(["keygen", "--out"]).arg(&key).output().expect("keygen");

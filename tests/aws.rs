@@ -2,29 +2,24 @@
 //! what AWS-native consumers and tooling read (`AWSCURRENT`, `AWSPREVIOUS`, no `AWSPENDING` left), interrupted
 //! rotations are recovered both ways, and a job writing to a file store and to AWS keeps them identical.
 
+mod support;
+
 use aws_sdk_secretsmanager::Client;
 use rotavault::rotation::{Outcome, Recovery, Trigger};
 use rotavault::runtime::Runtime;
-use rotavault::sandbox::{Sandbox, Seed};
+use rotavault::sandbox::Sandbox;
 use rotavault::schedule::SystemClock;
 use rotavault::secret::SecretValue;
 use rotavault::store::{Metadata, RotationId};
 use rotavault::target::RotationInfo;
 use std::sync::Arc;
+use support::tenant::{Accounts, import, moto_endpoint, start_sandbox};
 use tokio_util::sync::CancellationToken;
 
 const ADMIN: &str = "admin@aws.example";
 const ADMIN_PASSWORD: &str = "Ad#min-aws-Passw0rd";
 const USER: &str = "api@aws.example";
 const CODE: &str = "AWS-TEST-CODE";
-
-fn moto_endpoint() -> String {
-    std::env::var("ROTAVAULT_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "moto is not running: ROTAVAULT_TEST_AWS_ENDPOINT is unset; run the tests through scripts/test"
-        )
-    })
-}
 
 /// The plain AWS SDK, as a consumer would use it.
 async fn plain_client() -> Client {
@@ -48,25 +43,14 @@ struct Rig {
 
 async fn rig() -> Rig {
     let shutdown = CancellationToken::new();
-    let seed = Seed::from_toml(&format!(
-        r#"integration_codes = ["{CODE}"]
-
-[[resources]]
-id = 1
-user_name = "{ADMIN}"
-password = "{ADMIN_PASSWORD}"
-security_level = "api_admin"
-
-[[resources]]
-id = 2
-user_name = "{USER}"
-password = "Api#initial-aws-1"
-security_level = "api_user"
-"#
-    ))
-    .expect("seed");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
+    let accounts = Accounts {
+        code: CODE,
+        admin: ADMIN,
+        admin_password: ADMIN_PASSWORD,
+        user: USER,
+        user_password: "Api#initial-aws-1",
+    };
+    let sandbox = start_sandbox(&accounts, &shutdown).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("code"), CODE).expect("code");
     let key = dir.path().join("store.key");
@@ -115,15 +99,7 @@ max_age = "30d"
     );
     let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("config");
     let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await.expect("runtime");
-    let admin = &runtime.job("admin").expect("admin").job;
-    let info =
-        RotationInfo { job: "admin".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
-    let payload = admin
-        .target
-        .import_payload(Some(ADMIN), &SecretValue::new(ADMIN_PASSWORD), &info)
-        .await
-        .expect("payload");
-    runtime.engine.import(admin, &payload).await.expect("the admin credential imports");
+    import(&runtime, "admin", ADMIN, ADMIN_PASSWORD).await.expect("the admin credential imports");
     Rig { sandbox, runtime, secret_name, _dir: dir, _shutdown: shutdown }
 }
 

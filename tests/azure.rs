@@ -5,29 +5,20 @@ mod support;
 
 use rotavault::rotation::{Outcome, Trigger};
 use rotavault::runtime::Runtime;
-use rotavault::sandbox::{Sandbox, Seed};
+use rotavault::sandbox::Sandbox;
 use rotavault::schedule::SystemClock;
-use rotavault::secret::SecretValue;
+use rotavault::store::Store;
 use rotavault::store::azure::{AzureIdentity, AzureKeyVaultStore, AzureSettings};
-use rotavault::store::{RotationId, Store};
-use rotavault::target::RotationInfo;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use support::keyvault::FakeKeyVault;
+use support::tenant::{Accounts, import, moto_endpoint, start_sandbox};
 use tokio_util::sync::CancellationToken;
 
 const ADMIN: &str = "admin@kv.example";
 const ADMIN_PASSWORD: &str = "Ad#min-kv-Passw0rd";
 const USER: &str = "api@kv.example";
 const CODE: &str = "KV-TEST-CODE";
-
-fn moto_endpoint() -> String {
-    std::env::var("ROTAVAULT_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "moto is not running: ROTAVAULT_TEST_AWS_ENDPOINT is unset; run the tests through scripts/test"
-        )
-    })
-}
 
 struct Rig {
     sandbox: Sandbox,
@@ -56,25 +47,14 @@ fn kv_store(vault: &FakeKeyVault) -> Arc<dyn Store> {
 /// or moto).
 async fn rig(also: &str) -> Rig {
     let shutdown = CancellationToken::new();
-    let seed = Seed::from_toml(&format!(
-        r#"integration_codes = ["{CODE}"]
-
-[[resources]]
-id = 1
-user_name = "{ADMIN}"
-password = "{ADMIN_PASSWORD}"
-security_level = "api_admin"
-
-[[resources]]
-id = 2
-user_name = "{USER}"
-password = "Api#initial-kv-1"
-security_level = "api_user"
-"#
-    ))
-    .expect("seed");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
+    let accounts = Accounts {
+        code: CODE,
+        admin: ADMIN,
+        admin_password: ADMIN_PASSWORD,
+        user: USER,
+        user_password: "Api#initial-kv-1",
+    };
+    let sandbox = start_sandbox(&accounts, &shutdown).await;
     let vault = FakeKeyVault::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("code"), CODE).expect("code");
@@ -136,15 +116,7 @@ max_age = "30d"
     let runtime = Runtime::build_with_stores(config, Arc::new(SystemClock), shutdown.clone(), ready)
         .await
         .expect("runtime");
-    let admin = &runtime.job("admin").expect("admin").job;
-    let info =
-        RotationInfo { job: "admin".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
-    let payload = admin
-        .target
-        .import_payload(Some(ADMIN), &SecretValue::new(ADMIN_PASSWORD), &info)
-        .await
-        .expect("payload");
-    runtime.engine.import(admin, &payload).await.expect("the admin credential imports");
+    import(&runtime, "admin", ADMIN, ADMIN_PASSWORD).await.expect("the admin credential imports");
     Rig { sandbox, runtime, vault, kv_name, _dir: dir, _shutdown: shutdown }
 }
 

@@ -1,14 +1,13 @@
 //! OpenBao (the Vault KV v2 API) end to end: an Autotask job (sandbox) rotates into a real OpenBao dev server,
 //! and what a plain KV v2 reader gets is the current credential, with the replaced one as the version before.
 
+mod support;
+
 use rotavault::rotation::{Outcome, Trigger};
 use rotavault::runtime::Runtime;
-use rotavault::sandbox::{Sandbox, Seed};
 use rotavault::schedule::SystemClock;
-use rotavault::secret::SecretValue;
-use rotavault::store::RotationId;
-use rotavault::target::RotationInfo;
 use std::sync::Arc;
+use support::tenant::{Accounts, import, start_sandbox};
 use tokio_util::sync::CancellationToken;
 
 const ADMIN: &str = "admin@bao.example";
@@ -61,25 +60,14 @@ fn secret_of(payload: &str) -> String {
 #[tokio::test]
 async fn an_autotask_job_rotates_into_openbao_end_to_end() {
     let shutdown = CancellationToken::new();
-    let seed = Seed::from_toml(&format!(
-        r#"integration_codes = ["{CODE}"]
-
-[[resources]]
-id = 1
-user_name = "{ADMIN}"
-password = "{ADMIN_PASSWORD}"
-security_level = "api_admin"
-
-[[resources]]
-id = 2
-user_name = "{USER}"
-password = "Api#initial-bao-1"
-security_level = "api_user"
-"#
-    ))
-    .expect("seed");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
+    let accounts = Accounts {
+        code: CODE,
+        admin: ADMIN,
+        admin_password: ADMIN_PASSWORD,
+        user: USER,
+        user_password: "Api#initial-bao-1",
+    };
+    let sandbox = start_sandbox(&accounts, &shutdown).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("code"), CODE).expect("code");
     std::fs::write(dir.path().join("token"), env("ROTAVAULT_TEST_VAULT_TOKEN")).expect("token");
@@ -125,15 +113,7 @@ max_age = "30d"
     );
     let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("config");
     let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await.expect("runtime");
-    let admin = &runtime.job("admin").expect("admin").job;
-    let info =
-        RotationInfo { job: "admin".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
-    let payload = admin
-        .target
-        .import_payload(Some(ADMIN), &SecretValue::new(ADMIN_PASSWORD), &info)
-        .await
-        .expect("payload");
-    runtime.engine.import(admin, &payload).await.expect("the admin credential imports");
+    import(&runtime, "admin", ADMIN, ADMIN_PASSWORD).await.expect("the admin credential imports");
 
     let api = &runtime.job("api").expect("api").job;
     let mut payloads = Vec::new();

@@ -6,7 +6,11 @@
 //! - [`secret`]: `SecretValue`, the only type that holds a secret, and generation from a `SecretPolicy`.
 //! - [`store`]: the `Store` contract (current / pending / previous), its backends and its conformance suite.
 //! - [`target`]: the `Target` trait and the targets whose credentials are rotated.
-//! - [`rotation`]: the engine: the rotation protocol, recovery, the per-job lock and the job state.
+//! - [`rotation`]: the engine: the rotation protocol, recovery with the apply intent, the per-job lock and the job
+//!   state.
+//! - [`lockout`]: the lockout guard: consecutive failed logins per account, shared by every job and process.
+//! - [`retry`]: bounded back-off with jitter, and a timeout on every call.
+//! - `durable`: files that survive a crash whole.
 //! - [`schedule`]: cron schedules, windows, `max_age`, and the injectable clock.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`runtime`]: builds stores, targets, the engine and its jobs from a validated config.
@@ -15,6 +19,9 @@
 
 pub mod cli;
 pub mod config;
+mod durable;
+pub mod lockout;
+pub mod retry;
 pub mod rotation;
 pub mod runtime;
 #[cfg(feature = "sandbox")]

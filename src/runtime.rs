@@ -2,6 +2,7 @@
 //! target, the [`Engine`] and its jobs. The one place that turns config kinds into backends, by one `match` each.
 
 use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
+use crate::lockout::LockoutGuard;
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
 use crate::schedule::{Clock, Schedule};
@@ -91,10 +92,17 @@ impl Runtime {
             };
             stores.insert(name.clone(), Arc::new(Instrumented::new(name.clone(), store)));
         }
+        // One lockout guard for every login of this process, on the state directory every other process shares.
+        let lockout = Arc::new(LockoutGuard::new(
+            &config.state_dir,
+            config.rotation.max_failed_logins,
+            config.rotation.failed_login_window,
+            clock.clone(),
+        ));
         let mut tenants = BTreeMap::new();
         for (name, target) in &config.targets {
             if let TargetConfig::Autotask(autotask) = target {
-                let tenant = autotask_tenant(autotask, &stores)
+                let tenant = autotask_tenant(autotask, &stores, lockout.clone())
                     .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
                 tenants.insert(name.clone(), tenant);
             }
@@ -129,8 +137,9 @@ impl Runtime {
         }
 
         let settings = config.rotation.clone();
-        let engine =
-            Engine::new(settings, clock, StateDir::new(&config.state_dir), true).with_shutdown(shutdown);
+        let engine = Engine::new(settings, clock, StateDir::new(&config.state_dir), true)
+            .with_shutdown(shutdown)
+            .with_lockout(lockout);
         Ok(Self { config, engine, jobs, stores })
     }
 
@@ -233,6 +242,7 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> 
 fn autotask_tenant(
     config: &AutotaskTargetConfig,
     stores: &BTreeMap<String, Arc<Instrumented>>,
+    lockout: Arc<LockoutGuard>,
 ) -> Result<Arc<AutotaskTenant>, String> {
     let store: Arc<dyn Store> = stores
         .get(&config.admin.store)
@@ -251,7 +261,7 @@ fn autotask_tenant(
         timeout: config.timeout,
         ..TenantSettings::default()
     };
-    AutotaskTenant::new(settings, AdminSource { store, secret }).map_err(|e| e.to_string())
+    AutotaskTenant::with_lockout(settings, AdminSource { store, secret }, lockout).map_err(|e| e.to_string())
 }
 
 fn build_target(

@@ -123,7 +123,7 @@ max_age = "30d"
 }
 
 async fn rig() -> Rig {
-    rig_with(seed(""), "settle = \"50ms\"\nverify_backoff = \"200ms\"").await
+    rig_with(seed(""), "settle = \"50ms\"\nverify_backoff = \"200ms\"\napply_horizon = \"1500ms\"").await
 }
 
 impl Rig {
@@ -221,8 +221,13 @@ async fn a_refused_password_is_discarded_and_the_account_keeps_working() {
 
 #[tokio::test]
 async fn a_propagation_delay_is_waited_out_without_locking_the_account() {
-    let rig =
-        rig_with(seed("propagation_delay = \"1500ms\""), "settle = \"100ms\"\nverify_backoff = \"1s\"").await;
+    // The tenant locks at 5: the guard may let the account reach 4, of which a verify after apply may spend 2 (2
+    // are kept for settling the value later).
+    let rig = rig_with(
+        seed("propagation_delay = \"1500ms\""),
+        "settle = \"1s\"\nverify_backoff = \"1s\"\nmax_failed_logins = 4",
+    )
+    .await;
     rig.rotate("backup").await.expect("accepted after the delay");
     let (_, secret) = user_and_secret(&rig.current("backup").await);
     assert!(rig.sandbox.authenticates(USER, &secret));
@@ -234,13 +239,15 @@ async fn a_propagation_delay_is_waited_out_without_locking_the_account() {
 async fn a_long_propagation_delay_stops_at_the_cap_and_the_next_run_completes() {
     let rig = rig_with(
         seed("propagation_delay = \"2500ms\""),
-        // The tenant locks at 5: the guard may spend a fourth failed login in the window, for the recovery.
-        "settle = \"50ms\"\nverify_backoff = \"200ms\"\nverify_attempts = 3\nmax_failed_logins = 4",
+        // The tenant locks at 5: the guard lets the account reach 4, and a verify after apply keeps 2 of them for
+        // settling the value after the apply horizon.
+        "settle = \"50ms\"\nverify_backoff = \"200ms\"\nverify_attempts = 3\nmax_failed_logins = 4\n\
+         apply_horizon = \"2s\"",
     )
     .await;
     let err = rig.rotate("backup").await.expect_err("not accepted yet");
-    assert!(matches!(err, RotationError::VerifyFailed { failures: 3, .. }), "{err:?}");
-    assert!(!rig.sandbox.is_locked(USER), "3 failed logins stay under the lockout of 5");
+    assert!(matches!(err, RotationError::VerifyFailed { failures: 2, .. }), "{err:?}");
+    assert!(!rig.sandbox.is_locked(USER), "2 failed logins stay under the lockout of 5");
     assert!(rig.pending("backup").await.is_some());
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let outcome = rig.rotate("backup").await.expect("recovery promotes");
@@ -385,14 +392,24 @@ active = false
 
 #[tokio::test]
 async fn a_hanging_update_times_out_and_recovery_finds_it_never_happened() {
-    let rig = rig().await;
+    let rig = rig_with(
+        seed(""),
+        "settle = \"50ms\"\nverify_backoff = \"200ms\"\ncall_timeout = \"3s\"\napply_horizon = \"4s\"",
+    )
+    .await;
     rig.rotate("backup").await.expect("first rotation");
     let (_, working) = user_and_secret(&rig.current("backup").await);
     rig.sandbox.add_fault(Fault { call: Call::SoapUpdate, action: FaultAction::Hang, times: Some(1) });
     let err = rig.rotate("backup").await.expect_err("the update never answered");
-    assert!(matches!(err, RotationError::Target { .. }), "{err:?}");
-    assert!(rig.pending("backup").await.is_none(), "recovery discarded the value the target never took");
+    // Until the apply horizon has passed, the server may still carry the update out: kept, never discarded.
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
+    assert!(rig.pending("backup").await.is_some(), "kept pending within the apply horizon");
     assert!(rig.sandbox.authenticates(USER, &working));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let outcome = rig.rotate("backup").await.expect("settled after the horizon, then rotated");
+    assert!(matches!(outcome, Outcome::Rotated { .. }), "{outcome:?}");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
     assert!(!rig.sandbox.is_locked(USER));
 }
 
@@ -406,8 +423,13 @@ async fn an_unexplained_500_on_update_is_settled_by_recovery_and_a_500_on_verify
         action: FaultAction::Fail { status: 500, body: "Internal Server Error".into() },
         times: Some(1),
     });
-    // A 500 may or may not have changed the password: recovery asks the target, which still takes the old one.
+    // A 500 may or may not have changed the password: recovery asks the target after the apply horizon, and it
+    // still takes the old one.
     rig.rotate("backup").await.expect_err("not applied");
+    assert!(rig.pending("backup").await.is_some(), "kept pending within the apply horizon");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let recovery = rig.runtime.engine.recover(rig.job("backup")).await.expect("settled");
+    assert!(matches!(recovery, rotavault::rotation::Recovery::Discarded { .. }), "{recovery:?}");
     assert!(rig.pending("backup").await.is_none());
     assert!(rig.sandbox.authenticates(USER, &working));
 

@@ -179,8 +179,9 @@ async fn a_file_store_and_aws_stay_identical_after_every_rotation() {
     }
 }
 
-/// What a process that died right after Stage leaves: the new value pending in both stores.
-async fn interrupted_after_stage(rig: &Rig) -> (RotationId, String) {
+/// What a process that died right after Stage leaves: the new value pending in both stores; with `sent`, it died
+/// after its apply intent was written (the apply may have left).
+async fn interrupted_after_stage(rig: &Rig, sent: bool) -> (RotationId, String) {
     let job = rig.api();
     let current = rig.slots(0).await.0.expect("a current payload");
     let secret = job.policy.generate().expect("a secret");
@@ -193,6 +194,14 @@ async fn interrupted_after_stage(rig: &Rig) -> (RotationId, String) {
     for js in &job.stores {
         js.store.stage(&js.secret, &payload, &rotation_id, &metadata).await.expect("stage");
     }
+    if sent {
+        let intent = rotavault::rotation::state::ApplyIntent {
+            rotation_id: rotation_id.clone(),
+            account: None,
+            at: chrono::Utc::now(),
+        };
+        rig.runtime.engine.states().update("api", |s| s.apply_intent = Some(intent)).expect("intent");
+    }
     (rotation_id, secret.expose().to_owned())
 }
 
@@ -200,7 +209,7 @@ async fn interrupted_after_stage(rig: &Rig) -> (RotationId, String) {
 async fn an_interrupted_rotation_whose_apply_happened_is_promoted_in_aws_by_the_next_run() {
     let rig = rig().await;
     rig.runtime.engine.rotate(rig.api(), Trigger::Manual).await.expect("first");
-    let (rotation_id, secret) = interrupted_after_stage(&rig).await;
+    let (rotation_id, secret) = interrupted_after_stage(&rig, true).await;
     // The apply reached Autotask before the process died.
     rig.sandbox.set_password_behind_the_back(USER, &secret);
     let recovery = rig.runtime.engine.recover(rig.api()).await.expect("recovery");
@@ -218,12 +227,15 @@ async fn an_interrupted_rotation_whose_apply_never_happened_is_discarded_in_aws_
     rig.runtime.engine.rotate(rig.api(), Trigger::Manual).await.expect("first");
     let client = plain_client().await;
     let before = by_stage(&client, &rig.secret_name, "AWSCURRENT").await.expect("AWSCURRENT");
-    let (rotation_id, _) = interrupted_after_stage(&rig).await;
+    let (rotation_id, _) = interrupted_after_stage(&rig, false).await;
     assert!(by_stage(&client, &rig.secret_name, "AWSPENDING").await.is_some());
     let recovery = rig.runtime.engine.recover(rig.api()).await.expect("recovery");
-    assert_eq!(recovery, Recovery::Discarded { rotation_id });
+    assert!(
+        matches!(recovery, Recovery::Discarded { rotation_id: ref id, .. } if *id == rotation_id),
+        "{recovery:?}"
+    );
     assert_eq!(by_stage(&client, &rig.secret_name, "AWSCURRENT").await.as_deref(), Some(before.as_str()));
     assert_eq!(by_stage(&client, &rig.secret_name, "AWSPENDING").await, None);
     assert!(rig.sandbox.authenticates(USER, &secret_of(&before)));
-    assert_eq!(rig.sandbox.failed_logins(USER), 0, "the refused pending login was followed by a good one");
+    assert_eq!(rig.sandbox.failed_logins(USER), 0, "no apply was sent for it: discarded without a login");
 }

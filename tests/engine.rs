@@ -6,8 +6,8 @@
 mod support;
 
 use chrono::{TimeZone, Utc};
-use rotavault::rotation::retry::Backoff;
-use rotavault::rotation::state::{AttemptOutcome, StateDir};
+use rotavault::retry::Backoff;
+use rotavault::rotation::state::{ApplyIntent, AttemptOutcome, StateDir};
 use rotavault::rotation::{Engine, Job, JobStore, Outcome, Recovery, RotationError, Settings, Step, Trigger};
 use rotavault::schedule::TokioClock;
 use rotavault::secret::SecretValue;
@@ -36,19 +36,26 @@ fn settings() -> Settings {
         verify_attempts: 3,
         verify_backoff: Duration::from_secs(5),
         call_timeout: Duration::from_secs(30),
-        propagation_grace: Duration::from_secs(600),
+        apply_horizon: None,
         max_failed_logins: 3,
-        failed_login_window: Duration::from_secs(3600),
+        failed_login_window: None,
         backoff: Backoff { attempts: 3, first: Duration::from_millis(100), max: Duration::from_secs(5) },
     }
 }
 
+/// The apply horizon the rig's engine works out (the scripted target names no apply time of its own).
+const HORIZON: Duration = Duration::from_secs(5 * 60);
+
 fn rig() -> Rig {
+    rig_with(settings())
+}
+
+fn rig_with(settings: Settings) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let states = StateDir::new(dir.path());
     let clock =
         Arc::new(TokioClock::starting_at(Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0).single().expect("date")));
-    let engine = Engine::new(settings(), clock, states.clone(), true);
+    let engine = Engine::new(settings, clock, states.clone(), true);
     let target = Arc::new(ScriptedTarget::new());
     let a = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
     let b = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
@@ -109,14 +116,24 @@ impl Rig {
         self.engine.rotate(&self.job, Trigger::Manual).await
     }
 
-    /// What a process that died right after Stage (and maybe Apply) leaves behind.
-    async fn stage_by_hand(&self, value: &str) -> RotationId {
+    /// What a process that died right after Stage leaves behind; with `sent`, right after it sent the apply.
+    async fn stage_by_hand(&self, value: &str, sent: bool) -> RotationId {
         let id = RotationId::new();
-        let meta = Metadata::new(Some(id.clone()), self.engine.clock().now(), 2);
+        let now = self.engine.clock().now();
+        let meta = Metadata::new(Some(id.clone()), now, 2);
         for js in &self.job.stores {
             js.store.stage(&js.secret, &SecretValue::new(value), &id, &meta).await.expect("stage");
         }
+        if sent {
+            let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: now };
+            self.states.update(JOB, |s| s.apply_intent = Some(intent)).expect("intent");
+        }
         id
+    }
+
+    /// The lockout guard's count for the scripted account.
+    fn guard_count(&self) -> u32 {
+        self.engine.lockout().consecutive("scripted:account").expect("guard")
     }
 
     fn outcome(&self) -> AttemptOutcome {
@@ -200,31 +217,69 @@ async fn an_apply_that_happened_but_lost_its_answer_is_promoted_by_recovery() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_apply_that_did_not_happen_and_lost_its_answer_is_discarded_by_recovery() {
+async fn an_apply_that_did_not_happen_and_lost_its_answer_is_kept_until_the_horizon_then_discarded() {
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     let before = rig.target.accepted();
     rig.target.queue_apply(ApplyFault::LoseAnswerWithoutApplying);
-    let err = rig.rotate().await.expect_err("the rotation did not happen");
-    assert!(matches!(err, RotationError::Target { step: Step::Apply, .. }), "{err:?}");
-    assert_eq!(rig.target.accepted(), before);
+    let err = rig.rotate().await.expect_err("not settled yet");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
+    assert!(err.to_string().contains("apply horizon"), "{err}");
+    assert!(rig.pending(0).await.is_some() && rig.pending(1).await.is_some(), "never discarded before");
     assert_eq!(rig.current(0).await, before);
-    assert_eq!(rig.current(1).await, before);
-    assert_eq!(rig.pending(0).await, None);
-    assert_eq!(rig.pending(1).await, None);
-    assert!(rig.target.failed_logins() <= 3, "within the lockout cap");
+
+    // Within the horizon another run makes no login: the logins left are kept for settling it.
+    let logins = rig.target.logins();
+    rig.rotate().await.expect_err("still within the horizon");
+    assert_eq!(rig.target.logins(), logins);
+
+    tokio::time::advance(HORIZON).await;
+    let outcome = rig.rotate().await.expect("settled, then a fresh rotation");
+    assert!(matches!(outcome, Outcome::Rotated { .. }), "{outcome:?}");
+    assert_eq!(rig.current(0).await, rig.target.accepted());
+    assert_eq!(rig.current(1).await, rig.target.accepted());
+    assert!(rig.target.most_consecutive_failed() <= 3, "within the lockout cap");
+    assert_eq!(rig.guard_count(), 0, "the accepted login cleared the count");
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_hanging_apply_times_out_and_recovery_settles_it() {
+async fn a_hanging_apply_times_out_and_recovery_settles_it_after_the_horizon() {
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     let before = rig.target.accepted();
     rig.target.queue_apply(ApplyFault::Hang);
-    let err = rig.rotate().await.expect_err("timed out, not applied");
-    assert!(matches!(err, RotationError::Target { step: Step::Apply, .. }), "{err:?}");
+    let err = rig.rotate().await.expect_err("timed out, not settled");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
     assert_eq!(rig.current(0).await, before);
+    assert!(rig.pending(0).await.is_some());
+    tokio::time::advance(HORIZON).await;
+    rig.rotate().await.expect("settled and rotated");
     assert_eq!(rig.pending(0).await, None);
+    assert_eq!(rig.current(0).await, rig.target.accepted());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_apply_the_target_carries_out_after_its_caller_gave_up_loses_nothing() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    // The server takes 45 s; the engine's call timeout is 30 s.
+    rig.target.queue_apply(ApplyFault::CommitLate(Duration::from_secs(45)));
+    let err = rig.rotate().await.expect_err("the answer was lost");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
+    let pending = rig.pending(0).await.expect("kept pending");
+
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(rig.target.accepted().as_deref() == Some(pending.as_str()), "the late commit landed");
+    // Whenever recovery now looks, every store still holds what the target accepts.
+    assert_eq!(rig.pending(1).await.as_deref(), Some(pending.as_str()));
+
+    tokio::time::advance(HORIZON).await;
+    let outcome = rig.rotate().await.expect("completed");
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    for i in 0..2 {
+        assert_eq!(rig.current(i).await.as_deref(), Some(pending.as_str()));
+        assert_eq!(rig.pending(i).await, None);
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -232,7 +287,7 @@ async fn a_pending_value_the_target_has_is_promoted_at_start_up() {
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     // The process died after Apply: the target has the new value, the stores hold it as pending.
-    let id = rig.stage_by_hand("applied-before-the-crash").await;
+    let id = rig.stage_by_hand("applied-before-the-crash", true).await;
     rig.target.set_behind_the_back("applied-before-the-crash");
 
     let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
@@ -245,68 +300,98 @@ async fn a_pending_value_the_target_has_is_promoted_at_start_up() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_pending_value_the_target_never_got_is_discarded_at_start_up() {
+async fn a_pending_value_no_apply_was_sent_for_is_discarded_at_start_up_without_a_login() {
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     let before = rig.target.accepted();
-    // The process died between Stage and Apply.
-    let id = rig.stage_by_hand("never-applied").await;
+    // The process died between Stage and Apply: no apply intent.
+    let id = rig.stage_by_hand("never-applied", false).await;
+    let logins = rig.target.logins();
 
     let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
     let recovery = restarted.recover(&rig.job).await.expect("recovery");
-    assert_eq!(recovery, Recovery::Discarded { rotation_id: id });
+    assert!(
+        matches!(recovery, Recovery::Discarded { ref rotation_id, .. } if *rotation_id == id),
+        "{recovery:?}"
+    );
     for i in 0..2 {
         assert_eq!(rig.current(i).await, before);
         assert_eq!(rig.pending(i).await, None);
     }
-    assert_eq!(rig.target.failed_logins(), 1, "one failed login: the pending value");
+    assert_eq!(rig.target.logins(), logins, "no login was needed");
 }
 
 #[tokio::test(start_paused = true)]
-async fn failed_verifies_stop_at_the_cap_and_keep_the_value_pending() {
+async fn a_pending_value_left_by_a_rotavault_that_recorded_no_intents_is_treated_as_sent() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    // An older state file: no format, no intent. Its pending value may have reached the target.
+    let path = rig.states.root().join("jobs").join(format!("{JOB}.json"));
+    std::fs::write(&path, r#"{"last_attempt":null,"last_success":null,"diverged":null}"#).expect("old state");
+    rig.stage_by_hand("applied-by-an-older-rotavault", false).await;
+    rig.target.set_behind_the_back("applied-by-an-older-rotavault");
+    let recovery = rig.engine.recover(&rig.job).await.expect("recovery");
+    assert!(matches!(recovery, Recovery::Promoted { .. }), "{recovery:?}");
+    assert_eq!(rig.current(0).await.as_deref(), Some("applied-by-an-older-rotavault"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_verify_keeps_the_value_pending_and_leaves_logins_for_settling_it() {
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     let before = rig.target.accepted();
     rig.target.queue_apply(ApplyFault::ClaimDoneWithoutApplying);
     let err = rig.rotate().await.expect_err("verify fails");
-    assert!(matches!(err, RotationError::VerifyFailed { failures: 3, .. }), "{err:?}");
-    assert_eq!(rig.target.failed_logins(), 3, "exactly the cap");
+    // Of the account's 3, two are kept: one for the new value and one for the old, after the horizon.
+    assert!(matches!(err, RotationError::VerifyFailed { failures: 1, .. }), "{err:?}");
+    assert_eq!(rig.target.failed_logins(), 1);
     assert!(rig.pending(0).await.is_some() && rig.pending(1).await.is_some(), "kept pending");
     assert_eq!(rig.current(0).await, before, "current never moves to an unverified value");
     assert_eq!(rig.outcome(), AttemptOutcome::Pending);
 
-    // The lockout guard has spent its failed logins for the window: a run now tries no login at all.
+    // Within the horizon a run tries no login at all.
     let err = rig.rotate().await.expect_err("guarded");
     assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
     assert!(err.to_string().contains("lockout guard"), "{err}");
-    assert_eq!(rig.target.failed_logins(), 3);
+    assert_eq!(rig.target.failed_logins(), 1);
 
-    // After the window, the next run settles it: the pending value is refused, the current one works, so it is
+    // Past it, the next run settles it: the pending value is refused, the current one works, so it is
     // discarded, and a fresh rotation follows.
-    tokio::time::advance(Duration::from_secs(3601)).await;
+    tokio::time::advance(HORIZON).await;
     let outcome = rig.rotate().await.expect("next run");
     assert!(matches!(outcome, Outcome::Rotated { .. }), "{outcome:?}");
     assert_eq!(rig.current(0).await, rig.target.accepted());
-    assert_eq!(rig.target.failed_logins(), 4);
+    assert_eq!(rig.target.failed_logins(), 2);
+    assert_eq!(rig.target.most_consecutive_failed(), 2);
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_verify_that_cannot_reach_the_target_counts_no_failed_login() {
+async fn a_verify_without_an_answer_counts_as_a_failed_login_and_is_bounded() {
     let rig = rig();
     rig.target.queue_verify(VerifyFault::Hang, 10);
     let err = rig.rotate().await.expect_err("unsettled");
     assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
-    assert_eq!(rig.target.failed_logins(), 0);
+    assert_eq!(rig.guard_count(), 1, "the target may have counted it: so does the guard");
     assert!(rig.pending(0).await.is_some(), "kept pending until the target answers");
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_slow_to_propagate_secret_is_accepted_after_retries() {
+async fn a_verify_that_never_reached_the_target_counts_no_failed_login() {
     let rig = rig();
+    rig.target.queue_verify(VerifyFault::Transient, 2);
+    rig.rotate().await.expect("accepted once the target answers");
+    assert_eq!(rig.guard_count(), 0);
+    assert_eq!(rig.target.failed_logins(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_to_propagate_secret_is_accepted_after_retries_when_the_cap_allows() {
+    let rig = rig_with(Settings { max_failed_logins: 5, ..settings() });
     rig.target.queue_verify(VerifyFault::RejectRegardless, 2);
     rig.rotate().await.expect("accepted at the third try");
     assert_eq!(rig.target.failed_logins(), 2);
     assert_eq!(rig.current(0).await, rig.target.accepted());
+    assert_eq!(rig.guard_count(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -359,20 +444,21 @@ async fn a_diverged_job_is_reported_and_its_stores_left_exactly_as_they_were() {
     rig.rotate().await.expect_err("verify fails, value pending");
     rig.target.set_behind_the_back("changed-by-a-person");
 
-    // Within the propagation grace rotavault waits rather than declaring divergence.
+    // Within the apply horizon rotavault waits rather than declaring divergence.
     let err = rig.rotate().await.expect_err("not yet diverged");
     assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
 
-    // Past the propagation grace and the lockout guard's window.
-    tokio::time::advance(Duration::from_secs(3601)).await;
+    tokio::time::advance(HORIZON).await;
     let before = snapshot(&rig).await;
     let logins = rig.target.logins();
     let err = rig.rotate().await.expect_err("diverged");
     assert!(matches!(err, RotationError::Diverged { .. }), "{err:?}");
     assert!(err.to_string().contains("rotavault resolve"), "says what to do: {err}");
+    assert!(err.to_string().contains("later than the apply horizon"), "says a late apply is possible: {err}");
     assert_eq!(snapshot(&rig).await, before, "stores untouched");
     assert_eq!(rig.outcome(), AttemptOutcome::Diverged);
     assert!(rig.states.load(JOB).expect("state").diverged.is_some());
+    assert_eq!(rig.target.most_consecutive_failed(), 3, "never past the cap");
 
     // Marked: later runs do not try again, not even a login.
     let logins_after = rig.target.logins();
@@ -384,8 +470,18 @@ async fn a_diverged_job_is_reported_and_its_stores_left_exactly_as_they_were() {
     assert!(logins_after > logins);
     assert_eq!(snapshot(&rig).await, before);
 
+    // Clearing the mark alone does not reset the account's count: a restarted engine still makes no login.
     assert!(rig.engine.resolve_diverged(JOB).expect("resolve"));
-    assert!(rig.states.load(JOB).expect("state").diverged.is_none());
+    let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
+    restarted.rotate(&rig.job, Trigger::Manual).await.expect_err("the guard is at its cap");
+    assert_eq!(rig.target.logins(), logins_after, "not one more login");
+
+    // A person's `resolve` starts the count afresh.
+    rig.target.set_behind_the_back(&rig.pending(0).await.expect("pending"));
+    assert!(!rig.engine.resolve(&rig.job).await.expect("resolve"), "the mark was already gone");
+    assert_eq!(rig.guard_count(), 0);
+    let outcome = restarted.rotate(&rig.job, Trigger::Manual).await.expect("settled");
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -418,20 +514,55 @@ async fn a_shutdown_before_apply_stops_cleanly_with_nothing_pending() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_lockout_guard_survives_a_restart() {
+async fn consecutive_failed_logins_never_pass_the_cap_across_restarts_and_hours() {
     let rig = rig();
     rig.rotate().await.expect("first rotation");
     rig.target.queue_apply(ApplyFault::ClaimDoneWithoutApplying);
-    rig.rotate().await.expect_err("verify fails three times");
-    assert_eq!(rig.target.failed_logins(), 3);
+    rig.rotate().await.expect_err("verify fails");
+    rig.target.set_behind_the_back("changed-by-a-person");
+    // Hours pass between runs, each a new process: time resets nothing, as at Autotask.
+    for _ in 0..6 {
+        tokio::time::advance(Duration::from_secs(3 * 3600)).await;
+        let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
+        let _ = restarted.recover(&rig.job).await;
+        let _ = restarted.rotate(&rig.job, Trigger::Manual).await;
+        let _ = restarted.resolve_diverged(JOB);
+    }
+    assert_eq!(rig.target.most_consecutive_failed(), 3, "the cap, and never more");
+    assert_eq!(rig.target.consecutive_failed(), 3);
+}
 
-    // A new process on the same state directory remembers the failed logins and makes none.
-    let restarted = Engine::new(settings(), rig.engine.clock().clone(), rig.states.clone(), true);
-    let err = restarted.rotate(&rig.job, Trigger::Manual).await.expect_err("guarded");
-    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
-    let err = restarted.recover(&rig.job).await.expect_err("recovery is guarded too");
-    assert!(matches!(err, RotationError::Unsettled { .. }), "{err:?}");
-    assert_eq!(rig.target.failed_logins(), 3, "not one more failed login");
+#[tokio::test(start_paused = true)]
+async fn the_engine_refuses_a_job_with_no_stores() {
+    let mut rig = rig();
+    rig.job.stores.clear();
+    let err = rig.rotate().await.expect_err("no stores");
+    assert!(matches!(err, RotationError::NoStores { .. }), "{err:?}");
+    assert_eq!(rig.target.applies(), 0);
+    assert_eq!(rig.target.logins(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_promotes_a_pending_value_only_where_it_is_the_one_the_target_accepted() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    // Store b's pending slot holds another value under the same rotation id (edited by hand, say).
+    let id = RotationId::new();
+    let now = rig.engine.clock().now();
+    let meta = Metadata::new(Some(id.clone()), now, 2);
+    let (a, b) = (&rig.job.stores[0], &rig.job.stores[1]);
+    a.store.stage(&a.secret, &SecretValue::new("the-value-sent"), &id, &meta).await.expect("stage a");
+    b.store.stage(&b.secret, &SecretValue::new("some-other-value"), &id, &meta).await.expect("stage b");
+    let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: now };
+    rig.states.update(JOB, |s| s.apply_intent = Some(intent)).expect("intent");
+    rig.target.set_behind_the_back("the-value-sent");
+
+    let recovery = rig.engine.recover(&rig.job).await.expect("recovery");
+    assert_eq!(recovery, Recovery::Promoted { rotation_id: id });
+    for i in 0..2 {
+        assert_eq!(rig.current(i).await.as_deref(), Some("the-value-sent"), "store {i}");
+        assert_eq!(rig.pending(i).await, None, "store {i}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -77,7 +77,7 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
     let mut table: Vec<JobStatus> = Vec::new();
     for scheduled in &runtime.jobs {
         let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|_| JobState::default());
-        table.push(job_status(scheduled, &state, now).await);
+        table.push(job_status(scheduled, &state, now, runtime.engine.lockout()).await);
     }
     println!();
     print_table(&table, now);

@@ -25,7 +25,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// A rotation or command failed.
     pub const FAILURE: u8 = 1;
-    /// A job is diverged: a person must act.
+    /// A person must act: the job is diverged, or blocked (the target refused the credential rotavault must
+    /// present, such as the Autotask admin's).
     pub const DIVERGED: u8 = 3;
     /// Wrong use of the command line (an unknown job).
     pub const USAGE: u8 = 64;
@@ -170,7 +171,7 @@ impl CliError {
 
 fn rotation_exit_code(e: &RotationError) -> u8 {
     match e {
-        RotationError::Diverged { .. } => exit::DIVERGED,
+        RotationError::Diverged { .. } | RotationError::Blocked { .. } => exit::DIVERGED,
         RotationError::Busy(_)
         | RotationError::VerifyFailed { .. }
         | RotationError::Unsettled { .. }
@@ -194,7 +195,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Sandbox { listen, seed, inspect } => sandbox::sandbox(listen, seed, inspect).await,
         Command::Status { json } => status::status(load(&cli.config)?, json).await,
         Command::Keygen { out } => keygen::keygen(&out),
-        Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job),
+        Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job).await,
         #[cfg(feature = "sandbox")]
         Command::Demo { keep_running, dir, rotations } => demo::demo(dir, rotations, keep_running).await,
     }

@@ -1,26 +1,25 @@
-//! `rotavault resolve JOB`: clears a diverged mark once a person has made the stores and the target agree
-//! again (for example by writing the working credential as current).
+//! `rotavault resolve JOB`: a person says the job's credential is set right again (the stores and the target
+//! agree, the account is unlocked): clears a diverged mark, starts the lockout guard's count of the job's accounts
+//! afresh, and forgets a refusal of the tenant's admin credential.
 
 use super::{CliError, exit, unknown_job};
 use crate::config::Config;
-use crate::rotation::state::StateDir;
-use crate::rotation::{Engine, Settings};
+use crate::runtime::Runtime;
 use crate::schedule::SystemClock;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
-pub fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
-    if !config.jobs.contains_key(name) {
-        let known: Vec<&str> = config.jobs.keys().map(String::as_str).collect();
-        return Err(unknown_job(name, &known));
-    }
-    let engine =
-        Engine::new(Settings::default(), Arc::new(SystemClock), StateDir::new(&config.state_dir), true);
-    if engine.resolve_diverged(name)? {
+pub async fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
+    let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
+    let Some(scheduled) = runtime.job(name) else {
+        return Err(unknown_job(name, &runtime.job_names()));
+    };
+    if runtime.engine.resolve(&scheduled.job).await? {
         println!(
             "{name}: the diverged mark is cleared; the next run settles any pending value against the target first"
         );
     } else {
-        println!("{name} was not diverged; nothing changed");
+        println!("{name} was not diverged; its accounts' failed-login counts start afresh");
     }
     Ok(exit::OK)
 }

@@ -134,6 +134,14 @@ async fn next_run(
             tracing::error!(job = %name, "diverged: not rotated until `rotavault resolve {name}`");
             return None;
         }
+        // An apply was sent and its value is not settled yet: nothing can be decided before the apply horizon
+        // ends (the target may still carry it out), and the job must be settled as soon as it has, not at the
+        // next schedule fire.
+        Ok(state) if state.apply_intent.is_some() => {
+            let settles_at = runtime.engine.settles_at(&scheduled.job).ok().flatten().unwrap_or(now);
+            let at = if failures > 0 { settles_at.max(now + retry_delay(failures)) } else { settles_at };
+            return Some((at, "settle the value whose apply was sent: its apply horizon has passed".into()));
+        }
         Ok(_) => {}
         Err(e) => tracing::warn!(job = %name, error = %e, "job state unreadable"),
     }
@@ -163,6 +171,9 @@ fn log_failure(job: &str, e: &RotationError) {
     match e {
         RotationError::Diverged { .. } => {
             tracing::error!(job, error = %e, kind = e.metric_label(), "job diverged")
+        }
+        RotationError::Blocked { .. } => {
+            tracing::error!(job, error = %e, kind = e.metric_label(), "job blocked until a person acts")
         }
         RotationError::Busy(_) => tracing::info!(job, error = %e, "skipped: busy"),
         _ => tracing::error!(job, error = %e, kind = e.metric_label(), "rotation failed"),

@@ -3,6 +3,7 @@
 
 use super::{CliError, exit};
 use crate::config::Config;
+use crate::lockout::LockoutGuard;
 use crate::rotation::state::{AttemptOutcome, JobState};
 use crate::runtime::{Runtime, ScheduledJob};
 use crate::schedule::{Clock, SystemClock, next_due};
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Serialize)]
 pub struct JobStatus {
     pub job: String,
-    /// `ok`, `pending`, `failed`, `diverged`, or `never` (no secret yet).
+    /// `ok`, `pending`, `failed`, `diverged`, `blocked` (a person must act), or `never` (no secret yet).
     pub state: &'static str,
     pub target: String,
     pub last_rotation: Option<DateTime<Utc>>,
@@ -26,6 +27,16 @@ pub struct JobStatus {
     pub last_error: Option<String>,
     /// What a person should do, when anything.
     pub action: Option<String>,
+    /// The job's accounts that have consecutive failed (or unanswered) logins, as the lockout guard counts them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_logins: Vec<AccountLogins>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountLogins {
+    pub account: String,
+    pub consecutive: u32,
+    pub max: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,7 +60,7 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
             tracing::warn!(error = %e, "unreadable job state");
             JobState::default()
         });
-        all.push(job_status(scheduled, &state, now).await);
+        all.push(job_status(scheduled, &state, now, runtime.engine.lockout()).await);
     }
     if json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -60,8 +71,24 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-pub(super) async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: DateTime<Utc>) -> JobStatus {
+pub(super) async fn job_status(
+    scheduled: &ScheduledJob,
+    state: &JobState,
+    now: DateTime<Utc>,
+    lockout: &LockoutGuard,
+) -> JobStatus {
     let job = &scheduled.job;
+    let mut failed_logins = Vec::new();
+    for account in job.target.accounts() {
+        match lockout.consecutive(&account) {
+            Ok(0) => {}
+            Ok(consecutive) => {
+                failed_logins.push(AccountLogins { account, consecutive, max: lockout.max_failed() })
+            }
+            Err(e) => tracing::warn!(%account, error = %e, "the lockout guard's record cannot be read"),
+        }
+    }
+    let blocked = job.target.blocked().await;
     let mut stores = Vec::new();
     let mut any_pending = false;
     let mut any_missing = false;
@@ -111,14 +138,26 @@ pub(super) async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: 
                 mark.since, mark.reason, job.name
             )),
         )
-    } else if any_pending {
+    } else if let Some(why) = blocked {
+        ("blocked", Some(format!("blocked: {why}")))
+    } else if matches!(state.last_attempt.as_ref().map(|a| a.outcome), Some(AttemptOutcome::Blocked)) {
         (
-            "pending",
-            Some(
-                "a rotation is waiting to be settled; the daemon retries it, or run `rotavault rotate`"
-                    .into(),
-            ),
+            "blocked",
+            Some(format!(
+                "blocked: see last_error; once a person has set it right, run `rotavault resolve {}`",
+                job.name
+            )),
         )
+    } else if any_pending {
+        let when = match &state.apply_intent {
+            Some(intent) => format!(
+                "its apply was sent at {}; the daemon settles it once the target can no longer be carrying it \
+                 out (the apply horizon), or run `rotavault rotate` then",
+                intent.at
+            ),
+            None => "the daemon settles it, or run `rotavault rotate`".into(),
+        };
+        ("pending", Some(format!("a rotation is waiting to be settled: {when}")))
     } else if store_error.is_some() {
         ("failed", Some("a store cannot be read; see its error".into()))
     } else if matches!(state.last_attempt.as_ref().map(|a| a.outcome), Some(AttemptOutcome::Failed)) {
@@ -142,6 +181,7 @@ pub(super) async fn job_status(scheduled: &ScheduledJob, state: &JobState, now: 
         stores,
         last_error: store_error.or_else(|| state.last_attempt.as_ref().and_then(|a| a.error.clone())),
         action,
+        failed_logins,
     }
 }
 
@@ -163,6 +203,12 @@ pub(super) fn print_table(all: &[JobStatus], now: DateTime<Utc>) {
         }
         if let Some(action) = &s.action {
             println!("{}: {action}", s.job);
+        }
+        for a in &s.failed_logins {
+            println!(
+                "{}: account {} has {} consecutive failed or unanswered login(s) (rotavault stops at {})",
+                s.job, a.account, a.consecutive, a.max
+            );
         }
     }
 }

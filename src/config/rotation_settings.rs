@@ -37,8 +37,10 @@ pub(super) fn build(doc: &Document<'_>, schema: RotationSchema) -> Result<Rotati
             .unwrap_or(defaults.verify_backoff),
         call_timeout: nonzero(doc, &at.key("call_timeout"), schema.call_timeout)?
             .unwrap_or(defaults.call_timeout),
-        propagation_grace: nonzero(doc, &at.key("propagation_grace"), schema.propagation_grace)?
-            .unwrap_or(defaults.propagation_grace),
+        apply_horizon: match nonzero(doc, &at.key("apply_horizon"), schema.apply_horizon)? {
+            Some(horizon) => Some(horizon),
+            None => nonzero(doc, &at.key("propagation_grace"), schema.propagation_grace)?,
+        },
         max_failed_logins: match schema.max_failed_logins {
             Some(n) if !(1..=10).contains(&n) => {
                 return Err(doc.error(
@@ -49,8 +51,8 @@ pub(super) fn build(doc: &Document<'_>, schema: RotationSchema) -> Result<Rotati
             Some(n) => n,
             None => defaults.max_failed_logins,
         },
-        failed_login_window: nonzero(doc, &at.key("failed_login_window"), schema.failed_login_window)?
-            .unwrap_or(defaults.failed_login_window),
+        // Unset by default: Autotask forgets failed logins only when the account logs in successfully.
+        failed_login_window: nonzero(doc, &at.key("failed_login_window"), schema.failed_login_window)?,
         ..defaults
     })
 }

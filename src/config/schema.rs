@@ -45,6 +45,8 @@ pub(super) struct RotationSchema {
     pub verify_attempts: Option<u32>,
     pub verify_backoff: Option<ConfigDuration>,
     pub call_timeout: Option<ConfigDuration>,
+    pub apply_horizon: Option<ConfigDuration>,
+    /// The older name of `apply_horizon`, still read.
     pub propagation_grace: Option<ConfigDuration>,
     pub max_failed_logins: Option<u32>,
     pub failed_login_window: Option<ConfigDuration>,

@@ -1,19 +1,29 @@
-//! Recovery: settling a pending value that an interrupted rotation left behind.
+//! Recovery: settling a pending value that an interrupted rotation left behind. It knows rather than infers.
 //!
 //! A pending value means a rotation got past Stage and then stopped: before Apply, during it (the answer was
-//! lost), or after it (before Promote finished). Only the target knows which, so recovery asks it, in this order:
+//! lost), or after it (before Promote finished). The job's state says which: before the apply request leaves, the
+//! engine writes an **apply intent** (rotation id, account, time) and syncs it. So:
 //!
-//! 1. Does the target accept the **pending** value? Then the apply happened: promote it everywhere (writing it
-//!    where a store lost it) and the rotation is complete.
-//! 2. Otherwise, does it accept the **current** value? Then the apply never happened: discard pending everywhere.
-//! 3. Neither: someone changed the credential outside rotavault, or the new value has not propagated yet. Within
-//!    the propagation grace the value stays pending and a later run asks again; after it the job is **diverged**:
-//!    rotavault stops touching it and leaves every store exactly as it is for a person to decide.
+//! 1. No intent names the pending value: no apply was ever sent for it, the target cannot have it. It is
+//!    discarded everywhere, without a single login.
+//! 2. The target accepts the pending value: the apply happened. It is promoted everywhere (written where a store
+//!    lacks it) and the rotation is complete.
+//! 3. It does not, and the intent is younger than the **apply horizon**: the job is **unsettled**. A server can
+//!    finish an update after its client gave up, so "the old value still works" proves nothing yet; the value
+//!    stays pending and is looked at again when the horizon has passed. Never discarded before.
+//! 4. Past the horizon, the target still accepts the value before it: the apply never took effect; pending is
+//!    discarded everywhere. It accepts neither: the job is **diverged**: rotavault stops touching it and leaves
+//!    every store exactly as it is for a person to decide (the pending value is still there, should the target
+//!    have carried out the apply later still).
 //!
-//! Every verify is a login, and every failed one counts toward the target's lockout, so all of them draw from the
-//! run's [`LoginBudget`](super::LoginBudget).
+//! Every verify is a login, through the lockout guard ([`login`](super::login)); each leaves the logins that the
+//! steps after it may still need.
 
-use super::{Engine, Job, LoginBudget, RotationError, Step, Verdict};
+use super::Engine;
+use super::error::{RotationError, Step};
+use super::job::Job;
+use super::login::{RunLogins, Verdict, reserve};
+use super::state::{ApplyIntent, FORMAT};
 use crate::secret::SecretValue;
 use crate::store::{Pending, RotationId};
 
@@ -24,8 +34,8 @@ pub enum Recovery {
     Clean,
     /// The target had the pending value; it is now current everywhere.
     Promoted { rotation_id: RotationId },
-    /// The target never got the pending value; it was discarded everywhere.
-    Discarded { rotation_id: RotationId },
+    /// The target does not have the pending value; it was discarded everywhere, for the reason given.
+    Discarded { rotation_id: RotationId, reason: String },
 }
 
 impl Engine {
@@ -34,7 +44,7 @@ impl Engine {
     pub(super) async fn recover_locked(
         &self,
         job: &Job,
-        budget: &mut LoginBudget,
+        run: &mut RunLogins,
         after_apply: bool,
     ) -> Result<Recovery, RotationError> {
         let mut pendings: Vec<Option<Pending>> = Vec::with_capacity(job.stores.len());
@@ -52,68 +62,144 @@ impl Engine {
             }
         }
         candidates.sort_by_key(|c| std::cmp::Reverse(c.metadata.rotated_at));
+        let state = self.states.load(&job.name)?;
         let Some(newest) = candidates.first().copied() else {
+            // Settled earlier (a crash between the last promote and forgetting the intent, say).
+            if let Some(intent) = &state.apply_intent {
+                self.clear_intent(job, &intent.rotation_id)?;
+            }
             return Ok(Recovery::Clean);
         };
-        tracing::info!(rotation_id = %newest.rotation_id, after_apply, "a pending value was found; asking the target");
 
-        for candidate in &candidates {
-            // Leave one login for the current value, should the pending one be refused.
-            let max = if after_apply { budget.left.saturating_sub(1).max(1) } else { 1 };
-            match self.verify(job, &candidate.value, budget, max, after_apply).await {
-                Verdict::Accepted => return self.roll_forward(job, candidate, &pendings).await,
-                Verdict::Rejected => {}
-                Verdict::Undecided(detail) => {
-                    return Err(RotationError::Unsettled {
-                        rotation_id: candidate.rotation_id.clone(),
-                        detail,
-                    });
-                }
+        // The intent names the one value that may have reached the target. A state file from a rotavault that
+        // recorded no intents cannot say, so its newest value is treated as sent when it was staged.
+        let intent = state
+            .apply_intent
+            .clone()
+            .filter(|i| candidates.iter().any(|c| c.rotation_id == i.rotation_id))
+            .or_else(|| {
+                (state.format < FORMAT).then(|| ApplyIntent {
+                    rotation_id: newest.rotation_id.clone(),
+                    account: None,
+                    at: newest.metadata.rotated_at,
+                })
+            });
+        for unsent in
+            candidates.iter().filter(|c| intent.as_ref().is_none_or(|i| i.rotation_id != c.rotation_id))
+        {
+            self.discard_everywhere(job, &unsent.rotation_id).await?;
+            tracing::info!(rotation_id = %unsent.rotation_id, "no apply was ever sent for this pending value; discarded without a login");
+        }
+        let sent = intent.and_then(|i| {
+            candidates.iter().copied().find(|c| c.rotation_id == i.rotation_id).map(|c| (i, c))
+        });
+        let Some((intent, sent)) = sent else {
+            return Ok(Recovery::Discarded {
+                rotation_id: newest.rotation_id.clone(),
+                reason: "no apply was ever sent for it (the run stopped before Apply)".into(),
+            });
+        };
+        tracing::info!(rotation_id = %sent.rotation_id, sent_at = %intent.at, after_apply, "a pending value whose apply was sent; asking the target");
+
+        let horizon = self.apply_horizon(job);
+        let settles_at = intent.at + chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+        let within = self.clock.now() < settles_at;
+        // Within the horizon, keep a login for the new value and one for the old, for when the horizon has passed.
+        let (max, keep) = match (after_apply, within) {
+            (true, _) => (self.settings.verify_attempts, reserve::SETTLE),
+            (false, true) => (1, reserve::SETTLE),
+            (false, false) => (1, reserve::CURRENT),
+        };
+        match self.verify(job, &sent.value, run, max, keep, after_apply).await {
+            Verdict::Accepted => {
+                let recovery = self.roll_forward(job, sent, &pendings).await?;
+                self.clear_intent(job, &sent.rotation_id)?;
+                return Ok(recovery);
+            }
+            Verdict::Rejected => {}
+            Verdict::Undecided(detail) => {
+                return Err(RotationError::Unsettled {
+                    rotation_id: sent.rotation_id.clone(),
+                    detail: if within {
+                        format!("{detail}; it is looked at again after {settles_at}")
+                    } else {
+                        detail
+                    },
+                });
             }
         }
+        if within {
+            return Err(RotationError::Unsettled {
+                rotation_id: sent.rotation_id.clone(),
+                detail: format!(
+                    "the target does not accept it yet, and the apply sent at {} may still be carried out until \
+                     {settles_at} (the apply horizon, {}); it is looked at again then and never discarded before",
+                    intent.at,
+                    humantime::format_duration(horizon)
+                ),
+            });
+        }
 
-        // What proves the apply did not happen: the target still accepting the last value stored for the same
-        // account. With one account that is the current value; with alternating accounts the current value
-        // belongs to the other account, and the pending one's account last had the previous value.
-        let account = job.target.account_of(&newest.value);
+        // Past the horizon, what proves the apply did not take effect: the target still accepting the last value
+        // stored for the same account. With one account that is the current value; with alternating accounts the
+        // current value belongs to the other account, and the pending one's account last had the previous value.
+        let account = job.target.account_of(&sent.value);
         let same = |value: &SecretValue| job.target.account_of(value) == account;
         let currents = self.read_currents(job).await?;
-        let mut distinct: Vec<SecretValue> = Vec::new();
+        let mut known: Vec<SecretValue> = Vec::new();
         for c in currents.iter().flatten() {
-            if same(&c.value) && !distinct.contains(&c.value) {
-                distinct.push(c.value.clone());
+            if same(&c.value) && !known.contains(&c.value) {
+                known.push(c.value.clone());
             }
         }
-        if distinct.is_empty() && account.is_some() {
+        if known.is_empty() && account.is_some() {
             for js in &job.stores {
                 let previous =
                     self.store_call(js, || js.store.previous(&js.secret)).await.map_err(|source| {
                         RotationError::Store { step: Step::Recovery, store: js.label.clone(), source }
                     })?;
-                if let Some(p) = previous.filter(|p| same(&p.value) && !distinct.contains(&p.value)) {
-                    distinct.push(p.value);
+                if let Some(p) = previous.filter(|p| same(&p.value) && !known.contains(&p.value)) {
+                    known.push(p.value);
                 }
             }
         }
-        for known in &distinct {
-            match self.verify(job, known, budget, 1, false).await {
+        for value in &known {
+            match self.verify(job, value, run, 1, reserve::NONE, false).await {
                 Verdict::Accepted => {
-                    for candidate in &candidates {
-                        self.discard_everywhere(job, &candidate.rotation_id).await?;
-                    }
-                    tracing::info!(rotation_id = %newest.rotation_id, "the apply never happened; pending discarded");
-                    return Ok(Recovery::Discarded { rotation_id: newest.rotation_id.clone() });
+                    self.discard_everywhere(job, &sent.rotation_id).await?;
+                    self.clear_intent(job, &sent.rotation_id)?;
+                    tracing::info!(rotation_id = %sent.rotation_id, "the apply never took effect; pending discarded");
+                    return Ok(Recovery::Discarded {
+                        rotation_id: sent.rotation_id.clone(),
+                        reason: format!(
+                            "the target still accepts the value before it, {} after the apply was sent: the apply \
+                             never took effect",
+                            humantime::format_duration(horizon)
+                        ),
+                    });
                 }
                 Verdict::Rejected => {}
                 Verdict::Undecided(detail) => {
-                    return Err(RotationError::Unsettled { rotation_id: newest.rotation_id.clone(), detail });
+                    return Err(RotationError::Unsettled { rotation_id: sent.rotation_id.clone(), detail });
                 }
             }
         }
-        Err(self.unsettled_or_diverged(job, newest))
+        let now = self.clock.now();
+        let reason = format!(
+            "the target accepts neither the pending value of rotation {} nor the value before it, {} after \
+             rotavault sent that apply (at {}). Either the credential was changed outside rotavault, or the target \
+             carried out rotavault's own apply later than the apply horizon: every store still holds that pending \
+             value, so check whether it works before setting the credential by hand",
+            sent.rotation_id,
+            humantime::format_duration(horizon),
+            intent.at
+        );
+        tracing::error!(job = %job.name, %reason, "job diverged; it will not be touched again until resolved");
+        Err(RotationError::Diverged { job: job.name.clone(), since: now, reason })
     }
 
-    /// Makes `accepted` current in every store, discarding any other pending value first.
+    /// Makes `accepted` current in every store. A store's pending is promoted only when it holds exactly the
+    /// value the target accepted; any other pending value there is discarded and the accepted one written.
     async fn roll_forward(
         &self,
         job: &Job,
@@ -122,16 +208,27 @@ impl Engine {
     ) -> Result<Recovery, RotationError> {
         let mut failed = Vec::new();
         for (js, pending) in job.stores.iter().zip(pendings) {
-            let other = pending.as_ref().filter(|p| p.rotation_id != accepted.rotation_id);
-            if let Some(other) = other
-                && let Err(e) = self.store_call(js, || js.store.discard(&js.secret, &other.rotation_id)).await
-            {
-                failed.push((js.label.clone(), e));
-                continue;
-            }
-            if let Err(e) =
-                self.promote_one(js, &accepted.rotation_id, &accepted.value, &accepted.metadata).await
-            {
+            let result = match pending {
+                Some(p) if p.rotation_id == accepted.rotation_id && p.value == accepted.value => {
+                    self.promote_one(js, &accepted.rotation_id, &accepted.value, &accepted.metadata).await
+                }
+                Some(other) => {
+                    tracing::warn!(store = %js.label, rotation_id = %other.rotation_id, "this store's pending value is not the one the target accepted; writing the accepted one");
+                    match self.store_call(js, || js.store.discard(&js.secret, &other.rotation_id)).await {
+                        Ok(()) => {
+                            self.store_call(js, || {
+                                js.store.write_current(&js.secret, &accepted.value, &accepted.metadata)
+                            })
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                None => {
+                    self.promote_one(js, &accepted.rotation_id, &accepted.value, &accepted.metadata).await
+                }
+            };
+            if let Err(e) = result {
                 failed.push((js.label.clone(), e));
             }
         }
@@ -150,28 +247,5 @@ impl Engine {
             "an interrupted rotation was completed by recovery"
         );
         Ok(Recovery::Promoted { rotation_id: accepted.rotation_id.clone() })
-    }
-
-    fn unsettled_or_diverged(&self, job: &Job, newest: &Pending) -> RotationError {
-        let now = self.clock.now();
-        let staged_at = newest.metadata.rotated_at;
-        let age = (now - staged_at).to_std().unwrap_or_default();
-        if age < self.settings.propagation_grace {
-            return RotationError::Unsettled {
-                rotation_id: newest.rotation_id.clone(),
-                detail: format!(
-                    "the target accepts neither the pending value (staged at {staged_at}) nor the current one; \
-                     waiting up to {} after staging for the new value to propagate",
-                    humantime::format_duration(self.settings.propagation_grace)
-                ),
-            };
-        }
-        let reason = format!(
-            "the target accepts neither the pending value of rotation {} (staged at {staged_at}) nor the current \
-             value: the credential was changed outside rotavault",
-            newest.rotation_id
-        );
-        tracing::error!(job = %job.name, %reason, "job diverged; it will not be touched again until resolved");
-        RotationError::Diverged { job: job.name.clone(), since: now, reason }
     }
 }

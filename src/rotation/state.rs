@@ -1,13 +1,15 @@
-//! What rotavault remembers about a job between runs: the last attempt, the last success, and a diverged mark.
+//! What rotavault remembers about a job between runs: the last attempt, the last success, a diverged mark, and
+//! the apply intent.
 //!
 //! The stores remain the truth for secrets and their age; this file only holds what they cannot: why the last
-//! attempt failed, and that a job is diverged and must not be touched until a person clears it. One small JSON
-//! file per job under `<state_dir>/jobs/`, written atomically, never containing a secret.
+//! attempt failed, that a job is diverged and must not be touched until a person clears it, and whether an apply
+//! was ever sent for the value pending now (the **apply intent**, written and synced before the request leaves,
+//! so that recovery knows instead of inferring). One small JSON file per job under `<state_dir>/jobs/`, written
+//! durably, never containing a secret.
 
 use crate::store::RotationId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The outcome of the last attempt, as `status` shows it.
@@ -19,6 +21,8 @@ pub enum AttemptOutcome {
     Pending,
     Failed,
     Diverged,
+    /// A person must act before the job can go on (the target refused the credential rotavault must present).
+    Blocked,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,15 +47,28 @@ pub struct DivergedMark {
     pub reason: String,
 }
 
+/// An apply about to be sent, or sent: rotation `rotation_id`'s value may have reached the target from `at` on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyIntent {
+    pub rotation_id: RotationId,
+    /// The account whose credential the apply changes, when the target has accounts.
+    pub account: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// The state file format that records apply intents. A file without it was written by a rotavault that did not,
+/// so a value pending under it may have been sent without a record.
+pub const FORMAT: u32 = 2;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobState {
+    #[serde(default)]
+    pub format: u32,
     pub last_attempt: Option<Attempt>,
     pub last_success: Option<Success>,
     pub diverged: Option<DivergedMark>,
-    /// Failed logins at the target since its last accepted one, when each happened: the lockout guard's memory,
-    /// kept here so that a restart or a crash cannot reset it.
     #[serde(default)]
-    pub failed_logins: Vec<DateTime<Utc>>,
+    pub apply_intent: Option<ApplyIntent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +97,7 @@ impl StateDir {
         self.root.join("jobs").join(format!("{job}.json"))
     }
 
-    /// The job's state; a job never run has the default state.
+    /// The job's state; a job never run has the default state (in the current format).
     pub fn load(&self, job: &str) -> Result<JobState, StateError> {
         let path = self.path(job);
         match std::fs::read(&path) {
@@ -88,33 +105,27 @@ impl StateDir {
                 path,
                 detail: format!("not a rotavault job state file ({e}); move it away to start afresh"),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(JobState { format: FORMAT, ..JobState::default() })
+            }
             Err(e) => Err(StateError { path, detail: e.to_string() }),
         }
     }
 
-    /// Replaces the job's state: temporary file, fsync, rename, fsync of the directory, so a crash leaves the old
-    /// state or the new one, never a torn file.
+    /// Replaces the job's state durably (see `durable`): a crash leaves the old state or the new one, never a
+    /// torn file, and a state that was saved is on disk.
     pub fn save(&self, job: &str, state: &JobState) -> Result<(), StateError> {
         let path = self.path(job);
-        let fail = |e: std::io::Error| StateError { path: path.clone(), detail: e.to_string() };
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(fail)?;
-        let tmp = dir.join(format!(".{job}.json.tmp"));
         let body = serde_json::to_vec_pretty(state)
             .map_err(|e| StateError { path: path.clone(), detail: e.to_string() })?;
-        let mut file = std::fs::File::create(&tmp).map_err(fail)?;
-        file.write_all(&body).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, &path).map_err(fail)?;
-        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(fail)?;
-        Ok(())
+        crate::durable::write(&path, &body).map_err(|e| StateError { path, detail: e.to_string() })
     }
 
     /// Loads, changes and saves the job's state.
     pub fn update(&self, job: &str, change: impl FnOnce(&mut JobState)) -> Result<JobState, StateError> {
         let mut state = self.load(job)?;
         change(&mut state);
+        state.format = FORMAT;
         self.save(job, &state)?;
         Ok(state)
     }
@@ -128,7 +139,7 @@ mod tests {
     fn a_saved_state_loads_back_and_a_missing_one_is_default() {
         let dir = tempfile::tempdir().expect("tempdir");
         let states = StateDir::new(dir.path());
-        assert_eq!(states.load("job").expect("load"), JobState::default());
+        assert_eq!(states.load("job").expect("load"), JobState { format: FORMAT, ..JobState::default() });
         let state = JobState {
             diverged: Some(DivergedMark { since: Utc::now(), reason: "changed outside".into() }),
             ..JobState::default()

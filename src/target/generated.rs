@@ -40,7 +40,7 @@ impl Target for GeneratedTarget {
         Ok(secret.clone())
     }
 
-    async fn apply(&self, _payload: &SecretValue) -> Result<(), TargetError> {
+    async fn apply(&self, _payload: &SecretValue, _timeout: std::time::Duration) -> Result<(), TargetError> {
         Ok(())
     }
 

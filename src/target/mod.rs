@@ -41,6 +41,10 @@ pub enum TargetError {
     /// A configuration or payload problem that retrying cannot fix.
     #[error("{target}: invalid: {detail}")]
     Invalid { target: &'static str, detail: String },
+    /// Nothing can be done at the target until a person acts: the credential rotavault must present (the Autotask
+    /// admin's) was refused, and presenting it again would only bring its account closer to a lockout.
+    #[error("{target}: blocked: {detail}")]
+    Blocked { target: &'static str, detail: String },
 }
 
 impl TargetError {
@@ -51,6 +55,7 @@ impl TargetError {
             Self::Transient { .. } => "transient",
             Self::Unknown { .. } => "unknown",
             Self::Invalid { .. } => "invalid",
+            Self::Blocked { .. } => "blocked",
         }
     }
 
@@ -93,11 +98,42 @@ pub trait Target: Send + Sync + std::fmt::Debug {
         info: &RotationInfo,
     ) -> Result<SecretValue, TargetError>;
 
-    /// Sets the secret in `payload` at the target. `Unknown` when the outcome cannot be known.
-    async fn apply(&self, payload: &SecretValue) -> Result<(), TargetError>;
+    /// Sets the secret in `payload` at the target. Waits that send nothing (a gate shared with other jobs, a
+    /// credential being rotated) are the target's own, bounded by it, and end `Transient`: nothing was sent. From
+    /// the moment it sends the change, it answers within `timeout` or returns `Unknown`.
+    async fn apply(&self, payload: &SecretValue, timeout: std::time::Duration) -> Result<(), TargetError>;
 
-    /// Authenticates with `payload`: `Ok` when the target accepts it, `Unauthenticated` when it refuses it.
+    /// Authenticates with `payload`: `Ok` when the target accepts it, `Unauthenticated` when it refuses it,
+    /// `Unknown` when it was sent and no complete answer came (the target may have counted it as a login),
+    /// `Transient` only when nothing was sent or the target refused for load before looking at the credential.
     async fn verify(&self, payload: &SecretValue) -> Result<(), TargetError>;
+
+    /// The account a login with `payload` presents, as the lockout guard keys it (`kind:user`); `None` for a
+    /// target that has no logins to count.
+    fn login_account(&self, _payload: &SecretValue) -> Option<String> {
+        None
+    }
+
+    /// Every account the job logs in as, for `status`.
+    fn accounts(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The longest an apply's requests may take once the first is sent, by the target's own timeouts and
+    /// attempts: the engine's apply horizon is worked out from it.
+    fn longest_apply(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
+    /// Why the job cannot go on until a person acts, when that is so (`status`).
+    async fn blocked(&self) -> Option<String> {
+        None
+    }
+
+    /// A person says the target's accounts are fine again (`rotavault resolve`): forget what blocks them.
+    async fn resolve(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
 
     fn describe(&self) -> TargetDescription;
 

@@ -1,7 +1,9 @@
 //! `ScriptedTarget`: a simulated account whose behaviour each test scripts step by step.
 //!
 //! The account accepts one secret at a time, like a real API user: `apply` replaces it, `verify` logs in and
-//! counts failed logins. Faults are queued per call; an empty queue behaves correctly.
+//! counts failed logins the way Autotask does (consecutive, reset only by an accepted login, never by time). Faults
+//! are queued per call; an empty queue behaves correctly. Like a real server, it can finish an apply after its
+//! caller has given up (`CommitLate`).
 
 use async_trait::async_trait;
 use rotavault::secret::{SecretPolicy, SecretValue};
@@ -19,8 +21,10 @@ pub enum ApplyFault {
     Refuse,
     /// The target is unavailable; nothing changes.
     Transient,
-    /// The call never answers; nothing changes.
+    /// The call never answers within the timeout it is given; nothing changes.
     Hang,
+    /// The answer is lost, and the server carries out the change this long after it arrived anyway.
+    CommitLate(Duration),
     /// The change happens, then the answer is lost.
     ApplyThenLoseAnswer,
     /// The answer is lost and the change did not happen.
@@ -44,13 +48,15 @@ struct Account {
     applies: u32,
     logins: u32,
     failed_logins: u32,
+    consecutive_failed: u32,
+    most_consecutive_failed: u32,
     apply_faults: VecDeque<ApplyFault>,
     verify_faults: VecDeque<VerifyFault>,
 }
 
 #[derive(Debug, Default)]
 pub struct ScriptedTarget {
-    account: Mutex<Account>,
+    account: std::sync::Arc<Mutex<Account>>,
 }
 
 impl ScriptedTarget {
@@ -94,6 +100,16 @@ impl ScriptedTarget {
     pub fn logins(&self) -> u32 {
         self.account().logins
     }
+
+    /// Consecutive failed logins now, as the target's lockout counts them.
+    pub fn consecutive_failed(&self) -> u32 {
+        self.account().consecutive_failed
+    }
+
+    /// The most consecutive failed logins the account ever reached.
+    pub fn most_consecutive_failed(&self) -> u32 {
+        self.account().most_consecutive_failed
+    }
 }
 
 #[async_trait]
@@ -115,7 +131,7 @@ impl Target for ScriptedTarget {
         Ok(secret.clone())
     }
 
-    async fn apply(&self, payload: &SecretValue) -> Result<(), TargetError> {
+    async fn apply(&self, payload: &SecretValue, timeout: Duration) -> Result<(), TargetError> {
         let fault = self.account().apply_faults.pop_front();
         match fault {
             None => {
@@ -133,8 +149,20 @@ impl Target for ScriptedTarget {
                 retry_after: Some(Duration::from_secs(1)),
             }),
             Some(ApplyFault::Hang) => {
-                std::future::pending::<()>().await;
-                Ok(())
+                tokio::time::sleep(timeout).await;
+                Err(TargetError::Unknown { target: KIND, detail: format!("no answer within {timeout:?}") })
+            }
+            Some(ApplyFault::CommitLate(after)) => {
+                let account = self.account.clone();
+                let value = payload.expose().to_owned();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let mut account = account.lock().expect("account lock");
+                    account.accepted = Some(value);
+                    account.applies += 1;
+                });
+                tokio::time::sleep(timeout.min(after)).await;
+                Err(TargetError::Unknown { target: KIND, detail: format!("no answer within {timeout:?}") })
             }
             Some(ApplyFault::ApplyThenLoseAnswer) => {
                 let mut account = self.account();
@@ -162,11 +190,22 @@ impl Target for ScriptedTarget {
         account.logins += 1;
         let right = account.accepted.as_deref() == Some(payload.expose());
         if right && fault.is_none() {
+            account.consecutive_failed = 0;
             Ok(())
         } else {
             account.failed_logins += 1;
+            account.consecutive_failed += 1;
+            account.most_consecutive_failed = account.most_consecutive_failed.max(account.consecutive_failed);
             Err(TargetError::Unauthenticated { target: KIND, detail: "401".into() })
         }
+    }
+
+    fn login_account(&self, _payload: &SecretValue) -> Option<String> {
+        Some(format!("{KIND}:account"))
+    }
+
+    fn accounts(&self) -> Vec<String> {
+        vec![format!("{KIND}:account")]
     }
 
     fn describe(&self) -> TargetDescription {

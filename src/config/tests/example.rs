@@ -14,7 +14,8 @@ fn the_example_config_loads() {
     assert_eq!(config.policy.max_age, Some(Duration::from_secs(90 * 86_400)));
     assert_eq!(config.policy.min_length, Some(24));
     assert_eq!(config.rotation.verify_attempts, 3);
-    assert_eq!(config.rotation.propagation_grace, Duration::from_secs(600));
+    assert_eq!(config.rotation.apply_horizon, None, "commented out: worked out from the target");
+    assert_eq!(config.rotation.failed_login_window, None, "Autotask resets only on an accepted login");
     match &config.stores["local"] {
         StoreConfig::File { path, identity } => {
             assert_eq!(path, Path::new("/var/lib/rotavault/secrets.age"));
@@ -52,7 +53,9 @@ fn the_example_config_shows_every_key() {
         "verify_attempts",
         "verify_backoff",
         "call_timeout",
-        "propagation_grace",
+        "apply_horizon",
+        "max_failed_logins",
+        "failed_login_window",
         "kind",
         "path",
         "identity_file",

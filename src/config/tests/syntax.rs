@@ -158,13 +158,15 @@ fn durations_take_a_unit() {
 settle = "0s"
 verify_backoff = "1m 30s"
 call_timeout = "2h"
-propagation_grace = "1d 12h"
+apply_horizon = "1d 12h"
 "#;
     let rotation = valid(source).rotation;
     assert_eq!(rotation.settle, Duration::ZERO, "no settle time is allowed");
     assert_eq!(rotation.verify_backoff, Duration::from_secs(90));
     assert_eq!(rotation.call_timeout, Duration::from_secs(7_200));
-    assert_eq!(rotation.propagation_grace, Duration::from_secs(36 * 3_600));
+    assert_eq!(rotation.apply_horizon, Some(Duration::from_secs(36 * 3_600)));
+    let older = valid("[rotation]\npropagation_grace = \"20m\"\n").rotation;
+    assert_eq!(older.apply_horizon, Some(Duration::from_secs(1_200)), "the older name is still read");
 
     error(
         "[policy]\nmax_age = 30\n",

@@ -41,6 +41,21 @@ impl AdminSource {
         format!("{} store secret `{}`", self.store.backend(), self.secret.name)
     }
 
+    /// Where the credential lives, as the lockout guard remembers a refusal of it.
+    pub(super) fn location(&self) -> String {
+        format!("autotask-admin:{}:{}", self.store.backend(), self.secret.name)
+    }
+
+    /// What status and errors say while Autotask's refusal of the stored admin credential stands.
+    pub(super) fn refused_detail(&self, refusal: &crate::lockout::Refusal) -> String {
+        format!(
+            "admin credential refused: {} (at {}). rotavault does not present it again, in any process, until {}              holds another one: store the admin API user's working credential there (`rotavault import` if the              admin is a job), or, if this one works again (the account was unlocked), run `rotavault resolve JOB`",
+            refusal.reason,
+            refusal.at,
+            self.label()
+        )
+    }
+
     /// The admin credential as the store holds it now.
     pub(super) async fn read(&self) -> Result<Credential, TargetError> {
         self.read_with_metadata().await.map(|(credential, _)| credential)
@@ -77,7 +92,7 @@ impl AdminSource {
         }
     }
 
-    async fn read_with_metadata(&self) -> Result<(Credential, Metadata), TargetError> {
+    pub(super) async fn read_with_metadata(&self) -> Result<(Credential, Metadata), TargetError> {
         let invalid = |detail: String| TargetError::Invalid { target: KIND, detail };
         let stored = match self.store.current(&self.secret).await {
             Ok(Some(stored)) => stored,
@@ -108,14 +123,16 @@ impl AdminSource {
         Ok((credential, stored.metadata))
     }
 
-    /// What a failed admin call means. Every refusal of the admin's credential is a configuration problem for a
-    /// person, never a reason to discard or retry: `Invalid`, saying where the credential came from.
+    /// What a failed admin call means. A refusal of the admin's credential itself (a wrong secret, a locked
+    /// account) blocks the tenant until a person acts: `Blocked`; any other refusal is a configuration problem:
+    /// `Invalid`, saying where the credential came from.
     pub(super) fn failure(&self, failure: CallFailure, admin: &Credential) -> TargetError {
         let refusal = match failure {
             CallFailure::Failed(e) => return e,
             CallFailure::Refused(refusal) => refusal,
         };
         let (user, label) = (&admin.username, self.label());
+        let blocks = matches!(refusal, Refusal::WrongSecret | Refusal::Locked);
         let detail = match refusal {
             Refusal::WrongSecret => {
                 format!(
@@ -149,6 +166,9 @@ impl AdminSource {
             }
             Refusal::Other { .. } => format!("Autotask refused the admin API user `{user}`: {refusal}"),
         };
+        if blocks {
+            return TargetError::Blocked { target: KIND, detail };
+        }
         TargetError::Invalid { target: KIND, detail }
     }
 }

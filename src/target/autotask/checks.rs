@@ -79,13 +79,13 @@ impl AutotaskTarget {
             }
         }
 
-        let admin = match source.read().await {
-            Ok(admin) => {
+        let (admin, metadata) = match source.read_with_metadata().await {
+            Ok((admin, metadata)) => {
                 checks.push(ConnectCheck::pass(
                     "admin credential",
                     format!("API user `{}` from {label}", admin.username),
                 ));
-                admin
+                (admin, metadata)
             }
             Err(e) => {
                 checks.push(ConnectCheck::fail(
@@ -100,6 +100,15 @@ impl AutotaskTarget {
             }
         };
 
+        // A credential Autotask refused before, in this process or any other, is not presented again.
+        if let Err(e) = self.tenant.admin_may_log_in(&admin.username, &metadata) {
+            checks.push(ConnectCheck::fail(
+                "admin REST login",
+                format!("not tried: {e}"),
+                format!("store the admin API user's working credential in {label}"),
+            ));
+            return checks;
+        }
         let fix_login = format!(
             "make sure {label} holds the admin API user's current secret and integration code, and that the \
              user is active, API-only and not locked"
@@ -118,6 +127,9 @@ impl AutotaskTarget {
             Err(failure) => {
                 let (detail, login_refused) = admin_failure(self, failure, &admin);
                 refused = login_refused;
+                if login_refused {
+                    self.tenant.admin_refused(&metadata, &detail);
+                }
                 checks.push(ConnectCheck::fail("admin REST login", detail, fix_login.clone()));
             }
         }

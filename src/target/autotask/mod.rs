@@ -179,7 +179,7 @@ impl Target for AutotaskTarget {
     /// Query, then update with the whole entity: the order matters because update clears whatever it is not
     /// sent. Nothing is retried once the update may have been sent.
     #[tracing::instrument(skip_all, fields(target = KIND, user = tracing::field::Empty))]
-    async fn apply(&self, payload: &SecretValue) -> Result<(), TargetError> {
+    async fn apply(&self, payload: &SecretValue, timeout: std::time::Duration) -> Result<(), TargetError> {
         let credential = self.credential(payload)?;
         // Never set the password of an account the job does not name, whatever a store holds.
         let user = self.configured_user(&credential.username).ok_or_else(|| {
@@ -191,11 +191,20 @@ impl Target for AutotaskTarget {
         })?;
         tracing::Span::current().record("user", user);
         let source = self.tenant.admin();
-        // The gate is held until the update is answered (see `AutotaskTenant::password_change`), but never while
-        // waiting for the admin's own rotation to settle: that rotation needs the gate for its apply.
+        // Waits that send nothing come first, bounded here, outside the engine's timeout: they end `Transient`,
+        // never "unknown". The gate is held until the update is answered (see `AutotaskTenant::password_change`),
+        // but never while waiting for the admin's own rotation to settle: that rotation needs the gate.
         let deadline = tokio::time::Instant::now() + ADMIN_ROTATION_WAIT;
         let (_one_change_at_a_time, admin, admin_metadata) = loop {
-            let gate = self.tenant.password_change().await;
+            let Ok(gate) = tokio::time::timeout_at(deadline, self.tenant.password_change()).await else {
+                return Err(tenant::transient(
+                    format!(
+                        "another password change on this tenant took longer than {ADMIN_ROTATION_WAIT:?}; \
+                         nothing was sent"
+                    ),
+                    None,
+                ));
+            };
             if let Some((admin, metadata)) = source.try_read_settled(&self.users).await? {
                 break (gate, admin, metadata);
             }
@@ -205,22 +214,41 @@ impl Target for AutotaskTarget {
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         };
-        self.tenant.check_admin_not_refused(&admin_metadata)?;
+        self.tenant.admin_may_log_in(&admin.username, &admin_metadata)?;
         let refused = |f: answer::CallFailure| {
-            if matches!(
-                f,
-                answer::CallFailure::Refused(answer::Refusal::WrongSecret | answer::Refusal::Locked)
-            ) {
-                self.tenant.remember_refused_admin(admin_metadata.clone());
+            let e = source.failure(f, &admin);
+            if let TargetError::Blocked { detail, .. } = &e {
+                self.tenant.admin_refused(&admin_metadata, detail);
             }
-            source.failure(f, &admin)
+            e
         };
-        let entity = soap::query_resource(&self.tenant, &admin, user).await.map_err(refused)?;
-        tracing::debug!(
-            fields = entity.fields.len(),
-            "resource queried; updating it whole with the new password"
-        );
-        soap::update_password(&self.tenant, &admin, &entity, &credential.secret).await.map_err(refused)?;
+        // From the first request on, the engine's timeout runs. Only once the update may have left is an
+        // unanswered apply "unknown"; a query cut short changed nothing.
+        let update_sent = std::sync::atomic::AtomicBool::new(false);
+        let requests = async {
+            let entity = soap::query_resource(&self.tenant, &admin, user).await.map_err(refused)?;
+            tracing::debug!(
+                fields = entity.fields.len(),
+                "resource queried; updating it whole with the new password"
+            );
+            update_sent.store(true, std::sync::atomic::Ordering::SeqCst);
+            soap::update_password(&self.tenant, &admin, &entity, &credential.secret).await.map_err(refused)
+        };
+        match tokio::time::timeout(timeout, requests).await {
+            Ok(result) => result?,
+            Err(_) if update_sent.load(std::sync::atomic::Ordering::SeqCst) => {
+                return Err(TargetError::Unknown {
+                    target: KIND,
+                    detail: format!("SOAP update: no answer within {timeout:?}"),
+                });
+            }
+            Err(_) => {
+                return Err(tenant::transient(
+                    format!("SOAP query: no answer within {timeout:?}; nothing was changed"),
+                    None,
+                ));
+            }
+        }
         tracing::info!("Autotask accepted the new password");
         Ok(())
     }
@@ -230,6 +258,41 @@ impl Target for AutotaskTarget {
         let credential = self.credential(payload)?;
         tracing::Span::current().record("user", credential.username.as_str());
         rest::verify(&self.tenant, &credential).await
+    }
+
+    fn login_account(&self, payload: &SecretValue) -> Option<String> {
+        self.credential(payload).ok().map(|c| tenant::account_key(&c.username))
+    }
+
+    fn accounts(&self) -> Vec<String> {
+        self.users.iter().map(|u| tenant::account_key(u)).collect()
+    }
+
+    fn longest_apply(&self) -> std::time::Duration {
+        self.tenant.settings().longest_apply()
+    }
+
+    async fn blocked(&self) -> Option<String> {
+        let source = self.tenant.admin();
+        let refusal = self.tenant.lockout().refusal(&source.location()).ok().flatten()?;
+        // Another credential in the store since is presented again: not blocked (unless unreadable: then say so).
+        if let Ok((_, metadata)) = source.read_with_metadata().await
+            && tenant::credential_version(&metadata) != refusal.version
+        {
+            return None;
+        }
+        Some(source.refused_detail(&refusal))
+    }
+
+    async fn resolve(&self) -> Result<(), TargetError> {
+        let source = self.tenant.admin();
+        let lockout = self.tenant.lockout();
+        let failed = |e: crate::lockout::LockoutError| tenant::transient(e.to_string(), None);
+        lockout.clear_refusal(&source.location()).map_err(failed)?;
+        if let Ok(admin) = source.read().await {
+            lockout.reset(&tenant::account_key(&admin.username)).map_err(failed)?;
+        }
+        Ok(())
     }
 
     fn account_of(&self, payload: &SecretValue) -> Option<String> {

@@ -6,10 +6,13 @@
 //! verify (`Unauthenticated`) and a configuration fault in an admin call (`Invalid`). A zone that answers with a
 //! connection failure or an unexplained 5xx is re-resolved once per call.
 
+use super::KIND;
 use super::answer::{CallFailure, Refusal, classify, rest_messages};
 use super::payload::Credential;
 use super::tenant::Failure;
-use super::tenant::{Attempt, AutotaskTenant, Endpoint, invalid, safe_failure, secret_header, transient};
+use super::tenant::{
+    Attempt, AutotaskTenant, Endpoint, account_key, invalid, safe_failure, secret_header, transient,
+};
 use crate::target::TargetError;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -28,6 +31,15 @@ fn headers(credential: &Credential) -> Result<HeaderMap, TargetError> {
     Ok(headers)
 }
 
+/// Whose lockout guard counts a REST call's login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Counted {
+    /// The engine's: a job's verify, which the engine sends through the guard itself.
+    ByEngine,
+    /// Here, at the tenant: the admin's calls.
+    Here,
+}
+
 /// One REST call as `credential`: `path` below the zone's REST base (`V1.0/…`), a JSON body for POSTs. Returns
 /// the answer's body on 2xx.
 pub(super) async fn call(
@@ -37,10 +49,21 @@ pub(super) async fn call(
     path: &str,
     endpoint: Endpoint,
     body: Option<&serde_json::Value>,
+    counted: Counted,
 ) -> Result<String, CallFailure> {
     let what = format!("{method} {path}");
-    let call =
-        Call { tenant, credential, headers: headers(credential)?, method, path, endpoint, body, what: &what };
+    let login = (counted == Counted::Here).then(|| account_key(&credential.username));
+    let call = Call {
+        tenant,
+        credential,
+        headers: headers(credential)?,
+        method,
+        path,
+        endpoint,
+        body,
+        what: &what,
+        login: login.as_deref(),
+    };
     let mut reresolved = false;
     let mut patience = tenant.patience(&what);
     loop {
@@ -60,6 +83,7 @@ struct Call<'a> {
     endpoint: Endpoint,
     body: Option<&'a serde_json::Value>,
     what: &'a str,
+    login: Option<&'a str>,
 }
 
 impl Call<'_> {
@@ -74,7 +98,7 @@ impl Call<'_> {
         if let Some(body) = self.body {
             request = request.header(CONTENT_TYPE, "application/json").body(body.to_string());
         }
-        let answer = match tenant.exchange(Some(self.endpoint), what, request).await {
+        let answer = match tenant.exchange(Some(self.endpoint), what, request, self.login).await {
             Ok(answer) => answer,
             Err(Failure::NotSent(detail)) => {
                 if !*reresolved {
@@ -82,6 +106,10 @@ impl Call<'_> {
                     tenant.forget_zone(user);
                 }
                 return Attempt::Again { detail, retry_after: None, at_once: false };
+            }
+            // Sent, and no answer: for a login that is an unknown outcome, which the lockout guard counts.
+            Err(Failure::Lost(detail)) => {
+                return Attempt::Stop(CallFailure::Failed(TargetError::Unknown { target: KIND, detail }));
             }
             Err(failure) => return safe_failure(failure, what),
         };
@@ -111,6 +139,7 @@ pub(super) async fn verify(tenant: &AutotaskTenant, credential: &Credential) -> 
         "V1.0/ThresholdInformation",
         Endpoint::ThresholdInformation,
         None,
+        Counted::ByEngine,
     )
     .await
     {
@@ -166,6 +195,7 @@ pub(super) async fn threshold(
         "V1.0/ThresholdInformation",
         Endpoint::ThresholdInformation,
         None,
+        Counted::Here,
     )
     .await?;
     serde_json::from_str(&body).map_err(|_| {
@@ -187,9 +217,16 @@ pub(super) async fn resource_update_access(
     struct Access {
         user_access_for_update: Option<String>,
     }
-    let body =
-        call(tenant, credential, Method::GET, "V1.0/Resources/entityInformation", Endpoint::Resources, None)
-            .await?;
+    let body = call(
+        tenant,
+        credential,
+        Method::GET,
+        "V1.0/Resources/entityInformation",
+        Endpoint::Resources,
+        None,
+        Counted::Here,
+    )
+    .await?;
     let info: Info = serde_json::from_str(&body).map_err(|_| {
         CallFailure::Failed(invalid("Resources/entityInformation answered something unexpected".into()))
     })?;
@@ -219,9 +256,16 @@ pub(super) async fn find_resource(
         "filter": [{"op": "eq", "field": "userName", "value": user}],
         "includeFields": ["id", "userName", "isActive"],
     });
-    let body =
-        call(tenant, credential, Method::POST, "V1.0/Resources/query", Endpoint::Resources, Some(&query))
-            .await?;
+    let body = call(
+        tenant,
+        credential,
+        Method::POST,
+        "V1.0/Resources/query",
+        Endpoint::Resources,
+        Some(&query),
+        Counted::Here,
+    )
+    .await?;
     let items: Items = serde_json::from_str(&body)
         .map_err(|_| CallFailure::Failed(invalid("Resources/query answered something unexpected".into())))?;
     Ok(items.items)

@@ -14,7 +14,9 @@
 use super::KIND;
 use super::answer::{CallFailure, Refusal, classify, excerpt, is_throttle_text};
 use super::payload::Credential;
-use super::tenant::{Attempt, AutotaskTenant, Endpoint, Failure, basic_auth, invalid, safe_failure};
+use super::tenant::{
+    Attempt, AutotaskTenant, Endpoint, Failure, account_key, basic_auth, invalid, safe_failure,
+};
 use super::xml::{Element, escaped_len_bound, parse, push_escaped};
 use crate::secret::SecretValue;
 use crate::target::TargetError;
@@ -313,7 +315,8 @@ impl Call<'_> {
             .post(zone.soap)
             .headers(self.headers.clone())
             .body(self.envelope.as_bytes().to_vec());
-        let answer = match tenant.exchange(Some(Endpoint::Soap), what, request).await {
+        let login = account_key(user);
+        let answer = match tenant.exchange(Some(Endpoint::Soap), what, request, Some(&login)).await {
             Ok(answer) => answer,
             Err(Failure::NotSent(detail)) => {
                 if !*reresolved {
@@ -459,7 +462,7 @@ async fn zone_info_attempt(
         .header(CONTENT_TYPE, "text/xml; charset=utf-8")
         .header("SOAPAction", format!("\"{ATWS}getZoneInfo\""))
         .body(envelope.to_owned());
-    match tenant.exchange(None, what, request).await {
+    match tenant.exchange(None, what, request, None).await {
         Ok(answer) if answer.status == 200 => match parse_zone_info(&answer.body) {
             Ok(info) => Attempt::Done(info),
             Err(why) => Attempt::Stop(invalid(format!("{what}: {why}"))),

@@ -20,7 +20,9 @@ use super::admin::AdminSource;
 use super::answer::{Refusal, classify, rest_messages, retry_after};
 use super::budget::Budget;
 use super::zone::{Zone, ZoneCache, parse_zone_information};
-use crate::rotation::retry::Backoff;
+use crate::lockout::{LockoutError, LockoutGuard, Login};
+use crate::retry::Backoff;
+use crate::store::Metadata;
 use crate::target::TargetError;
 use reqwest::header::HeaderValue;
 use std::fmt;
@@ -55,6 +57,19 @@ pub struct TenantSettings {
     pub timeout: Duration,
     /// Longest wait between two attempts of one call; a `Retry-After` above it is left to the engine.
     pub max_backoff: Duration,
+}
+
+impl TenantSettings {
+    /// The longest one call may take once its first attempt is sent: every attempt its full timeout, with the
+    /// longest back-off between two.
+    pub fn longest_call(&self) -> Duration {
+        self.timeout * ATTEMPTS + self.max_backoff * (ATTEMPTS - 1)
+    }
+
+    /// The longest an apply's requests may take: a query, then an update.
+    pub fn longest_apply(&self) -> Duration {
+        self.longest_call() * 2
+    }
 }
 
 impl Default for TenantSettings {
@@ -106,6 +121,8 @@ pub(super) enum Failure {
     OverBudget(Duration),
     /// The request cannot be made at all (a malformed URL or header value); retrying cannot help.
     Broken(String),
+    /// The lockout guard allows no login as this account now; nothing was sent.
+    Guard(LockoutError),
 }
 
 /// What one attempt of a call came to.
@@ -153,7 +170,39 @@ pub(super) fn safe_failure<T, E: From<TargetError>>(failure: Failure, what: &str
             .into(),
         ),
         Failure::Broken(detail) => Attempt::Stop(invalid(detail).into()),
+        Failure::Guard(e) => Attempt::Stop(guard_failure(e).into()),
     }
+}
+
+/// What the lockout guard's refusal means: nothing was sent; a person must act when only they can lower the
+/// count, and otherwise it is worth trying again once the logins in flight have answered.
+pub(super) fn guard_failure(e: LockoutError) -> TargetError {
+    if e.needs_a_person() {
+        TargetError::Blocked {
+            target: KIND,
+            detail: format!(
+                "{e}. Check the account in Autotask (unlock it if it is locked), then `rotavault resolve JOB`"
+            ),
+        }
+    } else {
+        transient(format!("{e}; nothing was sent"), Some(Duration::from_secs(30)))
+    }
+}
+
+/// The lockout guard's key of an Autotask account.
+pub(super) fn account_key(user: &str) -> String {
+    format!("{KIND}:{}", user.trim().to_ascii_lowercase())
+}
+
+/// Which stored version of a credential this is, for the guard's memory of refusals: the store's metadata, never
+/// anything of the value.
+pub(super) fn credential_version(metadata: &Metadata) -> String {
+    format!(
+        "generation {} of {}{}",
+        metadata.generation,
+        metadata.rotated_at.to_rfc3339(),
+        metadata.rotation_id.as_ref().map(|r| format!(", rotation {r}")).unwrap_or_default()
+    )
 }
 
 /// One per configured `[targets.X]`: shared by every job on the tenant.
@@ -168,9 +217,9 @@ pub struct AutotaskTenant {
     /// One password change at a time on the tenant: while an apply holds it, no other apply can change the admin's
     /// password under it, so no apply ever presents an admin secret that just died.
     password_changes: tokio::sync::Mutex<()>,
-    /// The admin credential Autotask refused last, by its store metadata: it is not presented again (each try is
-    /// a failed login toward the admin's lockout) until the store holds another value.
-    refused_admin: Mutex<Option<crate::store::Metadata>>,
+    /// Every admin login goes through it, and it remembers an admin credential Autotask refused, for every process
+    /// on the host.
+    lockout: Arc<LockoutGuard>,
 }
 
 impl fmt::Debug for AutotaskTenant {
@@ -183,7 +232,18 @@ impl fmt::Debug for AutotaskTenant {
 }
 
 impl AutotaskTenant {
+    /// A tenant whose admin logins are counted by a guard of its own, in memory (tests and trials);
+    /// [`AutotaskTenant::with_lockout`] shares the engine's.
     pub fn new(settings: TenantSettings, admin: AdminSource) -> Result<Arc<Self>, TargetError> {
+        let lockout = Arc::new(LockoutGuard::in_memory(3, Arc::new(crate::schedule::SystemClock)));
+        Self::with_lockout(settings, admin, lockout)
+    }
+
+    pub fn with_lockout(
+        settings: TenantSettings,
+        admin: AdminSource,
+        lockout: Arc<LockoutGuard>,
+    ) -> Result<Arc<Self>, TargetError> {
         if !(1..=3).contains(&settings.threads) {
             return Err(invalid(format!(
                 "threads = {}: Autotask allows 3 concurrent requests per integration code and endpoint; use 1 to 3",
@@ -227,7 +287,7 @@ impl AutotaskTenant {
             zones: ZoneCache::default(),
             threads,
             password_changes: tokio::sync::Mutex::new(()),
-            refused_admin: Mutex::new(None),
+            lockout,
         }))
     }
 
@@ -243,23 +303,43 @@ impl AutotaskTenant {
         self.password_changes.lock().await
     }
 
-    /// Refuses, without a login, an admin credential Autotask already refused.
-    pub(super) fn check_admin_not_refused(
-        &self,
-        metadata: &crate::store::Metadata,
-    ) -> Result<(), TargetError> {
-        let refused = self.refused_admin.lock().unwrap_or_else(|p| p.into_inner());
-        if refused.as_ref() == Some(metadata) {
-            return Err(invalid(format!(
-                "the admin credential in {} was refused by Autotask and has not changed since; rotavault does not                  present it again (each try is a failed login toward the admin's lockout): store a working one,                  e.g. with `rotavault import`",
-                self.admin.label()
-            )));
-        }
-        Ok(())
+    pub(super) fn lockout(&self) -> &LockoutGuard {
+        &self.lockout
     }
 
-    pub(super) fn remember_refused_admin(&self, metadata: crate::store::Metadata) {
-        *self.refused_admin.lock().unwrap_or_else(|p| p.into_inner()) = Some(metadata);
+    /// Refuses, without a login, an admin credential Autotask already refused (in any process), until the store
+    /// holds another one. A new credential there means a person acted: its account's count starts afresh.
+    pub(super) fn admin_may_log_in(&self, admin: &str, metadata: &Metadata) -> Result<(), TargetError> {
+        let location = self.admin.location();
+        let refusal = self.lockout.refusal(&location).map_err(|e| transient(e.to_string(), None))?;
+        match refusal {
+            Some(refusal) if refusal.version == credential_version(metadata) => {
+                Err(TargetError::Blocked { target: KIND, detail: self.admin.refused_detail(&refusal) })
+            }
+            Some(_) => {
+                tracing::info!(
+                    admin,
+                    "a new admin credential was stored since Autotask refused the last one"
+                );
+                self.lockout.clear_refusal(&location).map_err(|e| transient(e.to_string(), None))?;
+                self.lockout.reset(&account_key(admin)).map_err(|e| transient(e.to_string(), None))?;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers, for every process, that Autotask refused this version of the admin credential.
+    pub(super) fn admin_refused(&self, metadata: &Metadata, reason: &str) {
+        if let Err(e) = self.lockout.refuse(&self.admin.location(), &credential_version(metadata), reason) {
+            tracing::error!(error = %e, "could not record that Autotask refused the admin credential");
+        }
+    }
+
+    /// The longest one call may take once its first attempt is sent: every attempt its full timeout, with the
+    /// longest back-off between two.
+    pub fn longest_call(&self) -> Duration {
+        self.settings.longest_call()
     }
 
     pub(super) fn http(&self) -> &reqwest::Client {
@@ -286,7 +366,7 @@ impl AutotaskTenant {
 
     async fn lookup_zone(&self, user: &str, what: &str) -> Attempt<Zone, TargetError> {
         let request = self.http.get(self.lookup.clone()).query(&[("user", user)]);
-        let answer = match self.exchange(None, what, request).await {
+        let answer = match self.exchange(None, what, request, None).await {
             Ok(answer) => answer,
             Err(failure) => return safe_failure(failure, what),
         };
@@ -314,11 +394,15 @@ impl AutotaskTenant {
 
     /// Sends one request and reads its answer. `endpoint` is `None` for the unauthenticated zone lookup, which
     /// neither Autotask's limits nor rotavault's budget count. `what` (method and path) is all an error says.
+    /// `login`: the account the request logs in as, when this is where its login is counted (the admin's; a
+    /// job's verify is counted by the engine): the lockout guard records it before it is sent, and its answer
+    /// after (2xx accepted, 401 refused, no answer unknown, anything else not a verdict on the credential).
     pub(super) async fn exchange(
         &self,
         endpoint: Option<Endpoint>,
         what: &str,
         request: reqwest::RequestBuilder,
+        login: Option<&str>,
     ) -> Result<Answer, Failure> {
         // Building validates the URL and headers; its error is not shown, since it could quote a header.
         let request = request.build().map_err(|_| {
@@ -341,6 +425,20 @@ impl AutotaskTenant {
             }
             None => None,
         };
+        let login =
+            login.map(|account| self.lockout.begin(account, 0)).transpose().map_err(Failure::Guard)?;
+        let answer = self.send(request, what).await;
+        match (&answer, login) {
+            (_, None) => {}
+            (Ok(a), Some(login)) if (200..300).contains(&a.status) => login.accepted(),
+            (Ok(a), Some(login)) if a.status == 401 => login.refused(),
+            (Ok(_) | Err(Failure::NotSent(_)), Some(login)) => login.not_sent(),
+            (Err(_), Some(login)) => Login::unknown(login),
+        }
+        answer
+    }
+
+    async fn send(&self, request: reqwest::Request, what: &str) -> Result<Answer, Failure> {
         let response = self.http.execute(request).await.map_err(|e| {
             let why = root_cause(&e);
             if e.is_connect() {

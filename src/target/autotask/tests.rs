@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The engine's timeout of an apply once it sends, as the tests pass it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A query answer in the shape of the wire page, with what real ATWS adds: typed values (`xsi:type`), a prefix
 /// declared only in the answer, a nested UDF list, an empty field, and markup in values.
 pub(super) const QUERY_ANSWER: &str = r#"<?xml version="1.0" encoding="utf-8"?>
@@ -348,7 +351,7 @@ async fn apply_sends_the_whole_entity_back_with_the_new_password() {
     assert_eq!(doc["zone_url"], fake.lookup_url(), "the zone's REST base, as the lookup returned it");
     assert_eq!(doc["integration_code"], JOB_CODE);
 
-    target.apply(&payload).await.unwrap();
+    target.apply(&payload, APPLY_TIMEOUT).await.unwrap();
 
     let soap: Vec<Seen> = fake.seen().into_iter().filter(|s| s.is("/ATServices/1.6/atws.asmx")).collect();
     let actions: Vec<&str> = soap.iter().map(Seen::soap_action).collect();
@@ -506,7 +509,7 @@ async fn an_update_whose_answer_is_lost_is_unknown_and_never_resent() {
     .await;
     let target = target(&fake, &[USER_A]).await;
     let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
-    let err = target.apply(&payload).await.unwrap_err();
+    let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, TargetError::Unknown { .. }), "{err}");
     assert_eq!(fake.soap("update").len(), 1);
 }
@@ -529,7 +532,7 @@ async fn an_unexplained_5xx_on_update_is_unknown_but_a_throttle_is_retried() {
     .await;
     let target = target(&fake, &[USER_A]).await;
     let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
-    let err = target.apply(&payload).await.unwrap_err();
+    let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, TargetError::Unknown { .. }), "{err}");
     assert_eq!(fake.soap("update").len(), 2, "the throttled update was retried, the 502 was not");
 }
@@ -555,7 +558,7 @@ async fn refusals_of_the_update_are_rejected_or_invalid() {
     let target = target(&fake, &[USER_A]).await;
     let secret = SecretValue::new("a#bcDEF123-history");
     let payload = target.prepare(None, &secret, &info()).await.unwrap();
-    let err = target.apply(&payload).await.unwrap_err();
+    let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
     match &err {
         TargetError::Rejected { reason, .. } => {
             assert!(reason.contains("last 5 passwords") && reason.contains("[redacted]"), "{reason}");
@@ -564,7 +567,7 @@ async fn refusals_of_the_update_are_rejected_or_invalid() {
         other => panic!("expected Rejected, got {other}"),
     }
     let payload = target.prepare(None, &SecretValue::new("x#bcDEF123"), &info()).await.unwrap();
-    let err = target.apply(&payload).await.unwrap_err();
+    let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
     assert!(
         matches!(err, TargetError::Invalid { .. }) && err.to_string().contains("System Administrator"),
         "{err}"
@@ -572,7 +575,7 @@ async fn refusals_of_the_update_are_rejected_or_invalid() {
 }
 
 #[tokio::test]
-async fn an_admin_that_does_not_authenticate_is_invalid_and_names_its_store() {
+async fn an_admin_that_does_not_authenticate_blocks_the_tenant_and_is_never_presented_again() {
     let fake = Fake::start(|req, base| {
         if req.is("/ATServices/1.6/") {
             return answer(401, "");
@@ -582,14 +585,27 @@ async fn an_admin_that_does_not_authenticate_is_invalid_and_names_its_store() {
     .await;
     let target = target(&fake, &[USER_A]).await;
     let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
-    let err = target.apply(&payload).await.unwrap_err();
-    assert!(matches!(err, TargetError::Invalid { .. }), "{err}");
+    let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
+    assert!(matches!(err, TargetError::Blocked { .. }), "{err}");
     assert!(
         err.to_string()
             .contains("the admin credential in memory store secret `autotask/admin` does not authenticate"),
         "{err}"
     );
-    assert_eq!(fake.count("/ATServices/1.6/"), 1, "a refused admin login is not repeated");
+    assert_eq!(fake.count("/ATServices/1.6/"), 1);
+    // Neither a second apply nor `check --connect` presents the same credential again.
+    let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
+    assert!(matches!(err, TargetError::Blocked { .. }), "{err}");
+    assert!(err.to_string().contains("does not present it again"), "{err}");
+    let checks = target.connect_checks().await;
+    assert!(checks.iter().any(|c| !c.ok && c.detail.contains("not tried")), "{checks:?}");
+    let logins = fake
+        .seen()
+        .iter()
+        .filter(|s| s.header("Authorization").is_some() || s.header("Secret").is_some())
+        .count();
+    assert_eq!(logins, 1, "a refused admin login is not repeated");
+    assert!(target.blocked().await.is_some_and(|why| why.contains("admin credential refused")));
 }
 
 #[tokio::test]
@@ -597,7 +613,7 @@ async fn apply_refuses_a_payload_for_a_user_the_job_does_not_name() {
     let fake = Fake::start(healthy).await;
     let target = target(&fake, &[USER_A]).await;
     let other = serde_json::json!({"username": "ceo@contoso.com", "secret": "x#y1Zabc", "integration_code": JOB_CODE});
-    let err = target.apply(&SecretValue::new(other.to_string())).await.unwrap_err();
+    let err = target.apply(&SecretValue::new(other.to_string()), APPLY_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, TargetError::Invalid { .. }), "{err}");
     assert_eq!(fake.count("/ATServices/1.6/"), 0);
 }
@@ -617,8 +633,10 @@ async fn errors_never_carry_a_header_or_body_that_was_sent() {
     let target = target(&fake, &[USER_A]).await;
     let secret = new_secret();
     let payload = target.prepare(None, &secret, &info()).await.unwrap();
-    let mut errors =
-        vec![target.verify(&payload).await.unwrap_err(), target.apply(&payload).await.unwrap_err()];
+    let mut errors = vec![
+        target.verify(&payload).await.unwrap_err(),
+        target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err(),
+    ];
 
     // Nothing listening: a connection refused before anything was sent.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
@@ -756,7 +774,7 @@ async fn the_bare_secret_format_is_for_one_user_only() {
     let secret = new_secret();
     let payload = one.prepare(None, &secret, &info()).await.unwrap();
     assert_eq!(payload, secret);
-    one.apply(&payload).await.unwrap();
+    one.apply(&payload, APPLY_TIMEOUT).await.unwrap();
     one.verify(&payload).await.unwrap();
     let verify = fake.seen().into_iter().find(|s| s.is("/atservicesrest/V1.0/ThresholdInformation")).unwrap();
     assert_eq!(verify.header("UserName"), Some(USER_A));

@@ -22,7 +22,11 @@ fn assert_gone(form: &str) {
 }
 
 fn xml_named(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 fn percent(s: &str, lower: bool, plus_for_space: bool) -> String {
@@ -186,13 +190,7 @@ fn debug_shows_no_secret() {
 
 fn arbitrary_secret() -> impl Strategy<Value = String> {
     proptest::collection::vec(
-        prop_oneof![
-            proptest::char::range('!', '~'),
-            Just(' '),
-            Just('é'),
-            Just('€'),
-            Just('😀'),
-        ],
+        prop_oneof![proptest::char::range('!', '~'), Just(' '), Just('é'), Just('€'), Just('😀'),],
         MIN_REDACTABLE..40,
     )
     .prop_map(|chars| chars.into_iter().collect())

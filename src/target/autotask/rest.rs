@@ -10,6 +10,7 @@ use super::answer::{CallFailure, Refusal, classify, rest_messages};
 use super::payload::Credential;
 use super::tenant::Failure;
 use super::tenant::{Attempt, AutotaskTenant, Endpoint, invalid, safe_failure, secret_header, transient};
+use crate::secret::redact::Redactor;
 use crate::target::TargetError;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -39,8 +40,18 @@ pub(super) async fn call(
     body: Option<&serde_json::Value>,
 ) -> Result<String, CallFailure> {
     let what = format!("{method} {path}");
-    let call =
-        Call { tenant, credential, headers: headers(credential)?, method, path, endpoint, body, what: &what };
+    let redactor = Redactor::new(&[&credential.secret]);
+    let call = Call {
+        tenant,
+        credential,
+        headers: headers(credential)?,
+        method,
+        path,
+        endpoint,
+        body,
+        what: &what,
+        redactor: &redactor,
+    };
     let mut reresolved = false;
     let mut patience = tenant.patience(&what);
     loop {
@@ -60,6 +71,8 @@ struct Call<'a> {
     endpoint: Endpoint,
     body: Option<&'a serde_json::Value>,
     what: &'a str,
+    /// The credential's secret, in every form a server that echoes the request could send it back in.
+    redactor: &'a Redactor,
 }
 
 impl Call<'_> {
@@ -88,7 +101,7 @@ impl Call<'_> {
         if (200..300).contains(&answer.status) {
             return Attempt::Done(answer.body);
         }
-        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body)) {
+        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body, self.redactor)) {
             // The zone may have moved: a 5xx from it, or "unknown user" from a zone that knew the user.
             refusal @ (Refusal::Server { .. } | Refusal::UnknownUser) if !*reresolved => {
                 *reresolved = true;

@@ -247,31 +247,6 @@ pub(super) fn scheduled_for_deletion(secret_id: &str) -> StoreError {
     }
 }
 
-/// Replaces `value` wherever it appears in the error's text: AWS validation messages may quote a parameter,
-/// and the one parameter that must never be quoted is the secret. Applied to every call that sends a value.
-pub(super) fn redact(err: StoreError, value: &str) -> StoreError {
-    if value.is_empty() {
-        return err;
-    }
-    let scrub = |text: String| if text.contains(value) { text.replace(value, "[redacted]") } else { text };
-    match err {
-        StoreError::NotFound { backend, what } => StoreError::NotFound { backend, what: scrub(what) },
-        StoreError::Conflict { backend, detail } => StoreError::Conflict { backend, detail: scrub(detail) },
-        StoreError::Unauthenticated { backend, detail } => {
-            StoreError::Unauthenticated { backend, detail: scrub(detail) }
-        }
-        StoreError::PermissionDenied { backend, detail } => {
-            StoreError::PermissionDenied { backend, detail: scrub(detail) }
-        }
-        StoreError::Transient { backend, detail, retry_after } => {
-            StoreError::Transient { backend, detail: scrub(detail), retry_after }
-        }
-        StoreError::NotSupported { backend, what } => StoreError::NotSupported { backend, what: scrub(what) },
-        StoreError::Invalid { backend, detail } => StoreError::Invalid { backend, detail: scrub(detail) },
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,10 +406,11 @@ mod tests {
     }
 
     #[test]
-    fn redact_removes_the_value_from_every_message() {
+    fn a_message_that_quotes_the_value_loses_it_in_the_shared_step() {
+        use crate::secret::{SecretValue, redact::Redactor};
         let err =
             classify_code("ValidationException", "Value 'hunter2-secret' at 'secretString' is bad", 400);
-        let text = redact(err, "hunter2-secret").to_string();
+        let text = err.redacted(&Redactor::new(&[&SecretValue::new("hunter2-secret")])).to_string();
         assert!(!text.contains("hunter2-secret"), "{text}");
         assert!(text.contains("[redacted]"), "{text}");
     }

@@ -235,6 +235,17 @@ fn by_status(status: u16, retry_after: Option<Duration>, detail: String, secret_
     }
 }
 
+/// An `AWSPENDING` that rotavault did not stage (an AWS rotation function's, or a person's): never a value to
+/// verify against the target or to promote, since nothing says what it is for; a person clears it.
+pub(super) fn foreign_pending(secret_id: &str, version: &str) -> StoreError {
+    StoreError::Conflict {
+        backend: BACKEND,
+        detail: format!(
+            "version {version} of `{secret_id}` is AWSPENDING and was not staged by rotavault (it has no              rotavault metadata tag: an AWS rotation function or a person put it there); rotavault neither              verifies nor promotes a value it did not write. If no other rotation of this secret is running,              remove the label: `aws secretsmanager update-secret-version-stage --secret-id {secret_id}              --version-stage AWSPENDING --remove-from-version-id {version}`"
+        ),
+    }
+}
+
 /// A secret scheduled for deletion can be neither read nor written until it is restored, and its name cannot
 /// be taken by a new secret until the deletion happens.
 pub(super) fn scheduled_for_deletion(secret_id: &str) -> StoreError {

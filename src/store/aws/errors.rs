@@ -241,7 +241,11 @@ pub(super) fn foreign_pending(secret_id: &str, version: &str) -> StoreError {
     StoreError::Conflict {
         backend: BACKEND,
         detail: format!(
-            "version {version} of `{secret_id}` is AWSPENDING and was not staged by rotavault (it has no              rotavault metadata tag: an AWS rotation function or a person put it there); rotavault neither              verifies nor promotes a value it did not write. If no other rotation of this secret is running,              remove the label: `aws secretsmanager update-secret-version-stage --secret-id {secret_id}              --version-stage AWSPENDING --remove-from-version-id {version}`"
+            "version {version} of `{secret_id}` is AWSPENDING and was not staged by rotavault (it has no \
+             rotavault metadata tag: an AWS rotation function or a person put it there); rotavault neither \
+             verifies nor promotes a value it did not write. If no other rotation of this secret is running, \
+             remove the label: `aws secretsmanager update-secret-version-stage --secret-id {secret_id} \
+             --version-stage AWSPENDING --remove-from-version-id {version}`"
         ),
     }
 }

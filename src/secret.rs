@@ -2,9 +2,11 @@
 //!
 //! A `SecretValue` cannot be printed by accident: `Debug` writes `[redacted]`, there is no `Display` and no
 //! `Serialize`, and its bytes are zeroized when it is dropped. Code that needs the text calls
-//! [`SecretValue::expose`], which is easy to search for.
+//! [`SecretValue::expose`], which is easy to search for. Any text from outside that may quote a secret passes
+//! through [`redact::Redactor`] before it goes anywhere.
 
 mod policy;
+pub mod redact;
 
 pub use policy::{CharClass, PolicyError, PositionRule, SecretPolicy};
 

@@ -220,6 +220,27 @@ async fn a_refused_password_is_discarded_and_the_account_keeps_working() {
 }
 
 #[tokio::test]
+async fn a_refusal_that_echoes_the_password_and_the_admins_header_leaks_neither() {
+    use rotavault::sandbox::{ECHO_AUTHORIZATION, ECHO_PASSWORD};
+    let rig = rig().await;
+    let message = format!("The password '{ECHO_PASSWORD}' sent with {ECHO_AUTHORIZATION} is not allowed.");
+    let refusal = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><updateResponse xmlns="http://autotask.net/ATWS/v1_6/"><updateResult><EntityResults/><EntityResultType>resource</EntityResultType><Errors><ATWSError><Message>{message}</Message></ATWSError></Errors><ReturnCode>-1</ReturnCode></updateResult></updateResponse></soap:Body></soap:Envelope>"#
+    );
+    rig.sandbox.add_fault(Fault {
+        call: Call::SoapUpdate,
+        action: FaultAction::Fail { status: 200, body: refusal },
+        times: Some(1),
+    });
+    let err = rig.rotate("backup").await.expect_err("refused");
+    let text = err.to_string();
+    assert!(matches!(err, RotationError::Refused(_)), "{err:?}");
+    // Where the sandbox put the new password and the Basic-auth value, the marker stands instead.
+    assert!(text.contains("The password '[redacted]' sent with Basic [redacted] is not allowed."), "{text}");
+    assert!(!text.contains(ADMIN_PASSWORD), "{text}");
+}
+
+#[tokio::test]
 async fn a_propagation_delay_is_waited_out_without_locking_the_account() {
     // The tenant locks at 5: the guard may let the account reach 4, of which a verify after apply may spend 2 (2
     // are kept for settling the value later).

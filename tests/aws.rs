@@ -239,3 +239,42 @@ async fn an_interrupted_rotation_whose_apply_never_happened_is_discarded_in_aws_
     assert!(rig.sandbox.authenticates(USER, &secret_of(&before)));
     assert_eq!(rig.sandbox.failed_logins(USER), 0, "no apply was sent for it: discarded without a login");
 }
+
+#[tokio::test]
+async fn a_foreign_awspending_stops_the_job_with_the_command_and_no_login_is_spent_on_it() {
+    let rig = rig().await;
+    rig.runtime.engine.rotate(rig.api(), Trigger::Manual).await.expect("first");
+    let client = plain_client().await;
+    let before = by_stage(&client, &rig.secret_name, "AWSCURRENT").await.expect("AWSCURRENT");
+    // An AWS rotation function (or a person) staged its own value, under a UUID token like a rotation id.
+    let foreign = uuid::Uuid::new_v4().hyphenated().to_string();
+    let mut doc: serde_json::Value = serde_json::from_str(&before).expect("a JSON payload");
+    doc["secret"] = "Foreign#value-not-ours-1".into();
+    client
+        .put_secret_value()
+        .secret_id(&rig.secret_name)
+        .client_request_token(&foreign)
+        .secret_string(doc.to_string())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("a foreign AWSPENDING");
+    let logins =
+        |sandbox: &Sandbox| sandbox.request_log().iter().filter(|r| r.user.as_deref() == Some(USER)).count();
+    let seen = logins(&rig.sandbox);
+
+    let err = rig.runtime.engine.recover(rig.api()).await.expect_err("a conflict");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING \
+             --remove-from-version-id {foreign}",
+            rig.secret_name
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("Foreign#value"), "the value leaked into {text}");
+    assert_eq!(logins(&rig.sandbox), seen, "the foreign value was presented to Autotask");
+    assert_eq!(by_stage(&client, &rig.secret_name, "AWSCURRENT").await.as_deref(), Some(before.as_str()));
+    assert!(by_stage(&client, &rig.secret_name, "AWSPENDING").await.is_some(), "left for a person");
+}

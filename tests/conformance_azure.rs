@@ -138,8 +138,12 @@ mod azure_store {
         let t = fresh();
         f.fake.plant_foreign(&pending_name(&t), "x");
         assert!(f.fake.soft_delete(&pending_name(&t)));
-        let err =
-            f.store.stage(&t, &value("new"), &id, &meta(Some(&id), 1)).await.expect_err("deleted companion");
+        // At least 6 characters: an error checked against a shorter value is withheld whole.
+        let err = f
+            .store
+            .stage(&t, &value("new-value"), &id, &meta(Some(&id), 1))
+            .await
+            .expect_err("deleted companion");
         assert!(err.to_string().contains(&format!("--name {}", pending_name(&t))), "{err}");
     }
 
@@ -149,8 +153,12 @@ mod azure_store {
         let s = fresh();
         f.fake.deny_next("set", 1);
         let id = RotationId::new();
-        let err =
-            f.store.stage(&s, &value("v"), &id, &meta(Some(&id), 1)).await.expect_err("no set permission");
+        // At least 6 characters: an error checked against a shorter value is withheld whole.
+        let err = f
+            .store
+            .stage(&s, &value("value-v"), &id, &meta(Some(&id), 1))
+            .await
+            .expect_err("no set permission");
         assert!(matches!(err, StoreError::PermissionDenied { .. }), "{err:?}");
         assert!(err.to_string().contains("does not have secrets set permission"), "{err}");
         assert!(err.to_string().contains("grant `secrets set`"), "{err}");

@@ -40,10 +40,18 @@ impl Call {
     }
 }
 
+/// In the body of a `fail` fault on a SOAP call, stands for the request's `Authorization` header as received
+/// (XML-escaped), so that a test can play a server or proxy that quotes the request it refused.
+pub const ECHO_AUTHORIZATION: &str = "{authorization}";
+
+/// In the body of a `fail` fault on a SOAP `update`, stands for the `Password` the request carries (XML-escaped).
+pub const ECHO_PASSWORD: &str = "{password}";
+
 /// What goes wrong with a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultAction {
-    /// Answer `status` with `body` instead of doing the call.
+    /// Answer `status` with `body` instead of doing the call; in SOAP, [`ECHO_AUTHORIZATION`] and
+    /// [`ECHO_PASSWORD`] in `body` are filled in from the request.
     Fail { status: u16, body: String },
     /// Never answer (until the sandbox shuts down); nothing is done.
     Hang,

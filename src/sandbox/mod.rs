@@ -27,7 +27,7 @@ mod soap_resource;
 mod tenant;
 mod xml;
 
-pub use faults::{Call, Fault, FaultAction};
+pub use faults::{Call, ECHO_AUTHORIZATION, ECHO_PASSWORD, Fault, FaultAction};
 pub use limits::ThreadLimitResponse;
 pub use request_log::{Api, LoggedRequest};
 pub use seed::{SecurityLevel, Seed, SeedError, SeedResource};

@@ -117,6 +117,19 @@ fn refused(refusal: Refusal) -> Response {
     }
 }
 
+/// A `fail` body with the request's parts it names filled in (see [`super::faults::ECHO_PASSWORD`]).
+fn echo(body: &str, headers: &HeaderMap, operation: &Element) -> String {
+    use super::faults::{ECHO_AUTHORIZATION, ECHO_PASSWORD};
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let password = operation
+        .child(ATWS, "Entities")
+        .and_then(|e| e.child(ATWS, "Entity"))
+        .and_then(|e| e.child(ATWS, "Password"))
+        .map(|p| p.text().to_string())
+        .unwrap_or_default();
+    body.replace(ECHO_AUTHORIZATION, &escape(authorization)).replace(ECHO_PASSWORD, &escape(&password))
+}
+
 /// The user name of a Basic `Authorization` header, for the log, whatever else is wrong with the request.
 fn basic_user(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -231,6 +244,9 @@ pub(super) async fn handle(sandbox: Sandbox, request: Request) -> Response {
             let response = exchange.never_answer().await;
             drop(slot);
             return response;
+        }
+        Err(Refusal::Fail { status, body }) => {
+            return exchange.finish(fail(status, echo(&body, &parts.headers, &request.body), XML_TYPE));
         }
         Err(refusal) => return exchange.finish(refused(refusal)),
     };

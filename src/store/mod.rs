@@ -37,6 +37,7 @@ pub mod conformance;
 pub mod file;
 pub mod instrumented;
 pub mod memory;
+pub mod redacted;
 pub(crate) mod slots;
 #[cfg(feature = "vault")]
 pub mod vault;

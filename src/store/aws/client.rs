@@ -8,6 +8,7 @@
 use super::errors::{self, Call};
 use super::snapshot::Snapshot;
 use crate::secret::SecretValue;
+use crate::secret::redact::Redactor;
 use crate::store::StoreError;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
@@ -131,7 +132,7 @@ impl Api {
             .send()
             .await
             .map(|out| out.version_stages)
-            .map_err(|e| errors::redact(errors::from_sdk(call, e), value.expose()))
+            .map_err(|e| errors::from_sdk(call, e).redacted(&Redactor::new(&[value])))
     }
 
     /// `UpdateSecretVersionStage`: moves `label` to version `to` (if any) from version `from` (if any).

@@ -235,6 +235,21 @@ fn by_status(status: u16, retry_after: Option<Duration>, detail: String, secret_
     }
 }
 
+/// An `AWSPENDING` that rotavault did not stage (an AWS rotation function's, or a person's): never a value to
+/// verify against the target or to promote, since nothing says what it is for; a person clears it.
+pub(super) fn foreign_pending(secret_id: &str, version: &str) -> StoreError {
+    StoreError::Conflict {
+        backend: BACKEND,
+        detail: format!(
+            "version {version} of `{secret_id}` is AWSPENDING and was not staged by rotavault (it has no \
+             rotavault metadata tag: an AWS rotation function or a person put it there); rotavault neither \
+             verifies nor promotes a value it did not write. If no other rotation of this secret is running, \
+             remove the label: `aws secretsmanager update-secret-version-stage --secret-id {secret_id} \
+             --version-stage AWSPENDING --remove-from-version-id {version}`"
+        ),
+    }
+}
+
 /// A secret scheduled for deletion can be neither read nor written until it is restored, and its name cannot
 /// be taken by a new secret until the deletion happens.
 pub(super) fn scheduled_for_deletion(secret_id: &str) -> StoreError {
@@ -244,31 +259,6 @@ pub(super) fn scheduled_for_deletion(secret_id: &str) -> StoreError {
             "`{secret_id}` is scheduled for deletion; restore it with \
              `aws secretsmanager restore-secret --secret-id {secret_id}`, or give the job another name"
         ),
-    }
-}
-
-/// Replaces `value` wherever it appears in the error's text: AWS validation messages may quote a parameter,
-/// and the one parameter that must never be quoted is the secret. Applied to every call that sends a value.
-pub(super) fn redact(err: StoreError, value: &str) -> StoreError {
-    if value.is_empty() {
-        return err;
-    }
-    let scrub = |text: String| if text.contains(value) { text.replace(value, "[redacted]") } else { text };
-    match err {
-        StoreError::NotFound { backend, what } => StoreError::NotFound { backend, what: scrub(what) },
-        StoreError::Conflict { backend, detail } => StoreError::Conflict { backend, detail: scrub(detail) },
-        StoreError::Unauthenticated { backend, detail } => {
-            StoreError::Unauthenticated { backend, detail: scrub(detail) }
-        }
-        StoreError::PermissionDenied { backend, detail } => {
-            StoreError::PermissionDenied { backend, detail: scrub(detail) }
-        }
-        StoreError::Transient { backend, detail, retry_after } => {
-            StoreError::Transient { backend, detail: scrub(detail), retry_after }
-        }
-        StoreError::NotSupported { backend, what } => StoreError::NotSupported { backend, what: scrub(what) },
-        StoreError::Invalid { backend, detail } => StoreError::Invalid { backend, detail: scrub(detail) },
-        other => other,
     }
 }
 
@@ -431,10 +421,11 @@ mod tests {
     }
 
     #[test]
-    fn redact_removes_the_value_from_every_message() {
+    fn a_message_that_quotes_the_value_loses_it_in_the_shared_step() {
+        use crate::secret::{SecretValue, redact::Redactor};
         let err =
             classify_code("ValidationException", "Value 'hunter2-secret' at 'secretString' is bad", 400);
-        let text = redact(err, "hunter2-secret").to_string();
+        let text = err.redacted(&Redactor::new(&[&SecretValue::new("hunter2-secret")])).to_string();
         assert!(!text.contains("hunter2-secret"), "{text}");
         assert!(text.contains("[redacted]"), "{text}");
     }

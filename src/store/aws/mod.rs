@@ -12,6 +12,9 @@
 //! - **discard(R)**: remove `AWSPENDING` from R.
 //! - **write_current**: put under rotavault's own label, move `AWSCURRENT` to it, drop the label.
 //! - **reads**: `DescribeSecret`, then `GetSecretValue` by the version id that holds the label.
+//! - **pending**: only a version rotavault staged (it writes the version's metadata tag first). Any other
+//!   `AWSPENDING` (an AWS rotation function's, a person's) is `Conflict`, naming the command that clears it:
+//!   never a value to verify against the target or to promote.
 //!
 //! Ownership and metadata live in secret-level tags (`metadata`); a new secret starts with a placeholder
 //! version so that a staged value never becomes `AWSCURRENT` by AWS's first-version rule (`snapshot`).
@@ -177,22 +180,15 @@ impl Store for AwsSecretsManagerStore {
         let Some(Slot { version, value, metadata, tracked }) = self.read(secret, PENDING).await? else {
             return Ok(None);
         };
-        // The pending's rotation id is its version id. One rotavault did not stage (an AWS rotation function's,
-        // say) is still returned when its id is a rotation id, so that recovery can settle it through `discard`;
-        // an id rotavault cannot name is left to the operator.
-        let rotation_id = RotationId::parse(&version).map_err(|_| StoreError::Conflict {
-            backend: BACKEND,
-            detail: format!(
-                "version {version} of `{name}` is AWSPENDING and was not staged by rotavault (its id is not a \
-                 rotation id); if no other rotation of this secret is running, remove the label: `aws \
-                 secretsmanager update-secret-version-stage --secret-id {name} --version-stage AWSPENDING \
-                 --remove-from-version-id {version}`",
-                name = secret.name
-            ),
-        })?;
+        // rotavault writes a version's metadata tag before the version itself, so a pending without one was put
+        // there by someone else (an AWS rotation function, a person). Its value is not handed out: recovery would
+        // spend a login verifying it against the target, and promote a value nobody can vouch for.
         if !tracked {
-            tracing::warn!(version = %version, "AWSPENDING holds a version rotavault did not stage");
+            return Err(errors::foreign_pending(&secret.name, &version));
         }
+        // The pending's rotation id is its version id.
+        let rotation_id =
+            RotationId::parse(&version).map_err(|_| errors::foreign_pending(&secret.name, &version))?;
         Ok(Some(Pending { value, rotation_id, metadata }))
     }
 

@@ -217,11 +217,12 @@ async fn a_promote_cut_between_its_two_calls_is_finished_by_the_next() {
 }
 
 #[tokio::test]
-async fn a_foreign_pending_is_conflict_and_discard_clears_it() {
+async fn a_foreign_pending_is_a_conflict_naming_the_command_never_a_value_to_verify() {
     let (store, client) = store();
     let s = fresh();
     seed(&store, &s, "current", 1).await;
-    // Another tool's rotation (an AWS rotation function, say) staged a version and stopped.
+    // Another tool's rotation (an AWS rotation function, say) staged a version under a UUID token and stopped:
+    // its id looks like a rotation id, but rotavault did not write it.
     let foreign = uuid::Uuid::new_v4().hyphenated().to_string();
     client
         .put_secret_value()
@@ -234,21 +235,34 @@ async fn a_foreign_pending_is_conflict_and_discard_clears_it() {
         .expect("a foreign AWSPENDING");
 
     let id = RotationId::new();
-    let err = store.stage(&s, &value("mine"), &id, &meta(Some(&id), 2)).await.expect_err("stage");
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    assert!(err.to_string().contains(&foreign), "the conflict does not name the version: {err}");
+    let staged = store.stage(&s, &value("mine"), &id, &meta(Some(&id), 2)).await.expect_err("stage");
     let err = store.promote(&s, &id).await.expect_err("promote");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-
-    // Recovery reads it with a rotation id it can pass back, and discards it.
-    let pending = store.pending(&s).await.expect("pending").expect("the foreign pending");
-    assert_eq!(pending.rotation_id.as_str(), foreign);
-    assert_eq!(pending.value.expose(), "from-another-tool");
-    assert_eq!((pending.metadata.rotation_id.as_ref(), pending.metadata.generation), (None, 0));
-    store.discard(&s, &pending.rotation_id).await.expect("discard the foreign pending");
-    assert!(store.pending(&s).await.expect("pending").is_none());
+    // Recovery is never handed the value to verify against the target: the read itself is the conflict.
+    let read = store.pending(&s).await.expect_err("a foreign pending is not a pending rotavault can settle");
+    let command = format!(
+        "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING \
+         --remove-from-version-id {foreign}",
+        s.name
+    );
+    for err in [staged, read] {
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&command), "the conflict does not say how to clear it: {text}");
+        assert!(!text.contains("from-another-tool"), "the value leaked into {text}");
+    }
     assert_eq!(store.current(&s).await.expect("current").expect("current").value.expose(), "current");
 
+    // Once a person has run the command, rotations go on.
+    client
+        .update_secret_version_stage()
+        .secret_id(&s.name)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&foreign)
+        .send()
+        .await
+        .expect("the command from the message");
+    assert!(store.pending(&s).await.expect("pending").is_none());
     store.stage(&s, &value("mine"), &id, &meta(Some(&id), 2)).await.expect("stage now");
     assert_eq!(store.pending(&s).await.expect("pending").expect("mine").rotation_id, id);
 }

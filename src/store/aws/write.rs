@@ -311,11 +311,6 @@ fn pending_conflict(snapshot: &Snapshot, name: &str, pending: &str, id: &str) ->
     if ours {
         conflict(format!("rotation {pending} is pending for `{name}`; cannot stage rotation {id}"))
     } else {
-        conflict(format!(
-            "version {pending} of `{name}` is AWSPENDING and was not staged by rotavault (another tool's rotation \
-             left it); cannot stage rotation {id}. Recovery discards it once the target is shown not to use it; \
-             to clear it by hand: `aws secretsmanager update-secret-version-stage --secret-id {name} \
-             --version-stage AWSPENDING --remove-from-version-id {pending}`"
-        ))
+        super::errors::foreign_pending(name, pending)
     }
 }

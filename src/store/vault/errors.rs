@@ -50,9 +50,6 @@ pub(super) enum Failure {
 /// Vault's message for a lost check-and-set (`... did not match the current version`).
 const CAS_MISMATCH: &str = "check-and-set parameter did not match";
 
-/// Longest piece of Vault's own message put into an error.
-const MAX_DETAIL: usize = 300;
-
 /// Classifies a failure of `call`. See the module documentation for why each class lands where it does.
 pub(super) fn classify(call: Call<'_>, failure: Failure) -> StoreError {
     let Call { op, path } = call;
@@ -130,17 +127,14 @@ pub(super) fn classify(call: Call<'_>, failure: Failure) -> StoreError {
     }
 }
 
-/// Vault's error strings, joined and cut short, as `: ...` (empty when Vault said nothing).
+/// Vault's error strings, joined, as `: ...` (empty when Vault said nothing). Not cut here: a cut before
+/// redaction could leave half a value behind, so [`StoreError::redacted`] cuts, after redacting.
 fn said(errors: &[String]) -> String {
     let joined = errors.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).collect::<Vec<_>>().join("; ");
     if joined.is_empty() {
         return String::new();
     }
-    let mut cut: String = joined.chars().take(MAX_DETAIL).collect();
-    if cut.len() < joined.len() {
-        cut.push('…');
-    }
-    format!(": {cut}")
+    format!(": {joined}")
 }
 
 /// Reduces a transport error from `reqwest` to a [`Failure`]. Its chain names the URL (a path, never a value)
@@ -161,30 +155,6 @@ pub(super) fn transport(err: &reqwest::Error) -> Failure {
     if err.is_connect() || tls { Failure::Connect { detail, tls } } else { Failure::Other { detail } }
 }
 
-/// Replaces every occurrence of `secret` in the messages of `err`: Vault's messages never echo a written value,
-/// but a write's error passes through here so that a future message that did could not leak it.
-pub(super) fn redact(err: StoreError, secret: &str) -> StoreError {
-    if secret.is_empty() {
-        return err;
-    }
-    let scrub = |text: String| if text.contains(secret) { text.replace(secret, "[redacted]") } else { text };
-    match err {
-        StoreError::NotFound { backend, what } => StoreError::NotFound { backend, what: scrub(what) },
-        StoreError::Conflict { backend, detail } => StoreError::Conflict { backend, detail: scrub(detail) },
-        StoreError::Unauthenticated { backend, detail } => {
-            StoreError::Unauthenticated { backend, detail: scrub(detail) }
-        }
-        StoreError::PermissionDenied { backend, detail } => {
-            StoreError::PermissionDenied { backend, detail: scrub(detail) }
-        }
-        StoreError::Transient { backend, detail, retry_after } => {
-            StoreError::Transient { backend, detail: scrub(detail), retry_after }
-        }
-        StoreError::Invalid { backend, detail } => StoreError::Invalid { backend, detail: scrub(detail) },
-        other => other,
-    }
-}
-
 /// `Retry-After` in seconds, as Vault's rate limiter sends it.
 pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
@@ -194,6 +164,8 @@ pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretValue;
+    use crate::secret::redact::Redactor;
 
     const CALL: Call<'static> = Call { op: "write", path: "secret/data/app" };
 
@@ -263,15 +235,18 @@ mod tests {
     #[test]
     fn other_statuses_are_invalid_and_messages_are_cut_short() {
         let long = "x".repeat(5000);
-        let err = classify(CALL, status(405, &[&long]));
+        let err = classify(CALL, status(405, &[&long])).redacted(&Redactor::none());
         assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
-        assert!(err.to_string().len() < 600);
+        assert!(err.to_string().chars().count() < crate::store::redacted::MAX_DETAIL + 50);
     }
 
     #[test]
-    fn redact_removes_a_value_from_every_message() {
-        let err = StoreError::Invalid { backend: BACKEND, detail: "bad value hunter2-secret here".into() };
-        let err = redact(err, "hunter2-secret");
-        assert!(!err.to_string().contains("hunter2-secret"), "{err}");
+    fn a_message_quoting_the_value_across_the_old_cut_loses_all_of_it() {
+        // Cut at 300 characters first, as Vault's messages once were, and "hunter2-se" would survive.
+        let value = SecretValue::new("hunter2-secret-value");
+        let long = format!("{}hunter2-secret-value", "x".repeat(290));
+        let err = classify(CALL, status(400, &[&long])).redacted(&Redactor::new(&[&value]));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().ends_with("[redacted]"), "{err}");
     }
 }

@@ -31,6 +31,7 @@ mod write;
 
 use super::{Capabilities, Metadata, Pending, SecretRef, Store, StoreError, Stored};
 use crate::secret::SecretValue;
+use crate::secret::redact::Redactor;
 use crate::store::RotationId;
 use async_trait::async_trait;
 use client::{Api, Http, KeyMetadata};
@@ -286,7 +287,7 @@ impl Store for VaultStore {
     ) -> Result<(), StoreError> {
         self.stage_value(secret, value, rotation_id, metadata)
             .await
-            .map_err(|e| errors::redact(e, value.expose()))
+            .map_err(|e| e.redacted(&Redactor::new(&[value])))
     }
 
     #[tracing::instrument(skip_all, fields(backend = BACKEND, name = %secret.name, rotation_id = %rotation_id))]
@@ -306,7 +307,7 @@ impl Store for VaultStore {
         value: &SecretValue,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        self.write_value(secret, value, metadata).await.map_err(|e| errors::redact(e, value.expose()))
+        self.write_value(secret, value, metadata).await.map_err(|e| e.redacted(&Redactor::new(&[value])))
     }
 
     /// Asks Vault what the token may do on the mount (`sys/capabilities-self`), which changes nothing: data

@@ -19,6 +19,7 @@
 use super::metadata::{self, Ownership};
 use super::{BACKEND, Companion, Opened, VaultStore};
 use crate::secret::SecretValue;
+use crate::secret::redact::Redactor;
 use crate::store::{Metadata, RotationId, SecretRef, StoreError};
 
 fn conflict(detail: String) -> StoreError {
@@ -119,7 +120,7 @@ impl VaultStore {
                     StoreError::Conflict { .. } => conflict(format!(
                         "`{name}` changed while rotation {rotation_id} was promoted; it stays pending"
                     )),
-                    other => super::errors::redact(other, pending.value.expose()),
+                    other => other.redacted(&Redactor::new(&[&pending.value])),
                 })?;
             self.record(secret, &opened, version, &pending.metadata).await?;
         }

@@ -6,8 +6,10 @@
 //! a **throttle is never a failed login** (the engine counts failed logins toward the lockout, and a throttled
 //! verify must not spend that budget), and **only a 401 is a failed login**.
 //!
-//! The texts quoted in a [`Refusal`] are the server's, shortened; never anything rotavault sent.
+//! The texts quoted in a [`Refusal`] are the server's, shortened; never anything rotavault sent. A server may
+//! echo the request it refused, so every text passes through the call's [`Redactor`] before it is cut short.
 
+use crate::secret::redact::Redactor;
 use crate::target::TargetError;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -15,7 +17,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Longest server text kept in a message.
-const EXCERPT: usize = 300;
+pub(super) const EXCERPT: usize = 300;
 
 /// Why Autotask refused a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,8 +110,9 @@ pub(super) fn is_throttle_text(lower: &str) -> bool {
 }
 
 /// The texts of a REST error body: `{"errors":["…"]}`, the `{"Message":"…"}` of a framework error, or else a short
-/// excerpt of whatever came back.
-pub(super) fn rest_messages(body: &str) -> Vec<String> {
+/// excerpt of whatever came back; each redacted of the call's secrets, then cut short.
+pub(super) fn rest_messages(body: &str, redactor: &Redactor) -> Vec<String> {
+    let excerpt = |text: &str| redactor.excerpt(text, EXCERPT);
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Option<Vec<serde_json::Value>>,
@@ -141,15 +144,6 @@ pub(super) fn rest_messages(body: &str) -> Vec<String> {
     vec![excerpt(body)]
 }
 
-/// `text` on one line, at most [`EXCERPT`] characters.
-pub(super) fn excerpt(text: &str) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(EXCERPT) {
-        Some((cut, _)) => format!("{}…", &flat[..cut]),
-        None => flat,
-    }
-}
-
 /// `Retry-After` as seconds or as an HTTP date.
 pub(super) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
@@ -166,7 +160,7 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     fn rest(status: u16, retry_after: Option<Duration>, body: &str) -> Refusal {
-        classify(status, retry_after, &rest_messages(body))
+        classify(status, retry_after, &rest_messages(body, &Redactor::none()))
     }
 
     #[test]
@@ -235,12 +229,15 @@ mod tests {
     #[test]
     fn bodies_are_shortened_and_flattened() {
         let long = format!("{{\"errors\":[\"{}\"]}}", "x".repeat(1000));
-        let messages = rest_messages(&long);
+        let messages = rest_messages(&long, &Redactor::none());
         assert!(messages[0].chars().count() <= EXCERPT + 1);
-        assert_eq!(rest_messages("line one\n   line two"), ["line one line two"]);
+        assert_eq!(rest_messages("line one\n   line two", &Redactor::none()), ["line one line two"]);
         assert_eq!(
-            rest_messages(r#"{"Message":"The requested resource does not support http method 'GET'."}"#)
-                .len(),
+            rest_messages(
+                r#"{"Message":"The requested resource does not support http method 'GET'."}"#,
+                &Redactor::none()
+            )
+            .len(),
             1
         );
     }

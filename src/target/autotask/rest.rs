@@ -13,6 +13,7 @@ use super::tenant::Failure;
 use super::tenant::{
     Attempt, AutotaskTenant, Endpoint, account_key, invalid, safe_failure, secret_header, transient,
 };
+use crate::secret::redact::Redactor;
 use crate::target::TargetError;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -53,6 +54,7 @@ pub(super) async fn call(
 ) -> Result<String, CallFailure> {
     let what = format!("{method} {path}");
     let login = (counted == Counted::Here).then(|| account_key(&credential.username));
+    let redactor = Redactor::new(&[&credential.secret]);
     let call = Call {
         tenant,
         credential,
@@ -63,6 +65,7 @@ pub(super) async fn call(
         body,
         what: &what,
         login: login.as_deref(),
+        redactor: &redactor,
     };
     let mut reresolved = false;
     let mut patience = tenant.patience(&what);
@@ -84,6 +87,8 @@ struct Call<'a> {
     body: Option<&'a serde_json::Value>,
     what: &'a str,
     login: Option<&'a str>,
+    /// The credential's secret, in every form a server that echoes the request could send it back in.
+    redactor: &'a Redactor,
 }
 
 impl Call<'_> {
@@ -116,7 +121,7 @@ impl Call<'_> {
         if (200..300).contains(&answer.status) {
             return Attempt::Done(answer.body);
         }
-        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body)) {
+        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body, self.redactor)) {
             // The zone may have moved: a 5xx from it, or "unknown user" from a zone that knew the user.
             refusal @ (Refusal::Server { .. } | Refusal::UnknownUser) if !*reresolved => {
                 *reresolved = true;

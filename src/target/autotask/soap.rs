@@ -12,13 +12,14 @@
 //! 5xx may hide a done update, so it is `Unknown` and recovery asks Autotask which password it now accepts.
 
 use super::KIND;
-use super::answer::{CallFailure, Refusal, classify, excerpt, is_throttle_text};
+use super::answer::{CallFailure, EXCERPT, Refusal, classify, is_throttle_text};
 use super::payload::Credential;
 use super::tenant::{
     Attempt, AutotaskTenant, Endpoint, Failure, account_key, basic_auth, invalid, safe_failure,
 };
 use super::xml::{Element, escaped_len_bound, parse, push_escaped};
 use crate::secret::SecretValue;
+use crate::secret::redact::Redactor;
 use crate::target::TargetError;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use zeroize::Zeroizing;
@@ -146,8 +147,9 @@ fn body_of(envelope: &Element) -> Result<&Element, String> {
     envelope.child("Body").ok_or_else(|| "the SOAP envelope has no Body".into())
 }
 
-/// The fault text of a SOAP fault, if the document is one (SOAP 1.1 `faultstring`, or 1.2 `Reason/Text`).
-pub(super) fn parse_fault(xml: &str) -> Option<String> {
+/// The fault text of a SOAP fault, if the document is one (SOAP 1.1 `faultstring`, or 1.2 `Reason/Text`),
+/// redacted and cut short.
+pub(super) fn parse_fault(xml: &str, redactor: &Redactor) -> Option<String> {
     let root = parse(xml).ok()?;
     let fault = root.find("Fault")?;
     let text = fault
@@ -155,17 +157,18 @@ pub(super) fn parse_fault(xml: &str) -> Option<String> {
         .map(|f| f.text.clone())
         .or_else(|| fault.find("Reason").and_then(|r| r.find("Text")).map(|t| t.text.clone()))
         .unwrap_or_default();
-    Some(excerpt(&text))
+    Some(redactor.excerpt(&text, EXCERPT))
 }
 
 /// Reads `{operation}Response/{operation}Result`: `ReturnCode`, `Errors/ATWSError/Message` and the entities.
-pub(super) fn parse_response(xml: &str, operation: &str) -> Result<Response, String> {
-    let root = parse(xml)?;
+/// Error texts, and the parser's own complaint (which may quote the document), pass through `redactor`.
+pub(super) fn parse_response(xml: &str, operation: &str, redactor: &Redactor) -> Result<Response, String> {
+    let root = parse(xml).map_err(|why| redactor.excerpt(&why, EXCERPT))?;
     let body = body_of(&root)?;
     let response_name = format!("{operation}Response");
     let Some(response) = body.child(&response_name) else {
         return match body.child("Fault") {
-            Some(_) => Err(format!("SOAP fault: {}", parse_fault(xml).unwrap_or_default())),
+            Some(_) => Err(format!("SOAP fault: {}", parse_fault(xml, redactor).unwrap_or_default())),
             None => Err(format!("the SOAP Body has no {response_name}")),
         };
     };
@@ -181,7 +184,10 @@ pub(super) fn parse_response(xml: &str, operation: &str) -> Result<Response, Str
         .map(|errors| {
             errors
                 .children_named("ATWSError")
-                .map(|e| excerpt(e.child("Message").map(|m| m.text.as_str()).unwrap_or("(no message)")))
+                .map(|e| {
+                    let message = e.child("Message").map(|m| m.text.as_str()).unwrap_or("(no message)");
+                    redactor.excerpt(message, EXCERPT)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -260,15 +266,19 @@ fn headers(admin: &Credential, operation: &str) -> Result<HeaderMap, TargetError
 }
 
 /// One authenticated SOAP call as the admin. `changes`: the call changes something at Autotask (`update`), so an
-/// answer lost after sending is `Unknown`, never retried.
+/// answer lost after sending is `Unknown`, never retried. `sent`: the secrets the envelope carries, which (with
+/// the admin's, inside the Basic-auth header) are redacted from every text of the answer.
 async fn call(
     tenant: &AutotaskTenant,
     admin: &Credential,
     operation: &str,
     envelope: &Zeroizing<String>,
     changes: bool,
+    sent: &[&SecretValue],
 ) -> Result<Response, CallFailure> {
     let what = format!("SOAP {operation}");
+    let secrets: Vec<&SecretValue> = std::iter::once(&admin.secret).chain(sent.iter().copied()).collect();
+    let redactor = Redactor::new(&secrets);
     let call = Call {
         tenant,
         admin,
@@ -277,6 +287,7 @@ async fn call(
         envelope,
         changes,
         what: &what,
+        redactor: &redactor,
     };
     let mut reresolved = false;
     let mut patience = tenant.patience(&what);
@@ -296,6 +307,7 @@ struct Call<'a> {
     envelope: &'a Zeroizing<String>,
     changes: bool,
     what: &'a str,
+    redactor: &'a Redactor,
 }
 
 impl Call<'_> {
@@ -329,7 +341,7 @@ impl Call<'_> {
             Err(failure) => return safe_failure(failure, what),
         };
         if answer.status == 200 {
-            return match parse_response(&answer.body, self.operation) {
+            return match parse_response(&answer.body, self.operation, self.redactor) {
                 Ok(response)
                     if response.return_code < 0
                         && response.errors.iter().any(|e| is_throttle_text(&e.to_ascii_lowercase())) =>
@@ -348,10 +360,10 @@ impl Call<'_> {
                 ),
             };
         }
-        let messages: Vec<String> = match parse_fault(&answer.body) {
+        let messages: Vec<String> = match parse_fault(&answer.body, self.redactor) {
             Some(fault) => vec![fault],
             None if answer.body.trim().is_empty() => Vec::new(),
-            None => vec![excerpt(&answer.body)],
+            None => vec![self.redactor.excerpt(&answer.body, EXCERPT)],
         };
         match classify(answer.status, answer.retry_after, &messages) {
             refusal @ Refusal::Throttled { .. } => Attempt::after(&refusal),
@@ -378,7 +390,7 @@ pub(super) async fn query_resource(
     user: &str,
 ) -> Result<Entity, CallFailure> {
     let envelope = query_envelope(&admin.integration_code, user);
-    let response = call(tenant, admin, "query", &envelope, false).await?;
+    let response = call(tenant, admin, "query", &envelope, false, &[]).await?;
     if response.return_code < 0 {
         return Err(invalid(format!(
             "SOAP query of resource `{user}` refused: {}",
@@ -414,13 +426,13 @@ pub(super) async fn update_password(
     password: &SecretValue,
 ) -> Result<(), CallFailure> {
     let envelope = update_envelope(&admin.integration_code, entity, password);
-    let response = call(tenant, admin, "update", &envelope, true).await?;
+    let response = call(tenant, admin, "update", &envelope, true, &[password]).await?;
     drop(envelope);
     if response.return_code >= 0 {
         return Ok(());
     }
-    // A server that quotes the refused value must not carry it into our logs.
-    let reason = response.errors.join("; ").replace(password.expose(), "[redacted]");
+    // Already redacted of the password (and the admin's secret) by the call.
+    let reason = response.errors.join("; ");
     let reason = if reason.is_empty() { "ReturnCode -1 without a message".to_owned() } else { reason };
     if is_permission_text(&reason.to_ascii_lowercase()) {
         return Err(invalid(format!(
@@ -468,7 +480,8 @@ async fn zone_info_attempt(
             Err(why) => Attempt::Stop(invalid(format!("{what}: {why}"))),
         },
         Ok(answer) => {
-            let messages: Vec<String> = parse_fault(&answer.body).into_iter().collect();
+            // getZoneInfo is unauthenticated: it sends no secret that could come back.
+            let messages: Vec<String> = parse_fault(&answer.body, &Redactor::none()).into_iter().collect();
             match classify(answer.status, answer.retry_after, &messages) {
                 refusal if refusal.is_temporary() => Attempt::after(&refusal),
                 refusal => Attempt::Stop(invalid(format!("{what}: {refusal}"))),
@@ -484,7 +497,7 @@ mod tests {
     use crate::target::autotask::tests::QUERY_ANSWER;
 
     fn queried() -> Entity {
-        let response = parse_response(QUERY_ANSWER, "query").unwrap();
+        let response = parse_response(QUERY_ANSWER, "query", &Redactor::none()).unwrap();
         assert_eq!(response.return_code, 1);
         assert_eq!(response.entities.len(), 1);
         response.entities.into_iter().next().unwrap()
@@ -577,14 +590,14 @@ mod tests {
             <Errors><ATWSError><Message>The password must contain a special character in positions 2-6.</Message></ATWSError>
             <ATWSError><Message>Second &amp; last</Message></ATWSError></Errors>
             <ReturnCode>-1</ReturnCode></updateResult></updateResponse></soap:Body></soap:Envelope>"#;
-        let response = parse_response(answer, "update").unwrap();
+        let response = parse_response(answer, "update", &Redactor::none()).unwrap();
         assert_eq!(response.return_code, -1);
         assert_eq!(
             response.errors,
             ["The password must contain a special character in positions 2-6.", "Second & last"]
         );
         assert!(response.entities.is_empty());
-        assert!(parse_response(answer, "query").is_err(), "the operation is checked");
+        assert!(parse_response(answer, "query", &Redactor::none()).is_err(), "the operation is checked");
     }
 
     #[test]
@@ -616,9 +629,13 @@ mod tests {
         let fault = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>
             <faultcode>soap:Server</faultcode><faultstring>IntegrationCode is invalid.</faultstring>
             </soap:Fault></soap:Body></soap:Envelope>"#;
-        assert_eq!(parse_fault(fault).as_deref(), Some("IntegrationCode is invalid."));
-        assert!(parse_response(fault, "query").unwrap_err().contains("IntegrationCode is invalid."));
-        assert_eq!(parse_fault("<html>502</html>"), None);
+        assert_eq!(parse_fault(fault, &Redactor::none()).as_deref(), Some("IntegrationCode is invalid."));
+        assert!(
+            parse_response(fault, "query", &Redactor::none())
+                .unwrap_err()
+                .contains("IntegrationCode is invalid.")
+        );
+        assert_eq!(parse_fault("<html>502</html>", &Redactor::none()), None);
     }
 
     #[test]

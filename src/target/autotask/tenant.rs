@@ -22,6 +22,7 @@ use super::budget::Budget;
 use super::zone::{Zone, ZoneCache, parse_zone_information};
 use crate::lockout::{LockoutError, LockoutGuard, Login};
 use crate::retry::Backoff;
+use crate::secret::redact::Redactor;
 use crate::store::Metadata;
 use crate::target::TargetError;
 use reqwest::header::HeaderValue;
@@ -376,7 +377,8 @@ impl AutotaskTenant {
                 Err(why) => Attempt::Stop(invalid(format!("{what} for `{user}`: {why}"))),
             };
         }
-        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body)) {
+        // The zone lookup is unauthenticated: it sends no secret that could come back.
+        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body, &Redactor::none())) {
             Refusal::UnknownUser => Attempt::Stop(invalid(format!(
                 "Autotask knows no API user `{user}` (the zone lookup at {} cannot place it)",
                 self.lookup
@@ -522,7 +524,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     while let Some(next) = cause.source() {
         cause = next;
     }
-    super::answer::excerpt(&cause.to_string())
+    Redactor::none().excerpt(&cause.to_string(), super::answer::EXCERPT)
 }
 
 /// A header value holding a secret: marked sensitive, so that `http`'s `Debug` of it and of any header map that

@@ -1012,3 +1012,5 @@ async fn whole_rotations_through_the_engine_alternate_self_rotate_and_log_no_sec
         assert!(!logs.contains(secret.as_str()), "the logs carry a secret");
     }
 }
+
+mod echo;

@@ -11,7 +11,7 @@ use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::{SecretRef, Store, StoreError};
 use crate::target::Target;
-use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant, TenantSettings};
+use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant};
 use crate::target::generated::GeneratedTarget;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -104,18 +104,7 @@ impl Runtime {
         for (name, job) in &config.jobs {
             let target = build_target(&config, job, &tenants)
                 .map_err(|detail| BuildError::Job { name: name.clone(), detail })?;
-            let job_stores = job
-                .stores
-                .iter()
-                .filter_map(|js| {
-                    // The config has checked every reference, so a miss here would be a bug in validation.
-                    let store: Arc<dyn Store> = stores.get(&js.store)?.clone();
-                    let mut secret = SecretRef::new(js.name.clone(), name.clone());
-                    secret.adopt = js.adopt;
-                    secret.max_age = job.max_age;
-                    Some(JobStore { label: js.store.clone(), store, secret })
-                })
-                .collect();
+            let job_stores = job_stores(name, job, &stores)?;
             jobs.push(ScheduledJob {
                 job: Job {
                     name: name.clone(),
@@ -141,6 +130,39 @@ impl Runtime {
     pub fn job_names(&self) -> Vec<&str> {
         self.jobs.iter().map(|j| j.job.name.as_str()).collect()
     }
+}
+
+/// The job's stores, each resolved. The config has checked every reference, but a `Config` is plain data anyone
+/// can build: a job that names a store that is not there, or none at all, is refused here rather than run with
+/// fewer stores than it names.
+fn job_stores(
+    name: &str,
+    job: &JobConfig,
+    stores: &BTreeMap<String, Arc<Instrumented>>,
+) -> Result<Vec<JobStore>, BuildError> {
+    let refuse = |detail: String| BuildError::Job { name: name.to_owned(), detail };
+    if job.stores.is_empty() {
+        return Err(refuse("it names no store: expected at least one".into()));
+    }
+    job.stores
+        .iter()
+        .map(|js| {
+            let store: Arc<dyn Store> = stores
+                .get(&js.store)
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "it names store `{}`, which is not defined: expected one of {}",
+                        js.store,
+                        stores.keys().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    ))
+                })?
+                .clone();
+            let mut secret = SecretRef::new(js.name.clone(), name.to_owned());
+            secret.adopt = js.adopt;
+            secret.max_age = job.max_age;
+            Ok(JobStore { label: js.store.clone(), store, secret })
+        })
+        .collect()
 }
 
 async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
@@ -244,14 +266,7 @@ fn autotask_tenant(
         Some(job) => SecretRef::new(config.admin.name.clone(), job.clone()),
         None => SecretRef::new(config.admin.name.clone(), "").adopting(),
     };
-    let settings = TenantSettings {
-        zone_lookup_url: config.zone_lookup_url.clone(),
-        threads: config.threads,
-        hourly_budget: config.hourly_budget,
-        timeout: config.timeout,
-        ..TenantSettings::default()
-    };
-    AutotaskTenant::new(settings, AdminSource { store, secret }).map_err(|e| e.to_string())
+    AutotaskTenant::new(config.tenant_settings(), AdminSource { store, secret }).map_err(|e| e.to_string())
 }
 
 fn build_target(
@@ -270,5 +285,51 @@ fn build_target(
             Ok(Arc::new(target))
         }
         None => Err(format!("unknown target `{}`", job.target)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::SystemClock;
+
+    fn config() -> Config {
+        let source = r#"[stores.local]
+kind = "memory"
+
+[targets.shared]
+kind = "generated"
+
+[jobs.webhook]
+target = "shared"
+stores = [ { store = "local", name = "webhooks/signing-key" } ]
+max_age = "30d"
+"#;
+        crate::config::parse(source, std::path::Path::new("/etc/rotavault/config.toml")).expect("valid")
+    }
+
+    async fn build(config: Config) -> Result<Runtime, BuildError> {
+        Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_store_does_not_resolve_is_a_build_error_not_a_job_with_fewer_stores() {
+        let mut config = config();
+        config.jobs.get_mut("webhook").expect("job").stores[0].store = "gone".into();
+        let err = build(config).await.expect_err("an unresolved store");
+        assert_eq!(
+            err.to_string(),
+            "job `webhook`: it names store `gone`, which is not defined: expected one of `local`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_without_stores_is_a_build_error() {
+        let mut config = config();
+        config.jobs.get_mut("webhook").expect("job").stores.clear();
+        let err = build(config).await.expect_err("no store");
+        assert!(matches!(&err, BuildError::Job { name, .. } if name == "webhook"), "{err}");
+        assert!(err.to_string().contains("names no store"), "{err}");
+        assert_eq!(build(self::config()).await.expect("builds").jobs[0].job.stores.len(), 1);
     }
 }

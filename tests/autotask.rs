@@ -76,6 +76,7 @@ async fn rig_with(seed: Seed, rotation: &str) -> Rig {
     let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("code"), CODE).expect("code");
+    rotavault::store::file::keygen(&dir.path().join("store.key")).expect("a store key");
     let source = format!(
         r#"
 state_dir = "state"
@@ -83,34 +84,36 @@ state_dir = "state"
 [rotation]
 {rotation}
 
-[stores.mem]
-kind = "memory"
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
 
 [targets.autotask]
 kind = "autotask"
 zone_lookup_url = "{zone}"
-admin = {{ store = "mem", name = "autotask/admin" }}
+admin = {{ store = "local", name = "autotask/admin" }}
 timeout = "2s"
 
 [jobs.admin]
 target = "autotask"
 users = ["{ADMIN}"]
 integration_code_file = "code"
-stores = [ {{ store = "mem", name = "autotask/admin" }} ]
+stores = [ {{ store = "local", name = "autotask/admin" }} ]
 max_age = "30d"
 
 [jobs.backup]
 target = "autotask"
 users = ["{USER}"]
 integration_code_file = "code"
-stores = [ {{ store = "mem", name = "autotask/backup" }} ]
+stores = [ {{ store = "local", name = "autotask/backup" }} ]
 max_age = "30d"
 
 [jobs.reporting]
 target = "autotask"
 users = ["{USER_A}", "{USER_B}"]
 integration_code_file = "code"
-stores = [ {{ store = "mem", name = "autotask/reporting" }} ]
+stores = [ {{ store = "local", name = "autotask/reporting" }} ]
 max_age = "30d"
 "#,
         zone = sandbox.zone_lookup_url()

@@ -1,6 +1,7 @@
 //! `rotavault resolve JOB`: clears a diverged mark once a person has made the stores and the target agree
 //! again (for example by writing the working credential as current).
 
+use super::output::{Output, outln};
 use super::{CliError, exit, unknown_job};
 use crate::config::Config;
 use crate::rotation::state::StateDir;
@@ -15,12 +16,14 @@ pub fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
     }
     let engine =
         Engine::new(Settings::default(), Arc::new(SystemClock), StateDir::new(&config.state_dir), true);
+    let mut out = Output::stdout();
     if engine.resolve_diverged(name)? {
-        println!(
+        outln!(
+            out,
             "{name}: the diverged mark is cleared; the next run settles any pending value against the target first"
         );
     } else {
-        println!("{name} was not diverged; nothing changed");
+        outln!(out, "{name} was not diverged; nothing changed");
     }
-    Ok(exit::OK)
+    Ok(out.acted(exit::OK))
 }

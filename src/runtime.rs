@@ -2,6 +2,7 @@
 //! target, the [`Engine`] and its jobs. The one place that turns config kinds into backends, by one `match` each.
 
 use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
+use crate::rotation::retry::{Backoff, retry};
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
 use crate::schedule::{Clock, Schedule};
@@ -29,11 +30,21 @@ pub struct ScheduledJob {
 
 impl ScheduledJob {
     /// When the secret was last rotated, from store metadata (so that a restart loses nothing): the oldest
-    /// current value among the job's stores, or `None` when any store has none yet.
-    pub async fn rotated_at(&self) -> Result<Option<DateTime<Utc>>, (String, StoreError)> {
+    /// current value among the job's stores, or `None` when any store has none yet. Each read has `timeout` and
+    /// is retried per `backoff`, as the engine's store calls are; an error names the store that gave it.
+    pub async fn rotated_at(
+        &self,
+        backoff: Backoff,
+        timeout: Duration,
+    ) -> Result<Option<DateTime<Utc>>, (String, StoreError)> {
         let mut oldest: Option<DateTime<Utc>> = None;
         for js in &self.job.stores {
-            match js.store.current(&js.secret).await {
+            let no_answer = || StoreError::Transient {
+                backend: js.store.backend(),
+                detail: format!("no answer within {}", humantime::format_duration(timeout)),
+                retry_after: None,
+            };
+            match retry(backoff, timeout, no_answer, || js.store.current(&js.secret)).await {
                 Ok(Some(stored)) => {
                     let at = stored.metadata.rotated_at;
                     oldest = Some(oldest.map_or(at, |o| o.min(at)));

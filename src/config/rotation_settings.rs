@@ -115,20 +115,27 @@ fn call_timeout(
         return Ok(longest.map_or(default, |(_, _, apply)| default.max(apply)));
     };
     match longest {
-        Some((name, TargetConfig::Autotask(autotask), apply)) if timeout < apply => Err(doc.error(
-            &at,
-            format!(
-                "{} cannot hold an apply of target `{name}`: with targets.{name}.timeout = {}, one call to Autotask \
-                 may take up to {} (every attempt and the back-offs between them), and an apply, a query then an \
-                 update, up to {}: expected rotation.call_timeout = \"{}\" or more, or a shorter \
-                 targets.{name}.timeout",
-                display(timeout),
-                display(autotask.timeout),
-                display(autotask.tenant_settings().longest_call()),
-                display(apply),
-                display(apply)
-            ),
-        )),
+        Some((name, target, apply)) if timeout < apply => {
+            let why = match target {
+                TargetConfig::Autotask(autotask) => format!(
+                    "with targets.{name}.timeout = {}, one call to Autotask may take up to {} (every attempt and \
+                     the back-offs between them), and an apply, a query then an update, up to {}",
+                    display(autotask.timeout),
+                    display(autotask.tenant_settings().longest_call()),
+                    display(apply)
+                ),
+                TargetConfig::Generated => format!("an apply may take up to {}", display(apply)),
+            };
+            Err(doc.error(
+                &at,
+                format!(
+                    "{} cannot hold an apply of target `{name}`: {why}: expected rotation.call_timeout = \"{}\" \
+                     or more, or a shorter targets.{name}.timeout",
+                    display(timeout),
+                    display(apply)
+                ),
+            ))
+        }
         _ => Ok(timeout),
     }
 }

@@ -12,14 +12,17 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("rotavault: cannot start the async runtime: {e}");
+            cli::output::warn(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(cli::exit::FAILURE);
         }
     };
     match runtime.block_on(cli::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rotavault: {e}");
+            // One line per error, each prefixed, so that several config errors read like one each.
+            for line in e.to_string().lines() {
+                cli::output::warn(line);
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
 use crate::lockout::LockoutGuard;
+use crate::retry::{Backoff, retry};
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
 use crate::schedule::{Clock, Schedule};
@@ -12,7 +13,7 @@ use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::{SecretRef, Store, StoreError};
 use crate::target::Target;
-use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant, TenantSettings};
+use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant};
 use crate::target::generated::GeneratedTarget;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -30,11 +31,21 @@ pub struct ScheduledJob {
 
 impl ScheduledJob {
     /// When the secret was last rotated, from store metadata (so that a restart loses nothing): the oldest
-    /// current value among the job's stores, or `None` when any store has none yet.
-    pub async fn rotated_at(&self) -> Result<Option<DateTime<Utc>>, (String, StoreError)> {
+    /// current value among the job's stores, or `None` when any store has none yet. Each read has `timeout` and
+    /// is retried per `backoff`, as the engine's store calls are; an error names the store that gave it.
+    pub async fn rotated_at(
+        &self,
+        backoff: Backoff,
+        timeout: Duration,
+    ) -> Result<Option<DateTime<Utc>>, (String, StoreError)> {
         let mut oldest: Option<DateTime<Utc>> = None;
         for js in &self.job.stores {
-            match js.store.current(&js.secret).await {
+            let no_answer = || StoreError::Transient {
+                backend: js.store.backend(),
+                detail: format!("no answer within {}", humantime::format_duration(timeout)),
+                retry_after: None,
+            };
+            match retry(backoff, timeout, no_answer, || js.store.current(&js.secret)).await {
                 Ok(Some(stored)) => {
                     let at = stored.metadata.rotated_at;
                     oldest = Some(oldest.map_or(at, |o| o.min(at)));
@@ -112,18 +123,7 @@ impl Runtime {
         for (name, job) in &config.jobs {
             let target = build_target(&config, job, &tenants)
                 .map_err(|detail| BuildError::Job { name: name.clone(), detail })?;
-            let job_stores = job
-                .stores
-                .iter()
-                .filter_map(|js| {
-                    // The config has checked every reference, so a miss here would be a bug in validation.
-                    let store: Arc<dyn Store> = stores.get(&js.store)?.clone();
-                    let mut secret = SecretRef::new(js.name.clone(), name.clone());
-                    secret.adopt = js.adopt;
-                    secret.max_age = job.max_age;
-                    Some(JobStore { label: js.store.clone(), store, secret })
-                })
-                .collect();
+            let job_stores = job_stores(name, job, &stores)?;
             jobs.push(ScheduledJob {
                 job: Job {
                     name: name.clone(),
@@ -150,6 +150,39 @@ impl Runtime {
     pub fn job_names(&self) -> Vec<&str> {
         self.jobs.iter().map(|j| j.job.name.as_str()).collect()
     }
+}
+
+/// The job's stores, each resolved. The config has checked every reference, but a `Config` is plain data anyone
+/// can build: a job that names a store that is not there, or none at all, is refused here rather than run with
+/// fewer stores than it names.
+fn job_stores(
+    name: &str,
+    job: &JobConfig,
+    stores: &BTreeMap<String, Arc<Instrumented>>,
+) -> Result<Vec<JobStore>, BuildError> {
+    let refuse = |detail: String| BuildError::Job { name: name.to_owned(), detail };
+    if job.stores.is_empty() {
+        return Err(refuse("it names no store: expected at least one".into()));
+    }
+    job.stores
+        .iter()
+        .map(|js| {
+            let store: Arc<dyn Store> = stores
+                .get(&js.store)
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "it names store `{}`, which is not defined: expected one of {}",
+                        js.store,
+                        stores.keys().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    ))
+                })?
+                .clone();
+            let mut secret = SecretRef::new(js.name.clone(), name.to_owned());
+            secret.adopt = js.adopt;
+            secret.max_age = job.max_age;
+            Ok(JobStore { label: js.store.clone(), store, secret })
+        })
+        .collect()
 }
 
 async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
@@ -254,14 +287,8 @@ fn autotask_tenant(
         Some(job) => SecretRef::new(config.admin.name.clone(), job.clone()),
         None => SecretRef::new(config.admin.name.clone(), "").adopting(),
     };
-    let settings = TenantSettings {
-        zone_lookup_url: config.zone_lookup_url.clone(),
-        threads: config.threads,
-        hourly_budget: config.hourly_budget,
-        timeout: config.timeout,
-        ..TenantSettings::default()
-    };
-    AutotaskTenant::with_lockout(settings, AdminSource { store, secret }, lockout).map_err(|e| e.to_string())
+    AutotaskTenant::with_lockout(config.tenant_settings(), AdminSource { store, secret }, lockout)
+        .map_err(|e| e.to_string())
 }
 
 fn build_target(
@@ -280,5 +307,51 @@ fn build_target(
             Ok(Arc::new(target))
         }
         None => Err(format!("unknown target `{}`", job.target)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::SystemClock;
+
+    fn config() -> Config {
+        let source = r#"[stores.local]
+kind = "memory"
+
+[targets.shared]
+kind = "generated"
+
+[jobs.webhook]
+target = "shared"
+stores = [ { store = "local", name = "webhooks/signing-key" } ]
+max_age = "30d"
+"#;
+        crate::config::parse(source, std::path::Path::new("/etc/rotavault/config.toml")).expect("valid")
+    }
+
+    async fn build(config: Config) -> Result<Runtime, BuildError> {
+        Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_store_does_not_resolve_is_a_build_error_not_a_job_with_fewer_stores() {
+        let mut config = config();
+        config.jobs.get_mut("webhook").expect("job").stores[0].store = "gone".into();
+        let err = build(config).await.expect_err("an unresolved store");
+        assert_eq!(
+            err.to_string(),
+            "job `webhook`: it names store `gone`, which is not defined: expected one of `local`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_without_stores_is_a_build_error() {
+        let mut config = config();
+        config.jobs.get_mut("webhook").expect("job").stores.clear();
+        let err = build(config).await.expect_err("no store");
+        assert!(matches!(&err, BuildError::Job { name, .. } if name == "webhook"), "{err}");
+        assert!(err.to_string().contains("names no store"), "{err}");
+        assert_eq!(build(self::config()).await.expect("builds").jobs[0].job.stores.len(), 1);
     }
 }

@@ -376,3 +376,132 @@ fn a_permanent_store_error_ends_the_rotation_cleanly_and_status_shows_it() {
     assert_eq!(webhook["state"], "failed", "{webhook}");
     assert!(webhook["last_error"].as_str().unwrap_or_default().contains("gone"), "{webhook}");
 }
+
+/// Where a command's standard output goes in the tests of a lost report.
+#[derive(Clone, Copy)]
+enum Stdout {
+    /// `/dev/full`: every write fails with "no space left on device".
+    Full,
+    /// A pipe whose reading end was closed before the command started: every write fails with a broken pipe.
+    ReaderGone,
+    /// File descriptor 1 closed by the shell that starts the command.
+    Closed,
+}
+
+impl Setup {
+    fn run_with_stdout(&self, args: &[&str], stdout: Stdout) -> Output {
+        let mut cmd = match stdout {
+            Stdout::Closed => {
+                let mut cmd = Command::new("sh");
+                cmd.args(["-c", "exec \"$0\" \"$@\" >&-", BIN, "--config"]).arg(&self.config).args(args);
+                cmd.env("ROTAVAULT_LOG", "trace").stdin(Stdio::null());
+                cmd
+            }
+            _ => self.command(args),
+        };
+        match stdout {
+            Stdout::Full => {
+                let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+                cmd.stdout(full);
+            }
+            Stdout::ReaderGone => {
+                let (reader, writer) = std::io::pipe().expect("a pipe");
+                drop(reader);
+                cmd.stdout(writer);
+            }
+            Stdout::Closed => {}
+        }
+        cmd.stderr(Stdio::piped());
+        let child = cmd.spawn().expect("rotavault runs");
+        // The command gets the only writing end; the test keeps none, so a closed reader stays closed.
+        drop(cmd);
+        child.wait_with_output().expect("rotavault exits")
+    }
+}
+
+#[tokio::test]
+async fn a_full_or_closed_standard_output_never_panics_and_a_rotation_that_happened_exits_0() {
+    let setup = Setup::new();
+    let store = setup.store();
+    let mut before = current(&store, "webhooks/signing-key", "webhook").await;
+    for stdout in [Stdout::Full, Stdout::ReaderGone, Stdout::Closed] {
+        let lost = !matches!(stdout, Stdout::Closed);
+        let out = setup.run_with_stdout(&["rotate", "webhook"], stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(out.status.code(), Some(0), "the rotation happened, so rotate says so: {err}");
+        let after = current(&store, "webhooks/signing-key", "webhook").await;
+        assert!(after.is_some() && after != before, "rotated");
+        before = after;
+        if lost {
+            assert!(
+                err.contains("the report could not be written to standard output")
+                    && err.contains("the exit code 0 still says what was done"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn status_with_a_full_or_closed_standard_output_fails_without_panicking() {
+    let setup = Setup::new();
+    for stdout in [Stdout::Full, Stdout::ReaderGone] {
+        for args in [&["status"][..], &["status", "--json"], &["check"]] {
+            let out = setup.run_with_stdout(args, stdout);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert_eq!(out.status.code(), Some(1), "{args:?}: a lost report is a failed report: {err}");
+            assert!(err.contains("the report could not be written to standard output"), "{args:?}: {err}");
+        }
+    }
+    // A closed standard output reads as /dev/null to the process: nothing is lost that anyone could read.
+    let out = setup.run_with_stdout(&["status"], Stdout::Closed);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_config_without_jobs_is_refused_by_check_and_run_and_shown_by_status() {
+    let setup = Setup::new();
+    let source = std::fs::read_to_string(&setup.config).expect("config");
+    let cut = source.find("[jobs.webhook]").expect("the jobs");
+    std::fs::write(&setup.config, &source[..cut]).expect("write");
+    let line = source[..cut].lines().count() + 1;
+    for args in [&["check"][..], &["run"]] {
+        let out = setup.run(args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("config.toml:{line}:1: jobs: no job is defined")), "{args:?}: {err}");
+    }
+    let out = setup.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no job is defined"), "{}", text(&out));
+}
+
+#[test]
+fn check_reports_every_file_a_store_names_that_does_not_exist() {
+    let setup = Setup::new();
+    let source = std::fs::read_to_string(&setup.config).expect("config");
+    let with_vault = source.replace(
+        "[targets.shared]",
+        "[stores.bao]\nkind = \"hashicorp_vault\"\naddress = \"https://vault.example.com:8200\"\n\
+         ca_file = \"vault-ca.pem\"\nauth = \"approle\"\nrole_id = \"rotavault\"\nsecret_id_file = \"approle.secret-id\"\n\n\
+         [targets.shared]",
+    );
+    std::fs::write(&setup.config, &with_vault).expect("write");
+    let line = |key: &str| with_vault.lines().position(|l| l.starts_with(key)).expect("in the config") + 1;
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let dir = setup.dir.path().display();
+    for (key, file) in [("ca_file", "vault-ca.pem"), ("secret_id_file", "approle.secret-id")] {
+        let expected = format!("config.toml:{}:", line(key));
+        let named = format!("stores.bao.{key}: `{dir}/{file}` does not exist: expected a file holding");
+        assert!(err.lines().any(|l| l.contains(&expected) && l.contains(&named)), "{key}: {err}");
+    }
+    // Once they are there, the config checks out.
+    std::fs::write(setup.dir.path().join("vault-ca.pem"), "not checked here").expect("write");
+    std::fs::write(setup.dir.path().join("approle.secret-id"), "not checked here").expect("write");
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

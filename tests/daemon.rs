@@ -1,15 +1,19 @@
 //! The daemon's scheduling loop (`cli::run::serve`) over simulated days, with tokio's paused clock: jobs rotate
 //! exactly when their schedule and age policy say, a fire missed while the daemon was down runs once at start-up,
-//! and shutdown stops every job task.
+//! shutdown stops every job task, and a store that cannot say how old the secret is never starts a rotation.
+
+mod support;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rotavault::cli::run::serve;
 use rotavault::runtime::Runtime;
 use rotavault::schedule::TokioClock;
 use rotavault::secret::SecretValue;
-use rotavault::store::Metadata;
+use rotavault::store::memory::MemoryStore;
+use rotavault::store::{Metadata, Store};
 use std::sync::Arc;
 use std::time::Duration;
+use support::faulty_store::{Fault, FaultyStore, Op};
 use tokio_util::sync::CancellationToken;
 
 fn start() -> DateTime<Utc> {
@@ -93,4 +97,89 @@ async fn a_fire_missed_while_down_runs_once_at_start_up() {
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(600), daemon).await.expect("stops").expect("no panic");
+}
+
+/// One job on a store that fails as told, its secret written a minute before the daemon starts, due at 6 hours.
+async fn faulty_rig(dir: &std::path::Path, shutdown: &CancellationToken) -> (Arc<Runtime>, Arc<FaultyStore>) {
+    let source = format!(
+        r#"
+state_dir = "{}"
+
+[stores.mem]
+kind = "memory"
+
+[targets.shared]
+kind = "generated"
+
+[jobs.aged]
+target = "shared"
+stores = [ {{ store = "mem", name = "aged" }} ]
+max_age = "6h"
+"#,
+        dir.join("state").display()
+    );
+    let config = rotavault::config::parse(&source, &dir.join("config.toml")).expect("valid config");
+    let faulty = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+    let ready = [("mem".to_owned(), faulty.clone() as Arc<dyn Store>)].into_iter().collect();
+    let clock = Arc::new(TokioClock::starting_at(start()));
+    let runtime = Runtime::build_with_stores(config, clock, shutdown.clone(), ready).await.expect("runtime");
+    let js = &runtime.job("aged").expect("job").job.stores[0];
+    let minute_ago = start() - chrono::Duration::minutes(1);
+    js.store
+        .write_current(
+            &js.secret,
+            &SecretValue::new("fresh-secret-from-a-minute-ago"),
+            &Metadata::new(None, minute_ago, 1),
+        )
+        .await
+        .expect("seed");
+    (Arc::new(runtime), faulty)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_read_error_while_working_out_when_a_job_is_due_never_starts_a_rotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shutdown = CancellationToken::new();
+    let (runtime, faulty) = faulty_rig(dir.path(), &shutdown).await;
+    // Refused reads (not retried), then a transient run longer than one evaluation's retries.
+    faulty.inject(Op::Current, Fault::Fail(FaultyStore::permanent("denied for now")), 3);
+    faulty.inject(Op::Current, Fault::Fail(FaultyStore::transient("throttled")), 12);
+    let daemon = tokio::spawn(serve(runtime.clone(), shutdown.clone()));
+
+    // An hour in, the store answers again; the secret is an hour old and due at 6 hours: nothing was rotated, and
+    // no rotation was even started (the engine records every one it starts).
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(faulty.calls(Op::Current) > 15, "the age was read again after each failure");
+    assert_eq!(faulty.calls(Op::Stage), 0);
+    assert_eq!(generation(&runtime, "aged").await, 1);
+    let state = runtime.engine.states().load("aged").expect("state");
+    assert!(state.last_attempt.is_none(), "a rotation was started: {:?}", state.last_attempt);
+
+    // The age policy still holds once the store answers.
+    tokio::time::sleep(Duration::from_secs(5 * 3600 + 600)).await;
+    assert_eq!(generation(&runtime, "aged").await, 2, "rotated when the secret turned 6 hours old");
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(600), daemon).await.expect("stops").expect("no panic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_hangs_while_the_age_is_read_times_out_and_gives_way_to_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shutdown = CancellationToken::new();
+    let (runtime, faulty) = faulty_rig(dir.path(), &shutdown).await;
+    faulty.inject(Op::Current, Fault::Hang, 10_000);
+    let daemon = tokio::spawn(serve(runtime.clone(), shutdown.clone()));
+
+    // Each read is cut off at the call timeout and retried; none of them makes the job due.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let reads = faulty.calls(Op::Current);
+    let timeout = runtime.engine.settings().call_timeout;
+    assert!(reads >= 10, "reads were cut off at {timeout:?} and tried again: {reads}");
+    assert_eq!(faulty.calls(Op::Stage), 0);
+    assert!(runtime.engine.states().load("aged").expect("state").last_attempt.is_none());
+
+    // SIGTERM while a read hangs: the daemon stops at once, not after the read.
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(1), daemon).await.expect("stops at once").expect("no panic");
 }

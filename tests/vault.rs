@@ -70,6 +70,7 @@ async fn an_autotask_job_rotates_into_openbao_end_to_end() {
     let sandbox = start_sandbox(&accounts, &shutdown).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("code"), CODE).expect("code");
+    rotavault::store::file::keygen(&dir.path().join("store.key")).expect("a store key");
     std::fs::write(dir.path().join("token"), env("ROTAVAULT_TEST_VAULT_TOKEN")).expect("token");
     let id = uuid::Uuid::new_v4().simple().to_string();
     let path = format!("rotavault-test/{}", &id[..12]);
@@ -86,19 +87,21 @@ address = "{address}"
 auth = "token"
 token_file = "token"
 
-[stores.mem]
-kind = "memory"
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
 
 [targets.autotask]
 kind = "autotask"
 zone_lookup_url = "{zone}"
-admin = {{ store = "mem", name = "autotask/admin" }}
+admin = {{ store = "local", name = "autotask/admin" }}
 
 [jobs.admin]
 target = "autotask"
 users = ["{ADMIN}"]
 integration_code_file = "code"
-stores = [ {{ store = "mem", name = "autotask/admin" }} ]
+stores = [ {{ store = "local", name = "autotask/admin" }} ]
 max_age = "30d"
 
 [jobs.api]

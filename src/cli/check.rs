@@ -1,51 +1,56 @@
-//! `rotavault check`: validates the configuration and every job's policy, and opens the local stores (so a
-//! missing or unreadable key or integration code file shows up now, not at the first rotation). Contacts no target
-//! and no remote store. Config errors exit 78.
+//! `rotavault check`: validates the configuration and every job's policy, proves that every file it names is there
+//! (identities, tokens, secret ids, CA certificates, integration codes: each reported at its key with its path),
+//! and opens the local stores (so a missing or unreadable key or integration code file shows up now, not at the
+//! first rotation). Contacts no target and no remote store. Config errors exit 78.
 
+use super::output::{Output, outln};
 use super::{CliError, exit};
-use crate::config::{self, StoreConfig};
+use crate::config::{self, ConfigError, StoreConfig};
 use crate::store::file::FileStore;
 use std::path::Path;
 
 pub fn check(path: &Path) -> Result<u8, CliError> {
     let config = config::load(path)?;
+    // Every missing file at once: each is a separate fix, and a person should not have to run check once per file.
+    let missing: Vec<ConfigError> = config.files.iter().filter_map(|f| f.check(&config.path).err()).collect();
+    if !missing.is_empty() {
+        return Err(CliError::Configs(missing));
+    }
+    let at = |key: String, message: String| {
+        CliError::Config(ConfigError {
+            file: config.path.clone(),
+            line: None,
+            column: None,
+            key: Some(key),
+            message,
+        })
+    };
     for (name, store) in &config.stores {
         if let StoreConfig::File { path, identity } = store {
-            FileStore::open(path.clone(), identity.clone()).map_err(|e| {
-                CliError::Config(config::ConfigError {
-                    file: config.path.clone(),
-                    line: None,
-                    column: None,
-                    key: Some(format!("stores.{name}")),
-                    message: e.to_string(),
-                })
-            })?;
+            FileStore::open(path.clone(), identity.clone())
+                .map_err(|e| at(format!("stores.{name}"), e.to_string()))?;
         }
     }
     for (name, job) in &config.jobs {
         if let Some(account) = &job.autotask {
-            account.integration_code.read().map_err(|message| {
-                CliError::Config(config::ConfigError {
-                    file: config.path.clone(),
-                    line: None,
-                    column: None,
-                    key: Some(format!("jobs.{name}.integration_code")),
-                    message,
-                })
-            })?;
+            account
+                .integration_code
+                .read()
+                .map_err(|message| at(format!("jobs.{name}.integration_code"), message))?;
         }
     }
-    println!("{}: configuration valid", config.path.display());
-    println!("  stores: {}", config.stores.keys().cloned().collect::<Vec<_>>().join(", "));
+    let mut out = Output::stdout();
+    outln!(out, "{}: configuration valid", config.path.display());
+    outln!(out, "  stores: {}", config.stores.keys().cloned().collect::<Vec<_>>().join(", "));
     for (name, job) in &config.jobs {
         let schedule = job.schedule.as_ref().map(|s| s.describe()).unwrap_or_else(|| "no schedule".into());
         let max_age =
             job.max_age.map(|d| format!(", max_age {}", humantime::format_duration(d))).unwrap_or_default();
         let stores: Vec<String> = job.stores.iter().map(|s| format!("{}:{}", s.store, s.name)).collect();
-        println!("  job {name}: target {}, {schedule}{max_age}, stores {}", job.target, stores.join(", "));
-        println!("    secret: {}", job.secret_policy);
+        outln!(out, "  job {name}: target {}, {schedule}{max_age}, stores {}", job.target, stores.join(", "));
+        outln!(out, "    secret: {}", job.secret_policy);
     }
-    Ok(exit::OK)
+    Ok(out.reported(exit::OK))
 }
 
 /// `check --connect`: proves every job's path works end to end, changing nothing. Each target says what it checks
@@ -86,18 +91,19 @@ pub async fn check_connect(config: crate::config::Config) -> Result<u8, CliError
         }
     }
     let failed = rows.iter().filter(|(_, c)| !c.ok).count();
-    println!("{:<24} {:<6} CHECK", "JOB", "RESULT");
+    let mut out = Output::stdout();
+    outln!(out, "{:<24} {:<6} CHECK", "JOB", "RESULT");
     for (job, check) in &rows {
-        println!("{job:<24} {:<6} {}", if check.ok { "ok" } else { "FAILED" }, check.name);
+        outln!(out, "{job:<24} {:<6} {}", if check.ok { "ok" } else { "FAILED" }, check.name);
         if !check.ok {
-            println!("{:<31} {}", "", check.detail);
+            outln!(out, "{:<31} {}", "", check.detail);
             if let Some(fix) = &check.fix {
-                println!("{:<31} fix: {fix}", "");
+                outln!(out, "{:<31} fix: {fix}", "");
             }
         }
     }
-    println!("\n{} checks, {} failed", rows.len(), failed);
-    Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
+    outln!(out, "\n{} checks, {} failed", rows.len(), failed);
+    Ok(out.reported(if failed == 0 { exit::OK } else { exit::FAILURE }))
 }
 
 fn store_fix(e: &crate::store::StoreError) -> String {

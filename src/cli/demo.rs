@@ -8,6 +8,7 @@
 //! current credential authenticates and every credential it replaced does not. `--keep-running` leaves the
 //! daemon and the sandbox up to explore.
 
+use super::output::{Output, outln};
 use super::status::{JobStatus, job_status, print_table};
 use super::{CliError, exit, run};
 use crate::config;
@@ -47,18 +48,19 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
     let config = config::load(&config_path)?;
     let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?);
 
-    println!("rotavault demo in {}", dir.display());
-    println!("  key:     {}", dir.join("store.key").display());
-    println!("  store:   {} (age-encrypted)", dir.join("secrets.age").display());
-    println!("  config:  {}", config_path.display());
-    println!("  sandbox: {} (a simulated Autotask tenant)", sandbox.zone_lookup_url());
-    println!();
+    let mut out = Output::stdout();
+    outln!(out, "rotavault demo in {}", dir.display());
+    outln!(out, "  key:     {}", dir.join("store.key").display());
+    outln!(out, "  store:   {} (age-encrypted)", dir.join("secrets.age").display());
+    outln!(out, "  config:  {}", config_path.display());
+    outln!(out, "  sandbox: {} (a simulated Autotask tenant)", sandbox.zone_lookup_url());
+    outln!(out);
 
     import_admin(&runtime, &sandbox).await?;
-    println!("imported the admin API user's credential once, as a person would; rotavault now owns it\n");
+    outln!(out, "imported the admin API user's credential once, as a person would; rotavault now owns it\n");
 
     let daemon = tokio::spawn(run::serve(runtime.clone(), shutdown.clone()));
-    let watched = watch(&runtime, rotations, keep_running, &shutdown).await;
+    let watched = watch(&mut out, &runtime, rotations, keep_running, &shutdown).await;
     shutdown.cancel();
     let _ = daemon.await;
     let mut history = watched?;
@@ -79,12 +81,12 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
         let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|_| JobState::default());
         table.push(job_status(scheduled, &state, now, runtime.engine.lockout()).await);
     }
-    println!();
-    print_table(&table, now);
-    println!();
-    prove(&runtime, &sandbox, &history).await?;
-    println!("\nthe directory stays for a look: rotavault --config {} status", config_path.display());
-    Ok(exit::OK)
+    outln!(out);
+    print_table(&mut out, &table, now);
+    outln!(out);
+    prove(&mut out, &runtime, &sandbox, &history).await?;
+    outln!(out, "\nthe directory stays for a look: rotavault --config {} status", config_path.display());
+    Ok(out.acted(exit::OK))
 }
 
 fn fresh_dir() -> Result<PathBuf, CliError> {
@@ -174,6 +176,7 @@ type History = BTreeMap<String, Vec<SecretValue>>;
 /// Prints every new generation the stores record, until each job has `rotations` new ones (or, with
 /// `keep_running`, until SIGINT/SIGTERM).
 async fn watch(
+    out: &mut Output,
     runtime: &Runtime,
     rotations: u64,
     keep_running: bool,
@@ -203,7 +206,8 @@ async fn watch(
             let who = user_of(&current.value).map(|u| format!("  user {u}")).unwrap_or_default();
             let how =
                 m.rotation_id.as_ref().map_or_else(|| "imported".to_owned(), |r| format!("rotation {r}"));
-            println!(
+            outln!(
+                out,
                 "{}  {:<16} generation {:>3}  {how}{who}",
                 m.rotated_at.format("%H:%M:%S"),
                 name,
@@ -223,10 +227,10 @@ async fn watch(
         if done && !announced {
             announced = true;
             let config = runtime.config.path.display();
-            println!("\nthe daemon and the sandbox keep running; in another terminal:");
-            println!("  rotavault --config {config} status");
-            println!("  rotavault --config {config} rotate backup-vendor");
-            println!("Ctrl-C stops them.\n");
+            outln!(out, "\nthe daemon and the sandbox keep running; in another terminal:");
+            outln!(out, "  rotavault --config {config} status");
+            outln!(out, "  rotavault --config {config} rotate backup-vendor");
+            outln!(out, "Ctrl-C stops them.\n");
         }
         if shutdown.is_cancelled() {
             return Ok(history);
@@ -254,7 +258,12 @@ fn secret_of(payload: &SecretValue) -> Option<SecretValue> {
 
 /// Through the sandbox: the latest credential of every user authenticates, every one it replaced does not, and
 /// no account was ever locked or left with failed logins. For the generated job, the value verifies and changed.
-async fn prove(runtime: &Runtime, sandbox: &Sandbox, history: &History) -> Result<(), CliError> {
+async fn prove(
+    out: &mut Output,
+    runtime: &Runtime,
+    sandbox: &Sandbox,
+    history: &History,
+) -> Result<(), CliError> {
     let mut failures = Vec::new();
     let mut proven = 0;
     for scheduled in &runtime.jobs {
@@ -301,7 +310,8 @@ async fn prove(runtime: &Runtime, sandbox: &Sandbox, history: &History) -> Resul
         }
     }
     if failures.is_empty() {
-        println!(
+        outln!(
+            out,
             "proof, through the sandbox: of {proven} Autotask credentials the stores held, every current one \
              authenticates and every replaced one does not; no account has a failed login; every rotation made a \
              new value"

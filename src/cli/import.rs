@@ -4,6 +4,7 @@
 //! in `ps`) and never from a file left behind. It is verified at the target, written as current in every store
 //! of the job, and then, unless `--no-rotate`, rotated at once, so that the value a person saw stops working.
 
+use super::output::{Output, outln};
 use super::{CliError, exit, unknown_job};
 use crate::config::Config;
 use crate::rotation::{Outcome, Trigger};
@@ -40,21 +41,26 @@ pub async fn import(
 
     let generation = runtime.engine.import(job, &payload).await?;
     drop(payload);
-    println!(
+    let mut out = Output::stdout();
+    outln!(
+        out,
         "imported {name}: the target accepts it; written as current (generation {generation}) to {}",
         job.stores.iter().map(|s| format!("`{}`", s.label)).collect::<Vec<_>>().join(", ")
     );
     if no_rotate {
-        println!("not rotated (--no-rotate): the imported value stays in use until the next rotation");
-        return Ok(exit::OK);
+        outln!(out, "not rotated (--no-rotate): the imported value stays in use until the next rotation");
+        return Ok(out.acted(exit::OK));
     }
-    match runtime.engine.rotate(job, Trigger::Manual).await? {
-        Outcome::Rotated { rotation_id, generation } => println!(
+    match runtime.engine.rotate(job, Trigger::Manual).await {
+        Ok(Outcome::Rotated { rotation_id, generation }) => outln!(
+            out,
             "rotated {name}: rotation {rotation_id}, generation {generation}; the imported value no longer works"
         ),
-        Outcome::Completed { rotation_id } => println!("completed rotation {rotation_id} of {name}"),
+        Ok(Outcome::Completed { rotation_id }) => outln!(out, "completed rotation {rotation_id} of {name}"),
+        // Standard output is written line by line, so the import's line is out already.
+        Err(e) => return Err(e.into()),
     }
-    Ok(exit::OK)
+    Ok(out.acted(exit::OK))
 }
 
 /// The secret from standard input: a prompt without echo on a terminal, else everything piped in, less one

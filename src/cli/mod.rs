@@ -1,12 +1,14 @@
 //! The command line: one file per subcommand, and the exit codes they share.
 //!
-//! Command output goes to standard output; logs go to standard error, so a script can read one without the other.
+//! Command output goes to standard output, through [`output::Output`] so that a full or closed standard output is
+//! never a panic; logs go to standard error, so a script can read one without the other.
 
 mod check;
 #[cfg(feature = "sandbox")]
 mod demo;
 mod import;
 mod keygen;
+pub mod output;
 mod resolve;
 mod rotate;
 pub mod run;
@@ -148,6 +150,9 @@ pub enum Command {
 pub enum CliError {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// Several config errors found together, one per line (missing files, for example).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Configs(Vec<ConfigError>),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -161,7 +166,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) => exit::CONFIG,
+            Self::Config(_) | Self::Configs(_) => exit::CONFIG,
             Self::Usage(_) => exit::USAGE,
             Self::Build(_) | Self::Failed(_) => exit::FAILURE,
             Self::Rotation(e) => rotation_exit_code(e),
@@ -193,7 +198,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         }
         #[cfg(feature = "sandbox")]
         Command::Sandbox { listen, seed, inspect } => sandbox::sandbox(listen, seed, inspect).await,
-        Command::Status { json } => status::status(load(&cli.config)?, json).await,
+        Command::Status { json } => {
+            status::status(config::load_with(&cli.config, config::Jobs::Optional)?, json).await
+        }
         Command::Keygen { out } => keygen::keygen(&out),
         Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job).await,
         #[cfg(feature = "sandbox")]

@@ -2,6 +2,7 @@
 //! agree, the account is unlocked): clears a diverged mark, starts the lockout guard's count of the job's accounts
 //! afresh, and forgets a refusal of the tenant's admin credential.
 
+use super::output::{Output, outln};
 use super::{CliError, exit, unknown_job};
 use crate::config::Config;
 use crate::runtime::Runtime;
@@ -14,12 +15,14 @@ pub async fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };
+    let mut out = Output::stdout();
     if runtime.engine.resolve(&scheduled.job).await? {
-        println!(
+        outln!(
+            out,
             "{name}: the diverged mark is cleared; the next run settles any pending value against the target first"
         );
     } else {
-        println!("{name} was not diverged; its accounts' failed-login counts start afresh");
+        outln!(out, "{name} was not diverged; its accounts' failed-login counts start afresh");
     }
-    Ok(exit::OK)
+    Ok(out.acted(exit::OK))
 }

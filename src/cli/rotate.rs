@@ -1,5 +1,6 @@
 //! `rotavault rotate JOB`: one rotation now, with recovery first, exactly as the daemon would run it.
 
+use super::output::{Output, outln};
 use super::{CliError, exit, unknown_job};
 use crate::config::Config;
 use crate::rotation::{Outcome, Trigger};
@@ -13,15 +14,18 @@ pub async fn rotate(config: Config, name: &str) -> Result<u8, CliError> {
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };
-    match runtime.engine.rotate(&scheduled.job, Trigger::Manual).await? {
+    let outcome = runtime.engine.rotate(&scheduled.job, Trigger::Manual).await?;
+    let mut out = Output::stdout();
+    match outcome {
         Outcome::Rotated { rotation_id, generation } => {
-            println!("rotated {name}: rotation {rotation_id}, generation {generation}");
+            outln!(out, "rotated {name}: rotation {rotation_id}, generation {generation}");
         }
         Outcome::Completed { rotation_id } => {
-            println!(
+            outln!(
+                out,
                 "completed the interrupted rotation {rotation_id} of {name}; run again for a fresh secret"
             );
         }
     }
-    Ok(exit::OK)
+    Ok(out.acted(exit::OK))
 }

@@ -1,7 +1,8 @@
 //! `rotavault run`: the daemon.
 //!
 //! At start-up every job's pending value, if any, is settled (recovery). Then each job gets a task that sleeps
-//! until the job is next due (schedule, age, or a fire missed while the daemon was down) and rotates it. A failed
+//! until the job is next due (schedule, age, or a fire missed while the daemon was down) and rotates it. The age
+//! comes from the stores; when it cannot be read, the task waits and reads again, and never rotates on a guess. A failed
 //! rotation is retried with a growing back-off; the job stays due, so nothing is forgotten. A diverged job is
 //! left alone until `rotavault resolve`.
 //!
@@ -79,25 +80,32 @@ async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: Cancell
     }
 
     let mut failures: u32 = 0;
+    let mut unread: u32 = 0;
     loop {
         if shutdown.is_cancelled() {
             return;
         }
         let now = clock.now();
-        let (at, reason) = match next_run(runtime, scheduled, failures, now).await {
-            Some(next) => next,
-            None => (now + DIVERGED_RECHECK, String::new()),
+        // Reading the secret's age calls every store, with timeouts and retries: a store that hangs must not hold
+        // the daemon past SIGTERM.
+        let next = tokio::select! {
+            next = next_run(runtime, scheduled, failures, &mut unread, now) => next,
+            () = shutdown.cancelled() => return,
         };
-        if at > now {
+        let (at, reason) = match next {
+            Next::Rotate { at, reason } => (at, Some(reason)),
+            Next::Look { at } => (at, None),
+        };
+        if let Some(reason) = &reason
+            && at > now
+        {
             tracing::info!(job = %job.name, next = %at, %reason, "next rotation");
         }
         tokio::select! {
             () = clock.sleep_until(at) => {}
             () = shutdown.cancelled() => return,
         }
-        if reason.is_empty() {
-            continue;
-        }
+        let Some(reason) = reason else { continue };
         match runtime.engine.rotate(job, Trigger::Due(reason)).await {
             Ok(outcome) => {
                 failures = 0;
@@ -121,18 +129,27 @@ async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: Cancell
     }
 }
 
-/// When and why the job runs next; `None` while it is diverged.
+/// What a job's loop does next.
+enum Next {
+    /// Rotate at `at`, for `reason`.
+    Rotate { at: DateTime<Utc>, reason: String },
+    /// Nothing before `at`, then evaluate again: the job is diverged, or its secret's age could not be read.
+    Look { at: DateTime<Utc> },
+}
+
+/// When and why the job runs next. `unread` counts the evaluations in a row that could not read the secret's age.
 async fn next_run(
     runtime: &Runtime,
     scheduled: &ScheduledJob,
     failures: u32,
+    unread: &mut u32,
     now: DateTime<Utc>,
-) -> Option<(DateTime<Utc>, String)> {
+) -> Next {
     let name = &scheduled.job.name;
     match runtime.engine.states().load(name) {
         Ok(state) if state.diverged.is_some() => {
             tracing::error!(job = %name, "diverged: not rotated until `rotavault resolve {name}`");
-            return None;
+            return Next::Look { at: now + chrono::Duration::from_std(DIVERGED_RECHECK).unwrap_or_default() };
         }
         // An apply was sent and its value is not settled yet: nothing can be decided before the apply horizon
         // ends (the target may still carry it out), and the job must be settled as soon as it has, not at the
@@ -140,17 +157,25 @@ async fn next_run(
         Ok(state) if state.apply_intent.is_some() => {
             let settles_at = runtime.engine.settles_at(&scheduled.job).ok().flatten().unwrap_or(now);
             let at = if failures > 0 { settles_at.max(now + retry_delay(failures)) } else { settles_at };
-            return Some((at, "settle the value whose apply was sent: its apply horizon has passed".into()));
+            let reason = "settle the value whose apply was sent: its apply horizon has passed".into();
+            return Next::Rotate { at, reason };
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(job = %name, error = %e, "job state unreadable"),
     }
-    let rotated_at = match scheduled.rotated_at().await {
-        Ok(at) => at,
+    let settings = runtime.engine.settings();
+    let rotated_at = match scheduled.rotated_at(settings.backoff, settings.call_timeout).await {
+        Ok(at) => {
+            *unread = 0;
+            at
+        }
+        // Not knowing the age is not "never rotated" and not "due": a rotation started on a guess would replace a
+        // secret that may be a minute old, and could not even stage while the store fails. Look again later.
         Err((store, e)) => {
-            tracing::error!(job = %name, %store, error = %e, "cannot read the secret's age");
-            let wait = retry_delay(failures.max(1));
-            return Some((now + wait, "retry after a store error".into()));
+            *unread = unread.saturating_add(1);
+            let at = now + retry_delay(*unread);
+            tracing::warn!(job = %name, %store, error = %e, next = %at, "cannot read the secret's age; not rotating");
+            return Next::Look { at };
         }
     };
     let due = next_due(name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
@@ -159,7 +184,7 @@ async fn next_run(
         // Still due (the secret did not change), but not at once: back off.
         at = at.max(now + retry_delay(failures));
     }
-    Some((at, due.reason.to_string()))
+    Next::Rotate { at, reason: due.reason.to_string() }
 }
 
 fn retry_delay(failures: u32) -> chrono::Duration {

@@ -1,6 +1,7 @@
 //! `rotavault status [--json]`: for each job, its last rotation, age, next due time and state, read from store
 //! metadata and the job state file. It reads values only to learn their metadata and prints none.
 
+use super::output::{Output, outln};
 use super::{CliError, exit};
 use crate::config::Config;
 use crate::lockout::LockoutGuard;
@@ -52,6 +53,21 @@ pub struct StoreStatus {
 }
 
 pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
+    let mut out = Output::stdout();
+    if config.jobs.is_empty() {
+        // Shown rather than refused: a person asking what rotavault does should hear "nothing", and why.
+        if json {
+            outln!(out, "[]");
+            super::output::warn(&format!("{}: no job is defined", config.path.display()));
+        } else {
+            outln!(
+                out,
+                "{}: no job is defined; `rotavault check` and `rotavault run` refuse this config until one is",
+                config.path.display()
+            );
+        }
+        return Ok(out.reported(exit::OK));
+    }
     let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
     let now = SystemClock.now();
     let mut all = Vec::new();
@@ -64,11 +80,11 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
     }
     if json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| CliError::Failed(e.to_string()))?;
-        println!("{text}");
+        outln!(out, "{text}");
     } else {
-        print_table(&all, now);
+        print_table(&mut out, &all, now);
     }
-    Ok(exit::OK)
+    Ok(out.reported(exit::OK))
 }
 
 pub(super) async fn job_status(
@@ -185,8 +201,8 @@ pub(super) async fn job_status(
     }
 }
 
-pub(super) fn print_table(all: &[JobStatus], now: DateTime<Utc>) {
-    println!("{:<24} {:<9} {:<21} {:>10} {:<21}", "JOB", "STATE", "LAST ROTATION", "AGE", "NEXT DUE");
+pub(super) fn print_table(out: &mut Output, all: &[JobStatus], now: DateTime<Utc>) {
+    outln!(out, "{:<24} {:<9} {:<21} {:>10} {:<21}", "JOB", "STATE", "LAST ROTATION", "AGE", "NEXT DUE");
     for s in all {
         let last = s.last_rotation.map(short).unwrap_or_else(|| "-".into());
         let age = s.age_seconds.map(|a| human(a.max(0))).unwrap_or_else(|| "-".into());
@@ -195,14 +211,14 @@ pub(super) fn print_table(all: &[JobStatus], now: DateTime<Utc>) {
             Some(at) => short(at),
             None => "-".into(),
         };
-        println!("{:<24} {:<9} {:<21} {:>10} {:<21}", s.job, s.state, last, age, next);
+        outln!(out, "{:<24} {:<9} {:<21} {:>10} {:<21}", s.job, s.state, last, age, next);
     }
     for s in all {
         if let Some(error) = &s.last_error {
-            println!("\n{}: {error}", s.job);
+            outln!(out, "\n{}: {error}", s.job);
         }
         if let Some(action) = &s.action {
-            println!("{}: {action}", s.job);
+            outln!(out, "{}: {action}", s.job);
         }
         for a in &s.failed_logins {
             println!(

@@ -62,6 +62,21 @@ impl<'a> Document<'a> {
         ConfigError::at(self.file, self.source, offset, Some(path.to_string()), message)
     }
 
+    /// The error for a config without jobs: at an empty `[jobs]` table when there is one, else at the end of the
+    /// file, where a job would be added.
+    pub fn no_jobs(&self) -> ConfigError {
+        let at = KeyPath::root().key("jobs");
+        let offset = self.spans(&at).map_or(self.source.len(), |s| s.value.start);
+        ConfigError::at(
+            self.file,
+            self.source,
+            Some(offset),
+            Some(at.to_string()),
+            "no job is defined, so there is nothing to rotate: expected at least one [jobs.NAME] table with a \
+             `target`, `stores` and a `schedule` or `max_age`",
+        )
+    }
+
     /// Where the value at `path` starts, to order findings as they appear in the file.
     pub fn offset(&self, path: &KeyPath) -> usize {
         self.spans(path).map_or(0, |s| s.value.start)

@@ -9,11 +9,11 @@ use super::document::Document;
 use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::policy::GlobalPolicy;
+use super::policy::{GlobalPolicy, MAX_AGE_LIMIT};
 use super::schema::FormatSchema;
 use super::schema::JobSchema;
 use super::secret_rules;
-use super::store::StoreConfig;
+use super::store::{self, StoreConfig};
 use super::target::TargetConfig;
 use super::validate::{nonzero, resolve_path};
 use crate::schedule::Schedule;
@@ -120,38 +120,31 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
     let mut stores = Vec::with_capacity(job.stores.len());
     for (i, entry) in std::mem::take(&mut job.stores).into_iter().enumerate() {
         let entry_at = at.key("stores").index(i);
-        if !ctx.stores.contains_key(&entry.store) {
+        let Some(store) = ctx.stores.get(&entry.store) else {
             return Err(unknown_reference(doc, &entry_at.key("store"), "store", &entry.store, ctx.stores));
-        }
-        if entry.name.trim().is_empty() || entry.name.chars().any(char::is_control) {
-            return Err(doc.error(
-                &entry_at.key("name"),
-                "not a secret name: expected the name of the secret in the store, such as \"webhooks/signing-key\"",
-            ));
-        }
-        if let Some(StoreConfig::AwsSecretsManager(_)) = ctx.stores.get(&entry.store)
-            && !aws_secret_name(&entry.name)
-        {
-            return Err(doc.error(
-                &entry_at.key("name"),
-                "not an AWS Secrets Manager secret name: expected 1 to 512 characters of A-Z a-z 0-9 and \
-                 `/_+=.@-`, or the secret's ARN",
-            ));
-        }
-        if let Some(StoreConfig::AzureKeyVault(_)) = ctx.stores.get(&entry.store)
-            && !azure_secret_name(&entry.name)
-        {
-            return Err(doc.error(
-                &entry_at.key("name"),
-                "not a Key Vault secret name: expected 1 to 119 characters of A-Z a-z 0-9 and `-` (Key Vault allows \
-                 127, and rotavault keeps the pending value in `<name>-pending`)",
-            ));
-        }
+        };
+        store::secret_name(doc, &entry_at.key("name"), &entry.name, store)?;
         stores.push(JobStore { store: entry.store, name: entry.name, adopt: entry.adopt });
+    }
+    // A target that keeps the credential it is given (every kind but `generated`) would be left holding a
+    // password that only this process knew, once the process ends.
+    if !matches!(target, TargetConfig::Generated)
+        && !stores.iter().any(|s| ctx.stores.get(&s.store).is_some_and(StoreConfig::is_durable))
+    {
+        return Err(doc.error(
+            &at.key("stores"),
+            format!(
+                "every store of this job is `memory`, which forgets the secret when the process ends, and target \
+                 `{}` (kind `{}`) keeps the credential rotavault sets: expected at least one durable store (`file`, \
+                 `aws_secrets_manager`, `azure_key_vault` or `hashicorp_vault`)",
+                job.target,
+                target.kind()
+            ),
+        ));
     }
 
     let schedule = schedule(doc, &at, &job)?;
-    let max_age = nonzero(doc, &at.key("max_age"), job.max_age)?;
+    let max_age = nonzero(doc, &at.key("max_age"), job.max_age, MAX_AGE_LIMIT)?;
     if schedule.is_none() && max_age.is_none() {
         return Err(doc.error(
             &at,
@@ -292,21 +285,6 @@ pub(super) fn link_admins(
         }
     }
     Ok(())
-}
-
-/// AWS's rule for secret names, or an ARN (which names a secret in any account and region the store reaches).
-fn aws_secret_name(name: &str) -> bool {
-    if name.starts_with("arn:aws") {
-        return name.split(':').count() >= 7;
-    }
-    (1..=512).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
-}
-
-/// Key Vault's rule for secret names, for the name and its `-pending` companion.
-fn azure_secret_name(name: &str) -> bool {
-    (1..=127 - "-pending".len()).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn unknown_reference<T>(

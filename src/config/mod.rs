@@ -10,11 +10,13 @@
 //!   back; `toml_error.rs` words `toml` and serde errors (never repeating a string value).
 //! - `schema.rs` holds the serde structs, all `deny_unknown_fields`; `duration.rs` reads `"90d"`.
 //! - `validate.rs` walks the sections; `policy.rs`, `rotation_settings.rs`, `store.rs`, `target.rs`, `job.rs`
-//!   and `secret_rules.rs` each own the rules and output type of theirs.
+//!   and `secret_rules.rs` each own the rules and output type of theirs; `files.rs` lists the files the config
+//!   names, for `check` to find.
 
 mod document;
 mod duration;
 mod error;
+mod files;
 mod job;
 mod locate;
 mod policy;
@@ -30,6 +32,7 @@ mod validate;
 mod tests;
 
 pub use error::{ConfigError, EXIT_CONFIG};
+pub use files::NamedFile;
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
@@ -57,25 +60,61 @@ pub struct Config {
     pub stores: BTreeMap<String, StoreConfig>,
     pub targets: BTreeMap<String, TargetConfig>,
     pub jobs: BTreeMap<String, JobConfig>,
+    /// Every file a store, target or job names, for `check` to prove present.
+    pub files: Vec<NamedFile>,
 }
 
-/// Reads and validates the config file at `path`. A relative `path` is made absolute first, so that errors and
-/// [`Config::path`] name the file unambiguously.
+/// Whether a config without any job is accepted. Every command that acts refuses one (a daemon with nothing to do
+/// is a mistake); `status` shows it, so that a person can see what rotavault reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jobs {
+    Required,
+    Optional,
+}
+
+/// Reads and validates the config file at `path`, which must define at least one job. A relative `path` is made
+/// absolute first, so that errors and [`Config::path`] name the file unambiguously.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| ConfigError::file(&path, format!("cannot read the config file: {e}")))?;
-    parse(&source, &path)
+    load_with(path, Jobs::Required)
 }
 
-/// Validates `source` as if read from `path` (relative paths in it are resolved against `path`'s directory).
-/// For tests and embedded configs.
+/// [`load`], saying whether a config without jobs is accepted.
+pub fn load_with(path: &Path, jobs: Jobs) -> Result<Config, ConfigError> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let bytes = std::fs::read(&path)
+        .map_err(|e| ConfigError::file(&path, format!("cannot read the config file: {e}")))?;
+    let source = text(&bytes, &path)?;
+    parse_at(source, &path, Utc::now(), jobs)
+}
+
+/// Validates `source` as if read from `path` (relative paths in it are resolved against `path`'s directory); it
+/// must define at least one job. For tests and embedded configs.
 pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
-    parse_at(source, path, Utc::now())
+    parse_at(source, path, Utc::now(), Jobs::Required)
+}
+
+/// The file's bytes as text. TOML is UTF-8; a file that is not is reported where its first bad byte is, which is
+/// all a person needs to find a stray Latin-1 character pasted into it.
+fn text<'b>(bytes: &'b [u8], path: &Path) -> Result<&'b str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        // Everything before the bad byte is valid UTF-8 by definition.
+        let before = std::str::from_utf8(valid).unwrap_or_default();
+        ConfigError::at(
+            path,
+            before,
+            Some(before.len()),
+            None,
+            format!(
+                "byte 0x{:02X} is not UTF-8: expected a UTF-8 text file (re-save it as UTF-8)",
+                bytes[e.valid_up_to()]
+            ),
+        )
+    })
 }
 
 /// [`parse`] with the moment schedules are measured from.
-fn parse_at(source: &str, path: &Path, now: DateTime<Utc>) -> Result<Config, ConfigError> {
+fn parse_at(source: &str, path: &Path, now: DateTime<Utc>, jobs: Jobs) -> Result<Config, ConfigError> {
     let doc = Document::parse(source, path)?;
-    validate::build(&doc, now)
+    validate::build(&doc, now, jobs)
 }

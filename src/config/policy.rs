@@ -7,7 +7,7 @@ use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::PolicySchema;
-use super::validate::{char_set, nonzero};
+use super::validate::{Limit, char_set, nonzero};
 use crate::secret::SecretPolicy;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -34,9 +34,16 @@ impl GlobalPolicy {
     }
 }
 
+/// The longest `max_age`, for `[policy]` and for every job: a secret kept longer than two years is not rotated in
+/// any sense a policy means, and a typo of unit (`"90M"` for `"90d"`) lands above it.
+pub(super) const MAX_AGE_LIMIT: Limit = Limit {
+    max: Duration::from_secs(730 * 86_400),
+    why: "two years; a secret kept longer is not rotated in any useful sense",
+};
+
 pub(super) fn build(doc: &Document<'_>, schema: PolicySchema) -> Result<GlobalPolicy, ConfigError> {
     let at = KeyPath::root().key("policy");
-    let max_age = nonzero(doc, &at.key("max_age"), schema.max_age)?;
+    let max_age = nonzero(doc, &at.key("max_age"), schema.max_age, MAX_AGE_LIMIT)?;
     let longest = SecretPolicy::default().max_length;
     if let Some(n) = schema.min_length
         && !(1..=longest).contains(&n)

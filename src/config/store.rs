@@ -112,6 +112,11 @@ impl StoreConfig {
             Self::HashicorpVault(_) => VAULT_BACKEND,
         }
     }
+
+    /// Whether what it holds outlives the process.
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, Self::Memory)
+    }
 }
 
 pub(super) fn build(
@@ -342,4 +347,48 @@ fn credential_name(doc: &Document<'_>, at: &KeyPath, name: String) -> Result<Str
         ));
     }
     Ok(name)
+}
+
+/// The name of a secret in `store`, as a job's `stores` or a target's `admin` gives it: not blank, and within the
+/// backend's own rules, so that a name the backend would refuse is a config error and not a failed rotation.
+pub(super) fn secret_name(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    name: &str,
+    store: &StoreConfig,
+) -> Result<(), ConfigError> {
+    if name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(doc.error(
+            at,
+            "not a secret name: expected the name of the secret in the store, such as \"webhooks/signing-key\"",
+        ));
+    }
+    match store {
+        StoreConfig::AwsSecretsManager(_) if !aws_secret_name(name) => Err(doc.error(
+            at,
+            "not an AWS Secrets Manager secret name: expected 1 to 512 characters of A-Z a-z 0-9 and `/_+=.@-`, or \
+             the secret's ARN",
+        )),
+        StoreConfig::AzureKeyVault(_) if !azure_secret_name(name) => Err(doc.error(
+            at,
+            "not a Key Vault secret name: expected 1 to 119 characters of A-Z a-z 0-9 and `-` (Key Vault allows 127, \
+             and rotavault keeps the pending value in `<name>-pending`)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// AWS's rule for secret names, or an ARN (which names a secret in any account and region the store reaches).
+fn aws_secret_name(name: &str) -> bool {
+    if name.starts_with("arn:aws") {
+        return name.split(':').count() >= 7;
+    }
+    (1..=512).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+}
+
+/// Key Vault's rule for secret names, for the name and its `-pending` companion.
+fn azure_secret_name(name: &str) -> bool {
+    (1..=127 - "-pending".len()).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }

@@ -8,14 +8,22 @@ use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::{AutotaskTargetSchema, KindOnlySchema, TargetKind};
 use super::store::StoreConfig;
-use super::validate::nonzero;
+use super::validate::{Limit, nonzero};
 use crate::secret::SecretPolicy;
+use crate::target::autotask::TenantSettings;
 use crate::target::{autotask, generated};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Autotask's own zone lookup: it answers for every tenant, without credentials.
 pub const AUTOTASK_ZONE_LOOKUP: &str = "https://webservices2.autotask.net/atservicesrest/";
+
+/// The longest `timeout` of one HTTP call to Autotask.
+const TIMEOUT_LIMIT: Limit = Limit {
+    max: Duration::from_secs(300),
+    why: "an Autotask call that has not answered in five minutes will not; the engine's own `call_timeout` must \
+          also fit every attempt of two of them",
+};
 
 /// A configured target, ready to be built by the engine.
 #[derive(Clone, Debug)]
@@ -39,6 +47,19 @@ pub struct AutotaskTargetConfig {
     pub timeout: Duration,
 }
 
+impl AutotaskTargetConfig {
+    /// The tenant's settings as the target is built with them.
+    pub fn tenant_settings(&self) -> TenantSettings {
+        TenantSettings {
+            zone_lookup_url: self.zone_lookup_url.clone(),
+            threads: self.threads,
+            hourly_budget: self.hourly_budget,
+            timeout: self.timeout,
+            ..TenantSettings::default()
+        }
+    }
+}
+
 /// The admin API user's credential: a secret in a store, holding the JSON payload (username, secret,
 /// integration_code).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +77,16 @@ impl TargetConfig {
         match self {
             Self::Generated => generated::KIND,
             Self::Autotask(_) => autotask::KIND,
+        }
+    }
+
+    /// The longest an apply's requests to the target can take by the target's own timeouts, attempts and back-offs;
+    /// `None` for a target that sends none. The engine's `call_timeout` must not cut it short: an apply cut short
+    /// by the engine is an unknown outcome, one the target's own limits would have settled.
+    pub fn longest_apply(&self) -> Option<Duration> {
+        match self {
+            Self::Generated => None,
+            Self::Autotask(autotask) => Some(autotask.tenant_settings().longest_apply()),
         }
     }
 
@@ -87,7 +118,7 @@ pub(super) fn build(
                 None => AUTOTASK_ZONE_LOOKUP.to_owned(),
                 Some(url) => zone_url(doc, &at.key("zone_lookup_url"), url)?,
             };
-            if !stores.contains_key(&schema.admin.store) {
+            let Some(admin_store) = stores.get(&schema.admin.store) else {
                 let names: Vec<String> = stores.keys().map(|n| format!("`{n}`")).collect();
                 return Err(doc.error(
                     &at.key("admin").key("store"),
@@ -97,7 +128,8 @@ pub(super) fn build(
                         if names.is_empty() { "(none)".to_owned() } else { names.join(", ") }
                     ),
                 ));
-            }
+            };
+            super::store::secret_name(doc, &at.key("admin").key("name"), &schema.admin.name, admin_store)?;
             let threads = schema.threads.unwrap_or(1);
             if !(1..=3).contains(&threads) {
                 return Err(doc.error(
@@ -115,8 +147,8 @@ pub(super) fn build(
                     ),
                 ));
             }
-            let timeout =
-                nonzero(doc, &at.key("timeout"), schema.timeout)?.unwrap_or(Duration::from_secs(30));
+            let timeout = nonzero(doc, &at.key("timeout"), schema.timeout, TIMEOUT_LIMIT)?
+                .unwrap_or(TenantSettings::default().timeout);
             Ok(TargetConfig::Autotask(AutotaskTargetConfig {
                 zone_lookup_url,
                 admin: AdminRef { store: schema.admin.store, name: schema.admin.name, job: None },

@@ -5,11 +5,11 @@
 //! The first broken rule ends validation: one precise error is more use than a page of follow-on errors.
 
 use super::document::Document;
-use super::duration::ConfigDuration;
+use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::DocumentSchema;
-use super::{Config, job, policy, rotation_settings, store, target};
+use super::{Config, Jobs, files, job, policy, rotation_settings, store, target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/rotavault";
 /// The longest store, target or job name.
 const NAME_MAX: usize = 64;
 
-pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, ConfigError> {
+pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> Result<Config, ConfigError> {
     let schema: DocumentSchema = doc.deserialize()?;
     let root = KeyPath::root();
     // Relative paths are relative to the config file, not to whatever directory the daemon was started in.
@@ -32,7 +32,6 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, Co
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
     let policy = policy::build(doc, schema.policy)?;
-    let rotation = rotation_settings::build(doc, schema.rotation)?;
 
     let mut stores = BTreeMap::new();
     for (name, kind) in schema.stores {
@@ -48,6 +47,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, Co
         let config = target::build(doc, &at, kind.kind, &stores)?;
         targets.insert(name, config);
     }
+    let rotation = rotation_settings::build(doc, schema.rotation, &targets)?;
 
     let context = job::Context { doc, stores: &stores, targets: &targets, policy: &policy, now };
     let mut jobs = BTreeMap::new();
@@ -56,10 +56,14 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>) -> Result<Config, Co
         let config = job::build(&context, &name, schema)?;
         jobs.insert(name, config);
     }
+    if jobs.is_empty() && required == Jobs::Required {
+        return Err(doc.no_jobs());
+    }
     job::check_unique_secrets(doc, &jobs)?;
     job::link_admins(doc, &mut targets, &jobs)?;
 
-    Ok(Config { path: doc.file().to_owned(), state_dir, policy, rotation, stores, targets, jobs })
+    let files = files::named(doc, &stores, &jobs);
+    Ok(Config { path: doc.file().to_owned(), state_dir, policy, rotation, stores, targets, jobs, files })
 }
 
 /// Store, target and job names end up in file names, lock names, tags and metric labels, so they are kept to
@@ -105,19 +109,43 @@ pub(super) fn resolve_path(
     Ok(if path.is_absolute() { path.to_owned() } else { base.join(path) })
 }
 
-/// A duration where zero makes no sense (an age, a timeout, a back-off).
+/// A duration where zero makes no sense (an age, a timeout, a back-off), at most `max`.
 pub(super) fn nonzero(
     doc: &Document<'_>,
     at: &KeyPath,
     duration: Option<ConfigDuration>,
+    max: Limit,
 ) -> Result<Option<Duration>, ConfigError> {
     match duration {
         Some(ConfigDuration(d)) if d.is_zero() => Err(doc.error(
             at,
             "a zero duration makes no sense here: expected a duration longer than 0s, such as \"30s\" or \"90d\"",
         )),
-        Some(ConfigDuration(d)) => Ok(Some(d)),
-        None => Ok(None),
+        other => at_most(doc, at, other, max),
+    }
+}
+
+/// The longest a duration may be, and why: every duration has one, so that a slip of the unit (`"2M"`, two
+/// months, for `"2m"`) is an error and not a daemon that waits for weeks.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limit {
+    pub max: Duration,
+    pub why: &'static str,
+}
+
+/// A duration, zero included, at most `limit.max`.
+pub(super) fn at_most(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    duration: Option<ConfigDuration>,
+    limit: Limit,
+) -> Result<Option<Duration>, ConfigError> {
+    match duration {
+        Some(ConfigDuration(d)) if d > limit.max => Err(doc.error(
+            at,
+            format!("{} is too long: expected at most {} ({})", display(d), display(limit.max), limit.why),
+        )),
+        other => Ok(other.map(|ConfigDuration(d)| d)),
     }
 }
 

@@ -101,14 +101,40 @@ impl Engine {
         };
         tracing::info!(rotation_id = %sent.rotation_id, sent_at = %intent.at, after_apply, "a pending value whose apply was sent; asking the target");
 
+        // What would prove, past the horizon, that the apply did not take effect: the target still accepting the
+        // last value stored for the same account. With one account that is the current value; with alternating
+        // accounts the current value belongs to the other account, and the pending one's account last had the
+        // previous value.
+        let account = job.target.account_of(&sent.value);
+        let same = |value: &SecretValue| job.target.account_of(value) == account;
+        let currents = self.read_currents(job).await?;
+        let mut known: Vec<SecretValue> = Vec::new();
+        for c in currents.iter().flatten() {
+            if same(&c.value) && !known.contains(&c.value) {
+                known.push(c.value.clone());
+            }
+        }
+        if known.is_empty() && account.is_some() {
+            for js in &job.stores {
+                let previous =
+                    self.store_call(js, || js.store.previous(&js.secret)).await.map_err(|source| {
+                        RotationError::Store { step: Step::Recovery, store: js.label.clone(), source }
+                    })?;
+                if let Some(p) = previous.filter(|p| same(&p.value) && !known.contains(&p.value)) {
+                    known.push(p.value);
+                }
+            }
+        }
         let horizon = self.apply_horizon(job);
         let settles_at = intent.at + chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
         let within = self.clock.now() < settles_at;
-        // Within the horizon, keep a login for the new value and one for the old, for when the horizon has passed.
+        // Within the horizon, keep a login for the new value and one for the old, for when the horizon has passed;
+        // past it, one for the old. There is no old value to try when the account never had one stored.
+        let old = u32::from(!known.is_empty());
         let (max, keep) = match (after_apply, within) {
-            (true, _) => (self.settings.verify_attempts, reserve::SETTLE),
-            (false, true) => (1, reserve::SETTLE),
-            (false, false) => (1, reserve::CURRENT),
+            (true, _) => (self.settings.verify_attempts, reserve::CURRENT + old),
+            (false, true) => (1, reserve::CURRENT + old),
+            (false, false) => (1, reserve::NONE + old),
         };
         match self.verify(job, &sent.value, run, max, keep, after_apply).await {
             Verdict::Accepted => {
@@ -140,29 +166,6 @@ impl Engine {
             });
         }
 
-        // Past the horizon, what proves the apply did not take effect: the target still accepting the last value
-        // stored for the same account. With one account that is the current value; with alternating accounts the
-        // current value belongs to the other account, and the pending one's account last had the previous value.
-        let account = job.target.account_of(&sent.value);
-        let same = |value: &SecretValue| job.target.account_of(value) == account;
-        let currents = self.read_currents(job).await?;
-        let mut known: Vec<SecretValue> = Vec::new();
-        for c in currents.iter().flatten() {
-            if same(&c.value) && !known.contains(&c.value) {
-                known.push(c.value.clone());
-            }
-        }
-        if known.is_empty() && account.is_some() {
-            for js in &job.stores {
-                let previous =
-                    self.store_call(js, || js.store.previous(&js.secret)).await.map_err(|source| {
-                        RotationError::Store { step: Step::Recovery, store: js.label.clone(), source }
-                    })?;
-                if let Some(p) = previous.filter(|p| same(&p.value) && !known.contains(&p.value)) {
-                    known.push(p.value);
-                }
-            }
-        }
         for value in &known {
             match self.verify(job, value, run, 1, reserve::NONE, false).await {
                 Verdict::Accepted => {

@@ -142,8 +142,11 @@ impl Engine {
             }
         }
 
+        // Logins kept for settling the value later, should this verify not accept it: the new value, and the old
+        // one where there is one to prove the apply did not take effect.
+        let keep = if current_payload.is_some() { reserve::SETTLE } else { reserve::CURRENT };
         let verdict = self
-            .verify(job, &payload, &mut run, self.settings.verify_attempts, reserve::SETTLE, true)
+            .verify(job, &payload, &mut run, self.settings.verify_attempts, keep, true)
             .instrument(tracing::info_span!("verify"))
             .await;
         match verdict {

@@ -2,18 +2,18 @@
 
 use super::*;
 
-const AUTOTASK: &str = r#"[stores.local]
-kind = "memory"
+const AUTOTASK: &str = r#"[stores.aws]
+kind = "aws_secrets_manager"
 
 [targets.autotask]
 kind = "autotask"
-admin = { store = "local", name = "autotask/admin" }
+admin = { store = "aws", name = "autotask/admin" }
 
 [jobs.backup]
 target = "autotask"
 users = ["backup-api@example.com"]
 integration_code_file = "/etc/rotavault/backup.code"
-stores = [ { store = "local", name = "autotask/backup" } ]
+stores = [ { store = "aws", name = "autotask/backup" } ]
 max_age = "30d"
 "#;
 
@@ -40,7 +40,7 @@ fn an_autotask_job_loads_with_defaults() {
 fn a_job_rotating_the_admin_credential_is_linked_as_its_owner() {
     let source = format!(
         "{AUTOTASK}\n[jobs.admin]\ntarget = \"autotask\"\nusers = [\"admin@example.com\"]\n\
-         integration_code_file = \"/etc/rotavault/admin.code\"\nstores = [ {{ store = \"local\", name = \"autotask/admin\" }} ]\nmax_age = \"30d\"\n"
+         integration_code_file = \"/etc/rotavault/admin.code\"\nstores = [ {{ store = \"aws\", name = \"autotask/admin\" }} ]\nmax_age = \"30d\"\n"
     );
     let config = valid(&source);
     let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else {
@@ -55,13 +55,11 @@ fn a_job_rotating_the_admin_credential_is_linked_as_its_owner() {
 #[test]
 fn the_admin_store_must_exist() {
     error(
-        &AUTOTASK.replace(
-            "{ store = \"local\", name = \"autotask/admin\" }",
-            "{ store = \"vault\", name = \"a\" }",
-        ),
+        &AUTOTASK
+            .replace("{ store = \"aws\", name = \"autotask/admin\" }", "{ store = \"vault\", name = \"a\" }"),
         6,
         "targets.autotask.admin.store",
-        &["unknown store `vault`", "`local`"],
+        &["unknown store `vault`", "`aws`"],
     );
 }
 
@@ -119,4 +117,15 @@ fn tenant_settings_are_range_checked() {
         panic!("autotask")
     };
     assert_eq!(target.zone_lookup_url, "http://127.0.0.1:9/atservicesrest/", "a trailing slash is added");
+}
+
+#[test]
+fn the_admin_secret_name_follows_the_rules_of_its_store() {
+    let empty = AUTOTASK.replace("name = \"autotask/admin\"", "name = \"\"");
+    error(&empty, 6, "targets.autotask.admin.name", &["not a secret name"]);
+    let blank = AUTOTASK.replace("name = \"autotask/admin\"", "name = \"  \"");
+    error(&blank, 6, "targets.autotask.admin.name", &["not a secret name"]);
+    // The store's own rules apply, as for a job's secret: AWS takes no spaces.
+    let spaced = AUTOTASK.replace("name = \"autotask/admin\"", "name = \"autotask admin\"");
+    error(&spaced, 6, "targets.autotask.admin.name", &["not an AWS Secrets Manager secret name"]);
 }

@@ -152,3 +152,44 @@ fn a_schedule_alone_is_a_trigger() {
     assert!(job.schedule.is_some());
     assert_eq!(job.max_age, None);
 }
+
+#[test]
+fn a_job_on_a_target_that_keeps_its_credential_needs_a_durable_store() {
+    let memory_only = r#"[stores.mem]
+kind = "memory"
+
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
+
+[targets.autotask]
+kind = "autotask"
+admin = { store = "local", name = "autotask/admin" }
+
+[jobs.backup]
+target = "autotask"
+users = ["backup-api@example.com"]
+integration_code_file = "backup.code"
+stores = [ { store = "mem", name = "autotask/backup" } ]
+max_age = "30d"
+"#;
+    error(
+        memory_only,
+        17,
+        "jobs.backup.stores",
+        &[
+            "every store of this job is `memory`, which forgets the secret when the process ends",
+            "target `autotask` (kind `autotask`)",
+            "expected at least one durable store",
+        ],
+    );
+    // One durable store beside the memory one is enough.
+    let with_file = memory_only.replace(
+        "stores = [ { store = \"mem\", name = \"autotask/backup\" } ]",
+        "stores = [ { store = \"mem\", name = \"autotask/backup\" }, { store = \"local\", name = \"autotask/backup\" } ]",
+    );
+    assert_eq!(valid(&with_file).jobs["backup"].stores.len(), 2);
+    // A generated secret exists nowhere else, so a memory-only job on `generated` loses nothing real.
+    assert_eq!(valid(MINIMAL).jobs["webhook"].stores[0].store, "local");
+}

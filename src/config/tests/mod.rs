@@ -4,12 +4,14 @@
 
 mod autotask;
 mod example;
+mod files;
 mod jobs;
+mod limits;
 mod policy;
 mod stores;
 mod syntax;
 
-use super::{Config, ConfigError, parse_at};
+use super::{Config, ConfigError, Jobs, parse_at};
 use chrono::{DateTime, TimeZone, Utc};
 use std::path::Path;
 
@@ -21,11 +23,17 @@ fn now() -> DateTime<Utc> {
 }
 
 fn load(source: &str) -> Result<Config, ConfigError> {
-    parse_at(source, Path::new(FILE), now())
+    parse_at(source, Path::new(FILE), now(), Jobs::Required)
 }
 
 fn valid(source: &str) -> Config {
     load(source).unwrap_or_else(|e| panic!("expected a valid config, got: {e}"))
+}
+
+/// A config that is valid but for having no job: for tests of the other sections.
+fn valid_without_jobs(source: &str) -> Config {
+    parse_at(source, Path::new(FILE), now(), Jobs::Optional)
+        .unwrap_or_else(|e| panic!("expected a valid config without jobs, got: {e}"))
 }
 
 /// The error `source` gives, checked to be at `line` and `key` and to say every one of `says`.

@@ -161,5 +161,5 @@ fn verify_attempts_are_limited_to_protect_the_lockout_counter() {
             &["out of range: expected 1 to 10", "lockout"],
         );
     }
-    assert_eq!(valid("[rotation]\nverify_attempts = 10\n").rotation.verify_attempts, 10);
+    assert_eq!(valid_without_jobs("[rotation]\nverify_attempts = 10\n").rotation.verify_attempts, 10);
 }

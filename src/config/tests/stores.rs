@@ -1,7 +1,7 @@
 //! Stores and targets: names, identities, and paths relative to the config file.
 
 use super::*;
-use crate::config::{StoreConfig, parse};
+use crate::config::StoreConfig;
 use crate::store::file::IdentitySource;
 
 #[test]
@@ -18,7 +18,7 @@ kind = "file"
 path = "/srv/secrets.age"
 identity_credential = "rotavault-store-key"
 "#;
-    let config = valid(source);
+    let config = valid_without_jobs(source);
     assert_eq!(config.state_dir, Path::new("/etc/rotavault/state"));
     match &config.stores["relative"] {
         StoreConfig::File { path, identity } => {
@@ -43,7 +43,13 @@ identity_credential = "rotavault-store-key"
     assert_eq!(config.stores["absolute"].kind(), "file");
 
     // A config file named relative to the working directory keeps its paths relative to that same directory.
-    let config = parse(source, Path::new("deploy/rotavault.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = crate::config::parse_at(
+        source,
+        Path::new("deploy/rotavault.toml"),
+        now(),
+        crate::config::Jobs::Optional,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.state_dir, Path::new("deploy/state"));
 }
 

@@ -157,15 +157,15 @@ fn durations_take_a_unit() {
     let source = r#"[rotation]
 settle = "0s"
 verify_backoff = "1m 30s"
-call_timeout = "2h"
-apply_horizon = "1d 12h"
+call_timeout = "50m"
+apply_horizon = "12h 30m"
 "#;
-    let rotation = valid(source).rotation;
+    let rotation = valid_without_jobs(source).rotation;
     assert_eq!(rotation.settle, Duration::ZERO, "no settle time is allowed");
     assert_eq!(rotation.verify_backoff, Duration::from_secs(90));
-    assert_eq!(rotation.call_timeout, Duration::from_secs(7_200));
-    assert_eq!(rotation.apply_horizon, Some(Duration::from_secs(36 * 3_600)));
-    let older = valid("[rotation]\npropagation_grace = \"20m\"\n").rotation;
+    assert_eq!(rotation.call_timeout, Duration::from_secs(3_000));
+    assert_eq!(rotation.apply_horizon, Some(Duration::from_secs(12 * 3_600 + 1_800)));
+    let older = valid_without_jobs("[rotation]\npropagation_grace = \"20m\"\n").rotation;
     assert_eq!(older.apply_horizon, Some(Duration::from_secs(1_200)), "the older name is still read");
 
     error(
@@ -198,4 +198,18 @@ fn a_missing_file_is_a_config_error_naming_it() {
     assert_eq!(err.line, None);
     assert!(err.message.contains("cannot read"), "{err}");
     assert_eq!(crate::config::EXIT_CONFIG, 78);
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_reported_at_its_first_bad_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    // "café" in Latin-1 on line 3, after a two-byte UTF-8 character that counts as one column.
+    let mut bytes = b"[policy]\nmax_age = \"90d\"\n# \xC3\xA9 caf".to_vec();
+    bytes.extend_from_slice(b"\xE9\n");
+    std::fs::write(&path, &bytes).expect("write");
+    let err = crate::config::load(&path).expect_err("not UTF-8");
+    assert_eq!((err.line, err.column), (Some(3), Some(8)), "{err}");
+    assert!(err.message.contains("byte 0xE9 is not UTF-8: expected a UTF-8 text file"), "{err}");
+    assert_eq!(err.file, path);
 }

@@ -35,8 +35,7 @@ use zeroize::Zeroizing;
 /// Autotask's own zone lookup host.
 pub const DEFAULT_ZONE_LOOKUP_URL: &str = "https://webservices2.autotask.net/atservicesrest/";
 
-/// Attempts per call, the first included; with the default `max_backoff` a call waits at most 20 s in all, well
-/// inside the engine's call timeout.
+/// Attempts per call, the first included; see [`TenantSettings::longest_call`] for what they add up to.
 const ATTEMPTS: u32 = 3;
 const FIRST_WAIT: Duration = Duration::from_millis(500);
 /// A TCP or TLS connect that takes longer than this will not succeed; failing fast leaves time for a retry.
@@ -60,19 +59,6 @@ pub struct TenantSettings {
     pub max_backoff: Duration,
 }
 
-impl TenantSettings {
-    /// The longest one call may take once its first attempt is sent: every attempt its full timeout, with the
-    /// longest back-off between two.
-    pub fn longest_call(&self) -> Duration {
-        self.timeout * ATTEMPTS + self.max_backoff * (ATTEMPTS - 1)
-    }
-
-    /// The longest an apply's requests may take: a query, then an update.
-    pub fn longest_apply(&self) -> Duration {
-        self.longest_call() * 2
-    }
-}
-
 impl Default for TenantSettings {
     fn default() -> Self {
         Self {
@@ -82,6 +68,20 @@ impl Default for TenantSettings {
             timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(10),
         }
+    }
+}
+
+impl TenantSettings {
+    /// The longest one call can take: every attempt up to `timeout`, and a back-off of up to `max_backoff` between
+    /// two (a `Retry-After` longer than that ends the call instead; see [`Patience::settle`]).
+    pub fn longest_call(&self) -> Duration {
+        self.timeout.saturating_mul(ATTEMPTS).saturating_add(self.max_backoff.saturating_mul(ATTEMPTS - 1))
+    }
+
+    /// The longest an apply's requests can take: a SOAP `query` of the resource, then its `update`, one call each.
+    /// Waits that send nothing (the tenant's gate, a pending admin rotation) are not requests and are not counted.
+    pub fn longest_apply(&self) -> Duration {
+        self.longest_call().saturating_mul(2)
     }
 }
 

@@ -1,0 +1,116 @@
+//! [`NamedFile`]: every file a store or job names (`*_file` keys: identities, tokens, secret ids, CA certificates,
+//! integration codes), with where the config names it, so that `rotavault check` can report a missing one at its
+//! line and key before the daemon meets it at 3 a.m.
+//!
+//! Existence is checked by `check`, not at load: `status` and `resolve` need none of these files, and a config that
+//! names a Kubernetes token is valid on the machine where it is written, outside the cluster.
+
+use super::document::Document;
+use super::error::ConfigError;
+use super::job::{FileRef, JobConfig};
+use super::locate::KeyPath;
+use super::store::{AzureIdentityConfig, StoreConfig, VaultAuthConfig};
+use crate::store::file::IdentitySource;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A file the config names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedFile {
+    /// The dotted key that names it (`stores.bao.secret_id_file`).
+    pub key: String,
+    /// Where the key is, or its table when the path is a default.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub path: PathBuf,
+    /// What the file holds, for the message: "the AppRole secret id".
+    pub holds: &'static str,
+}
+
+impl NamedFile {
+    /// A config error at the key when the file is not there (or cannot be looked at), naming the path.
+    pub fn check(&self, config: &Path) -> Result<(), ConfigError> {
+        let problem = match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.is_dir() => "is a directory".to_owned(),
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+            Err(e) => format!("cannot be reached ({e})"),
+        };
+        Err(ConfigError {
+            file: config.to_owned(),
+            line: self.line,
+            column: self.column,
+            key: Some(self.key.clone()),
+            message: format!("`{}` {problem}: expected a file holding {}", self.path.display(), self.holds),
+        })
+    }
+}
+
+/// Every file named by `stores` and `jobs`, in the order of the file.
+pub(super) fn named(
+    doc: &Document<'_>,
+    stores: &BTreeMap<String, StoreConfig>,
+    jobs: &BTreeMap<String, JobConfig>,
+) -> Vec<NamedFile> {
+    let mut found: Vec<(KeyPath, &Path, &'static str)> = Vec::new();
+    for (name, store) in stores {
+        let at = KeyPath::root().key("stores").key(name);
+        match store {
+            StoreConfig::File { identity: IdentitySource::File(path), .. } => {
+                found.push((at.key("identity_file"), path, "the store's age identity"));
+            }
+            StoreConfig::AzureKeyVault(azure) => match &azure.identity {
+                AzureIdentityConfig::ClientSecret { secret_file, .. } => {
+                    found.push((at.key("client_secret_file"), secret_file, "the Azure client secret"));
+                }
+                AzureIdentityConfig::ClientCertificate { certificate_file, .. } => {
+                    found.push((
+                        at.key("certificate_file"),
+                        certificate_file,
+                        "the Azure client certificate",
+                    ));
+                }
+                _ => {}
+            },
+            StoreConfig::HashicorpVault(vault) => {
+                if let Some(ca) = &vault.ca_file {
+                    found.push((at.key("ca_file"), ca, "the CA certificate to trust for the server"));
+                }
+                match &vault.auth {
+                    VaultAuthConfig::Token { token_file } => {
+                        found.push((at.key("token_file"), token_file, "a Vault token"));
+                    }
+                    VaultAuthConfig::AppRole { secret_id_file, .. } => {
+                        found.push((at.key("secret_id_file"), secret_id_file, "the AppRole secret id"));
+                    }
+                    VaultAuthConfig::Kubernetes { token_file, .. } => found.push((
+                        at.key("service_account_token_file"),
+                        token_file,
+                        "the Kubernetes service account token",
+                    )),
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, job) in jobs {
+        if let Some(FileRef::File(path)) = job.autotask.as_ref().map(|a| &a.integration_code) {
+            let at = KeyPath::root().key("jobs").key(name).key("integration_code_file");
+            found.push((at, path, "the job's integration code"));
+        }
+    }
+    found.sort_by_key(|(at, ..)| doc.offset(at));
+    found
+        .into_iter()
+        .map(|(at, path, holds)| {
+            let place = doc.error(&at, "");
+            NamedFile {
+                key: at.to_string(),
+                line: place.line,
+                column: place.column,
+                path: path.to_owned(),
+                holds,
+            }
+        })
+        .collect()
+}

@@ -42,6 +42,7 @@ password = "{ADMIN_PASSWORD}"
 security_level = "api_admin"
 first_name = "Rota"
 last_name = "Admin"
+license_type = 1
 
 [[resources]]
 id = 101
@@ -53,6 +54,7 @@ last_name = "Vendor"
 email = "backup@vendor.example"
 title = "Integration"
 office_phone = "+31 20 555 0101"
+license_type = 7
 
 [[resources]]
 id = 102
@@ -186,6 +188,23 @@ async fn a_rotation_sets_a_new_password_that_the_store_holds_and_the_old_one_die
     assert_eq!(payload["zone_url"], rig.sandbox.zone_lookup_url());
     assert!(payload["rotation_id"].is_string() && payload["rotated_at"].is_string());
     assert_eq!(rig.sandbox.failed_logins(USER), 0);
+}
+
+#[tokio::test]
+async fn a_whole_rotation_succeeds_through_a_strict_reader_of_the_wsdl_sequence() {
+    // A strict reader drops a Password sent after LicenseType and still answers ReturnCode 1: only a Password in
+    // its WSDL place gets through, for an API user and for the admin rotating itself.
+    let rig = rig_with(seed("strict_reader = true"), "settle = \"50ms\"\nverify_backoff = \"200ms\"").await;
+    let before = rig.sandbox.resource(USER).expect("resource");
+    let outcome = rig.rotate("backup").await.expect("rotation through a strict reader");
+    assert!(matches!(outcome, Outcome::Rotated { generation: 1, .. }), "{outcome:?}");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert_eq!(rig.sandbox.resource(USER), Some(before), "every field survives");
+    rig.rotate("admin").await.expect("self-rotation through a strict reader");
+    let (_, admin_secret) = user_and_secret(&rig.current("admin").await);
+    assert!(rig.sandbox.authenticates(ADMIN, &admin_secret));
+    assert_eq!(rig.sandbox.failed_logins(USER) + rig.sandbox.failed_logins(ADMIN), 0);
 }
 
 #[tokio::test]

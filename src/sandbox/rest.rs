@@ -157,7 +157,7 @@ pub(super) async fn handle(sandbox: Sandbox, path: &str, request: Request) -> Re
         let user = query_param(&parts.uri, "user");
         exchange.user = user.clone();
         let then_drop = match gate::fault_step(&sandbox, call).await {
-            FaultStep::Go { then_drop } => then_drop,
+            FaultStep::Go { then_drop, .. } => then_drop,
             FaultStep::Hang => return exchange.never_answer().await,
             FaultStep::Refuse(refusal) => return exchange.finish(refused(refusal)),
         };

@@ -8,7 +8,7 @@ use rotavault::sandbox::{Call, Fault, FaultAction, Sandbox, Seed};
 use rotavault::schedule::SystemClock;
 use rotavault::secret::SecretValue;
 use rotavault::store::RotationId;
-use rotavault::target::RotationInfo;
+use rotavault::target::{RotationInfo, TargetError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +73,11 @@ security_level = "api_user"
 }
 
 async fn rig_with(seed: Seed, rotation: &str) -> Rig {
+    rig_with_timeout(seed, rotation, "2s").await
+}
+
+/// A rig whose tenant gives each HTTP call `timeout`.
+async fn rig_with_timeout(seed: Seed, rotation: &str, timeout: &str) -> Rig {
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
@@ -92,7 +97,7 @@ kind = "memory"
 kind = "autotask"
 zone_lookup_url = "{zone}"
 admin = {{ store = "mem", name = "autotask/admin" }}
-timeout = "2s"
+timeout = "{timeout}"
 
 [jobs.admin]
 target = "autotask"
@@ -400,6 +405,34 @@ active = false
     let checks = rig.job("backup").target.connect_checks().await;
     assert!(checks.iter().any(|c| !c.ok && c.name.contains("REST")), "{checks:?}");
     assert!(checks.iter().any(|c| !c.ok && c.name.contains("SOAP")), "{checks:?}");
+}
+
+#[tokio::test]
+async fn an_update_committed_after_the_timeout_is_unknown_and_then_the_new_password_is_the_one_accepted() {
+    // The fact recovery must survive: the client gave up, the server finished anyway.
+    let rig = rig_with_timeout(seed(""), "settle = \"50ms\"", "300ms").await;
+    rig.sandbox.add_fault(Fault {
+        call: Call::SoapUpdate,
+        action: FaultAction::CommitLate(Duration::from_secs(1)),
+        times: Some(1),
+    });
+    let target = &rig.job("backup").target;
+    let info =
+        RotationInfo { job: "backup".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+    let new = "L@te-commit-Pa55word";
+    let payload = target.prepare(None, &SecretValue::new(new), &info).await.expect("a payload");
+    let err = target.apply(&payload).await.expect_err("no answer within the tenant's timeout");
+    assert!(matches!(err, TargetError::Unknown { .. }), "{err:?}");
+    assert!(
+        rig.sandbox.authenticates(USER, "B@ckup-initial-1"),
+        "not landed yet: the old password still works"
+    );
+
+    tokio::time::timeout(Duration::from_secs(30), rig.sandbox.until_late_commits(1))
+        .await
+        .expect("the update lands without its client");
+    assert!(rig.sandbox.authenticates(USER, new), "the new password is now the one Autotask accepts");
+    assert!(!rig.sandbox.authenticates(USER, "B@ckup-initial-1"));
 }
 
 #[tokio::test]

@@ -445,7 +445,7 @@ pub(super) async fn update_password(
     let response = call(tenant, admin, "update", &envelope, true).await?;
     drop(envelope);
     if response.return_code >= 0 {
-        return Ok(());
+        return applied(entity, &response);
     }
     // A server that quotes the refused value must not carry it into our logs.
     let reason = response.errors.join("; ").replace(password.expose(), "[redacted]");
@@ -459,6 +459,34 @@ pub(super) async fn update_password(
         .into());
     }
     Err(TargetError::Rejected { target: KIND, reason }.into())
+}
+
+/// An update that answered success counts as applied only when its `EntityResults` holds the entity it sent
+/// (Autotask's docs: "use the returned entity only to read its id"). A `ReturnCode` without it proves nothing
+/// either way, so the outcome is `Unknown` and recovery asks Autotask which password it accepts.
+fn applied(entity: &Entity, response: &Response) -> Result<(), CallFailure> {
+    // `0042` and `42` are the same id to Autotask.
+    let id = |e: &Entity| {
+        e.field("id")
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| id.parse::<i64>().map_or_else(|_| id.to_owned(), |n| n.to_string()))
+    };
+    let sent = id(entity).unwrap_or_else(|| "(none)".to_owned());
+    if response.entities.iter().any(|e| id(e).as_ref() == Some(&sent)) {
+        return Ok(());
+    }
+    let returned: Vec<String> =
+        response.entities.iter().map(|e| id(e).unwrap_or_else(|| "(none)".to_owned())).collect();
+    Err(CallFailure::Failed(TargetError::Unknown {
+        target: KIND,
+        detail: format!(
+            "SOAP update answered ReturnCode {} without resource {sent} in EntityResults (ids returned: {}): \
+             whether the password changed is not known",
+            response.return_code,
+            if returned.is_empty() { "none".to_owned() } else { returned.join(", ") }
+        ),
+    }))
 }
 
 /// `getZoneInfo` at `soap_url`: unauthenticated, counted by neither budget nor thread limit.

@@ -512,6 +512,50 @@ async fn an_update_whose_answer_is_lost_is_unknown_and_never_resent() {
 }
 
 #[tokio::test]
+async fn a_soap_update_without_the_queried_id_is_not_applied() {
+    let other_id = UPDATE_OK.replace("<id>29682885</id>", "<id>555</id>");
+    let no_entity = UPDATE_OK.replace(
+        r#"<EntityResults><Entity xsi:type="Resource"><id>29682885</id></Entity></EntityResults>"#,
+        "<EntityResults/>",
+    );
+    assert_ne!(no_entity, UPDATE_OK);
+    for (body, returned) in [(other_id, "555"), (no_entity, "none")] {
+        let fake = Fake::start(move |req, base| {
+            if req.soap_action() == "update" {
+                return answer(200, body.clone());
+            }
+            healthy(req, base)
+        })
+        .await;
+        let target = target(&fake, &[USER_A]).await;
+        let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
+        let err = target.apply(&payload).await.unwrap_err();
+        assert!(matches!(err, TargetError::Unknown { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("29682885") && text.contains(returned) && text.contains("EntityResults"),
+            "{text}"
+        );
+        assert_eq!(fake.soap("update").len(), 1, "never resent");
+    }
+}
+
+#[tokio::test]
+async fn an_update_whose_entity_results_hold_the_id_is_applied() {
+    let padded = UPDATE_OK.replace("<id>29682885</id>", "<id> 029682885 </id>");
+    let fake = Fake::start(move |req, base| {
+        if req.soap_action() == "update" {
+            return answer(200, padded.clone());
+        }
+        healthy(req, base)
+    })
+    .await;
+    let target = target(&fake, &[USER_A]).await;
+    let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
+    target.apply(&payload).await.expect("the id in EntityResults proves the update");
+}
+
+#[tokio::test]
 async fn an_unexplained_5xx_on_update_is_unknown_but_a_throttle_is_retried() {
     let updates = Arc::new(AtomicUsize::new(0));
     let fake = Fake::start({

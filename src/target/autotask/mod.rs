@@ -31,6 +31,7 @@ pub use admin::AdminSource;
 pub use payload::PayloadFormat;
 pub use policy::autotask_policy;
 pub use tenant::{AutotaskTenant, DEFAULT_ZONE_LOOKUP_URL, TenantSettings};
+pub use zone::check_zone_url;
 
 use super::{RotationInfo, Target, TargetDescription, TargetError};
 use crate::secret::{SecretPolicy, SecretValue};

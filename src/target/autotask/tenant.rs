@@ -19,7 +19,7 @@ use super::KIND;
 use super::admin::AdminSource;
 use super::answer::{Refusal, classify, rest_messages, retry_after};
 use super::budget::Budget;
-use super::zone::{Zone, ZoneCache, parse_zone_information};
+use super::zone::{Zone, ZoneCache, check_transport, parse_zone_information};
 use crate::rotation::retry::Backoff;
 use crate::target::TargetError;
 use reqwest::header::HeaderValue;
@@ -200,13 +200,13 @@ impl AutotaskTenant {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let lookup = reqwest::Url::parse(&base)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
-            .and_then(|u| u.join("v1.0/zoneInformation").ok())
-            .ok_or_else(|| {
-                invalid(format!("zone_lookup_url `{}` is not an http(s) URL", settings.zone_lookup_url))
-            })?;
+        let lookup = reqwest::Url::parse(&base).map_err(|e| {
+            invalid(format!("zone_lookup_url `{}` is not a URL ({e})", settings.zone_lookup_url))
+        })?;
+        check_transport(&lookup).map_err(|why| invalid(format!("zone_lookup_url {why}")))?;
+        let lookup = lookup.join("v1.0/zoneInformation").map_err(|e| {
+            invalid(format!("zone_lookup_url `{}` cannot take a path ({e})", settings.zone_lookup_url))
+        })?;
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(CONNECT_TIMEOUT))

@@ -831,6 +831,43 @@ async fn settings_out_of_range_are_invalid() {
 }
 
 #[tokio::test]
+async fn a_plain_http_zone_lookup_or_zone_off_this_machine_is_refused_naming_the_url() {
+    let settings = TenantSettings {
+        zone_lookup_url: "http://webservices2.autotask.net/atservicesrest/".into(),
+        ..TenantSettings::default()
+    };
+    let err = AutotaskTenant::new(settings, admin_source().await).unwrap_err();
+    assert!(matches!(err, TargetError::Invalid { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("http://webservices2.autotask.net/atservicesrest/") && text.contains("expected https"),
+        "{text}"
+    );
+
+    // A zone lookup that answers with a plain-http zone elsewhere: no call follows it, and nothing is retried.
+    let fake = Fake::start(|req, base| {
+        if req.is("/atservicesrest/v1.0/zoneinformation") {
+            return answer(
+                200,
+                r#"{"zoneName":"X","url":"http://webservices9.autotask.net/atservicesrest/","ci":1}"#,
+            );
+        }
+        healthy(req, base)
+    })
+    .await;
+    let target = target(&fake, &[USER_A]).await;
+    let err = target.prepare(None, &new_secret(), &info()).await.unwrap_err();
+    assert!(matches!(err, TargetError::Invalid { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("http://webservices9.autotask.net/atservicesrest/") && text.contains("expected https"),
+        "{text}"
+    );
+    assert_eq!(fake.count("/atservicesrest/v1.0/zoneinformation"), 1);
+    assert_eq!(fake.seen().len(), 1, "nothing is sent to the plain-http zone");
+}
+
+#[tokio::test]
 async fn connect_checks_pass_on_a_healthy_tenant() {
     let fake = Fake::start(healthy).await;
     let target = target(&fake, &[USER_A, USER_B]).await;

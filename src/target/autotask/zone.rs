@@ -38,12 +38,40 @@ impl Zone {
     }
 }
 
+/// Whether `url` may carry Autotask calls: `https`, or plain `http` to this machine only (the sandbox). Every call
+/// but the zone lookup carries a secret, and the zone lookup decides where those go, so a plain-http hop anywhere
+/// off the machine would hand them to the network.
+pub fn check_transport(url: &reqwest::Url) -> Result<(), String> {
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err(format!("`{url}` has no host: expected an https URL"));
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{url}` is plain http: expected https (plain http only to a loopback address: 127.0.0.0/8, ::1 or \
+             localhost, as the sandbox uses)"
+        )),
+        other => Err(format!("`{url}` is a {other} URL: expected https")),
+    }
+}
+
+/// [`check_transport`] for a URL given as text (the config's `zone_lookup_url`).
+pub fn check_zone_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    check_transport(&url)
+}
+
 /// The SOAP 1.6 endpoint of a zone: the REST base's scheme and authority plus `/ATServices/1.6/atws.asmx`.
 pub(super) fn soap_url(rest_base: &str) -> Result<String, String> {
-    let mut url = reqwest::Url::parse(rest_base).map_err(|e| format!("the zone URL is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err("the zone URL is not an http(s) URL with a host".into());
-    }
+    let mut url = reqwest::Url::parse(rest_base)
+        .map_err(|e| format!("the zone URL `{rest_base}` is not a URL: {e}"))?;
+    check_transport(&url).map_err(|why| format!("the zone URL {why}"))?;
     url.set_path(SOAP_PATH);
     url.set_query(None);
     url.set_fragment(None);
@@ -107,6 +135,34 @@ mod tests {
         );
         assert!(soap_url("ftp://example.com/").is_err());
         assert!(soap_url("not a url").is_err());
+    }
+
+    #[test]
+    fn zone_urls_must_be_https_or_plain_http_to_a_loopback_address() {
+        for good in [
+            "https://webservices5.autotask.net/atservicesrest/",
+            "http://127.0.0.1:8123/atservicesrest/",
+            "http://127.8.9.10/atservicesrest/",
+            "http://[::1]:9/atservicesrest/",
+            "http://localhost:9/atservicesrest/",
+            "http://LOCALHOST./atservicesrest/",
+        ] {
+            assert!(Zone::from_rest_base(good).is_ok(), "{good}");
+            assert!(check_zone_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://webservices5.autotask.net/atservicesrest/",
+            "http://10.0.0.1/atservicesrest/",
+            "http://[::2]/atservicesrest/",
+            "http://localhost.example.com/atservicesrest/",
+            "http://128.0.0.1/atservicesrest/",
+        ] {
+            let why = Zone::from_rest_base(bad).expect_err(bad);
+            assert!(why.contains("plain http") && why.contains("expected https"), "{why}");
+            assert!(why.contains(bad.trim_end_matches('/')), "names the URL: {why}");
+            assert!(check_zone_url(bad).is_err(), "{bad}");
+        }
+        assert!(check_zone_url("ftp://x/").is_err_and(|w| w.contains("expected https")));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use rotavault::sandbox::{Call, Fault, FaultAction, Sandbox, Seed};
 use rotavault::schedule::SystemClock;
 use rotavault::secret::SecretValue;
 use rotavault::store::RotationId;
-use rotavault::target::{RotationInfo, TargetError};
+use rotavault::target::autotask::{
+    AdminSource, AutotaskTarget, AutotaskTenant, PayloadFormat, TenantSettings,
+};
+use rotavault::target::{RotationInfo, Target, TargetError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -210,6 +213,33 @@ async fn a_whole_rotation_succeeds_through_a_strict_reader_of_the_wsdl_sequence(
     let (_, admin_secret) = user_and_secret(&rig.current("admin").await);
     assert!(rig.sandbox.authenticates(ADMIN, &admin_secret));
     assert_eq!(rig.sandbox.failed_logins(USER) + rig.sandbox.failed_logins(ADMIN), 0);
+}
+
+#[tokio::test]
+async fn a_zone_lookup_url_that_names_v2_0_still_speaks_v1_0() {
+    // The sandbox, like Autotask, lists 2.0 in versioninformation and answers 404 to V2.0/zoneInformation.
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sandbox = Sandbox::start(listener, seed(""), false, shutdown.clone()).await.expect("sandbox");
+    let settings = TenantSettings {
+        zone_lookup_url: format!("{}V2.0/", sandbox.zone_lookup_url()),
+        ..TenantSettings::default()
+    };
+    let store = Arc::new(rotavault::store::memory::MemoryStore::new());
+    let admin = AdminSource { store, secret: rotavault::store::SecretRef::new("autotask/admin", "admin") };
+    let tenant = AutotaskTenant::new(settings, admin).expect("tenant");
+    let target =
+        AutotaskTarget::new(tenant, vec![USER.into()], CODE.into(), PayloadFormat::Json).expect("target");
+    let info =
+        RotationInfo { job: "backup".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+    let payload =
+        target.prepare(None, &SecretValue::new("B@ckup-initial-1"), &info).await.expect("zone found");
+    target.verify(&payload).await.expect("verified at V1.0");
+    let zone_lookups: Vec<_> =
+        sandbox.request_log().into_iter().filter(|e| e.call == Some(Call::ZoneInformation)).collect();
+    assert_eq!(zone_lookups.len(), 1);
+    assert_eq!(zone_lookups[0].status, Some(200), "looked up at V1.0, not at V2.0 (404)");
+    shutdown.cancel();
 }
 
 #[tokio::test]

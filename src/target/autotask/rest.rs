@@ -10,6 +10,7 @@ use super::answer::{CallFailure, Refusal, classify, rest_messages};
 use super::payload::Credential;
 use super::tenant::Failure;
 use super::tenant::{Attempt, AutotaskTenant, Endpoint, invalid, safe_failure, secret_header, transient};
+use super::zone::REST_VERSION;
 use crate::target::TargetError;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -28,16 +29,18 @@ fn headers(credential: &Credential) -> Result<HeaderMap, TargetError> {
     Ok(headers)
 }
 
-/// One REST call as `credential`: `path` below the zone's REST base (`V1.0/…`), a JSON body for POSTs. Returns
-/// the answer's body on 2xx.
+/// One REST call as `credential`: `resource` below `{zone}V1.0/` (the version is pinned here, whatever the zone
+/// or anything else says), a JSON body for POSTs. Returns the answer's body on 2xx.
 pub(super) async fn call(
     tenant: &AutotaskTenant,
     credential: &Credential,
     method: Method,
-    path: &str,
+    resource: &str,
     endpoint: Endpoint,
     body: Option<&serde_json::Value>,
 ) -> Result<String, CallFailure> {
+    let path = format!("{REST_VERSION}/{resource}");
+    let path = path.as_str();
     let what = format!("{method} {path}");
     let call =
         Call { tenant, credential, headers: headers(credential)?, method, path, endpoint, body, what: &what };
@@ -104,15 +107,8 @@ impl Call<'_> {
 /// The verify: one authenticated call with the job's credential. Never retried on a 401: every refused login
 /// counts toward the account's lockout, and the engine caps how many one run may cause.
 pub(super) async fn verify(tenant: &AutotaskTenant, credential: &Credential) -> Result<(), TargetError> {
-    match call(
-        tenant,
-        credential,
-        Method::GET,
-        "V1.0/ThresholdInformation",
-        Endpoint::ThresholdInformation,
-        None,
-    )
-    .await
+    match call(tenant, credential, Method::GET, "ThresholdInformation", Endpoint::ThresholdInformation, None)
+        .await
     {
         Ok(_) => Ok(()),
         Err(CallFailure::Failed(e)) => Err(e),
@@ -159,15 +155,9 @@ pub(super) async fn threshold(
     tenant: &AutotaskTenant,
     credential: &Credential,
 ) -> Result<Threshold, CallFailure> {
-    let body = call(
-        tenant,
-        credential,
-        Method::GET,
-        "V1.0/ThresholdInformation",
-        Endpoint::ThresholdInformation,
-        None,
-    )
-    .await?;
+    let body =
+        call(tenant, credential, Method::GET, "ThresholdInformation", Endpoint::ThresholdInformation, None)
+            .await?;
     serde_json::from_str(&body).map_err(|_| {
         CallFailure::Failed(invalid("ThresholdInformation answered something unexpected".into()))
     })
@@ -188,7 +178,7 @@ pub(super) async fn resource_update_access(
         user_access_for_update: Option<String>,
     }
     let body =
-        call(tenant, credential, Method::GET, "V1.0/Resources/entityInformation", Endpoint::Resources, None)
+        call(tenant, credential, Method::GET, "Resources/entityInformation", Endpoint::Resources, None)
             .await?;
     let info: Info = serde_json::from_str(&body).map_err(|_| {
         CallFailure::Failed(invalid("Resources/entityInformation answered something unexpected".into()))
@@ -220,8 +210,7 @@ pub(super) async fn find_resource(
         "includeFields": ["id", "userName", "isActive"],
     });
     let body =
-        call(tenant, credential, Method::POST, "V1.0/Resources/query", Endpoint::Resources, Some(&query))
-            .await?;
+        call(tenant, credential, Method::POST, "Resources/query", Endpoint::Resources, Some(&query)).await?;
     let items: Items = serde_json::from_str(&body)
         .map_err(|_| CallFailure::Failed(invalid("Resources/query answered something unexpected".into())))?;
     Ok(items.items)

@@ -19,7 +19,7 @@ use super::KIND;
 use super::admin::AdminSource;
 use super::answer::{Refusal, classify, rest_messages, retry_after};
 use super::budget::Budget;
-use super::zone::{Zone, ZoneCache, check_transport, parse_zone_information};
+use super::zone::{REST_VERSION, Zone, ZoneCache, check_transport, parse_zone_information, without_version};
 use crate::rotation::retry::Backoff;
 use crate::target::TargetError;
 use reqwest::header::HeaderValue;
@@ -44,7 +44,7 @@ const MAX_BODY: usize = 4 << 20;
 /// How one tenant is reached and how much of it rotavault may use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantSettings {
-    /// Base of the zone lookup (`{base}v1.0/zoneInformation?user=`); the sandbox and tests override it.
+    /// Base of the zone lookup (`{base}V1.0/zoneInformation?user=`); the sandbox and tests override it.
     pub zone_lookup_url: String,
     /// Requests in flight per endpoint (`Resources`, `ThresholdInformation`, SOAP), 1..=3. Autotask allows 3 per
     /// integration code and endpoint to everyone on the tenant together.
@@ -200,11 +200,16 @@ impl AutotaskTenant {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let lookup = reqwest::Url::parse(&base).map_err(|e| {
+        let mut lookup = reqwest::Url::parse(&base).map_err(|e| {
             invalid(format!("zone_lookup_url `{}` is not a URL ({e})", settings.zone_lookup_url))
         })?;
         check_transport(&lookup).map_err(|why| invalid(format!("zone_lookup_url {why}")))?;
-        let lookup = lookup.join("v1.0/zoneInformation").map_err(|e| {
+        without_version(&mut lookup);
+        if !lookup.path().ends_with('/') {
+            let path = format!("{}/", lookup.path());
+            lookup.set_path(&path);
+        }
+        let lookup = lookup.join(&format!("{REST_VERSION}/zoneInformation")).map_err(|e| {
             invalid(format!("zone_lookup_url `{}` cannot take a path ({e})", settings.zone_lookup_url))
         })?;
         let http = reqwest::Client::builder()
@@ -271,7 +276,7 @@ impl AutotaskTenant {
         if let Some(zone) = self.zones.get(user) {
             return Ok(zone);
         }
-        let what = "GET v1.0/zoneInformation";
+        let what = "GET V1.0/zoneInformation";
         let mut patience = self.patience(what);
         let zone = loop {
             let attempt = self.lookup_zone(user, what).await;

@@ -868,6 +868,38 @@ async fn a_plain_http_zone_lookup_or_zone_off_this_machine_is_refused_naming_the
 }
 
 #[tokio::test]
+async fn rest_paths_pin_v1_0_whatever_the_lookup_url_or_the_zone_says() {
+    let fake = Fake::start(|req, base| {
+        if req.is("/atservicesrest/v1.0/zoneinformation") {
+            return answer(
+                200,
+                format!(r#"{{"zoneName":"Fake","url":"{base}/atservicesrest/V2.0/","ci":1}}"#),
+            );
+        }
+        healthy(req, base)
+    })
+    .await;
+    let settings =
+        TenantSettings { zone_lookup_url: format!("{}V2.0/", fake.lookup_url()), ..settings(&fake) };
+    let target = target_with(settings, &[USER_A]).await;
+    let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
+    target.verify(&payload).await.expect("verified at V1.0");
+    target.apply(&payload).await.expect("applied");
+    let rest: Vec<String> =
+        fake.seen().into_iter().filter(|s| s.is("/atservicesrest/")).map(|s| s.path).collect();
+    assert!(rest.len() >= 2, "{rest:?}");
+    for path in &rest {
+        assert!(path.starts_with("/atservicesrest/V1.0/"), "{path}");
+    }
+    let stored: serde_json::Value = serde_json::from_str(payload.expose()).unwrap();
+    assert_eq!(
+        stored["zone_url"],
+        format!("http://{}/atservicesrest/", fake.addr),
+        "the base, without a version"
+    );
+}
+
+#[tokio::test]
 async fn connect_checks_pass_on_a_healthy_tenant() {
     let fake = Fake::start(healthy).await;
     let target = target(&fake, &[USER_A, USER_B]).await;

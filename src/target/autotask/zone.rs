@@ -1,4 +1,4 @@
-//! Zones: which Autotask data centre serves a user, found by `GET {lookup}v1.0/zoneInformation?user=` (no
+//! Zones: which Autotask data centre serves a user, found by `GET {lookup}V1.0/zoneInformation?user=` (no
 //! credentials), and cached per user name.
 //!
 //! Zones do move (the AU data centre moved in 2026), so nothing is hard-coded: a cached zone is dropped after a
@@ -16,6 +16,27 @@ const ZONE_TTL: Duration = Duration::from_secs(6 * 3600);
 
 const SOAP_PATH: &str = "/ATServices/1.6/atws.asmx";
 
+/// The REST API version every path is built with. Autotask's `versioninformation` also lists `V2.0`, where
+/// `zoneInformation` answers 404 and whose shapes rotavault was not written against; so the version is never
+/// taken from a URL, an answer or a list, only from here.
+pub(super) const REST_VERSION: &str = "V1.0";
+
+/// `url` without a trailing API version segment (`…/atservicesrest/V2.0/` → `…/atservicesrest/`), so that a base
+/// given or answered with a version still gets [`REST_VERSION`] and only it.
+pub(super) fn without_version(url: &mut reqwest::Url) {
+    let Some(last) = url.path_segments().and_then(|s| s.filter(|s| !s.is_empty()).next_back()) else {
+        return;
+    };
+    let is_version = last.strip_prefix(['v', 'V']).is_some_and(|n| {
+        !n.is_empty() && n.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if is_version {
+        let trimmed = url.path().trim_end_matches('/');
+        let parent = trimmed[..trimmed.len() - last.len()].to_owned();
+        url.set_path(&parent);
+    }
+}
+
 /// Where one user's calls go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Zone {
@@ -27,13 +48,16 @@ pub(super) struct Zone {
 
 impl Zone {
     pub fn from_rest_base(url: &str) -> Result<Self, String> {
-        let mut rest = url.trim().to_owned();
+        let soap = soap_url(url.trim())?;
+        let mut parsed =
+            reqwest::Url::parse(url.trim()).map_err(|e| format!("the zone URL `{url}` is not a URL: {e}"))?;
+        without_version(&mut parsed);
+        let mut rest = String::from(parsed);
         // The wire page says the base ends in '/'; a base without one would make `V1.0/…` replace its last
         // segment, so one is added rather than trusting every zone to keep the convention.
         if !rest.ends_with('/') {
             rest.push('/');
         }
-        let soap = soap_url(&rest)?;
         Ok(Self { rest, soap })
     }
 }
@@ -172,6 +196,21 @@ mod tests {
         assert_eq!(zone.soap, "https://webservices3.autotask.net/ATServices/1.6/atws.asmx");
         let zone = Zone::from_rest_base("https://webservices3.autotask.net/atservicesrest").unwrap();
         assert_eq!(zone.rest, "https://webservices3.autotask.net/atservicesrest/");
+    }
+
+    #[test]
+    fn a_zone_answered_with_a_version_still_gets_v1_0_only() {
+        for answered in [
+            "https://webservices3.autotask.net/atservicesrest/V2.0/",
+            "https://webservices3.autotask.net/atservicesrest/v2.0",
+            "https://webservices3.autotask.net/atservicesrest/V1.0/",
+            "https://webservices3.autotask.net/atservicesrest/",
+        ] {
+            let zone = Zone::from_rest_base(answered).unwrap();
+            assert_eq!(zone.rest, "https://webservices3.autotask.net/atservicesrest/", "{answered}");
+        }
+        let zone = Zone::from_rest_base("https://ws.example/api/v2beta/").unwrap();
+        assert_eq!(zone.rest, "https://ws.example/api/v2beta/", "only a version segment is taken off");
     }
 
     #[test]

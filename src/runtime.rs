@@ -94,7 +94,8 @@ impl Runtime {
         let mut tenants = BTreeMap::new();
         for (name, target) in &config.targets {
             if let TargetConfig::Autotask(autotask) = target {
-                let tenant = autotask_tenant(autotask, &stores)
+                let zone_cache = config.state_dir.join("zones").join(format!("{name}.json"));
+                let tenant = autotask_tenant(autotask, &stores, zone_cache)
                     .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
                 tenants.insert(name.clone(), tenant);
             }
@@ -233,6 +234,7 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> 
 fn autotask_tenant(
     config: &AutotaskTargetConfig,
     stores: &BTreeMap<String, Arc<Instrumented>>,
+    zone_cache: std::path::PathBuf,
 ) -> Result<Arc<AutotaskTenant>, String> {
     let store: Arc<dyn Store> = stores
         .get(&config.admin.store)
@@ -249,6 +251,7 @@ fn autotask_tenant(
         threads: config.threads,
         hourly_budget: config.hourly_budget,
         timeout: config.timeout,
+        zone_cache: Some(zone_cache),
         ..TenantSettings::default()
     };
     AutotaskTenant::new(settings, AdminSource { store, secret }).map_err(|e| e.to_string())

@@ -26,8 +26,10 @@ const CODE: &str = "SANDBOX-INTEGRATION-CODE";
 struct Rig {
     sandbox: Sandbox,
     runtime: Runtime,
-    _dir: tempfile::TempDir,
-    _shutdown: CancellationToken,
+    /// The config's text, to build the runtime of another process on the same state directory.
+    source: String,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
 }
 
 fn seed(extra: &str) -> Seed {
@@ -127,7 +129,7 @@ max_age = "30d"
     );
     let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("config");
     let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await.expect("runtime");
-    let rig = Rig { sandbox, runtime, _dir: dir, _shutdown: shutdown };
+    let rig = Rig { sandbox, runtime, source, dir, shutdown };
     rig.import("admin", ADMIN, ADMIN_PASSWORD).await.expect("the admin credential imports");
     rig
 }
@@ -137,6 +139,17 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
+    /// The runtime a new process on the same config and state directory builds (its memory store starts empty).
+    async fn another_process(&self) -> Runtime {
+        let config =
+            rotavault::config::parse(&self.source, &self.dir.path().join("config.toml")).expect("config");
+        Runtime::build(config, Arc::new(SystemClock), self.shutdown.clone()).await.expect("runtime")
+    }
+
+    fn zone_lookups(&self) -> usize {
+        self.sandbox.request_log().iter().filter(|e| e.call == Some(Call::ZoneInformation)).count()
+    }
+
     fn job(&self, name: &str) -> &rotavault::rotation::Job {
         &self.runtime.job(name).expect("job").job
     }
@@ -240,6 +253,40 @@ async fn a_zone_lookup_url_that_names_v2_0_still_speaks_v1_0() {
     assert_eq!(zone_lookups.len(), 1);
     assert_eq!(zone_lookups[0].status, Some(200), "looked up at V1.0, not at V2.0 (404)");
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_new_process_takes_zones_from_the_state_directory_and_looks_up_an_expired_one_again() {
+    let rig = rig().await;
+    rig.rotate("backup").await.expect("rotation");
+    let payload = SecretValue::new(rig.current("backup").await.to_string());
+    let before = rig.zone_lookups();
+    assert!(before >= 1, "the first process looked the zones up");
+    let cache = rig.dir.path().join("state/zones/autotask.json");
+    let text = std::fs::read_to_string(&cache).expect("the zone cache file");
+    assert!(
+        text.contains(&USER.to_ascii_lowercase()) && text.contains(&rig.sandbox.zone_lookup_url()),
+        "{text}"
+    );
+
+    let second = rig.another_process().await;
+    second.job("backup").expect("job").job.target.verify(&payload).await.expect("verified");
+    assert_eq!(rig.zone_lookups(), before, "no zone lookup in a process that finds the zone on disk");
+
+    // An entry past its lifetime (24 h) is looked up again, and the file gets the fresh time.
+    let mut file: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let stale = (chrono::Utc::now() - chrono::Duration::hours(25)).to_rfc3339();
+    file["zones"][USER.to_ascii_lowercase()]["resolved_at"] = serde_json::json!(stale);
+    std::fs::write(&cache, file.to_string()).expect("write");
+    let third = rig.another_process().await;
+    third.job("backup").expect("job").job.target.verify(&payload).await.expect("verified");
+    assert_eq!(rig.zone_lookups(), before + 1, "the expired zone is looked up again");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).expect("read")).expect("JSON");
+    assert_ne!(file["zones"][USER.to_ascii_lowercase()]["resolved_at"], serde_json::json!(stale));
+    for secret in [user_and_secret(&rig.current("backup").await).1, ADMIN_PASSWORD.to_owned()] {
+        assert!(!std::fs::read_to_string(&cache).expect("read").contains(&secret), "no secret in the cache");
+    }
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ mod soap;
 mod tenant;
 mod xml;
 mod zone;
+mod zone_cache;
 
 #[cfg(test)]
 mod tests;

@@ -19,11 +19,13 @@ use super::KIND;
 use super::admin::AdminSource;
 use super::answer::{Refusal, classify, rest_messages, retry_after};
 use super::budget::Budget;
-use super::zone::{REST_VERSION, Zone, ZoneCache, check_transport, parse_zone_information, without_version};
+use super::zone::{REST_VERSION, Zone, check_transport, parse_zone_information, without_version};
+use super::zone_cache::ZoneCache;
 use crate::rotation::retry::Backoff;
 use crate::target::TargetError;
 use reqwest::header::HeaderValue;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -55,6 +57,9 @@ pub struct TenantSettings {
     pub timeout: Duration,
     /// Longest wait between two attempts of one call; a `Retry-After` above it is left to the engine.
     pub max_backoff: Duration,
+    /// Where resolved zones are kept between processes (`<state_dir>/zones/<target>.json`); `None` keeps them in
+    /// memory only.
+    pub zone_cache: Option<PathBuf>,
 }
 
 impl Default for TenantSettings {
@@ -65,6 +70,7 @@ impl Default for TenantSettings {
             hourly_budget: 1000,
             timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(10),
+            zone_cache: None,
         }
     }
 }
@@ -223,13 +229,14 @@ impl AutotaskTenant {
             .build()
             .map_err(|e| invalid(format!("the HTTP client cannot be built: {e}")))?;
         let threads = [(); 3].map(|()| Semaphore::new(settings.threads));
+        let zones = ZoneCache::new(settings.zone_cache.clone());
         Ok(Arc::new(Self {
             budget: Mutex::new(Budget::new(settings.hourly_budget)),
             settings,
             lookup,
             admin,
             http,
-            zones: ZoneCache::default(),
+            zones,
             threads,
             password_changes: tokio::sync::Mutex::new(()),
             refused_admin: Mutex::new(None),

@@ -290,6 +290,7 @@ fn settings(fake: &Fake) -> TenantSettings {
         hourly_budget: 1000,
         timeout: Duration::from_secs(5),
         max_backoff: Duration::from_millis(50),
+        zone_cache: None,
     }
 }
 

@@ -1,18 +1,10 @@
 //! Zones: which Autotask data centre serves a user, found by `GET {lookup}V1.0/zoneInformation?user=` (no
-//! credentials), and cached per user name.
+//! credentials; cached in `zone_cache`), and what a zone URL must be to be used.
 //!
-//! Zones do move (the AU data centre moved in 2026), so nothing is hard-coded: a cached zone is dropped after a
-//! few hours, and at once when the zone answers a call with a connection failure or an unexplained 5xx (the
-//! callers in `rest` and `soap` do that, once per call). The SOAP endpoint is derived from the REST base (same
-//! scheme and host, path `/ATServices/1.6/atws.asmx`), so one lookup serves both APIs.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
-use tokio::time::Instant;
-
-/// Zones change rarely; a day-old answer is still worth re-checking.
-const ZONE_TTL: Duration = Duration::from_secs(6 * 3600);
+//! Zones do move (the AU data centre moved in 2026), so nothing is hard-coded. The SOAP endpoint is derived from
+//! the REST base (same scheme and host, path `/ATServices/1.6/atws.asmx`), so one lookup serves both APIs. Every
+//! URL, configured or answered, must be https (plain http only to this machine, for the sandbox), and the REST
+//! version is pinned here rather than taken from any URL.
 
 const SOAP_PATH: &str = "/ATServices/1.6/atws.asmx";
 
@@ -116,33 +108,6 @@ pub(super) fn parse_zone_information(body: &str) -> Result<String, String> {
     }
 }
 
-/// Zones by lower-cased user name, each with the instant it was resolved.
-#[derive(Debug, Default)]
-pub(super) struct ZoneCache {
-    entries: Mutex<HashMap<String, (Zone, Instant)>>,
-}
-
-impl ZoneCache {
-    pub fn get(&self, user: &str) -> Option<Zone> {
-        let entries = self.lock();
-        let (zone, at) = entries.get(&user.to_ascii_lowercase())?;
-        (at.elapsed() < ZONE_TTL).then(|| zone.clone())
-    }
-
-    pub fn put(&self, user: &str, zone: Zone) {
-        self.lock().insert(user.to_ascii_lowercase(), (zone, Instant::now()));
-    }
-
-    pub fn forget(&self, user: &str) {
-        self.lock().remove(&user.to_ascii_lowercase());
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Zone, Instant)>> {
-        // Every change is one insert or remove, so a poisoned map is still consistent.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,18 +187,5 @@ mod tests {
         );
         assert!(parse_zone_information(r#"{"zoneName":"x"}"#).is_err());
         assert!(parse_zone_information("<html>").is_err());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn cached_zones_expire_and_can_be_forgotten() {
-        let cache = ZoneCache::default();
-        let zone = Zone::from_rest_base("https://ws1.example/atservicesrest/").unwrap();
-        cache.put("A@x", zone.clone());
-        assert_eq!(cache.get("a@X"), Some(zone.clone()));
-        cache.forget("a@x");
-        assert_eq!(cache.get("a@x"), None);
-        cache.put("a@x", zone);
-        tokio::time::advance(ZONE_TTL).await;
-        assert_eq!(cache.get("a@x"), None);
     }
 }

@@ -1,6 +1,8 @@
-//! `query` and `update` of the SOAP `Resource` entity, behind the gate. `update` writes the whole entity (a
-//! writable field not sent is cleared), is for System Administrators only, and applies the password rules; a
-//! refusal is `ReturnCode -1` with a message in HTTP 200, as ATWS answers.
+//! `query` and `update` of the SOAP `Resource` entity, behind the gate. Entities are written as the real service
+//! writes them (WSDL order, `xsi:type` on each field, the password masked in its slot). `update` writes the whole
+//! entity (a writable field not sent is cleared), is for System Administrators only, and applies the password
+//! rules; a refusal is `ReturnCode -1` with a message in HTTP 200, as ATWS answers. With the seed's
+//! `strict_reader` it drops elements out of the WSDL sequence, as a schema-bound reader would.
 
 use super::Sandbox;
 use super::fields::{Field, Record, SOAP_SEQUENCE, soap_position, soap_text};

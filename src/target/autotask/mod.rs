@@ -10,7 +10,8 @@
 //! The map: `tenant` is what all jobs on one tenant share (HTTP client, zones, budget, thread limits,
 //! back-off), `answer` classifies Autotask's refusals, `admin` reads the admin credential, `payload` is
 //! what the stores hold, `policy` the password rules, `xml` the little XML SOAP needs, `checks` the
-//! `check --connect` probes.
+//! `check --connect` probes, `zone` the zone URLs (https, the pinned `V1.0`) and `zone_cache` the zones kept
+//! between processes.
 
 mod admin;
 mod answer;

@@ -3,10 +3,12 @@
 //!
 //! `update` clears every writable field it is not sent, so the apply sends back **the whole entity exactly as
 //! `query` returned it** (every element, in order, with its attributes, and any namespace prefix their attributes
-//! use) plus `<Password>`. The envelope that carries the password is built in a [`Zeroizing`] string sized up
-//! front, so it never reallocates and is wiped when dropped.
+//! use) with `<Password>` in its place in the WSDL sequence (a strict reader drops it anywhere else). The envelope
+//! that carries the password is built in a [`Zeroizing`] string sized up front, so it never reallocates and is
+//! wiped when dropped.
 //!
-//! Outcomes of `update`, and why: HTTP 200 with `ReturnCode` ≥ 0 is done; `ReturnCode -1` is a refusal that
+//! Outcomes of `update`, and why: HTTP 200 with `ReturnCode` ≥ 0 and the resource's id in `EntityResults` is done
+//! (the same without the id proves nothing: `Unknown`); `ReturnCode -1` is a refusal that
 //! changed nothing (a password rule → `Rejected`, a missing permission → `Invalid`); a 401 or an authentication
 //! fault happens before anything changes; but an answer lost after sending, an unreadable 200 or an unexplained
 //! 5xx may hide a done update, so it is `Unknown` and recovery asks Autotask which password it now accepts.

@@ -16,7 +16,7 @@ pub(super) const REST_VERSION: &str = "V1.0";
 /// `url` without a trailing API version segment (`…/atservicesrest/V2.0/` → `…/atservicesrest/`), so that a base
 /// given or answered with a version still gets [`REST_VERSION`] and only it.
 pub(super) fn without_version(url: &mut reqwest::Url) {
-    let Some(last) = url.path_segments().and_then(|s| s.filter(|s| !s.is_empty()).next_back()) else {
+    let Some(last) = url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty())) else {
         return;
     };
     let is_version = last.strip_prefix(['v', 'V']).is_some_and(|n| {

@@ -252,6 +252,11 @@ impl Sandbox {
         let _ = landed.wait_for(|n| *n >= count).await;
     }
 
+    /// How many `commit_late` updates have landed since the sandbox started.
+    pub fn late_commits(&self) -> u64 {
+        *self.inner.late_commits.borrow()
+    }
+
     pub(crate) fn count_late_commit(&self) {
         self.inner.late_commits.send_modify(|n| *n += 1);
     }

@@ -214,6 +214,10 @@ async fn inspection_shows_and_steers_the_tenant() {
         log.iter().any(|e| e.api == Api::Rest && e.user.as_deref() == Some(USER) && e.status == Some(418))
     );
 
+    let late: Value =
+        run.http.get(format!("{base}/late_commits")).send().await.expect("late").json().await.expect("json");
+    assert_eq!(late, json!({ "landed": 0 }));
+
     let unknown = run.http.post(format!("{base}/resources/nobody/unlock")).send().await.expect("unknown");
     assert_eq!(unknown.status().as_u16(), 404);
 }

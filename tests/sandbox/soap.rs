@@ -140,6 +140,7 @@ async fn a_late_commit_lands_after_the_client_gave_up() {
         .await
         .expect("the update lands without its client");
     assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(new));
+    assert_eq!(run.sandbox.late_commits(), 1);
     assert_eq!(run.threshold_status(USER, new).await, 200);
     let logged = run.sandbox.request_log();
     assert!(

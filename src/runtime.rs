@@ -13,7 +13,7 @@ use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::{SecretRef, Store, StoreError};
 use crate::target::Target;
-use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant};
+use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant, TenantSettings};
 use crate::target::generated::GeneratedTarget;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -113,7 +113,8 @@ impl Runtime {
         let mut tenants = BTreeMap::new();
         for (name, target) in &config.targets {
             if let TargetConfig::Autotask(autotask) = target {
-                let tenant = autotask_tenant(autotask, &stores, lockout.clone())
+                let zone_cache = config.state_dir.join("zones").join(format!("{name}.json"));
+                let tenant = autotask_tenant(autotask, &stores, lockout.clone(), zone_cache)
                     .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
                 tenants.insert(name.clone(), tenant);
             }
@@ -276,6 +277,7 @@ fn autotask_tenant(
     config: &AutotaskTargetConfig,
     stores: &BTreeMap<String, Arc<Instrumented>>,
     lockout: Arc<LockoutGuard>,
+    zone_cache: std::path::PathBuf,
 ) -> Result<Arc<AutotaskTenant>, String> {
     let store: Arc<dyn Store> = stores
         .get(&config.admin.store)
@@ -287,8 +289,8 @@ fn autotask_tenant(
         Some(job) => SecretRef::new(config.admin.name.clone(), job.clone()),
         None => SecretRef::new(config.admin.name.clone(), "").adopting(),
     };
-    AutotaskTenant::with_lockout(config.tenant_settings(), AdminSource { store, secret }, lockout)
-        .map_err(|e| e.to_string())
+    let settings = TenantSettings { zone_cache: Some(zone_cache), ..config.tenant_settings() };
+    AutotaskTenant::with_lockout(settings, AdminSource { store, secret }, lockout).map_err(|e| e.to_string())
 }
 
 fn build_target(

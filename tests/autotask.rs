@@ -8,7 +8,10 @@ use rotavault::sandbox::{Call, Fault, FaultAction, Sandbox, Seed};
 use rotavault::schedule::SystemClock;
 use rotavault::secret::SecretValue;
 use rotavault::store::RotationId;
-use rotavault::target::RotationInfo;
+use rotavault::target::autotask::{
+    AdminSource, AutotaskTarget, AutotaskTenant, PayloadFormat, TenantSettings,
+};
+use rotavault::target::{RotationInfo, Target, TargetError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +26,10 @@ const CODE: &str = "SANDBOX-INTEGRATION-CODE";
 struct Rig {
     sandbox: Sandbox,
     runtime: Runtime,
-    _dir: tempfile::TempDir,
-    _shutdown: CancellationToken,
+    /// The config's text, to build the runtime of another process on the same state directory.
+    source: String,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
 }
 
 fn seed(extra: &str) -> Seed {
@@ -42,6 +47,7 @@ password = "{ADMIN_PASSWORD}"
 security_level = "api_admin"
 first_name = "Rota"
 last_name = "Admin"
+license_type = 1
 
 [[resources]]
 id = 101
@@ -53,6 +59,7 @@ last_name = "Vendor"
 email = "backup@vendor.example"
 title = "Integration"
 office_phone = "+31 20 555 0101"
+license_type = 7
 
 [[resources]]
 id = 102
@@ -71,6 +78,11 @@ security_level = "api_user"
 }
 
 async fn rig_with(seed: Seed, rotation: &str) -> Rig {
+    rig_with_timeout(seed, rotation, "2s").await
+}
+
+/// A rig whose tenant gives each HTTP call `timeout`.
+async fn rig_with_timeout(seed: Seed, rotation: &str, timeout: &str) -> Rig {
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
@@ -93,7 +105,7 @@ identity_file = "store.key"
 kind = "autotask"
 zone_lookup_url = "{zone}"
 admin = {{ store = "local", name = "autotask/admin" }}
-timeout = "2s"
+timeout = "{timeout}"
 
 [jobs.admin]
 target = "autotask"
@@ -120,7 +132,7 @@ max_age = "30d"
     );
     let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("config");
     let runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await.expect("runtime");
-    let rig = Rig { sandbox, runtime, _dir: dir, _shutdown: shutdown };
+    let rig = Rig { sandbox, runtime, source, dir, shutdown };
     rig.import("admin", ADMIN, ADMIN_PASSWORD).await.expect("the admin credential imports");
     rig
 }
@@ -130,6 +142,17 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
+    /// The runtime a new process on the same config and state directory builds (its memory store starts empty).
+    async fn another_process(&self) -> Runtime {
+        let config =
+            rotavault::config::parse(&self.source, &self.dir.path().join("config.toml")).expect("config");
+        Runtime::build(config, Arc::new(SystemClock), self.shutdown.clone()).await.expect("runtime")
+    }
+
+    fn zone_lookups(&self) -> usize {
+        self.sandbox.request_log().iter().filter(|e| e.call == Some(Call::ZoneInformation)).count()
+    }
+
     fn job(&self, name: &str) -> &rotavault::rotation::Job {
         &self.runtime.job(name).expect("job").job
     }
@@ -189,6 +212,84 @@ async fn a_rotation_sets_a_new_password_that_the_store_holds_and_the_old_one_die
     assert_eq!(payload["zone_url"], rig.sandbox.zone_lookup_url());
     assert!(payload["rotation_id"].is_string() && payload["rotated_at"].is_string());
     assert_eq!(rig.sandbox.failed_logins(USER), 0);
+}
+
+#[tokio::test]
+async fn a_whole_rotation_succeeds_through_a_strict_reader_of_the_wsdl_sequence() {
+    // A strict reader drops a Password sent after LicenseType and still answers ReturnCode 1: only a Password in
+    // its WSDL place gets through, for an API user and for the admin rotating itself.
+    let rig = rig_with(seed("strict_reader = true"), "settle = \"50ms\"\nverify_backoff = \"200ms\"").await;
+    let before = rig.sandbox.resource(USER).expect("resource");
+    let outcome = rig.rotate("backup").await.expect("rotation through a strict reader");
+    assert!(matches!(outcome, Outcome::Rotated { generation: 1, .. }), "{outcome:?}");
+    let (_, secret) = user_and_secret(&rig.current("backup").await);
+    assert!(rig.sandbox.authenticates(USER, &secret));
+    assert_eq!(rig.sandbox.resource(USER), Some(before), "every field survives");
+    rig.rotate("admin").await.expect("self-rotation through a strict reader");
+    let (_, admin_secret) = user_and_secret(&rig.current("admin").await);
+    assert!(rig.sandbox.authenticates(ADMIN, &admin_secret));
+    assert_eq!(rig.sandbox.failed_logins(USER) + rig.sandbox.failed_logins(ADMIN), 0);
+}
+
+#[tokio::test]
+async fn a_zone_lookup_url_that_names_v2_0_still_speaks_v1_0() {
+    // The sandbox, like Autotask, lists 2.0 in versioninformation and answers 404 to V2.0/zoneInformation.
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sandbox = Sandbox::start(listener, seed(""), false, shutdown.clone()).await.expect("sandbox");
+    let settings = TenantSettings {
+        zone_lookup_url: format!("{}V2.0/", sandbox.zone_lookup_url()),
+        ..TenantSettings::default()
+    };
+    let store = Arc::new(rotavault::store::memory::MemoryStore::new());
+    let admin = AdminSource { store, secret: rotavault::store::SecretRef::new("autotask/admin", "admin") };
+    let tenant = AutotaskTenant::new(settings, admin).expect("tenant");
+    let target =
+        AutotaskTarget::new(tenant, vec![USER.into()], CODE.into(), PayloadFormat::Json).expect("target");
+    let info =
+        RotationInfo { job: "backup".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+    let payload =
+        target.prepare(None, &SecretValue::new("B@ckup-initial-1"), &info).await.expect("zone found");
+    target.verify(&payload).await.expect("verified at V1.0");
+    let zone_lookups: Vec<_> =
+        sandbox.request_log().into_iter().filter(|e| e.call == Some(Call::ZoneInformation)).collect();
+    assert_eq!(zone_lookups.len(), 1);
+    assert_eq!(zone_lookups[0].status, Some(200), "looked up at V1.0, not at V2.0 (404)");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_new_process_takes_zones_from_the_state_directory_and_looks_up_an_expired_one_again() {
+    let rig = rig().await;
+    rig.rotate("backup").await.expect("rotation");
+    let payload = SecretValue::new(rig.current("backup").await.to_string());
+    let before = rig.zone_lookups();
+    assert!(before >= 1, "the first process looked the zones up");
+    let cache = rig.dir.path().join("state/zones/autotask.json");
+    let text = std::fs::read_to_string(&cache).expect("the zone cache file");
+    assert!(
+        text.contains(&USER.to_ascii_lowercase()) && text.contains(&rig.sandbox.zone_lookup_url()),
+        "{text}"
+    );
+
+    let second = rig.another_process().await;
+    second.job("backup").expect("job").job.target.verify(&payload).await.expect("verified");
+    assert_eq!(rig.zone_lookups(), before, "no zone lookup in a process that finds the zone on disk");
+
+    // An entry past its lifetime (24 h) is looked up again, and the file gets the fresh time.
+    let mut file: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let stale = (chrono::Utc::now() - chrono::Duration::hours(25)).to_rfc3339();
+    file["zones"][USER.to_ascii_lowercase()]["resolved_at"] = serde_json::json!(stale);
+    std::fs::write(&cache, file.to_string()).expect("write");
+    let third = rig.another_process().await;
+    third.job("backup").expect("job").job.target.verify(&payload).await.expect("verified");
+    assert_eq!(rig.zone_lookups(), before + 1, "the expired zone is looked up again");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).expect("read")).expect("JSON");
+    assert_ne!(file["zones"][USER.to_ascii_lowercase()]["resolved_at"], serde_json::json!(stale));
+    for secret in [user_and_secret(&rig.current("backup").await).1, ADMIN_PASSWORD.to_owned()] {
+        assert!(!std::fs::read_to_string(&cache).expect("read").contains(&secret), "no secret in the cache");
+    }
 }
 
 #[tokio::test]
@@ -412,6 +513,37 @@ active = false
     let checks = rig.job("backup").target.connect_checks().await;
     assert!(checks.iter().any(|c| !c.ok && c.name.contains("REST")), "{checks:?}");
     assert!(checks.iter().any(|c| !c.ok && c.name.contains("SOAP")), "{checks:?}");
+}
+
+#[tokio::test]
+async fn an_update_committed_after_the_timeout_is_unknown_and_then_the_new_password_is_the_one_accepted() {
+    // The fact recovery must survive: the client gave up, the server finished anyway.
+    let rig = rig_with_timeout(seed(""), "settle = \"50ms\"", "300ms").await;
+    rig.sandbox.add_fault(Fault {
+        call: Call::SoapUpdate,
+        action: FaultAction::CommitLate(Duration::from_secs(1)),
+        times: Some(1),
+    });
+    let target = &rig.job("backup").target;
+    let info =
+        RotationInfo { job: "backup".into(), rotation_id: RotationId::new(), rotated_at: chrono::Utc::now() };
+    let new = "L@te-commit-Pa55word";
+    let payload = target.prepare(None, &SecretValue::new(new), &info).await.expect("a payload");
+    let err = target
+        .apply(&payload, Duration::from_secs(60))
+        .await
+        .expect_err("no answer within the tenant's timeout");
+    assert!(matches!(err, TargetError::Unknown { .. }), "{err:?}");
+    assert!(
+        rig.sandbox.authenticates(USER, "B@ckup-initial-1"),
+        "not landed yet: the old password still works"
+    );
+
+    tokio::time::timeout(Duration::from_secs(30), rig.sandbox.until_late_commits(1))
+        .await
+        .expect("the update lands without its client");
+    assert!(rig.sandbox.authenticates(USER, new), "the new password is now the one Autotask accepts");
+    assert!(!rig.sandbox.authenticates(USER, "B@ckup-initial-1"));
 }
 
 #[tokio::test]

@@ -160,16 +160,17 @@ pub(super) fn build(
     }
 }
 
-/// An http(s) URL ending in `/`, so that `v1.0/zoneInformation` can be appended.
+/// An https URL (plain http only to a loopback address) ending in `/`, so that `v1.0/zoneInformation` can be
+/// appended.
 fn zone_url(doc: &Document<'_>, at: &KeyPath, url: String) -> Result<String, ConfigError> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) => {
+            autotask::check_zone_url(&url).map_err(|why| doc.error(at, why))?;
             Ok(if url.ends_with('/') { url } else { format!("{url}/") })
         }
         _ => {
-            Err(doc
-                .error(at, format!("not a URL: expected an http(s) URL such as \"{AUTOTASK_ZONE_LOOKUP}\"")))
+            Err(doc.error(at, format!("not a URL: expected an https URL such as \"{AUTOTASK_ZONE_LOOKUP}\"")))
         }
     }
 }

@@ -2,6 +2,11 @@
 //! it. Faults fire in the order they were added, each counting its `times` down and vanishing at zero; they act
 //! where Autotask's own limits act (after the header check, inside the thread slot), so a `Delay` or `Hang` holds
 //! a thread slot just as a slow real request does.
+//!
+//! Whether a faulted call still changes anything matters to recovery, so each action says so. `Delay` runs inside
+//! the request's own handler, which the HTTP server drops when the client disconnects: a client that gives up
+//! during the delay cancels the call. `CommitLate` is the server that finishes anyway, as IIS/ASMX does: the
+//! update runs in a task of its own and lands whether or not anyone is still waiting for the answer.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -53,12 +58,17 @@ pub enum FaultAction {
     /// Answer `status` with `body` instead of doing the call; in SOAP, [`ECHO_AUTHORIZATION`] and
     /// [`ECHO_PASSWORD`] in `body` are filled in from the request.
     Fail { status: u16, body: String },
-    /// Never answer (until the sandbox shuts down); nothing is done.
+    /// Never answer (until the sandbox shuts down); nothing is done, ever.
     Hang,
-    /// Wait, then do the call as usual.
+    /// Wait, then do the call as usual. A client that disconnects during the wait cancels the call: nothing is
+    /// done.
     Delay(Duration),
     /// Do the call (an update is applied), then never answer: the caller cannot know the outcome.
     ApplyThenDrop,
+    /// SOAP `update` only: authenticate at once, then apply the update this long after it arrived and answer
+    /// then, whether or not the client is still connected (a server that finishes a request its client gave up
+    /// on). [`super::Sandbox::until_late_commits`] waits for it to land.
+    CommitLate(Duration),
     /// `429` with `Retry-After: 1`.
     Throttle,
     /// `500` with the `Itgenatr005` thread-threshold body.
@@ -94,6 +104,7 @@ enum ActionName {
     Hang,
     Delay,
     ApplyThenDrop,
+    CommitLate,
     Throttle,
     Itgenatr005,
 }
@@ -125,9 +136,20 @@ impl TryFrom<FaultSpec> for Fault {
         if (spec.status.is_some() || spec.body.is_some()) && !is(ActionName::Fail) {
             return Err("status and body belong to action \"fail\" only".to_string());
         }
-        if spec.delay.is_some() && !is(ActionName::Delay) {
-            return Err("delay belongs to action \"delay\" only".to_string());
+        if spec.delay.is_some() && !is(ActionName::Delay) && !is(ActionName::CommitLate) {
+            return Err("delay belongs to actions \"delay\" and \"commit_late\" only".to_string());
         }
+        if is(ActionName::CommitLate) && spec.call != Call::SoapUpdate {
+            return Err(format!(
+                "action \"commit_late\" applies to call \"soap_update\" only, not {:?}",
+                spec.call.name()
+            ));
+        }
+        let delay = |action: &str| -> Result<Duration, String> {
+            let text =
+                spec.delay.clone().ok_or(format!("action \"{action}\" needs delay, e.g. delay = \"2s\""))?;
+            humantime::parse_duration(&text).map_err(|e| format!("invalid delay {text:?}: {e}"))
+        };
         let action = match spec.action {
             ActionName::Fail => {
                 let status = spec.status.unwrap_or(500);
@@ -137,13 +159,9 @@ impl TryFrom<FaultSpec> for Fault {
                 FaultAction::Fail { status, body: spec.body.unwrap_or_default() }
             }
             ActionName::Hang => FaultAction::Hang,
-            ActionName::Delay => {
-                let text = spec.delay.ok_or("action \"delay\" needs delay, e.g. delay = \"2s\"")?;
-                FaultAction::Delay(
-                    humantime::parse_duration(&text).map_err(|e| format!("invalid delay {text:?}: {e}"))?,
-                )
-            }
+            ActionName::Delay => FaultAction::Delay(delay("delay")?),
             ActionName::ApplyThenDrop => FaultAction::ApplyThenDrop,
+            ActionName::CommitLate => FaultAction::CommitLate(delay("commit_late")?),
             ActionName::Throttle => FaultAction::Throttle,
             ActionName::Itgenatr005 => FaultAction::Itgenatr005,
         };
@@ -173,6 +191,10 @@ impl From<Fault> for FaultSpec {
                 ActionName::Delay
             }
             FaultAction::ApplyThenDrop => ActionName::ApplyThenDrop,
+            FaultAction::CommitLate(d) => {
+                spec.delay = Some(humantime::format_duration(d).to_string());
+                ActionName::CommitLate
+            }
             FaultAction::Throttle => ActionName::Throttle,
             FaultAction::Itgenatr005 => ActionName::Itgenatr005,
         };

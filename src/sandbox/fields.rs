@@ -23,6 +23,55 @@ pub(crate) enum Field {
     DefaultServiceDeskRoleId,
 }
 
+/// The element order of a SOAP 1.6 `Resource`, as the WSDL's `xs:sequence` fixes it: the base `Entity`'s
+/// (`Fields`, `id`, `UserDefinedFields`), then Resource's own. The real service answers a `query` in this order, and
+/// a reader that follows the schema strictly drops an element that comes after one it should precede.
+pub(crate) const SOAP_SEQUENCE: [&str; 38] = [
+    "Fields",
+    "id",
+    "UserDefinedFields",
+    "Active",
+    "Email",
+    "Email2",
+    "Email3",
+    "EmailTypeCode",
+    "EmailTypeCode2",
+    "EmailTypeCode3",
+    "FirstName",
+    "Gender",
+    "Greeting",
+    "HomePhone",
+    "Initials",
+    "LastName",
+    "LocationID",
+    "MiddleName",
+    "MobilePhone",
+    "OfficeExtension",
+    "OfficePhone",
+    "ResourceType",
+    "Suffix",
+    "Title",
+    "TravelAvailabilityPct",
+    "UserName",
+    "UserType",
+    "DefaultServiceDeskRoleID",
+    "DateFormat",
+    "TimeFormat",
+    "Password",
+    "PayrollType",
+    "NumberFormat",
+    "AccountingReferenceID",
+    "InternalCost",
+    "HireDate",
+    "SurveyResourceRating",
+    "LicenseType",
+];
+
+/// Where a SOAP element belongs in [`SOAP_SEQUENCE`] (names compared exactly, as the serializer does).
+pub(crate) fn soap_position(name: &str) -> Option<usize> {
+    SOAP_SEQUENCE.iter().position(|n| *n == name)
+}
+
 /// The value type of a field on both wires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -79,6 +128,16 @@ impl Field {
 
     pub(crate) fn kind(self) -> Kind {
         self.spec().2
+    }
+
+    /// The `xsi:type` the SOAP service writes on this field.
+    pub(crate) fn xsd_type(self) -> &'static str {
+        match (self, self.kind()) {
+            (Field::Id, _) => "xsd:long",
+            (_, Kind::Int) => "xsd:int",
+            (_, Kind::Text) => "xsd:string",
+            (_, Kind::Bool) => "xsd:boolean",
+        }
     }
 
     /// Every field but `id` is writable: that is what makes PUT and SOAP `update` clear the fields not sent.
@@ -193,10 +252,5 @@ impl Record {
             }
         }
         Value::Object(map)
-    }
-
-    /// The non-null fields, in table order, as SOAP writes them (SOAP leaves null fields out).
-    pub(crate) fn soap_fields(&self) -> Vec<(Field, Value)> {
-        Field::ALL.into_iter().map(|f| (f, self.get(f))).filter(|(_, v)| !v.is_null()).collect()
     }
 }

@@ -11,6 +11,7 @@ use super::tenant::Login;
 use axum::http::HeaderMap;
 use base64::Engine;
 use std::fmt;
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// What a request presents. `Debug` never shows the secret.
@@ -100,12 +101,14 @@ pub(crate) struct Admitted {
     pub(crate) level: SecurityLevel,
     /// An `apply_then_drop` fault: do the call, then never answer.
     pub(crate) then_drop: bool,
+    /// A `commit_late` fault: do the call this long after arrival, whether or not the client waits for it.
+    pub(crate) commit_after: Option<Duration>,
     _slot: Slot,
 }
 
 /// What the faults on a call say: go on (perhaps to drop the answer afterwards), hang, or answer otherwise.
 pub(crate) enum FaultStep {
-    Go { then_drop: bool },
+    Go { then_drop: bool, commit_after: Option<Duration> },
     Hang,
     Refuse(Refusal),
 }
@@ -116,7 +119,8 @@ pub(crate) async fn fault_step(sandbox: &Sandbox, call: Call) -> FaultStep {
         let mut state = sandbox.state();
         (state.faults.take(call), state.limits.thread_limit)
     };
-    let Some(action) = action else { return FaultStep::Go { then_drop: false } };
+    let go = FaultStep::Go { then_drop: false, commit_after: None };
+    let Some(action) = action else { return go };
     tracing::debug!(call = call.name(), ?action, "sandbox: fault fires");
     match action {
         FaultAction::Fail { status, body } => FaultStep::Refuse(Refusal::Fail { status, body }),
@@ -127,9 +131,10 @@ pub(crate) async fn fault_step(sandbox: &Sandbox, call: Call) -> FaultStep {
                 () = tokio::time::sleep(d) => {}
                 () = sandbox.until_shutdown() => {}
             }
-            FaultStep::Go { then_drop: false }
+            go
         }
-        FaultAction::ApplyThenDrop => FaultStep::Go { then_drop: true },
+        FaultAction::ApplyThenDrop => FaultStep::Go { then_drop: true, commit_after: None },
+        FaultAction::CommitLate(d) => FaultStep::Go { then_drop: false, commit_after: Some(d) },
         FaultAction::Throttle => FaultStep::Refuse(Refusal::Throttle { limit }),
         FaultAction::Itgenatr005 => FaultStep::Refuse(Refusal::Itgenatr005 { limit }),
     }
@@ -160,8 +165,8 @@ pub(crate) async fn admit(
         let state = sandbox.state();
         return Err(Refusal::Threads { limit: state.limits.thread_limit, response: state.limits.response });
     };
-    let then_drop = match fault_step(sandbox, call).await {
-        FaultStep::Go { then_drop } => then_drop,
+    let (then_drop, commit_after) = match fault_step(sandbox, call).await {
+        FaultStep::Go { then_drop, commit_after } => (then_drop, commit_after),
         FaultStep::Hang => return Err(Refusal::Hang(Some(slot))),
         FaultStep::Refuse(refusal) => return Err(refusal),
     };
@@ -179,7 +184,7 @@ pub(crate) async fn admit(
             state.limits.count_request(now);
             let level = state.tenant.find(user).map(|a| a.level).unwrap_or_default();
             drop(state);
-            Ok(Admitted { user: user.to_string(), level, then_drop, _slot: slot })
+            Ok(Admitted { user: user.to_string(), level, then_drop, commit_after, _slot: slot })
         }
     }
 }

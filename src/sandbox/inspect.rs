@@ -6,6 +6,7 @@
 //! - `POST /_sandbox/faults` (a fault as JSON, flat as in the seed), `DELETE /_sandbox/faults`
 //! - `POST /_sandbox/resources/{user}/password` `{"password": …}`, `POST /_sandbox/resources/{user}/unlock`
 //! - `GET /_sandbox/log`: the request log
+//! - `GET /_sandbox/late_commits`: `{"landed": N}`, the `commit_late` updates applied so far
 //! - `POST /_sandbox/propagation` `{"delay": "5s"}`
 
 use super::Sandbox;
@@ -85,6 +86,7 @@ pub(super) async fn handle(sandbox: Sandbox, path: &str, request: Request) -> Re
             Json(list).into_response()
         }
         (&Method::GET, "log") => Json(sandbox.request_log()).into_response(),
+        (&Method::GET, "late_commits") => Json(json!({ "landed": sandbox.late_commits() })).into_response(),
         (&Method::POST, "faults") => match body::<Fault>(request).await {
             Ok(fault) => {
                 sandbox.add_fault(fault);

@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tenant::Tenant;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +80,8 @@ struct Inner {
     inspect: bool,
     shutdown: CancellationToken,
     state: Mutex<State>,
+    /// How many `commit_late` updates have landed: a test waits on it instead of sleeping.
+    late_commits: watch::Sender<u64>,
 }
 
 /// Everything that changes, under one lock: never held across an `.await`.
@@ -126,7 +129,13 @@ impl Sandbox {
             log: RequestLog::default(),
         };
         let sandbox = Sandbox {
-            inner: Arc::new(Inner { addr, inspect, shutdown: shutdown.clone(), state: Mutex::new(state) }),
+            inner: Arc::new(Inner {
+                addr,
+                inspect,
+                shutdown: shutdown.clone(),
+                state: Mutex::new(state),
+                late_commits: watch::Sender::new(0),
+            }),
         };
         let app = Router::new().fallback(dispatch).with_state(sandbox.clone());
         tracing::info!(%addr, inspect, "sandbox: serving the Autotask simulator");
@@ -234,6 +243,22 @@ impl Sandbox {
     /// Authenticated requests in the last 60 minutes (what `ThresholdInformation` reports).
     pub fn threshold_count(&self) -> u64 {
         self.state().limits.hourly_count(Instant::now())
+    }
+
+    /// Waits until `count` `commit_late` updates have landed since the sandbox started (at once if they have).
+    pub async fn until_late_commits(&self, count: u64) {
+        let mut landed = self.inner.late_commits.subscribe();
+        // The sender lives as long as `self`, so the wait cannot fail while it is borrowed here.
+        let _ = landed.wait_for(|n| *n >= count).await;
+    }
+
+    /// How many `commit_late` updates have landed since the sandbox started.
+    pub fn late_commits(&self) -> u64 {
+        *self.inner.late_commits.borrow()
+    }
+
+    pub(crate) fn count_late_commit(&self) {
+        self.inner.late_commits.send_modify(|n| *n += 1);
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {

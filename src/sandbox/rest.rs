@@ -147,7 +147,10 @@ pub(super) async fn handle(sandbox: Sandbox, path: &str, request: Request) -> Re
     let mut exchange = Exchange::new(&sandbox, Api::Rest, credentials.user.clone());
     let (call, endpoint, id) = match route(&parts.method, path) {
         Ok(Route::Call { call, endpoint, id }) => (call, endpoint, id),
-        Ok(Route::VersionInformation) => return exchange.finish(ok(json!({ "apiVersions": ["1.0"] }))),
+        // Autotask lists 2.0 too; the sandbox serves only 1.0, as rotavault speaks only 1.0 (V2.0/… is 404).
+        Ok(Route::VersionInformation) => {
+            return exchange.finish(ok(json!({ "apiVersions": ["1.0", "2.0"] })));
+        }
         Err(miss) => return exchange.finish(miss.response(&parts.method, path)),
     };
     exchange.call = Some(call);
@@ -157,7 +160,7 @@ pub(super) async fn handle(sandbox: Sandbox, path: &str, request: Request) -> Re
         let user = query_param(&parts.uri, "user");
         exchange.user = user.clone();
         let then_drop = match gate::fault_step(&sandbox, call).await {
-            FaultStep::Go { then_drop } => then_drop,
+            FaultStep::Go { then_drop, .. } => then_drop,
             FaultStep::Hang => return exchange.never_answer().await,
             FaultStep::Refuse(refusal) => return exchange.finish(refused(refusal)),
         };

@@ -30,6 +30,10 @@ pub struct Seed {
     /// Time between a password change and the moment the new password is accepted.
     #[serde(deserialize_with = "duration_text")]
     pub propagation_delay: Duration,
+    /// Read SOAP `update` entities as a strict, schema-bound reader does: an element out of the WSDL sequence (a
+    /// `Password` after `LicenseType`, say) is dropped without an error, and the update succeeds without it.
+    /// Whether the real service does this is not documented; a client must work either way.
+    pub strict_reader: bool,
     /// The tenant's valid API integration codes (tracking identifiers).
     pub integration_codes: Vec<String>,
     pub resources: Vec<SeedResource>,
@@ -46,6 +50,7 @@ impl Default for Seed {
             thread_limit: 3,
             thread_limit_response: ThreadLimitResponse::Status429,
             propagation_delay: Duration::ZERO,
+            strict_reader: false,
             integration_codes: vec!["SANDBOX-INTEGRATION-CODE".to_string()],
             resources: Vec::new(),
             faults: Vec::new(),

@@ -17,6 +17,8 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub(super) const ATWS: &str = "http://autotask.net/ATWS/v1_6/";
@@ -181,6 +183,7 @@ fn read_envelope(headers: &HeaderMap, text: &str) -> Result<Envelope, String> {
 }
 
 pub(super) async fn handle(sandbox: Sandbox, request: Request) -> Response {
+    let arrived = Instant::now();
     let (parts, body) = request.into_parts();
     let mut exchange = Exchange::new(&sandbox, Api::Soap, basic_user(&parts.headers));
     if parts.method != Method::POST {
@@ -212,7 +215,7 @@ pub(super) async fn handle(sandbox: Sandbox, request: Request) -> Response {
         let user = request.body.child(ATWS, "UserName").map(|u| u.text().to_string());
         exchange.user = user.clone();
         let then_drop = match gate::fault_step(&sandbox, call).await {
-            FaultStep::Go { then_drop } => then_drop,
+            FaultStep::Go { then_drop, .. } => then_drop,
             FaultStep::Hang => return exchange.never_answer().await,
             FaultStep::Refuse(refusal) => return exchange.finish(refused(refusal)),
         };
@@ -250,6 +253,9 @@ pub(super) async fn handle(sandbox: Sandbox, request: Request) -> Response {
         }
         Err(refusal) => return exchange.finish(refused(refusal)),
     };
+    if let Some(delay) = admitted.commit_after {
+        return commit_late(sandbox, exchange, admitted, request.body, arrived + delay).await;
+    }
     let response = match request.operation {
         Operation::Query => soap_resource::query(&sandbox, &request.body),
         _ => soap_resource::update(&sandbox, &admitted, &request.body),
@@ -260,4 +266,32 @@ pub(super) async fn handle(sandbox: Sandbox, request: Request) -> Response {
         return response;
     }
     exchange.finish(response)
+}
+
+/// A `commit_late` update: applied at `at` and answered then. The work runs in a task of its own because the HTTP
+/// server drops this handler's future when the client disconnects, and a real server (IIS/ASMX) finishes a request
+/// its client gave up on: the password changes although nobody reads the answer. The request log and the thread
+/// slot follow the work, not the connection.
+async fn commit_late(
+    sandbox: Sandbox,
+    exchange: Exchange,
+    admitted: gate::Admitted,
+    body: Element,
+    at: Instant,
+) -> Response {
+    let (answer, answered) = oneshot::channel();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            // A sandbox that stops takes its unfinished work with it.
+            () = sandbox.until_shutdown() => return,
+        }
+        let response = soap_resource::update(&sandbox, &admitted, &body);
+        drop(admitted);
+        let response = exchange.finish(response);
+        sandbox.count_late_commit();
+        // The client may be gone; the update stands either way.
+        let _ = answer.send(response);
+    });
+    answered.await.unwrap_or_else(|_| StatusCode::SERVICE_UNAVAILABLE.into_response())
 }

@@ -1,9 +1,11 @@
-//! `query` and `update` of the SOAP `Resource` entity, behind the gate. `update` writes the whole entity (a
-//! writable field not sent is cleared), is for System Administrators only, and applies the password rules; a
-//! refusal is `ReturnCode -1` with a message in HTTP 200, as ATWS answers.
+//! `query` and `update` of the SOAP `Resource` entity, behind the gate. Entities are written as the real service
+//! writes them (WSDL order, `xsi:type` on each field, the password masked in its slot). `update` writes the whole
+//! entity (a writable field not sent is cleared), is for System Administrators only, and applies the password
+//! rules; a refusal is `ReturnCode -1` with a message in HTTP 200, as ATWS answers. With the seed's
+//! `strict_reader` it drops elements out of the WSDL sequence, as a schema-bound reader would.
 
 use super::Sandbox;
-use super::fields::{Field, Record, soap_text};
+use super::fields::{Field, Record, SOAP_SEQUENCE, soap_position, soap_text};
 use super::gate::Admitted;
 use super::seed::SecurityLevel;
 use super::soap::{ATWS, XSI, envelope, fault, xml_response};
@@ -14,11 +16,35 @@ use serde_json::Value;
 use std::fmt::Write;
 use tokio::time::Instant;
 
+/// What the service shows in place of a password: the element is there, its value never is.
+const MASKED_PASSWORD: &str = "******";
+
+/// An entity as the real service writes it: elements in WSDL order, each with its `xsi:type`, null fields left
+/// out, an empty `<UserDefinedFields/>`, and `Password` masked in its slot.
 fn entity_xml(record: &Record) -> String {
     let mut xml = String::from(r#"<Entity xsi:type="Resource">"#);
-    for (field, value) in record.soap_fields() {
-        // Writing to a String cannot fail.
-        let _ = write!(xml, "<{0}>{1}</{0}>", field.soap(), escape(&soap_text(&value)));
+    for name in SOAP_SEQUENCE {
+        match name {
+            "UserDefinedFields" => xml.push_str("<UserDefinedFields/>"),
+            "Password" => {
+                let _ = write!(xml, r#"<Password xsi:type="xsd:string">{MASKED_PASSWORD}</Password>"#);
+            }
+            _ => {
+                let Some(field) = Field::from_soap(name, false) else { continue };
+                let value = record.get(field);
+                if value.is_null() {
+                    continue;
+                }
+                // Writing to a String cannot fail.
+                let _ = write!(
+                    xml,
+                    r#"<{0} xsi:type="{1}">{2}</{0}>"#,
+                    field.soap(),
+                    field.xsd_type(),
+                    escape(&soap_text(&value))
+                );
+            }
+        }
     }
     xml.push_str("</Entity>");
     xml
@@ -106,18 +132,36 @@ struct Sent {
     password: Option<String>,
 }
 
-fn read_entity(entity: &Element) -> Result<Sent, String> {
+/// Reads one `<Entity>`. A `strict` reader follows the WSDL sequence as a schema-bound deserializer does: an
+/// element that comes after one it should precede (or repeats one) is dropped without a word, and the update
+/// still succeeds without it.
+fn read_entity(entity: &Element, strict: bool) -> Result<Sent, String> {
     let kind = entity.attr(Some(XSI), "type").unwrap_or_default();
     let kind = kind.rsplit(':').next().unwrap_or_default();
     if kind != "Resource" {
         return Err(format!("The sandbox can update only Resource entities, not {kind:?}."));
     }
     let mut sent = Sent { id: None, fields: Vec::new(), password: None };
+    let mut reached: Option<usize> = None;
     for child in entity.children.iter().filter(|c| c.ns.as_deref() == Some(ATWS)) {
+        if strict && let Some(position) = soap_position(&child.name) {
+            if reached.is_some_and(|r| position <= r) {
+                tracing::debug!(
+                    element = child.name,
+                    "sandbox: strict reader drops an element out of sequence"
+                );
+                continue;
+            }
+            reached = Some(position);
+        }
         let nil = child.attr(Some(XSI), "nil") == Some("true");
         let text = (!nil).then(|| child.text());
         if child.name == "Password" {
-            sent.password = text.map(str::to_string);
+            // The mask a query answers with, sent back unchanged, is no new password *(choice: undocumented; a
+            // client that echoes the entity to change another field must not set the password to the mask)*.
+            if text != Some(MASKED_PASSWORD) {
+                sent.password = text.map(str::to_string);
+            }
             continue;
         }
         // Elements that are not fields are ignored, as the .NET serializer behind ATWS ignores them.
@@ -149,9 +193,10 @@ pub(super) fn update(sandbox: &Sandbox, admitted: &Admitted, body: &Element) -> 
     if entities.is_empty() {
         return refuse("update", "The update has no entity.");
     }
+    let strict = sandbox.state().tenant.strict_reader;
     let mut sent = Vec::new();
     for entity in entities {
-        match read_entity(entity) {
+        match read_entity(entity, strict) {
             Ok(entity) => sent.push(entity),
             // A value the serializer cannot read fails the whole request, as ASMX does.
             Err(message) => return fault(StatusCode::INTERNAL_SERVER_ERROR, true, &message),

@@ -48,6 +48,8 @@ pub(crate) struct Tenant {
     lockout_threshold: u32,
     strong_passwords: bool,
     pub(crate) propagation_delay: Duration,
+    /// SOAP `update` drops elements out of the WSDL sequence (the seed's `strict_reader`).
+    pub(crate) strict_reader: bool,
 }
 
 impl Tenant {
@@ -89,6 +91,7 @@ impl Tenant {
             lockout_threshold: seed.lockout_threshold,
             strong_passwords: seed.strong_passwords,
             propagation_delay: seed.propagation_delay,
+            strict_reader: seed.strict_reader,
         }
     }
 

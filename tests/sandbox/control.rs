@@ -20,6 +20,7 @@ hourly_limit = 500
 thread_limit = 2
 thread_limit_response = "itgenatr005"
 propagation_delay = "3s"
+strict_reader = true
 integration_codes = ["CODE-A", "CODE-B"]
 
 [[resources]]
@@ -49,6 +50,12 @@ times = 1
 call = "resources_get"
 action = "delay"
 delay = "250ms"
+
+[[faults]]
+call = "soap_update"
+action = "commit_late"
+delay = "8s"
+times = 2
 "#;
 
 #[test]
@@ -71,8 +78,10 @@ fn a_seed_file_sets_every_key() {
         [
             Fault::times(Call::SoapUpdate, FaultAction::ApplyThenDrop, 1),
             Fault::always(Call::ResourcesGet, FaultAction::Delay(Duration::from_millis(250))),
+            Fault::times(Call::SoapUpdate, FaultAction::CommitLate(Duration::from_secs(8)), 2),
         ]
     );
+    assert!(seed.strict_reader);
     assert!(!format!("{seed:?}").contains("initial-Pa$$word-1"), "Debug redacts seed passwords");
 }
 
@@ -111,6 +120,11 @@ fn bad_seeds_are_refused_with_a_clear_error() {
 
     let fault = seed_error("[[faults]]\ncall = \"soap_update\"\naction = \"delay\"\n");
     assert!(fault.contains("needs delay"), "{fault}");
+
+    let late = seed_error("[[faults]]\ncall = \"soap_update\"\naction = \"commit_late\"\n");
+    assert!(late.contains("commit_late") && late.contains("needs delay"), "{late}");
+    let late = seed_error("[[faults]]\ncall = \"soap_query\"\naction = \"commit_late\"\ndelay = \"1s\"\n");
+    assert!(late.contains("\"soap_update\" only") && late.contains("soap_query"), "{late}");
 
     let call = seed_error("[[faults]]\ncall = \"soap_delete\"\naction = \"hang\"\n");
     assert!(call.contains("soap_delete") && call.contains("line 2"), "{call}");
@@ -199,6 +213,10 @@ async fn inspection_shows_and_steers_the_tenant() {
     assert!(
         log.iter().any(|e| e.api == Api::Rest && e.user.as_deref() == Some(USER) && e.status == Some(418))
     );
+
+    let late: Value =
+        run.http.get(format!("{base}/late_commits")).send().await.expect("late").json().await.expect("json");
+    assert_eq!(late, json!({ "landed": 0 }));
 
     let unknown = run.http.post(format!("{base}/resources/nobody/unlock")).send().await.expect("unknown");
     assert_eq!(unknown.status().as_u16(), 404);

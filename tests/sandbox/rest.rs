@@ -28,6 +28,18 @@ async fn zone_lookup_needs_no_credentials_and_refuses_unknown_users() {
 }
 
 #[tokio::test]
+async fn version_information_lists_2_0_where_zone_information_is_404() {
+    let run = start(seed()).await;
+    let (status, body) =
+        json_of(run.rest(Method::GET, "versioninformation").send().await.expect("versions")).await;
+    assert_eq!((status, body), (200, json!({ "apiVersions": ["1.0", "2.0"] })));
+    let v2 = run.rest(Method::GET, "V2.0/zoneInformation").query(&[("user", ADMIN)]).send().await;
+    assert_eq!(v2.expect("zone at 2.0").status().as_u16(), 404);
+    let v2 = run.rest_as(Method::GET, "V2.0/ThresholdInformation", USER, USER_PW).send().await;
+    assert_eq!(v2.expect("threshold at 2.0").status().as_u16(), 404);
+}
+
+#[tokio::test]
 async fn auth_unknown_user_is_500_zone_error() {
     let run = start(seed()).await;
     let response = run.rest_as(Method::GET, "V1.0/ThresholdInformation", "nobody@x", "x").send().await;

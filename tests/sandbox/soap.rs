@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use reqwest::Method;
-use rotavault::sandbox::Seed;
+use rotavault::sandbox::{Call, Fault, FaultAction, Seed};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -33,13 +33,135 @@ async fn query_by_id_or_user_name_never_returns_the_password() {
     assert_eq!(tag(&by_id, "UserName").as_deref(), Some(USER));
     assert_eq!(tag(&by_id, "Active").as_deref(), Some("true"));
     assert_eq!(tag(&by_id, "FirstName").as_deref(), Some("Ursula"));
-    assert!(!by_id.contains("Password") && !by_id.contains(USER_PW), "{by_id}");
+    assert!(by_id.contains(r#"<FirstName xsi:type="xsd:string">Ursula</FirstName>"#), "{by_id}");
+    assert!(by_id.contains(MASKED_PASSWORD) && !by_id.contains(USER_PW), "{by_id}");
 
     let (status, by_name) =
         run.soap("query", Some((USER, USER_PW)), Some(CODE), &query_xml("UserName", ADMIN)).await;
     assert_eq!(status, 200);
     assert_eq!(tag(&by_name, "id"), Some(ADMIN_ID.to_string()));
-    assert!(!by_name.contains("Password"), "{by_name}");
+    assert!(by_name.contains(MASKED_PASSWORD) && !by_name.contains(ADMIN_PW), "{by_name}");
+}
+
+/// The element names of the first `<Entity>` in `xml`, in order.
+fn element_order(xml: &str) -> Vec<String> {
+    let start = xml.find("<Entity ").expect("an entity");
+    let end = xml.find("</Entity>").expect("entity end");
+    let inner = &xml[start..end];
+    inner
+        .split('<')
+        .skip(2)
+        .filter(|t| !t.starts_with('/'))
+        .map(|t| t.split([' ', '>', '/']).next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_query_answers_as_the_real_service_fields_in_wsdl_order_typed_with_a_masked_password() {
+    let run = start(seed()).await;
+    let (status, body) = run.query_id(ADMIN, ADMIN_PW, USER_ID).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        element_order(&body),
+        [
+            "id",
+            "UserDefinedFields",
+            "Active",
+            "Email",
+            "FirstName",
+            "LastName",
+            "ResourceType",
+            "Title",
+            "UserName",
+            "Password",
+            "LicenseType"
+        ]
+    );
+    assert!(body.contains(&format!(r#"<id xsi:type="xsd:long">{USER_ID}</id>"#)), "{body}");
+    assert!(body.contains(r#"<Active xsi:type="xsd:boolean">true</Active>"#), "{body}");
+    assert!(body.contains(r#"<LicenseType xsi:type="xsd:int">7</LicenseType>"#), "{body}");
+    assert!(body.contains("<UserDefinedFields/>"), "{body}");
+    assert!(body.contains(MASKED_PASSWORD), "{body}");
+}
+
+#[tokio::test]
+async fn a_strict_reader_drops_a_password_sent_out_of_sequence_and_still_answers_success() {
+    let mut seed = seed();
+    seed.strict_reader = true;
+    let run = start(seed).await;
+    let entity = run.entity(USER_ID).await;
+    let late = "N3w!out-of-order";
+    let (status, body) = run.update(ADMIN, ADMIN_PW, &with_password_last(&entity, late)).await;
+    assert_eq!((status, tag(&body, "ReturnCode").as_deref()), (200, Some("1")), "{body}");
+    assert_eq!(
+        run.sandbox.password_of(USER).as_deref(),
+        Some(USER_PW),
+        "the Password after LicenseType was dropped"
+    );
+
+    let placed = "N3w!in-its-place";
+    let (status, body) = run.update(ADMIN, ADMIN_PW, &with_password(&entity, placed)).await;
+    assert_eq!((status, tag(&body, "ReturnCode").as_deref()), (200, Some("1")), "{body}");
+    assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(placed), "a Password in its slot is read");
+}
+
+#[tokio::test]
+async fn a_lenient_reader_takes_a_password_wherever_it_is() {
+    let run = start(seed()).await;
+    let entity = run.entity(USER_ID).await;
+    let new = "N3w!anywhere-1";
+    let (status, body) = run.update(ADMIN, ADMIN_PW, &with_password_last(&entity, new)).await;
+    assert_eq!((status, tag(&body, "ReturnCode").as_deref()), (200, Some("1")), "{body}");
+    assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(new));
+}
+
+#[tokio::test]
+async fn a_late_commit_lands_after_the_client_gave_up() {
+    let delay = Duration::from_millis(1000);
+    let mut seed = seed();
+    seed.faults = vec![Fault::times(Call::SoapUpdate, FaultAction::CommitLate(delay), 1)];
+    let run = start(seed).await;
+    let new = "L@te-commit-1";
+    let entity = with_password(&run.entity(USER_ID).await, new);
+    let sent = run
+        .soap_request(
+            "update",
+            Some((ADMIN, ADMIN_PW)),
+            Some(CODE),
+            &format!("<Entities>{entity}</Entities>"),
+        )
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(sent.as_ref().is_err_and(reqwest::Error::is_timeout), "the client gives up: {sent:?}");
+    assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(USER_PW), "not applied yet");
+
+    tokio::time::timeout(Duration::from_secs(30), run.sandbox.until_late_commits(1))
+        .await
+        .expect("the update lands without its client");
+    assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(new));
+    assert_eq!(run.sandbox.late_commits(), 1);
+    assert_eq!(run.threshold_status(USER, new).await, 200);
+    let logged = run.sandbox.request_log();
+    assert!(
+        logged.iter().any(|e| e.call == Some(Call::SoapUpdate) && e.status == Some(200)),
+        "the log records the update when it landed: {logged:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_late_commit_answers_a_client_that_waits() {
+    let delay = Duration::from_millis(300);
+    let mut seed = seed();
+    seed.faults = vec![Fault::times(Call::SoapUpdate, FaultAction::CommitLate(delay), 1)];
+    let run = start(seed).await;
+    let new = "L@te-commit-2";
+    let started = tokio::time::Instant::now();
+    let (code, body) = run.set_password(USER_ID, new).await;
+    assert_eq!(code, "1", "{body}");
+    assert!(started.elapsed() >= delay, "answered only once applied");
+    assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(new));
+    run.sandbox.until_late_commits(1).await;
 }
 
 #[tokio::test]
@@ -49,7 +171,7 @@ async fn admin_update_with_the_whole_entity_changes_the_password_and_keeps_field
     let new = "N3w!secret-value";
     let (code, body) = run.set_password(USER_ID, new).await;
     assert_eq!(code, "1", "{body}");
-    assert!(body.contains("<updateResponse") && body.contains(&format!("<id>{USER_ID}</id>")), "{body}");
+    assert!(body.contains("<updateResponse") && tag(&body, "id") == Some(USER_ID.to_string()), "{body}");
     assert!(!body.contains(new), "the answer never echoes the password");
     assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(new));
     assert_eq!(run.threshold_status(USER, USER_PW).await, 401, "the old password stops at once");
@@ -61,7 +183,7 @@ async fn admin_update_with_the_whole_entity_changes_the_password_and_keeps_field
 async fn update_clears_a_field_that_is_not_sent() {
     let run = start(seed()).await;
     let entity = run.entity(USER_ID).await;
-    let without_title = entity.replace("<Title>Integration</Title>", "");
+    let without_title = entity.replace(r#"<Title xsi:type="xsd:string">Integration</Title>"#, "");
     assert_ne!(without_title, entity);
     let (status, body) = run.update(ADMIN, ADMIN_PW, &without_title).await;
     assert_eq!((status, tag(&body, "ReturnCode").as_deref()), (200, Some("1")), "{body}");

@@ -76,11 +76,19 @@ pub fn esc(text: &str) -> String {
     quick_xml::escape::escape(text).into_owned()
 }
 
-/// The text of the first `<name>…</name>` in `xml`.
+/// The text of the first `<name>…</name>` in `xml`, attributes on the opening tag allowed.
 pub fn tag(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
+    let open = format!("<{name}");
     let close = format!("</{name}>");
-    let start = xml.find(&open)? + open.len();
+    let mut from = 0;
+    let start = loop {
+        let at = xml[from..].find(&open)? + from + open.len();
+        match xml[at..].chars().next() {
+            Some('>') => break at + 1,
+            Some(' ') => break at + xml[at..].find('>')? + 1,
+            _ => from = at,
+        }
+    };
     let end = xml[start..].find(&close)? + start;
     Some(xml[start..end].to_string())
 }
@@ -191,6 +199,19 @@ pub fn query_xml(field: &str, value: &str) -> String {
     format!("<sXML>{}</sXML>", esc(&query))
 }
 
+/// The masked `Password` a query answers with, in its WSDL slot.
+pub const MASKED_PASSWORD: &str = r#"<Password xsi:type="xsd:string">******</Password>"#;
+
+/// The queried entity with `password` in the masked one's slot, as a WSDL-driven client sends it.
 pub fn with_password(entity: &str, password: &str) -> String {
-    entity.replace("</Entity>", &format!("<Password>{}</Password></Entity>", esc(password)))
+    assert!(entity.contains(MASKED_PASSWORD), "a queried entity has a masked Password: {entity}");
+    entity.replace(MASKED_PASSWORD, &format!("<Password>{}</Password>", esc(password)))
+}
+
+/// The queried entity without its masked `Password` and with `password` after every other field: out of the WSDL
+/// sequence whenever a field that follows `Password` (such as `LicenseType`) is there.
+pub fn with_password_last(entity: &str, password: &str) -> String {
+    entity
+        .replace(MASKED_PASSWORD, "")
+        .replace("</Entity>", &format!("<Password>{}</Password></Entity>", esc(password)))
 }

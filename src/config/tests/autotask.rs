@@ -112,6 +112,13 @@ fn tenant_settings_are_range_checked() {
     error(&with("threads = 4"), 6, "targets.autotask.threads", &["1 to 3"]);
     error(&with("hourly_budget = 20000"), 6, "targets.autotask.hourly_budget", &["1 to 10000"]);
     error(&with("zone_lookup_url = \"ftp://x\""), 6, "targets.autotask.zone_lookup_url", &["not a URL"]);
+    error(
+        &with("zone_lookup_url = \"http://webservices2.autotask.net/atservicesrest/\""),
+        6,
+        "targets.autotask.zone_lookup_url",
+        &["http://webservices2.autotask.net/atservicesrest/", "plain http", "expected https", "loopback"],
+    );
+    valid(&with("zone_lookup_url = \"http://localhost:9/atservicesrest/\""));
     let config = valid(&with("zone_lookup_url = \"http://127.0.0.1:9/atservicesrest\""));
     let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else {
         panic!("autotask")

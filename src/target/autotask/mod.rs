@@ -10,7 +10,8 @@
 //! The map: `tenant` is what all jobs on one tenant share (HTTP client, zones, budget, thread limits,
 //! back-off), `answer` classifies Autotask's refusals, `admin` reads the admin credential, `payload` is
 //! what the stores hold, `policy` the password rules, `xml` the little XML SOAP needs, `checks` the
-//! `check --connect` probes.
+//! `check --connect` probes, `zone` the zone URLs (https, the pinned `V1.0`) and `zone_cache` the zones kept
+//! between processes.
 
 mod admin;
 mod answer;
@@ -23,6 +24,7 @@ mod soap;
 mod tenant;
 mod xml;
 mod zone;
+mod zone_cache;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,7 @@ pub use admin::AdminSource;
 pub use payload::PayloadFormat;
 pub use policy::autotask_policy;
 pub use tenant::{AutotaskTenant, DEFAULT_ZONE_LOOKUP_URL, TenantSettings};
+pub use zone::check_zone_url;
 
 use super::{RotationInfo, Target, TargetDescription, TargetError};
 use crate::secret::{SecretPolicy, SecretValue};

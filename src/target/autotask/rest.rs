@@ -13,6 +13,7 @@ use super::tenant::Failure;
 use super::tenant::{
     Attempt, AutotaskTenant, Endpoint, account_key, invalid, safe_failure, secret_header, transient,
 };
+use super::zone::REST_VERSION;
 use crate::secret::redact::Redactor;
 use crate::target::TargetError;
 use reqwest::Method;
@@ -41,17 +42,19 @@ pub(super) enum Counted {
     Here,
 }
 
-/// One REST call as `credential`: `path` below the zone's REST base (`V1.0/…`), a JSON body for POSTs. Returns
-/// the answer's body on 2xx.
+/// One REST call as `credential`: `resource` below `{zone}V1.0/` (the version is pinned here, whatever the zone
+/// or anything else says), a JSON body for POSTs. Returns the answer's body on 2xx.
 pub(super) async fn call(
     tenant: &AutotaskTenant,
     credential: &Credential,
     method: Method,
-    path: &str,
+    resource: &str,
     endpoint: Endpoint,
     body: Option<&serde_json::Value>,
     counted: Counted,
 ) -> Result<String, CallFailure> {
+    let path = format!("{REST_VERSION}/{resource}");
+    let path = path.as_str();
     let what = format!("{method} {path}");
     let login = (counted == Counted::Here).then(|| account_key(&credential.username));
     let redactor = Redactor::new(&[&credential.secret]);
@@ -141,7 +144,7 @@ pub(super) async fn verify(tenant: &AutotaskTenant, credential: &Credential) -> 
         tenant,
         credential,
         Method::GET,
-        "V1.0/ThresholdInformation",
+        "ThresholdInformation",
         Endpoint::ThresholdInformation,
         None,
         Counted::ByEngine,
@@ -197,7 +200,7 @@ pub(super) async fn threshold(
         tenant,
         credential,
         Method::GET,
-        "V1.0/ThresholdInformation",
+        "ThresholdInformation",
         Endpoint::ThresholdInformation,
         None,
         Counted::Here,
@@ -226,7 +229,7 @@ pub(super) async fn resource_update_access(
         tenant,
         credential,
         Method::GET,
-        "V1.0/Resources/entityInformation",
+        "Resources/entityInformation",
         Endpoint::Resources,
         None,
         Counted::Here,
@@ -265,7 +268,7 @@ pub(super) async fn find_resource(
         tenant,
         credential,
         Method::POST,
-        "V1.0/Resources/query",
+        "Resources/query",
         Endpoint::Resources,
         Some(&query),
         Counted::Here,

@@ -3,10 +3,12 @@
 //!
 //! `update` clears every writable field it is not sent, so the apply sends back **the whole entity exactly as
 //! `query` returned it** (every element, in order, with its attributes, and any namespace prefix their attributes
-//! use) plus `<Password>`. The envelope that carries the password is built in a [`Zeroizing`] string sized up
-//! front, so it never reallocates and is wiped when dropped.
+//! use) with `<Password>` in its place in the WSDL sequence (a strict reader drops it anywhere else). The envelope
+//! that carries the password is built in a [`Zeroizing`] string sized up front, so it never reallocates and is
+//! wiped when dropped.
 //!
-//! Outcomes of `update`, and why: HTTP 200 with `ReturnCode` ≥ 0 is done; `ReturnCode -1` is a refusal that
+//! Outcomes of `update`, and why: HTTP 200 with `ReturnCode` ≥ 0 and the resource's id in `EntityResults` is done
+//! (the same without the id proves nothing: `Unknown`); `ReturnCode -1` is a refusal that
 //! changed nothing (a password rule → `Rejected`, a missing permission → `Invalid`); a 401 or an authentication
 //! fault happens before anything changes; but an answer lost after sending, an unreadable 200 or an unexplained
 //! 5xx may hide a done update, so it is `Unknown` and recovery asks Autotask which password it now accepts.
@@ -92,17 +94,45 @@ pub(super) fn query_envelope(integration_code: &str, user: &str) -> Zeroizing<St
     out
 }
 
-/// `update` of `entity` with every field as queried and the new `Password`. A `Password` the query returned
-/// (Autotask returns none, or an empty one) is left out, so that the field is sent once, with the new value.
+/// The `Resource` elements that the SOAP 1.6 WSDL's sequence puts after `Password` (it follows `TimeFormat`).
+const AFTER_PASSWORD: [&str; 7] = [
+    "PayrollType",
+    "NumberFormat",
+    "AccountingReferenceID",
+    "InternalCost",
+    "HireDate",
+    "SurveyResourceRating",
+    "LicenseType",
+];
+
+/// Where the new `Password` goes among the queried fields: in the slot of the (masked) one the query returned,
+/// else before the first field the WSDL sequence puts after it. A schema-bound reader drops an element out of
+/// sequence and still answers success, so a `Password` after `LicenseType` could be lost without a word.
+fn password_slot(fields: &[Element]) -> usize {
+    let is = |f: &Element, name: &str| f.local_name().eq_ignore_ascii_case(name);
+    fields
+        .iter()
+        .position(|f| is(f, "Password"))
+        .or_else(|| fields.iter().position(|f| AFTER_PASSWORD.iter().any(|name| is(f, name))))
+        .unwrap_or(fields.len())
+}
+
+/// `update` of `entity` with every field as queried and the new `Password` in its WSDL place. The `Password` the
+/// query returned (masked `******`, empty or nil) is replaced, never sent back, so the field is sent once, with
+/// the new value.
 pub(super) fn update_envelope(
     integration_code: &str,
     entity: &Entity,
     password: &SecretValue,
 ) -> Zeroizing<String> {
     // The fields hold no secret: write them first, then size the zeroizing buffer so it never reallocates.
-    let mut fields = String::new();
-    for field in entity.fields.iter().filter(|f| !f.local_name().eq_ignore_ascii_case("Password")) {
-        field.write(&mut fields);
+    let slot = password_slot(&entity.fields);
+    let (mut before, mut after) = (String::new(), String::new());
+    for (index, field) in entity.fields.iter().enumerate() {
+        if field.local_name().eq_ignore_ascii_case("Password") {
+            continue;
+        }
+        field.write(if index < slot { &mut before } else { &mut after });
     }
     let mut declarations = String::new();
     for (prefix, uri) in &entity.namespaces {
@@ -113,17 +143,20 @@ pub(super) fn update_envelope(
     let capacity = 1024
         + escaped_len_bound(integration_code)
         + declarations.len()
-        + fields.len()
+        + before.len()
+        + after.len()
         + escaped_len_bound(password.expose());
     let mut out = Zeroizing::new(String::with_capacity(capacity));
     open_envelope(&mut out, Some(integration_code));
     out.push_str(&format!(r#"<update xmlns="{ATWS}"><Entities><Entity xsi:type="Resource""#));
     out.push_str(&declarations);
     out.push('>');
-    out.push_str(&fields);
+    out.push_str(&before);
     out.push_str("<Password>");
     push_escaped(&mut out, password.expose());
-    out.push_str("</Password></Entity></Entities></update>");
+    out.push_str("</Password>");
+    out.push_str(&after);
+    out.push_str("</Entity></Entities></update>");
     close_envelope(&mut out);
     debug_assert!(out.len() <= capacity, "the update envelope outgrew its buffer");
     out
@@ -429,7 +462,7 @@ pub(super) async fn update_password(
     let response = call(tenant, admin, "update", &envelope, true, &[password]).await?;
     drop(envelope);
     if response.return_code >= 0 {
-        return Ok(());
+        return applied(entity, &response);
     }
     // Already redacted of the password (and the admin's secret) by the call.
     let reason = response.errors.join("; ");
@@ -443,6 +476,34 @@ pub(super) async fn update_password(
         .into());
     }
     Err(TargetError::Rejected { target: KIND, reason }.into())
+}
+
+/// An update that answered success counts as applied only when its `EntityResults` holds the entity it sent
+/// (Autotask's docs: "use the returned entity only to read its id"). A `ReturnCode` without it proves nothing
+/// either way, so the outcome is `Unknown` and recovery asks Autotask which password it accepts.
+fn applied(entity: &Entity, response: &Response) -> Result<(), CallFailure> {
+    // `0042` and `42` are the same id to Autotask.
+    let id = |e: &Entity| {
+        e.field("id")
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| id.parse::<i64>().map_or_else(|_| id.to_owned(), |n| n.to_string()))
+    };
+    let sent = id(entity).unwrap_or_else(|| "(none)".to_owned());
+    if response.entities.iter().any(|e| id(e).as_ref() == Some(&sent)) {
+        return Ok(());
+    }
+    let returned: Vec<String> =
+        response.entities.iter().map(|e| id(e).unwrap_or_else(|| "(none)".to_owned())).collect();
+    Err(CallFailure::Failed(TargetError::Unknown {
+        target: KIND,
+        detail: format!(
+            "SOAP update answered ReturnCode {} without resource {sent} in EntityResults (ids returned: {}): \
+             whether the password changed is not known",
+            response.return_code,
+            if returned.is_empty() { "none".to_owned() } else { returned.join(", ") }
+        ),
+    }))
 }
 
 /// `getZoneInfo` at `soap_url`: unauthenticated, counted by neither budget nor thread limit.
@@ -561,8 +622,72 @@ mod tests {
         }
         assert_eq!(password_fields.len(), 1, "the queried Password is replaced, not repeated");
         assert_eq!(password_fields[0].text, password.expose());
-        assert!(password_fields[0].attributes.is_empty());
-        assert_eq!(sent.children.last().unwrap().local_name(), "Password");
+        assert!(password_fields[0].attributes.is_empty(), "the query's xsi:nil is not carried over");
+        let position = |list: &[Element]| list.iter().position(|f| f.local_name() == "Password");
+        assert_eq!(position(&sent.children), position(&entity.fields), "in the queried Password's slot");
+    }
+
+    /// The element names of the entity an update envelope sends.
+    fn sent_names(envelope: &str) -> Vec<String> {
+        let root = parse(envelope).unwrap();
+        let sent = root.find("Entity").unwrap();
+        sent.children.iter().map(|f| f.local_name().to_owned()).collect()
+    }
+
+    /// A query answer as the real service gives it: WSDL order, `xsi:type` on each field, a masked `Password`.
+    const WSDL_ORDERED: &str = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soap:Body>
+        <queryResponse xmlns="http://autotask.net/ATWS/v1_6/"><queryResult><EntityResults><Entity xsi:type="Resource">
+        <id xsi:type="xsd:long">42</id><UserDefinedFields/><Active xsi:type="xsd:boolean">true</Active>
+        <UserName xsi:type="xsd:string">a@x</UserName><DateFormat xsi:type="xsd:string">dd/MM/yyyy</DateFormat>
+        <TimeFormat xsi:type="xsd:string">HH:mm</TimeFormat><Password xsi:type="xsd:string">******</Password>
+        <PayrollType xsi:type="xsd:int">1</PayrollType><NumberFormat xsi:type="xsd:string">X</NumberFormat>
+        <LicenseType xsi:type="xsd:int">7</LicenseType></Entity></EntityResults>
+        <EntityResultType>resource</EntityResultType><Errors/><ReturnCode>1</ReturnCode></queryResult></queryResponse>
+        </soap:Body></soap:Envelope>"#;
+
+    #[test]
+    fn the_password_goes_between_time_format_and_payroll_type_replacing_the_mask() {
+        let entity = parse_response(WSDL_ORDERED, "query", &Redactor::none()).unwrap().entities.remove(0);
+        let password = SecretValue::new("N3w!pass-word");
+        let envelope = update_envelope("CODE", &entity, &password);
+        let names = sent_names(&envelope);
+        let at = names.iter().position(|n| n == "Password").unwrap();
+        assert_eq!(
+            (names[at - 1].as_str(), names[at + 1].as_str()),
+            ("TimeFormat", "PayrollType"),
+            "{names:?}"
+        );
+        assert_eq!(names.iter().filter(|n| *n == "Password").count(), 1);
+        assert!(!envelope.contains("******"), "the mask is never sent back as a password");
+        assert!(envelope.contains("<Password>N3w!pass-word</Password>"));
+    }
+
+    #[test]
+    fn without_a_queried_password_it_goes_before_the_first_field_that_follows_it() {
+        let answer = WSDL_ORDERED.replace(r#"<Password xsi:type="xsd:string">******</Password>"#, "");
+        let entity = parse_response(&answer, "query", &Redactor::none()).unwrap().entities.remove(0);
+        let names = sent_names(&update_envelope("CODE", &entity, &SecretValue::new("N3w!pass-word")));
+        let at = names.iter().position(|n| n == "Password").unwrap();
+        assert_eq!(
+            (names[at - 1].as_str(), names[at + 1].as_str()),
+            ("TimeFormat", "PayrollType"),
+            "{names:?}"
+        );
+
+        let only_license = answer
+            .replace(r#"<PayrollType xsi:type="xsd:int">1</PayrollType>"#, "")
+            .replace(r#"<NumberFormat xsi:type="xsd:string">X</NumberFormat>"#, "");
+        let entity = parse_response(&only_license, "query", &Redactor::none()).unwrap().entities.remove(0);
+        let names = sent_names(&update_envelope("CODE", &entity, &SecretValue::new("N3w!pass-word")));
+        assert_eq!(names[names.len() - 2..], ["Password", "LicenseType"], "{names:?}");
+
+        let none_after = answer.replace(r#"<LicenseType xsi:type="xsd:int">7</LicenseType>"#, "");
+        let none_after = none_after
+            .replace(r#"<PayrollType xsi:type="xsd:int">1</PayrollType>"#, "")
+            .replace(r#"<NumberFormat xsi:type="xsd:string">X</NumberFormat>"#, "");
+        let entity = parse_response(&none_after, "query", &Redactor::none()).unwrap().entities.remove(0);
+        let names = sent_names(&update_envelope("CODE", &entity, &SecretValue::new("N3w!pass-word")));
+        assert_eq!(names.last().map(String::as_str), Some("Password"), "{names:?}");
     }
 
     #[test]

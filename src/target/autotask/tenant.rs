@@ -19,7 +19,8 @@ use super::KIND;
 use super::admin::AdminSource;
 use super::answer::{Refusal, classify, rest_messages, retry_after};
 use super::budget::Budget;
-use super::zone::{Zone, ZoneCache, parse_zone_information};
+use super::zone::{REST_VERSION, Zone, check_transport, parse_zone_information, without_version};
+use super::zone_cache::ZoneCache;
 use crate::lockout::{LockoutError, LockoutGuard, Login};
 use crate::retry::Backoff;
 use crate::secret::redact::Redactor;
@@ -27,6 +28,7 @@ use crate::store::Metadata;
 use crate::target::TargetError;
 use reqwest::header::HeaderValue;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -46,7 +48,7 @@ const MAX_BODY: usize = 4 << 20;
 /// How one tenant is reached and how much of it rotavault may use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantSettings {
-    /// Base of the zone lookup (`{base}v1.0/zoneInformation?user=`); the sandbox and tests override it.
+    /// Base of the zone lookup (`{base}V1.0/zoneInformation?user=`); the sandbox and tests override it.
     pub zone_lookup_url: String,
     /// Requests in flight per endpoint (`Resources`, `ThresholdInformation`, SOAP), 1..=3. Autotask allows 3 per
     /// integration code and endpoint to everyone on the tenant together.
@@ -57,6 +59,9 @@ pub struct TenantSettings {
     pub timeout: Duration,
     /// Longest wait between two attempts of one call; a `Retry-After` above it is left to the engine.
     pub max_backoff: Duration,
+    /// Where resolved zones are kept between processes (`<state_dir>/zones/<target>.json`); `None` keeps them in
+    /// memory only.
+    pub zone_cache: Option<PathBuf>,
 }
 
 impl Default for TenantSettings {
@@ -67,6 +72,7 @@ impl Default for TenantSettings {
             hourly_budget: 1000,
             timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(10),
+            zone_cache: None,
         }
     }
 }
@@ -261,13 +267,18 @@ impl AutotaskTenant {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let lookup = reqwest::Url::parse(&base)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some())
-            .and_then(|u| u.join("v1.0/zoneInformation").ok())
-            .ok_or_else(|| {
-                invalid(format!("zone_lookup_url `{}` is not an http(s) URL", settings.zone_lookup_url))
-            })?;
+        let mut lookup = reqwest::Url::parse(&base).map_err(|e| {
+            invalid(format!("zone_lookup_url `{}` is not a URL ({e})", settings.zone_lookup_url))
+        })?;
+        check_transport(&lookup).map_err(|why| invalid(format!("zone_lookup_url {why}")))?;
+        without_version(&mut lookup);
+        if !lookup.path().ends_with('/') {
+            let path = format!("{}/", lookup.path());
+            lookup.set_path(&path);
+        }
+        let lookup = lookup.join(&format!("{REST_VERSION}/zoneInformation")).map_err(|e| {
+            invalid(format!("zone_lookup_url `{}` cannot take a path ({e})", settings.zone_lookup_url))
+        })?;
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(CONNECT_TIMEOUT))
@@ -279,13 +290,14 @@ impl AutotaskTenant {
             .build()
             .map_err(|e| invalid(format!("the HTTP client cannot be built: {e}")))?;
         let threads = [(); 3].map(|()| Semaphore::new(settings.threads));
+        let zones = ZoneCache::new(settings.zone_cache.clone());
         Ok(Arc::new(Self {
             budget: Mutex::new(Budget::new(settings.hourly_budget)),
             settings,
             lookup,
             admin,
             http,
-            zones: ZoneCache::default(),
+            zones,
             threads,
             password_changes: tokio::sync::Mutex::new(()),
             lockout,
@@ -352,7 +364,7 @@ impl AutotaskTenant {
         if let Some(zone) = self.zones.get(user) {
             return Ok(zone);
         }
-        let what = "GET v1.0/zoneInformation";
+        let what = "GET V1.0/zoneInformation";
         let mut patience = self.patience(what);
         let zone = loop {
             let attempt = self.lookup_zone(user, what).await;

@@ -293,6 +293,7 @@ fn settings(fake: &Fake) -> TenantSettings {
         hourly_budget: 1000,
         timeout: Duration::from_secs(5),
         max_backoff: Duration::from_millis(50),
+        zone_cache: None,
     }
 }
 
@@ -512,6 +513,50 @@ async fn an_update_whose_answer_is_lost_is_unknown_and_never_resent() {
     let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, TargetError::Unknown { .. }), "{err}");
     assert_eq!(fake.soap("update").len(), 1);
+}
+
+#[tokio::test]
+async fn a_soap_update_without_the_queried_id_is_not_applied() {
+    let other_id = UPDATE_OK.replace("<id>29682885</id>", "<id>555</id>");
+    let no_entity = UPDATE_OK.replace(
+        r#"<EntityResults><Entity xsi:type="Resource"><id>29682885</id></Entity></EntityResults>"#,
+        "<EntityResults/>",
+    );
+    assert_ne!(no_entity, UPDATE_OK);
+    for (body, returned) in [(other_id, "555"), (no_entity, "none")] {
+        let fake = Fake::start(move |req, base| {
+            if req.soap_action() == "update" {
+                return answer(200, body.clone());
+            }
+            healthy(req, base)
+        })
+        .await;
+        let target = target(&fake, &[USER_A]).await;
+        let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
+        let err = target.apply(&payload, APPLY_TIMEOUT).await.unwrap_err();
+        assert!(matches!(err, TargetError::Unknown { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("29682885") && text.contains(returned) && text.contains("EntityResults"),
+            "{text}"
+        );
+        assert_eq!(fake.soap("update").len(), 1, "never resent");
+    }
+}
+
+#[tokio::test]
+async fn an_update_whose_entity_results_hold_the_id_is_applied() {
+    let padded = UPDATE_OK.replace("<id>29682885</id>", "<id> 029682885 </id>");
+    let fake = Fake::start(move |req, base| {
+        if req.soap_action() == "update" {
+            return answer(200, padded.clone());
+        }
+        healthy(req, base)
+    })
+    .await;
+    let target = target(&fake, &[USER_A]).await;
+    let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
+    target.apply(&payload, APPLY_TIMEOUT).await.expect("the id in EntityResults proves the update");
 }
 
 #[tokio::test]
@@ -802,6 +847,75 @@ async fn settings_out_of_range_are_invalid() {
         let users = users.into_iter().map(str::to_owned).collect();
         assert!(AutotaskTarget::new(tenant.clone(), users, code.into(), PayloadFormat::Json).is_err());
     }
+}
+
+#[tokio::test]
+async fn a_plain_http_zone_lookup_or_zone_off_this_machine_is_refused_naming_the_url() {
+    let settings = TenantSettings {
+        zone_lookup_url: "http://webservices2.autotask.net/atservicesrest/".into(),
+        ..TenantSettings::default()
+    };
+    let err = AutotaskTenant::new(settings, admin_source().await).unwrap_err();
+    assert!(matches!(err, TargetError::Invalid { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("http://webservices2.autotask.net/atservicesrest/") && text.contains("expected https"),
+        "{text}"
+    );
+
+    // A zone lookup that answers with a plain-http zone elsewhere: no call follows it, and nothing is retried.
+    let fake = Fake::start(|req, base| {
+        if req.is("/atservicesrest/v1.0/zoneinformation") {
+            return answer(
+                200,
+                r#"{"zoneName":"X","url":"http://webservices9.autotask.net/atservicesrest/","ci":1}"#,
+            );
+        }
+        healthy(req, base)
+    })
+    .await;
+    let target = target(&fake, &[USER_A]).await;
+    let err = target.prepare(None, &new_secret(), &info()).await.unwrap_err();
+    assert!(matches!(err, TargetError::Invalid { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("http://webservices9.autotask.net/atservicesrest/") && text.contains("expected https"),
+        "{text}"
+    );
+    assert_eq!(fake.count("/atservicesrest/v1.0/zoneinformation"), 1);
+    assert_eq!(fake.seen().len(), 1, "nothing is sent to the plain-http zone");
+}
+
+#[tokio::test]
+async fn rest_paths_pin_v1_0_whatever_the_lookup_url_or_the_zone_says() {
+    let fake = Fake::start(|req, base| {
+        if req.is("/atservicesrest/v1.0/zoneinformation") {
+            return answer(
+                200,
+                format!(r#"{{"zoneName":"Fake","url":"{base}/atservicesrest/V2.0/","ci":1}}"#),
+            );
+        }
+        healthy(req, base)
+    })
+    .await;
+    let settings =
+        TenantSettings { zone_lookup_url: format!("{}V2.0/", fake.lookup_url()), ..settings(&fake) };
+    let target = target_with(settings, &[USER_A]).await;
+    let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
+    target.verify(&payload).await.expect("verified at V1.0");
+    target.apply(&payload, APPLY_TIMEOUT).await.expect("applied");
+    let rest: Vec<String> =
+        fake.seen().into_iter().filter(|s| s.is("/atservicesrest/")).map(|s| s.path).collect();
+    assert!(rest.len() >= 2, "{rest:?}");
+    for path in &rest {
+        assert!(path.starts_with("/atservicesrest/V1.0/"), "{path}");
+    }
+    let stored: serde_json::Value = serde_json::from_str(payload.expose()).unwrap();
+    assert_eq!(
+        stored["zone_url"],
+        format!("http://{}/atservicesrest/", fake.addr),
+        "the base, without a version"
+    );
 }
 
 #[tokio::test]

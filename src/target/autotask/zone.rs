@@ -1,20 +1,33 @@
-//! Zones: which Autotask data centre serves a user, found by `GET {lookup}v1.0/zoneInformation?user=` (no
-//! credentials), and cached per user name.
+//! Zones: which Autotask data centre serves a user, found by `GET {lookup}V1.0/zoneInformation?user=` (no
+//! credentials; cached in `zone_cache`), and what a zone URL must be to be used.
 //!
-//! Zones do move (the AU data centre moved in 2026), so nothing is hard-coded: a cached zone is dropped after a
-//! few hours, and at once when the zone answers a call with a connection failure or an unexplained 5xx (the
-//! callers in `rest` and `soap` do that, once per call). The SOAP endpoint is derived from the REST base (same
-//! scheme and host, path `/ATServices/1.6/atws.asmx`), so one lookup serves both APIs.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
-use tokio::time::Instant;
-
-/// Zones change rarely; a day-old answer is still worth re-checking.
-const ZONE_TTL: Duration = Duration::from_secs(6 * 3600);
+//! Zones do move (the AU data centre moved in 2026), so nothing is hard-coded. The SOAP endpoint is derived from
+//! the REST base (same scheme and host, path `/ATServices/1.6/atws.asmx`), so one lookup serves both APIs. Every
+//! URL, configured or answered, must be https (plain http only to this machine, for the sandbox), and the REST
+//! version is pinned here rather than taken from any URL.
 
 const SOAP_PATH: &str = "/ATServices/1.6/atws.asmx";
+
+/// The REST API version every path is built with. Autotask's `versioninformation` also lists `V2.0`, where
+/// `zoneInformation` answers 404 and whose shapes rotavault was not written against; so the version is never
+/// taken from a URL, an answer or a list, only from here.
+pub(super) const REST_VERSION: &str = "V1.0";
+
+/// `url` without a trailing API version segment (`…/atservicesrest/V2.0/` → `…/atservicesrest/`), so that a base
+/// given or answered with a version still gets [`REST_VERSION`] and only it.
+pub(super) fn without_version(url: &mut reqwest::Url) {
+    let Some(last) = url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty())) else {
+        return;
+    };
+    let is_version = last.strip_prefix(['v', 'V']).is_some_and(|n| {
+        !n.is_empty() && n.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if is_version {
+        let trimmed = url.path().trim_end_matches('/');
+        let parent = trimmed[..trimmed.len() - last.len()].to_owned();
+        url.set_path(&parent);
+    }
+}
 
 /// Where one user's calls go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,23 +40,54 @@ pub(super) struct Zone {
 
 impl Zone {
     pub fn from_rest_base(url: &str) -> Result<Self, String> {
-        let mut rest = url.trim().to_owned();
+        let soap = soap_url(url.trim())?;
+        let mut parsed =
+            reqwest::Url::parse(url.trim()).map_err(|e| format!("the zone URL `{url}` is not a URL: {e}"))?;
+        without_version(&mut parsed);
+        let mut rest = String::from(parsed);
         // The wire page says the base ends in '/'; a base without one would make `V1.0/…` replace its last
         // segment, so one is added rather than trusting every zone to keep the convention.
         if !rest.ends_with('/') {
             rest.push('/');
         }
-        let soap = soap_url(&rest)?;
         Ok(Self { rest, soap })
     }
 }
 
+/// Whether `url` may carry Autotask calls: `https`, or plain `http` to this machine only (the sandbox). Every call
+/// but the zone lookup carries a secret, and the zone lookup decides where those go, so a plain-http hop anywhere
+/// off the machine would hand them to the network.
+pub fn check_transport(url: &reqwest::Url) -> Result<(), String> {
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err(format!("`{url}` has no host: expected an https URL"));
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{url}` is plain http: expected https (plain http only to a loopback address: 127.0.0.0/8, ::1 or \
+             localhost, as the sandbox uses)"
+        )),
+        other => Err(format!("`{url}` is a {other} URL: expected https")),
+    }
+}
+
+/// [`check_transport`] for a URL given as text (the config's `zone_lookup_url`).
+pub fn check_zone_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    check_transport(&url)
+}
+
 /// The SOAP 1.6 endpoint of a zone: the REST base's scheme and authority plus `/ATServices/1.6/atws.asmx`.
 pub(super) fn soap_url(rest_base: &str) -> Result<String, String> {
-    let mut url = reqwest::Url::parse(rest_base).map_err(|e| format!("the zone URL is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err("the zone URL is not an http(s) URL with a host".into());
-    }
+    let mut url = reqwest::Url::parse(rest_base)
+        .map_err(|e| format!("the zone URL `{rest_base}` is not a URL: {e}"))?;
+    check_transport(&url).map_err(|why| format!("the zone URL {why}"))?;
     url.set_path(SOAP_PATH);
     url.set_query(None);
     url.set_fragment(None);
@@ -61,33 +105,6 @@ pub(super) fn parse_zone_information(body: &str) -> Result<String, String> {
     match info.url {
         Some(url) if !url.trim().is_empty() => Ok(url),
         _ => Err("the zone lookup answered without a zone url".into()),
-    }
-}
-
-/// Zones by lower-cased user name, each with the instant it was resolved.
-#[derive(Debug, Default)]
-pub(super) struct ZoneCache {
-    entries: Mutex<HashMap<String, (Zone, Instant)>>,
-}
-
-impl ZoneCache {
-    pub fn get(&self, user: &str) -> Option<Zone> {
-        let entries = self.lock();
-        let (zone, at) = entries.get(&user.to_ascii_lowercase())?;
-        (at.elapsed() < ZONE_TTL).then(|| zone.clone())
-    }
-
-    pub fn put(&self, user: &str, zone: Zone) {
-        self.lock().insert(user.to_ascii_lowercase(), (zone, Instant::now()));
-    }
-
-    pub fn forget(&self, user: &str) {
-        self.lock().remove(&user.to_ascii_lowercase());
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Zone, Instant)>> {
-        // Every change is one insert or remove, so a poisoned map is still consistent.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -110,12 +127,55 @@ mod tests {
     }
 
     #[test]
+    fn zone_urls_must_be_https_or_plain_http_to_a_loopback_address() {
+        for good in [
+            "https://webservices5.autotask.net/atservicesrest/",
+            "http://127.0.0.1:8123/atservicesrest/",
+            "http://127.8.9.10/atservicesrest/",
+            "http://[::1]:9/atservicesrest/",
+            "http://localhost:9/atservicesrest/",
+            "http://LOCALHOST./atservicesrest/",
+        ] {
+            assert!(Zone::from_rest_base(good).is_ok(), "{good}");
+            assert!(check_zone_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://webservices5.autotask.net/atservicesrest/",
+            "http://10.0.0.1/atservicesrest/",
+            "http://[::2]/atservicesrest/",
+            "http://localhost.example.com/atservicesrest/",
+            "http://128.0.0.1/atservicesrest/",
+        ] {
+            let why = Zone::from_rest_base(bad).expect_err(bad);
+            assert!(why.contains("plain http") && why.contains("expected https"), "{why}");
+            assert!(why.contains(bad.trim_end_matches('/')), "names the URL: {why}");
+            assert!(check_zone_url(bad).is_err(), "{bad}");
+        }
+        assert!(check_zone_url("ftp://x/").is_err_and(|w| w.contains("expected https")));
+    }
+
+    #[test]
     fn zone_keeps_the_rest_base_and_adds_a_missing_slash() {
         let zone = Zone::from_rest_base("https://webservices3.autotask.net/atservicesrest/").unwrap();
         assert_eq!(zone.rest, "https://webservices3.autotask.net/atservicesrest/");
         assert_eq!(zone.soap, "https://webservices3.autotask.net/ATServices/1.6/atws.asmx");
         let zone = Zone::from_rest_base("https://webservices3.autotask.net/atservicesrest").unwrap();
         assert_eq!(zone.rest, "https://webservices3.autotask.net/atservicesrest/");
+    }
+
+    #[test]
+    fn a_zone_answered_with_a_version_still_gets_v1_0_only() {
+        for answered in [
+            "https://webservices3.autotask.net/atservicesrest/V2.0/",
+            "https://webservices3.autotask.net/atservicesrest/v2.0",
+            "https://webservices3.autotask.net/atservicesrest/V1.0/",
+            "https://webservices3.autotask.net/atservicesrest/",
+        ] {
+            let zone = Zone::from_rest_base(answered).unwrap();
+            assert_eq!(zone.rest, "https://webservices3.autotask.net/atservicesrest/", "{answered}");
+        }
+        let zone = Zone::from_rest_base("https://ws.example/api/v2beta/").unwrap();
+        assert_eq!(zone.rest, "https://ws.example/api/v2beta/", "only a version segment is taken off");
     }
 
     #[test]
@@ -127,18 +187,5 @@ mod tests {
         );
         assert!(parse_zone_information(r#"{"zoneName":"x"}"#).is_err());
         assert!(parse_zone_information("<html>").is_err());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn cached_zones_expire_and_can_be_forgotten() {
-        let cache = ZoneCache::default();
-        let zone = Zone::from_rest_base("https://ws1.example/atservicesrest/").unwrap();
-        cache.put("A@x", zone.clone());
-        assert_eq!(cache.get("a@X"), Some(zone.clone()));
-        cache.forget("a@x");
-        assert_eq!(cache.get("a@x"), None);
-        cache.put("a@x", zone);
-        tokio::time::advance(ZONE_TTL).await;
-        assert_eq!(cache.get("a@x"), None);
     }
 }

@@ -183,3 +183,57 @@ async fn a_store_that_hangs_while_the_age_is_read_times_out_and_gives_way_to_sig
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(1), daemon).await.expect("stops at once").expect("no panic");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_value_whose_apply_was_sent_is_settled_when_the_apply_horizon_ends_not_at_the_next_fire() {
+    use rotavault::rotation::state::ApplyIntent;
+    use rotavault::store::RotationId;
+    use support::scripted_target::ScriptedTarget;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shutdown = CancellationToken::new();
+    let (runtime, _) = faulty_rig(dir.path(), &shutdown).await;
+    let mut runtime = Arc::into_inner(runtime).expect("one owner");
+    // A target that still takes the old value: the apply of the new one was sent just before a crash, and the
+    // server carries it out a minute later.
+    let target = Arc::new(ScriptedTarget::new());
+    target.set_behind_the_back("fresh-secret-from-a-minute-ago");
+    runtime.jobs[0].job.target = target.clone();
+    let job = runtime.jobs[0].job.clone();
+    let id = RotationId::new();
+    let js = &job.stores[0];
+    js.store
+        .stage(
+            &js.secret,
+            &SecretValue::new("sent-before-the-crash"),
+            &id,
+            &Metadata::new(Some(id.clone()), start(), 2),
+        )
+        .await
+        .expect("stage");
+    let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: start() };
+    runtime.engine.states().update("aged", |s| s.apply_intent = Some(intent)).expect("intent");
+    let horizon = runtime.engine.apply_horizon(&job);
+    let runtime = Arc::new(runtime);
+    let daemon = tokio::spawn(serve(runtime.clone(), shutdown.clone()));
+
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    target.set_behind_the_back("sent-before-the-crash");
+    // Before the horizon ends the value stays pending: the start-up recovery could not settle it.
+    tokio::time::sleep(horizon - Duration::from_secs(90)).await;
+    assert!(
+        js.store.pending(&js.secret).await.expect("pending").is_some(),
+        "kept pending within the horizon"
+    );
+    // Soon after it ends, settled: current everywhere, days before the job is next due (6 hours).
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let current = js.store.current(&js.secret).await.expect("current").expect("a value");
+    assert!(current.value.expose() == "sent-before-the-crash", "the late apply's value is current");
+    assert_eq!(current.metadata.rotation_id, Some(id));
+    assert!(js.store.pending(&js.secret).await.expect("pending").is_none());
+    assert_eq!(target.applies(), 0, "settled, not rotated again");
+    assert!(target.most_consecutive_failed() <= 3);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(600), daemon).await.expect("stops").expect("no panic");
+}

@@ -535,6 +535,26 @@ async fn consecutive_failed_logins_never_pass_the_cap_across_restarts_and_hours(
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_apply_intent_is_on_disk_before_the_apply_sends_and_gone_once_settled() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    let states = rig.states.clone();
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let record = seen.clone();
+    rig.target.before_apply(move || {
+        // Another process's view: the state file as it is on disk at the moment the request would leave.
+        let intent = StateDir::new(states.root()).load(JOB).expect("state").apply_intent;
+        *record.lock().expect("record") = intent;
+    });
+    let outcome = rig.rotate().await.expect("second rotation");
+    let Outcome::Rotated { rotation_id, .. } = outcome else { panic!("{outcome:?}") };
+    let intent = seen.lock().expect("record").clone().expect("an intent was on disk when the apply sent");
+    assert_eq!(intent.rotation_id, rotation_id);
+    assert_eq!(intent.account.as_deref(), Some("scripted:account"));
+    assert_eq!(rig.states.load(JOB).expect("state").apply_intent, None, "forgotten once current everywhere");
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_engine_refuses_a_job_with_no_stores() {
     let mut rig = rig();
     rig.job.stores.clear();

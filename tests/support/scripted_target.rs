@@ -54,9 +54,20 @@ struct Account {
     verify_faults: VecDeque<VerifyFault>,
 }
 
+/// Runs when an apply is about to send, to look at what the engine has written by then.
+#[derive(Clone, Default)]
+struct Hook(Option<std::sync::Arc<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Hook(set)" } else { "Hook(none)" })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ScriptedTarget {
     account: std::sync::Arc<Mutex<Account>>,
+    before_apply: Mutex<Hook>,
 }
 
 impl ScriptedTarget {
@@ -76,6 +87,11 @@ impl ScriptedTarget {
     /// Someone changes the credential outside rotavault.
     pub fn set_behind_the_back(&self, secret: &str) {
         self.account().accepted = Some(secret.to_owned());
+    }
+
+    /// `hook` runs at the moment an apply would send its request.
+    pub fn before_apply(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *self.before_apply.lock().expect("hook lock") = Hook(Some(std::sync::Arc::new(hook)));
     }
 
     pub fn queue_apply(&self, fault: ApplyFault) {
@@ -132,6 +148,10 @@ impl Target for ScriptedTarget {
     }
 
     async fn apply(&self, payload: &SecretValue, timeout: Duration) -> Result<(), TargetError> {
+        let hook = self.before_apply.lock().expect("hook lock").clone();
+        if let Some(hook) = hook.0 {
+            hook();
+        }
         let fault = self.account().apply_faults.pop_front();
         match fault {
             None => {

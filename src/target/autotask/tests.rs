@@ -1128,3 +1128,44 @@ async fn whole_rotations_through_the_engine_alternate_self_rotate_and_log_no_sec
 }
 
 mod echo;
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_the_admins_own_rotation_sends_nothing_and_ends_transient_outside_the_apply_timeout() {
+    let source = admin_source().await;
+    // The admin job has a value pending: its current secret may already be dead, so no apply presents it.
+    let pending =
+        serde_json::json!({"username": ADMIN, "secret": "N3w-admin-secret", "integration_code": ADMIN_CODE});
+    let id = RotationId::new();
+    source
+        .store
+        .stage(
+            &source.secret,
+            &SecretValue::new(pending.to_string()),
+            &id,
+            &Metadata::new(Some(id.clone()), chrono::Utc::now(), 2),
+        )
+        .await
+        .unwrap();
+    let settings = TenantSettings {
+        // Nothing may be sent: a lookup or a call here would fail the test.
+        zone_lookup_url: "http://127.0.0.1:9/atservicesrest/".into(),
+        ..TenantSettings::default()
+    };
+    let tenant = AutotaskTenant::new(settings, source).unwrap();
+    let target =
+        AutotaskTarget::new(tenant, vec![USER_A.into()], JOB_CODE.into(), PayloadFormat::Json).unwrap();
+    let credential = payload::Credential {
+        username: USER_A.into(),
+        secret: new_secret(),
+        integration_code: JOB_CODE.into(),
+    };
+    let payload =
+        payload::Payload::new(credential, "https://webservices2.autotask.net/atservicesrest/", &info())
+            .to_json();
+    let started = tokio::time::Instant::now();
+    // The apply's own timeout is a second; the wait is a minute, and it is not cut short into "unknown".
+    let err = target.apply(&payload, Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(err, TargetError::Transient { .. }), "{err}");
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    assert!(started.elapsed() >= ADMIN_ROTATION_WAIT, "waited {:?}", started.elapsed());
+}

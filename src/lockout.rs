@@ -67,7 +67,25 @@ pub struct Refusal {
 struct InFlight {
     id: String,
     pid: u32,
+    /// This process's token: a restarted container reuses pids (often 1), so the pid alone cannot tell this
+    /// process from the one before it.
+    #[serde(default)]
+    process: String,
     at: DateTime<Utc>,
+}
+
+/// One token per process, for [`InFlight::process`].
+fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Whether the process that recorded `f` may still be waiting for its answer.
+fn may_be_in_flight(f: &InFlight, now: DateTime<Utc>) -> bool {
+    let young = (now - f.at).to_std().unwrap_or_default() < IN_FLIGHT_LIFETIME;
+    let owner_alive =
+        if f.process == process_token() { true } else { f.pid != std::process::id() && process_alive(f.pid) };
+    young && owner_alive
 }
 
 /// One account's (or one credential's) record.
@@ -169,7 +187,12 @@ impl LockoutGuard {
                     reserve,
                 });
             }
-            r.in_flight.push(InFlight { id: id.clone(), pid: std::process::id(), at: now });
+            r.in_flight.push(InFlight {
+                id: id.clone(),
+                pid: std::process::id(),
+                process: process_token().to_owned(),
+                at: now,
+            });
             Ok(())
         })?;
         Ok(Login { guard: self, account: account.to_owned(), id, settled: false })
@@ -178,9 +201,10 @@ impl LockoutGuard {
     /// Starts `account`'s count afresh: a person has checked the account at the target (`rotavault resolve`), or
     /// stored a new credential for it.
     pub fn reset(&self, account: &str) -> Result<(), LockoutError> {
+        let now = self.clock.now();
         self.with_record(Kind::Account, account, true, |r| {
             r.failed.clear();
-            r.in_flight.retain(|f| f.pid == std::process::id());
+            r.in_flight.retain(|f| f.process == process_token() && may_be_in_flight(f, now));
             Ok(())
         })
     }
@@ -223,13 +247,9 @@ impl LockoutGuard {
             match answer {
                 Answer::Accepted => {
                     r.failed.clear();
-                    // Logins still in flight elsewhere may yet be refused after this one; those that died or
-                    // ended long ago were counted by the target before this accepted login reset it.
-                    let me = std::process::id();
-                    r.in_flight.retain(|f| {
-                        (now - f.at).to_std().unwrap_or_default() < IN_FLIGHT_LIFETIME
-                            && (f.pid == me || process_alive(f.pid))
-                    });
+                    // Logins still in flight elsewhere may yet be refused after this one; those whose process died
+                    // or that ended long ago were counted by the target before this accepted login reset it.
+                    r.in_flight.retain(|f| may_be_in_flight(f, now));
                 }
                 Answer::Refused | Answer::Unknown => r.failed.push(now),
                 Answer::NotSent => {}
@@ -258,6 +278,10 @@ impl LockoutGuard {
         let dir = root.join(kind.dir());
         let path = dir.join(format!("{}.json", file_name(key)));
         let io = |e: std::io::Error| LockoutError::Io { path: path.clone(), detail: e.to_string() };
+        // A read of an account never recorded creates nothing (`status` over many jobs stays read-only).
+        if !write && !path.exists() {
+            return change(&mut Record::default());
+        }
         std::fs::create_dir_all(&dir).map_err(io)?;
         let lock = OpenOptions::new()
             .create(true)
@@ -453,6 +477,32 @@ mod tests {
             .expect("write");
         let err = g.begin("k", 0).err().expect("no login without a record");
         assert!(err.to_string().contains("accounts/k.json"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_login_left_in_flight_by_a_dead_process_counts_until_an_accepted_login_clears_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = guard(dir.path());
+        // What a process killed mid-login leaves: an in-flight record of another process, with this pid (as a
+        // restarted container's pid 1 would be).
+        let now = g.clock.now();
+        let stale = InFlight { id: "x".into(), pid: std::process::id(), process: "gone".into(), at: now };
+        g.with_record(Kind::Account, "k", true, |r| {
+            r.in_flight.push(stale);
+            Ok(())
+        })
+        .expect("seed");
+        assert_eq!(g.consecutive("k").expect("count"), 1, "an unanswered login counts as failed");
+        g.begin("k", 0).expect("login").accepted();
+        assert_eq!(g.consecutive("k").expect("count"), 0, "the earlier process is not this one");
+    }
+
+    #[test]
+    fn reading_an_account_never_recorded_creates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = LockoutGuard::new(dir.path(), 3, None, Arc::new(crate::schedule::SystemClock));
+        assert_eq!(g.consecutive("autotask:never@x").expect("count"), 0);
+        assert!(!dir.path().join("accounts").exists());
     }
 
     #[test]

@@ -192,7 +192,7 @@ fn sigkill_at_random_moments_loses_nothing() {
             Duration::from_millis(rng.below(1501))
         } else {
             daemon.wait_for(Duration::from_secs(10), &mut log, &mut |l| in_rotation(l));
-            Duration::from_millis(rng.below(701))
+            Duration::from_millis(rng.below(451))
         };
         // Read (and so drain) the daemon's lines until the moment comes.
         daemon.wait_for(delay, &mut log, &mut |_| false);

@@ -366,6 +366,26 @@ async fn a_failed_verify_keeps_the_value_pending_and_leaves_logins_for_settling_
 }
 
 #[tokio::test(start_paused = true)]
+async fn past_the_horizon_with_one_login_left_the_old_value_settles_an_apply_that_never_landed() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    let before = rig.target.accepted();
+    rig.target.queue_apply(ApplyFault::LoseAnswerWithoutApplying);
+    rig.rotate().await.expect_err("not settled yet");
+    assert_eq!(rig.guard_count(), 1, "the verify after the lost answer");
+    // A login cut off by a kill (it counts until an accepted login clears it): one is left of the 3.
+    rig.engine.lockout().begin("scripted:account", 0).expect("a login").unknown();
+    assert_eq!(rig.guard_count(), 2);
+
+    tokio::time::advance(HORIZON).await;
+    let recovery = rig.engine.recover(&rig.job).await.expect("settled, not left unsettled for good");
+    assert!(matches!(recovery, Recovery::Discarded { .. }), "{recovery:?}");
+    assert_eq!(rig.pending(0).await, None);
+    assert_eq!(rig.current(0).await, before);
+    assert_eq!(rig.guard_count(), 0, "the accepted login of the old value cleared the count");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_verify_without_an_answer_counts_as_a_failed_login_and_is_bounded() {
     let rig = rig();
     rig.target.queue_verify(VerifyFault::Hang, 10);

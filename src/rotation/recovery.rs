@@ -136,7 +136,24 @@ impl Engine {
             (false, true) => (1, reserve::CURRENT + old),
             (false, false) => (1, reserve::NONE + old),
         };
-        match self.verify(job, &sent.value, run, max, keep, after_apply).await {
+        // Past the horizon, the old value accepted is proof enough on its own that the apply did not take effect.
+        // When the account has a single login left (logins cut off by kills count until an accepted one), the
+        // pending value cannot be tried with a login kept for the old one, and no login would ever be made again:
+        // the job would stay unsettled for good. The last login then goes to the old value, because the failed
+        // logins since the last accepted one were this pending value's.
+        let last_login = !within && !after_apply && old > 0 && {
+            let account = job.target.login_account(&sent.value);
+            account.as_deref().is_some_and(|a| {
+                self.lockout.consecutive(a).is_ok_and(|n| n + 1 + old > self.lockout.max_failed())
+            })
+        };
+        let verdict = if last_login {
+            tracing::info!(rotation_id = %sent.rotation_id, "one login left: trying the value before it first");
+            Verdict::Rejected
+        } else {
+            self.verify(job, &sent.value, run, max, keep, after_apply).await
+        };
+        match verdict {
             Verdict::Accepted => {
                 let recovery = self.roll_forward(job, sent, &pendings).await?;
                 self.clear_intent(job, &sent.rotation_id)?;
@@ -186,6 +203,14 @@ impl Engine {
                     return Err(RotationError::Unsettled { rotation_id: sent.rotation_id.clone(), detail });
                 }
             }
+        }
+        if last_login {
+            // The pending value was never tried: neither divergence nor anything else is proven.
+            return Err(RotationError::Unsettled {
+                rotation_id: sent.rotation_id.clone(),
+                detail: "the target refuses the value before it, and the lockout guard leaves no login to try the                          pending value itself; it stays pending until a person checks the account and runs                          `rotavault resolve`"
+                    .into(),
+            });
         }
         let now = self.clock.now();
         let reason = format!(

@@ -82,6 +82,8 @@ struct Inner {
     state: Mutex<State>,
     /// How many `commit_late` updates have landed: a test waits on it instead of sleeping.
     late_commits: watch::Sender<u64>,
+    /// How many `commit_late` updates have arrived (admitted, landed or not): what a test must wait for to land.
+    late_commits_received: watch::Sender<u64>,
 }
 
 /// Everything that changes, under one lock: never held across an `.await`.
@@ -135,6 +137,7 @@ impl Sandbox {
                 shutdown: shutdown.clone(),
                 state: Mutex::new(state),
                 late_commits: watch::Sender::new(0),
+                late_commits_received: watch::Sender::new(0),
             }),
         };
         let app = Router::new().fallback(dispatch).with_state(sandbox.clone());
@@ -188,6 +191,13 @@ impl Sandbox {
     /// The consecutive failed-login counter of `user` (0 for an unknown user).
     pub fn failed_logins(&self, user: &str) -> u32 {
         self.state().tenant.find(user).map_or(0, |a| a.failed_logins)
+    }
+
+    /// The most consecutive failed logins `user` has ever reached in this sandbox (0 for an unknown user): the
+    /// high-water mark of [`Sandbox::failed_logins`], which an accepted login or [`Sandbox::unlock`] does not
+    /// lower.
+    pub fn most_failed_logins(&self, user: &str) -> u32 {
+        self.state().tenant.find(user).map_or(0, |a| a.most_failed_logins)
     }
 
     pub fn is_locked(&self, user: &str) -> bool {
@@ -255,6 +265,22 @@ impl Sandbox {
     /// How many `commit_late` updates have landed since the sandbox started.
     pub fn late_commits(&self) -> u64 {
         *self.inner.late_commits.borrow()
+    }
+
+    /// How many `commit_late` updates have arrived since the sandbox started, landed or not: a test that killed
+    /// a client waits for this many to land ([`Sandbox::until_late_commits`]) to see the state settle.
+    pub fn late_commits_received(&self) -> u64 {
+        *self.inner.late_commits_received.borrow()
+    }
+
+    /// Waits until `count` `commit_late` updates have arrived (at once if they have).
+    pub async fn until_late_commits_received(&self, count: u64) {
+        let mut received = self.inner.late_commits_received.subscribe();
+        let _ = received.wait_for(|n| *n >= count).await;
+    }
+
+    pub(crate) fn count_late_commit_received(&self) {
+        self.inner.late_commits_received.send_modify(|n| *n += 1);
     }
 
     pub(crate) fn count_late_commit(&self) {

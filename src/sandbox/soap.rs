@@ -280,6 +280,7 @@ async fn commit_late(
     at: Instant,
 ) -> Response {
     let (answer, answered) = oneshot::channel();
+    sandbox.count_late_commit_received();
     tokio::spawn(async move {
         tokio::select! {
             () = tokio::time::sleep_until(at) => {}

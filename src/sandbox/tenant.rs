@@ -20,6 +20,8 @@ pub(crate) struct Account {
     /// The last passwords, newest (the current one) first, at most `password::HISTORY`.
     history: VecDeque<String>,
     pub(crate) failed_logins: u32,
+    /// The highest `failed_logins` ever reached: a test proves "never above N" with it, not only "not now".
+    pub(crate) most_failed_logins: u32,
     pub(crate) locked: bool,
 }
 
@@ -81,6 +83,7 @@ impl Tenant {
                     effective_at: now,
                     history: VecDeque::from([r.password.clone()]),
                     failed_logins: 0,
+                    most_failed_logins: 0,
                     locked: false,
                 }
             })
@@ -130,6 +133,7 @@ impl Tenant {
         }
         if !account.accepts(secret, now) {
             account.failed_logins = account.failed_logins.saturating_add(1);
+            account.most_failed_logins = account.most_failed_logins.max(account.failed_logins);
             if account.failed_logins >= threshold {
                 account.locked = true;
                 tracing::info!(user, failed_logins = account.failed_logins, "sandbox: account locked");

@@ -146,6 +146,19 @@ async fn lockout_after_threshold_refuses_the_right_secret_until_unlock() {
 }
 
 #[tokio::test]
+async fn the_most_failed_logins_outlast_the_accepted_login_that_resets_the_count() {
+    let run = start(seed()).await;
+    for _ in 0..2 {
+        assert_eq!(run.threshold_status(USER, "wrong").await, 401);
+    }
+    assert_eq!(run.threshold_status(USER, USER_PW).await, 200);
+    assert_eq!(run.threshold_status(USER, "wrong").await, 401);
+    assert_eq!(run.sandbox.failed_logins(USER), 1);
+    assert_eq!(run.sandbox.most_failed_logins(USER), 2, "the high-water mark of the count");
+    assert_eq!(run.sandbox.most_failed_logins("nobody@example.com"), 0);
+}
+
+#[tokio::test]
 async fn threshold_information_counts_authenticated_requests_only() {
     let mut seed = seed();
     seed.hourly_limit = 1234;

@@ -135,6 +135,9 @@ async fn a_late_commit_lands_after_the_client_gave_up() {
         .await;
     assert!(sent.as_ref().is_err_and(reqwest::Error::is_timeout), "the client gives up: {sent:?}");
     assert_eq!(run.sandbox.password_of(USER).as_deref(), Some(USER_PW), "not applied yet");
+    assert_eq!(run.sandbox.late_commits_received(), 1, "it arrived, so it will land");
+    assert_eq!(run.sandbox.late_commits(), 0);
+    run.sandbox.until_late_commits_received(1).await;
 
     tokio::time::timeout(Duration::from_secs(30), run.sandbox.until_late_commits(1))
         .await

@@ -43,13 +43,12 @@ pub enum LockoutError {
 }
 
 impl LockoutError {
-    /// Whether the cap was reached by logins that have ended (refused, or never answered), not by logins still in
-    /// flight that may yet be accepted: waiting cannot help then, only a person can.
+    /// Whether the cap itself was reached by logins that have ended (refused, or cut off unanswered), not by
+    /// logins still in flight that may yet be accepted nor by a reserve: waiting cannot help then, only a person
+    /// can.
     pub fn needs_a_person(&self) -> bool {
         match self {
-            Self::AtCap { consecutive, in_flight, max, reserve, .. } => {
-                consecutive.saturating_sub(*in_flight) + 1 + reserve > *max
-            }
+            Self::AtCap { consecutive, in_flight, max, .. } => consecutive.saturating_sub(*in_flight) >= *max,
             Self::Io { .. } => false,
         }
     }
@@ -182,7 +181,8 @@ impl LockoutGuard {
                 return Err(LockoutError::AtCap {
                     account: account.to_owned(),
                     consecutive,
-                    in_flight: u32::try_from(r.in_flight.len()).unwrap_or(u32::MAX),
+                    in_flight: u32::try_from(r.in_flight.iter().filter(|f| may_be_in_flight(f, now)).count())
+                        .unwrap_or(u32::MAX),
                     max: self.max_failed,
                     reserve,
                 });

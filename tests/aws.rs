@@ -199,6 +199,7 @@ async fn interrupted_after_stage(rig: &Rig, sent: bool) -> (RotationId, String) 
             rotation_id: rotation_id.clone(),
             account: None,
             at: chrono::Utc::now(),
+            confirmed: false,
         };
         rig.runtime.engine.states().update("api", |s| s.apply_intent = Some(intent)).expect("intent");
     }

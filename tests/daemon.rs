@@ -211,7 +211,7 @@ async fn a_value_whose_apply_was_sent_is_settled_when_the_apply_horizon_ends_not
         )
         .await
         .expect("stage");
-    let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: start() };
+    let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: start(), confirmed: false };
     runtime.engine.states().update("aged", |s| s.apply_intent = Some(intent)).expect("intent");
     let horizon = runtime.engine.apply_horizon(&job);
     let runtime = Arc::new(runtime);

@@ -125,7 +125,7 @@ impl Rig {
             js.store.stage(&js.secret, &SecretValue::new(value), &id, &meta).await.expect("stage");
         }
         if sent {
-            let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: now };
+            let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: now, confirmed: false };
             self.states.update(JOB, |s| s.apply_intent = Some(intent)).expect("intent");
         }
         id
@@ -386,6 +386,45 @@ async fn past_the_horizon_with_one_login_left_the_old_value_settles_an_apply_tha
 }
 
 #[tokio::test(start_paused = true)]
+async fn past_the_horizon_with_one_login_left_a_confirmed_apply_spends_it_on_the_new_value() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    // The target answered the apply, then two logins were cut off by crashes before any answer.
+    rig.stage_by_hand("applied-and-confirmed", true).await;
+    rig.states.update(JOB, |s| s.apply_intent.as_mut().expect("intent").confirmed = true).expect("confirm");
+    rig.target.set_behind_the_back("applied-and-confirmed");
+    for _ in 0..2 {
+        rig.engine.lockout().begin("scripted:account", 0).expect("a login").unknown();
+    }
+    let pending = rig.pending(0).await.expect("pending");
+
+    tokio::time::advance(HORIZON).await;
+    let recovery = rig.engine.recover(&rig.job).await.expect("settled with the last login");
+    assert!(matches!(recovery, Recovery::Promoted { .. }), "{recovery:?}");
+    assert_eq!(rig.current(0).await.as_deref(), Some(pending.as_str()));
+    assert_eq!(rig.guard_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_account_at_the_cap_blocks_the_job_until_a_person_resolves_it() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    for _ in 0..3 {
+        rig.engine.lockout().begin("scripted:account", 0).expect("a login").unknown();
+    }
+    let logins = rig.target.logins();
+    let err = rig.rotate().await.expect_err("blocked");
+    assert!(matches!(err, RotationError::Blocked { .. }), "{err:?}");
+    assert!(err.needs_a_person());
+    assert!(err.to_string().contains("rotavault resolve api-user"), "says what to do: {err}");
+    assert_eq!(rig.target.logins(), logins, "no login at all");
+    assert_eq!(rig.outcome(), AttemptOutcome::Blocked);
+
+    rig.engine.resolve(&rig.job).await.expect("a person resolves it");
+    rig.rotate().await.expect("rotates again");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_verify_without_an_answer_counts_as_a_failed_login_and_is_bounded() {
     let rig = rig();
     rig.target.queue_verify(VerifyFault::Hang, 10);
@@ -595,7 +634,7 @@ async fn recovery_promotes_a_pending_value_only_where_it_is_the_one_the_target_a
     let (a, b) = (&rig.job.stores[0], &rig.job.stores[1]);
     a.store.stage(&a.secret, &SecretValue::new("the-value-sent"), &id, &meta).await.expect("stage a");
     b.store.stage(&b.secret, &SecretValue::new("some-other-value"), &id, &meta).await.expect("stage b");
-    let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: now };
+    let intent = ApplyIntent { rotation_id: id.clone(), account: None, at: now, confirmed: false };
     rig.states.update(JOB, |s| s.apply_intent = Some(intent)).expect("intent");
     rig.target.set_behind_the_back("the-value-sent");
 

@@ -27,7 +27,9 @@ impl Engine {
                 Verdict::Rejected => {
                     return Err(RotationError::ImportRejected("it does not authenticate".into()));
                 }
-                Verdict::Undecided(detail) => return Err(RotationError::ImportRejected(detail)),
+                Verdict::Undecided(detail) | Verdict::Blocked(detail) => {
+                    return Err(RotationError::ImportRejected(detail));
+                }
             }
             for js in &job.stores {
                 let pending =

@@ -40,6 +40,9 @@ pub(super) enum Verdict {
     /// The target could not be asked, or did not answer (unreachable, throttled past our patience, no answer, or
     /// no login allowed now).
     Undecided(String),
+    /// No login is allowed as the account until a person acts: the lockout guard is at its cap with logins that
+    /// have ended (refused, or cut off unanswered).
+    Blocked(String),
 }
 
 impl Engine {
@@ -80,6 +83,13 @@ impl Engine {
             let account = job.target.login_account(payload);
             let login = match account.as_deref().map(|a| self.lockout.begin(a, reserve)).transpose() {
                 Ok(login) => login,
+                Err(e) if e.needs_a_person() && !refused => {
+                    return Verdict::Blocked(format!(
+                        "{e}. Logins cut off by a crash count as failed until an accepted one. Check the account at \
+                         the target (unlock it if it is locked), then run `rotavault resolve {}`",
+                        job.name
+                    ));
+                }
                 Err(e) => return stopped(refused, e.to_string()),
             };
             let result =

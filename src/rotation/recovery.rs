@@ -82,6 +82,7 @@ impl Engine {
                     rotation_id: newest.rotation_id.clone(),
                     account: None,
                     at: newest.metadata.rotated_at,
+                    confirmed: false,
                 })
             });
         for unsent in
@@ -131,27 +132,23 @@ impl Engine {
         // Within the horizon, keep a login for the new value and one for the old, for when the horizon has passed;
         // past it, one for the old. There is no old value to try when the account never had one stored.
         let old = u32::from(!known.is_empty());
+        // Past the horizon with a single login left (logins cut off by a crash count until an accepted one), the
+        // two values cannot both be tried, and the last login goes to the likelier one: the new value when the
+        // target confirmed the apply, else the old one (an apply whose answer was lost most often never happened,
+        // and the old value accepted past the horizon is proof enough on its own).
+        let single = !within && !after_apply && old > 0 && self.logins_left(job, &sent.value) == 1;
+        let pending_first = !single || intent.confirmed;
         let (max, keep) = match (after_apply, within) {
+            _ if single => (1, reserve::NONE),
             (true, _) => (self.settings.verify_attempts, reserve::CURRENT + old),
             (false, true) => (1, reserve::CURRENT + old),
             (false, false) => (1, reserve::NONE + old),
         };
-        // Past the horizon, the old value accepted is proof enough on its own that the apply did not take effect.
-        // When the account has a single login left (logins cut off by kills count until an accepted one), the
-        // pending value cannot be tried with a login kept for the old one, and no login would ever be made again:
-        // the job would stay unsettled for good. The last login then goes to the old value, because the failed
-        // logins since the last accepted one were this pending value's.
-        let last_login = !within && !after_apply && old > 0 && {
-            let account = job.target.login_account(&sent.value);
-            account.as_deref().is_some_and(|a| {
-                self.lockout.consecutive(a).is_ok_and(|n| n + 1 + old > self.lockout.max_failed())
-            })
-        };
-        let verdict = if last_login {
-            tracing::info!(rotation_id = %sent.rotation_id, "one login left: trying the value before it first");
-            Verdict::Rejected
-        } else {
+        let verdict = if pending_first {
             self.verify(job, &sent.value, run, max, keep, after_apply).await
+        } else {
+            tracing::info!(rotation_id = %sent.rotation_id, "one login left: trying the value before it");
+            Verdict::Rejected
         };
         match verdict {
             Verdict::Accepted => {
@@ -160,6 +157,7 @@ impl Engine {
                 return Ok(recovery);
             }
             Verdict::Rejected => {}
+            Verdict::Blocked(detail) => return Err(RotationError::Blocked { step: Step::Recovery, detail }),
             Verdict::Undecided(detail) => {
                 return Err(RotationError::Unsettled {
                     rotation_id: sent.rotation_id.clone(),
@@ -170,6 +168,9 @@ impl Engine {
                     },
                 });
             }
+        }
+        if single && pending_first {
+            return Err(self.no_login_left(job, "the pending value", "the value before it"));
         }
         if within {
             return Err(RotationError::Unsettled {
@@ -199,18 +200,17 @@ impl Engine {
                     });
                 }
                 Verdict::Rejected => {}
+                Verdict::Blocked(detail) => {
+                    return Err(RotationError::Blocked { step: Step::Recovery, detail });
+                }
                 Verdict::Undecided(detail) => {
                     return Err(RotationError::Unsettled { rotation_id: sent.rotation_id.clone(), detail });
                 }
             }
         }
-        if last_login {
-            // The pending value was never tried: neither divergence nor anything else is proven.
-            return Err(RotationError::Unsettled {
-                rotation_id: sent.rotation_id.clone(),
-                detail: "the target refuses the value before it, and the lockout guard leaves no login to try the                          pending value itself; it stays pending until a person checks the account and runs                          `rotavault resolve`"
-                    .into(),
-            });
+        if !pending_first {
+            // The pending value was never tried: nothing is proven, and only a person can let it be tried.
+            return Err(self.no_login_left(job, "the value before it", "the pending value"));
         }
         let now = self.clock.now();
         let reason = format!(
@@ -224,6 +224,30 @@ impl Engine {
         );
         tracing::error!(job = %job.name, %reason, "job diverged; it will not be touched again until resolved");
         Err(RotationError::Diverged { job: job.name.clone(), since: now, reason })
+    }
+
+    /// Logins the lockout guard still allows as the account of `payload` (none when its record cannot be read).
+    fn logins_left(&self, job: &Job, payload: &SecretValue) -> u32 {
+        match job.target.login_account(payload) {
+            Some(account) => {
+                self.lockout.consecutive(&account).map_or(0, |n| self.lockout.max_failed().saturating_sub(n))
+            }
+            None => u32::MAX,
+        }
+    }
+
+    /// The target refused `tried` with the account's last allowed login, and `untried` could not be tried: every
+    /// store keeps the pending value, and a person must look at the account before another login.
+    fn no_login_left(&self, job: &Job, tried: &str, untried: &str) -> RotationError {
+        RotationError::Blocked {
+            step: Step::Recovery,
+            detail: format!(
+                "the target refuses {tried}, and the lockout guard leaves no login to try {untried} (logins cut off \
+                 by a crash count as failed until an accepted one). Every store still holds the pending value. Check \
+                 the account at the target (unlock it if it is locked), then run `rotavault resolve {}`",
+                job.name
+            ),
+        }
     }
 
     /// Makes `accepted` current in every store. A store's pending is promoted only when it holds exactly the

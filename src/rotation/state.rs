@@ -54,6 +54,9 @@ pub struct ApplyIntent {
     /// The account whose credential the apply changes, when the target has accounts.
     pub account: Option<String>,
     pub at: DateTime<Utc>,
+    /// The target answered that the apply was done (its value is the likelier one when only one login is left).
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 /// The state file format that records apply intents. A file without it was written by a rotavault that did not,

@@ -55,6 +55,9 @@ impl Engine {
                             reason,
                         });
                     }
+                    Verdict::Blocked(detail) => {
+                        return Err(RotationError::Blocked { step: Step::Plan, detail });
+                    }
                     Verdict::Undecided(detail) => {
                         return Err(RotationError::target(
                             Step::Plan,
@@ -109,6 +112,7 @@ impl Engine {
             rotation_id: rotation_id.clone(),
             account: job.target.login_account(&payload),
             at: self.clock.now(),
+            confirmed: false,
         };
         if let Err(e) = self.states.update(&job.name, |s| s.apply_intent = Some(intent)) {
             self.discard_everywhere(job, &rotation_id).await?;
@@ -116,7 +120,17 @@ impl Engine {
         }
         let applied = self.apply(job, &payload).instrument(tracing::info_span!("apply")).await;
         match applied {
-            Ok(()) => {}
+            // Should this process die now, recovery knows the new value is the likelier one.
+            Ok(()) => {
+                let confirmed = self.states.update(&job.name, |s| {
+                    if let Some(intent) = s.apply_intent.as_mut().filter(|i| i.rotation_id == rotation_id) {
+                        intent.confirmed = true;
+                    }
+                });
+                if let Err(e) = confirmed {
+                    tracing::warn!(error = %e, "could not record that the target confirmed the apply");
+                }
+            }
             Err(e @ TargetError::Unknown { .. }) => {
                 tracing::warn!(error = %e, "the apply's outcome is unknown; recovery decides");
                 let recovery = self
@@ -159,6 +173,8 @@ impl Engine {
             Verdict::Undecided(detail) => {
                 return Err(RotationError::Unsettled { rotation_id, detail });
             }
+            // The value stays pending with its intent; a person must look at the account first.
+            Verdict::Blocked(detail) => return Err(RotationError::Blocked { step: Step::Verify, detail }),
         }
 
         self.promote_everywhere(job, &rotation_id, &payload, &metadata)

@@ -24,6 +24,12 @@ const PRE_SEND_ALLOWANCE: Duration = Duration::from_secs(5 * 60);
 impl Engine {
     pub(super) async fn rotate_locked(&self, job: &Job, trigger: &Trigger) -> Result<Outcome, RotationError> {
         self.refuse_unusable(job)?;
+        // A target a person must fix first (Autotask's refused admin credential) gets no login at all: the job's
+        // own verify could present that very credential again (the admin job's), and any other would be spent
+        // on a rotation that cannot apply.
+        if let Some(detail) = job.target.blocked().await {
+            return Err(RotationError::Blocked { step: Step::Plan, detail });
+        }
         let mut run = self.run_logins();
 
         // Plan: settle what an earlier run left, so that at most one rotation is ever in flight per job, and read

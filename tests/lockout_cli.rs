@@ -313,6 +313,10 @@ fn an_admin_changed_behind_rotavaults_back_is_never_locked_by_rotate_runs_restar
     }
     assert!(table.contains("rotavault import"), "the table says what to do: {table}");
     assert!(table.contains(&format!("account autotask:{ADMIN} has {consecutive} consecutive")), "{table}");
+    // Every line of that table, failed logins too, is a report line: a full standard output is no panic.
+    let out = t.rotavault.cli_to_full_stdout(&["status"]);
+    t.printed.push_str(&text(&out));
+    assert_eq!(out.status.code(), Some(1), "a lost report fails without panicking: {}", text(&out));
 
     // A person brings in the admin's working credential; it is rotated at once, and every job goes on.
     let out = t.cli(&["import", "admin"], Some(&format!("{CHANGED_PASSWORD}\n")));

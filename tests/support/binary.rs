@@ -65,6 +65,17 @@ impl Rotavault {
         waiter.join().expect("waiter").expect("rotavault exits")
     }
 
+    /// Runs a one-shot command whose standard output is `/dev/full`: every write to it fails.
+    pub fn cli_to_full_stdout(&self, args: &[&str]) -> Output {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("rotavault runs")
+    }
+
     /// Starts `rotavault run` with JSON logs on standard error.
     pub fn start_daemon(&self) -> Daemon {
         let mut child = self

@@ -436,3 +436,34 @@ fn the_daemon_settles_a_late_commit_when_the_apply_horizon_ends_not_at_the_next_
     assert_eq!(t.status_of("api")["state"], "ok");
     t.assert_no_secret_printed();
 }
+
+#[test]
+fn the_admin_jobs_own_refused_login_blocks_the_tenant_and_is_not_presented_again() {
+    let mut t = Tenant::new("", "", "");
+    t.sandbox.set_password_behind_the_back(ADMIN, CHANGED_PASSWORD);
+
+    // The admin job's own check of its current value is the first to meet the change.
+    let out = t.cli(&["rotate", "admin"], None);
+    assert_eq!(out.status.code(), Some(3), "a person must act: {}", text(&out));
+    assert_eq!(t.sandbox.failed_logins(ADMIN), 1);
+    for job in ["api", "admin", "api"] {
+        let out = t.cli(&["rotate", job], None);
+        assert_eq!(out.status.code(), Some(3), "rotate {job}: {}", text(&out));
+        assert!(text(&out).contains("admin credential refused"), "rotate {job}: {}", text(&out));
+    }
+    assert_eq!(t.sandbox.failed_logins(ADMIN), 1, "no job presented the refused admin credential again");
+    for job in ["admin", "api"] {
+        let status = t.status_of(job);
+        assert_eq!(status["state"], "blocked", "{status}");
+        assert!(status["action"].as_str().unwrap_or_default().contains("rotavault import"), "{status}");
+    }
+
+    let out = t.cli(&["import", "admin"], Some(&format!("{CHANGED_PASSWORD}\n")));
+    assert!(out.status.success(), "import admin: {}", text(&out));
+    let out = t.cli(&["rotate", "api"], None);
+    assert!(out.status.success(), "rotate api after the import: {}", text(&out));
+    for job in ["admin", "api"] {
+        assert_eq!(t.status_of(job)["state"], "ok");
+    }
+    t.assert_no_secret_printed();
+}

@@ -49,6 +49,11 @@ impl Engine {
             if let Some(stored) = current.iter().flatten().next().filter(|_| !proven) {
                 match self.verify(job, &stored.value, &mut run, 1, reserve::NONE, false).await {
                     Verdict::Accepted => {}
+                    // The current value is the one the target itself needs and now refuses (the Autotask admin's
+                    // own): that blocks every job of the target, not this job alone.
+                    Verdict::Rejected if let Some(detail) = job.target.blocked().await => {
+                        return Err(RotationError::Blocked { step: Step::Plan, detail });
+                    }
                     Verdict::Rejected => {
                         let reason =
                             "the target refuses the current value the stores hold: the credential was \

@@ -359,6 +359,7 @@ fn an_api_users_update_committed_after_the_client_gave_up_stays_pending_and_is_c
     let out = t.cli(&["rotate", "api"], None);
     assert_eq!(out.status.code(), Some(75), "unsettled, not discarded: {}", text(&out));
     assert!(t.slots("autotask/api", "api").1.is_some(), "the new value is still pending");
+    t.assert_held(USER, "autotask/api", "api", "after a run within the horizon");
     assert_eq!(t.status_of("api")["state"], "pending");
     t.assert_within_guard("after a run within the horizon");
 
@@ -399,6 +400,7 @@ fn the_admin_rotating_itself_with_a_late_commit_goes_on_with_its_new_password() 
     assert!(out.status.success(), "the API job rotates with the new admin password: {}", text(&out));
     t.assert_settled(USER, "autotask/api", "api", "after the horizon");
     t.assert_within_guard("after the horizon");
+    assert_eq!(t.sandbox.failed_logins(ADMIN), 0, "the last admin login was accepted");
     for job in ["admin", "api"] {
         assert_eq!(t.status_of(job)["state"], "ok", "no job of the tenant is blocked or diverged");
     }
@@ -414,17 +416,24 @@ fn the_daemon_settles_a_late_commit_when_the_apply_horizon_ends_not_at_the_next_
     let intent = t.intent_at("api").expect("the apply was recorded before it was sent");
 
     let mut daemon = t.rotavault.start_daemon();
-    let settled = daemon.wait_until(HORIZON * 3, &mut |log| {
-        log.iter().any(|l| message_is(l, "rotation done") && l.contains("Completed"))
-    });
-    let settled_at = chrono::Utc::now();
-    // Frozen while the daemon still runs: it settled on its own.
+    let done = |l: &String| message_is(l, "rotation done") && l.contains("Completed");
+    let settled = daemon.wait_until(HORIZON * 3, &mut |log| log.iter().any(done));
+    // Read while the daemon still runs: it settled the job on its own.
     let state = t.slots("autotask/api", "api");
     let code = daemon.sigterm();
     t.printed.push_str(&daemon.text());
     assert!(settled, "the daemon did not settle the job:\n{}", daemon.text());
     assert_eq!(code, Some(0));
-    assert!(settled_at >= intent, "settled after the apply was sent");
+    let line = daemon.log.iter().find(|l| done(l)).expect("the line");
+    let line: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    let settled_at: chrono::DateTime<chrono::Utc> =
+        line["timestamp"].as_str().expect("a timestamp").parse().expect("RFC 3339");
+    let horizon_end = intent + chrono::Duration::from_std(HORIZON).expect("horizon");
+    assert!(settled_at >= horizon_end, "settled at {settled_at}, before the horizon ended at {horizon_end}");
+    assert!(
+        settled_at < horizon_end + chrono::Duration::seconds(10),
+        "settled at {settled_at}, not when the horizon ended at {horizon_end}"
+    );
     assert!(state.1.is_none(), "nothing pending once the daemon settled it");
     assert_eq!(t.sandbox.late_commits(), 1, "the late commit had landed");
     t.assert_settled(USER, "autotask/api", "api", "after the daemon settled it");

@@ -3,10 +3,12 @@
 //! An admin whose password a person changed behind rotavault's back must never be locked by rotavault: however
 //! many `rotate` runs, daemon restarts and `check --connect` runs follow, the sandbox's consecutive failed logins
 //! for it stay within the lockout guard's cap, every job of the tenant shows `blocked` with what to do, and once a
-//! person imports the working credential the jobs rotate again. An update that the sandbox commits after the
+//! person imports the working credential the jobs rotate again; whichever job meets the refusal first (the admin
+//! job's own check included), no other presents that credential again. An update that the sandbox commits after the
 //! client gave up (a server that finishes anyway) loses nothing: the value stays pending until the late commit
-//! shows, for an API user and for the admin rotating itself, by `rotate` and by the daemon when the apply horizon
-//! ends. Nothing any command prints holds a secret.
+//! shows, for an API user and for the admin rotating itself (even through a moment when neither admin password
+//! works, which blocks nothing), by `rotate` and by the daemon when the apply horizon ends. Nothing any command
+//! prints holds a secret.
 
 mod support;
 
@@ -32,6 +34,9 @@ const GUARD: u32 = 3;
 const LATE: Duration = Duration::from_secs(8);
 /// `[rotation] apply_horizon` in the late-commit configs.
 const HORIZON: Duration = Duration::from_secs(10);
+/// How long a late-committed password takes to work, where a test sets it: long enough that neither password
+/// works for a while within the horizon.
+const PROPAGATION: Duration = Duration::from_secs(4);
 
 /// A sandbox tenant, a file store and a config of two jobs (the admin and an API user) around it.
 struct Tenant {
@@ -474,5 +479,45 @@ fn the_admin_jobs_own_refused_login_blocks_the_tenant_and_is_not_presented_again
     for job in ["admin", "api"] {
         assert_eq!(t.status_of(job)["state"], "ok");
     }
+    t.assert_no_secret_printed();
+}
+
+#[test]
+fn an_admin_password_that_dies_while_its_own_rotation_settles_does_not_block_the_tenant() {
+    let mut t = late_commit_tenant("");
+    // The late-committed password takes a while to work, and the old one stops at once: for a moment neither
+    // works, which is the admin's own rotation landing, not a person changing the credential.
+    t.sandbox.set_propagation_delay(PROPAGATION);
+    let out = t.cli(&["rotate", "admin"], None);
+    assert_eq!(out.status.code(), Some(75), "pending, try later: {}", text(&out));
+    t.until_late_commits(1);
+
+    let out = t.cli(&["rotate", "admin"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "neither works yet, within the horizon: unsettled: {}",
+        text(&out)
+    );
+    t.assert_held(ADMIN, "autotask/admin", "admin", "while neither password works");
+    t.assert_within_guard("while neither password works");
+    for job in ["admin", "api"] {
+        assert_ne!(
+            t.status_of(job)["state"],
+            "blocked",
+            "{job}: the admin's own rotation blocked the tenant"
+        );
+    }
+
+    // Once the new password works (the commit plus its propagation, past the horizon), the admin settles.
+    let intent = t.intent_at("admin").expect("the admin's apply was recorded");
+    sleep_past(intent + chrono::Duration::from_std(LATE + PROPAGATION).expect("duration"));
+    let out = t.cli(&["rotate", "admin"], None);
+    assert!(out.status.success(), "the run once the new password works completes it: {}", text(&out));
+    t.assert_settled(ADMIN, "autotask/admin", "admin", "once the new password works");
+    t.sandbox.set_propagation_delay(Duration::ZERO);
+    let out = t.cli(&["rotate", "api"], None);
+    assert!(out.status.success(), "the API job rotates with the new admin password: {}", text(&out));
+    t.assert_within_guard("once the new password works");
     t.assert_no_secret_printed();
 }

@@ -498,6 +498,24 @@ async fn an_unavailable_target_is_retried_before_apply_gives_up() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_target_busy_for_longer_than_the_retries_ends_the_run_with_nothing_sent_or_pending() {
+    let rig = rig();
+    rig.rotate().await.expect("first rotation");
+    let before = rig.target.accepted();
+    rig.target.queue_apply(ApplyFault::TransientFor(Duration::from_secs(60)));
+    rig.target.queue_apply(ApplyFault::TransientFor(Duration::from_secs(60)));
+    let err = rig.rotate().await.expect_err("try later");
+    assert!(matches!(err, RotationError::Target { step: Step::Apply, .. }), "{err:?}");
+    assert_eq!(rig.target.applies(), 1, "no apply reached the target");
+    assert_eq!(rig.pending(0).await, None, "nothing sent, nothing kept");
+    assert_eq!(rig.current(0).await, before);
+    // One call, not a retry that would hold the job's lock through another long wait: the second answer queued is
+    // still there for the next run.
+    rig.rotate().await.expect_err("the next run gets the second answer");
+    rig.rotate().await.expect("then the target is back");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_diverged_job_is_reported_and_its_stores_left_exactly_as_they_were() {
     let rig = rig();
     rig.rotate().await.expect("first rotation");

@@ -19,6 +19,7 @@ mod status;
 use crate::config::{self, Config, ConfigError};
 use crate::rotation::RotationError;
 use crate::runtime::BuildError;
+use crate::target::TargetError;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -181,7 +182,8 @@ fn rotation_exit_code(e: &RotationError) -> u8 {
         | RotationError::VerifyFailed { .. }
         | RotationError::Unsettled { .. }
         | RotationError::PromoteIncomplete { .. }
-        | RotationError::ShutDown { .. } => exit::TEMPFAIL,
+        | RotationError::ShutDown { .. }
+        | RotationError::Target { source: TargetError::Transient { .. }, .. } => exit::TEMPFAIL,
         _ => exit::FAILURE,
     }
 }
@@ -217,4 +219,26 @@ fn unknown_job(name: &str, known: &[&str]) -> CliError {
         "there is no job `{name}` in the configuration; the jobs are: {}",
         if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rotation::Step;
+
+    #[test]
+    fn a_target_that_was_not_reached_says_try_later_and_a_block_says_a_person_must_act() {
+        let unavailable = RotationError::Target {
+            step: Step::Apply,
+            source: TargetError::Transient { target: "autotask", detail: "busy".into(), retry_after: None },
+        };
+        assert_eq!(rotation_exit_code(&unavailable), exit::TEMPFAIL);
+        let blocked = RotationError::Blocked { step: Step::Plan, detail: "admin credential refused".into() };
+        assert_eq!(rotation_exit_code(&blocked), exit::DIVERGED);
+        let invalid = RotationError::Target {
+            step: Step::Apply,
+            source: TargetError::Invalid { target: "autotask", detail: "no such user".into() },
+        };
+        assert_eq!(rotation_exit_code(&invalid), exit::FAILURE);
+    }
 }

@@ -221,9 +221,13 @@ pub(super) fn print_table(out: &mut Output, all: &[JobStatus], now: DateTime<Utc
             outln!(out, "{}: {action}", s.job);
         }
         for a in &s.failed_logins {
-            println!(
+            outln!(
+                out,
                 "{}: account {} has {} consecutive failed or unanswered login(s) (rotavault stops at {})",
-                s.job, a.account, a.consecutive, a.max
+                s.job,
+                a.account,
+                a.consecutive,
+                a.max
             );
         }
     }

@@ -24,6 +24,12 @@ const PRE_SEND_ALLOWANCE: Duration = Duration::from_secs(5 * 60);
 impl Engine {
     pub(super) async fn rotate_locked(&self, job: &Job, trigger: &Trigger) -> Result<Outcome, RotationError> {
         self.refuse_unusable(job)?;
+        // A target a person must fix first (Autotask's refused admin credential) gets no login at all: the job's
+        // own verify could present that very credential again (the admin job's), and any other would be spent
+        // on a rotation that cannot apply.
+        if let Some(detail) = job.target.blocked().await {
+            return Err(RotationError::Blocked { step: Step::Plan, detail });
+        }
         let mut run = self.run_logins();
 
         // Plan: settle what an earlier run left, so that at most one rotation is ever in flight per job, and read
@@ -43,6 +49,11 @@ impl Engine {
             if let Some(stored) = current.iter().flatten().next().filter(|_| !proven) {
                 match self.verify(job, &stored.value, &mut run, 1, reserve::NONE, false).await {
                     Verdict::Accepted => {}
+                    // The current value is the one the target itself needs and now refuses (the Autotask admin's
+                    // own): that blocks every job of the target, not this job alone.
+                    Verdict::Rejected if let Some(detail) = job.target.blocked().await => {
+                        return Err(RotationError::Blocked { step: Step::Plan, detail });
+                    }
                     Verdict::Rejected => {
                         let reason =
                             "the target refuses the current value the stores hold: the credential was \
@@ -344,8 +355,11 @@ impl Engine {
                     }),
                 };
             match result {
+                // Retried here only when the target asks for a short wait; a longer one ends the run ("try
+                // later"), since nothing was sent and the job's lock should not be held meanwhile.
                 Err(TargetError::Transient { retry_after, ref detail, .. })
-                    if attempt < self.settings.backoff.attempts =>
+                    if attempt < self.settings.backoff.attempts
+                        && retry_after.is_none_or(|wait| wait <= self.settings.backoff.max) =>
                 {
                     let wait = self.settings.backoff.delay(attempt, retry_after);
                     tracing::warn!(%detail, attempt, "apply did not happen; retrying");

@@ -1,8 +1,9 @@
 //! Test-only parts shared by the integration tests: a target that can refuse, fail, hang or lose the answer at each
 //! step, a store wrapper that injects faults into any store, a fake of Azure Key Vault, and an Autotask tenant
-//! (the sandbox with an admin and an API user).
+//! (the sandbox with an admin and an API user), and the real binary run as a command or as the daemon.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod faulty_store;
 #[cfg(feature = "azure")]
 pub mod keyvault;

@@ -21,6 +21,8 @@ pub enum ApplyFault {
     Refuse,
     /// The target is unavailable; nothing changes.
     Transient,
+    /// The target is unavailable for this long (its `retry_after`); nothing changes.
+    TransientFor(Duration),
     /// The call never answers within the timeout it is given; nothing changes.
     Hang,
     /// The answer is lost, and the server carries out the change this long after it arrived anyway.
@@ -167,6 +169,11 @@ impl Target for ScriptedTarget {
                 target: KIND,
                 detail: "503".into(),
                 retry_after: Some(Duration::from_secs(1)),
+            }),
+            Some(ApplyFault::TransientFor(wait)) => Err(TargetError::Transient {
+                target: KIND,
+                detail: "busy for a while".into(),
+                retry_after: Some(wait),
             }),
             Some(ApplyFault::Hang) => {
                 tokio::time::sleep(timeout).await;

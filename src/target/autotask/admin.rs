@@ -49,7 +49,9 @@ impl AdminSource {
     /// What status and errors say while Autotask's refusal of the stored admin credential stands.
     pub(super) fn refused_detail(&self, refusal: &crate::lockout::Refusal) -> String {
         format!(
-            "admin credential refused: {} (at {}). rotavault does not present it again, in any process, until {}              holds another one: store the admin API user's working credential there (`rotavault import` if the              admin is a job), or, if this one works again (the account was unlocked), run `rotavault resolve JOB`",
+            "admin credential refused: {} (at {}). rotavault does not present it again, in any process, until {} \
+             holds another one: store the admin API user's working credential there (`rotavault import` if the \
+             admin is a job), or, if this one works again (the account was unlocked), run `rotavault resolve JOB`",
             refusal.reason,
             refusal.at,
             self.label()
@@ -88,7 +90,9 @@ impl AdminSource {
                 "the admin credential in {} is being rotated (a value is pending); nothing was changed",
                 self.label()
             ),
-            retry_after: Some(Duration::from_secs(30)),
+            // Longer than the engine retries an apply for: the run ends ("try later") instead of holding the
+            // job's lock through more waits, and a later run finds the admin settled.
+            retry_after: Some(Duration::from_secs(60)),
         }
     }
 

@@ -142,6 +142,17 @@ impl AutotaskTarget {
         }
     }
 
+    /// The metadata of the stored admin credential when `credential` is that very credential (the admin job
+    /// verifying its current value), else `None`.
+    async fn stored_admin_version(&self, credential: &Credential) -> Option<crate::store::Metadata> {
+        if !self.users.iter().any(|u| u.eq_ignore_ascii_case(&credential.username)) {
+            return None;
+        }
+        let (admin, metadata) = self.tenant.admin().read_with_metadata().await.ok()?;
+        (admin.username.eq_ignore_ascii_case(&credential.username) && admin.secret == credential.secret)
+            .then_some(metadata)
+    }
+
     /// The credential a payload holds.
     fn credential(&self, payload: &SecretValue) -> Result<Credential, TargetError> {
         match self.format {
@@ -260,7 +271,22 @@ impl Target for AutotaskTarget {
     async fn verify(&self, payload: &SecretValue) -> Result<(), TargetError> {
         let credential = self.credential(payload)?;
         tracing::Span::current().record("user", credential.username.as_str());
-        rest::verify(&self.tenant, &credential).await
+        // The admin job's check of the stored admin credential is an admin login like any other: a version
+        // Autotask refused is not presented again, and a refusal here blocks the tenant, so that no other job
+        // presents it after.
+        let stored_admin = self.stored_admin_version(&credential).await;
+        if let Some(metadata) = &stored_admin {
+            self.tenant.admin_may_log_in(&credential.username, metadata)?;
+        }
+        let result = rest::verify(&self.tenant, &credential).await;
+        if let (Some(metadata), Err(TargetError::Unauthenticated { .. })) = (&stored_admin, &result) {
+            let source = self.tenant.admin();
+            let refused = answer::CallFailure::Refused(answer::Refusal::WrongSecret);
+            if let TargetError::Blocked { detail, .. } = source.failure(refused, &credential) {
+                self.tenant.admin_refused(metadata, &detail);
+            }
+        }
+        result
     }
 
     fn login_account(&self, payload: &SecretValue) -> Option<String> {

@@ -8,6 +8,7 @@
 //! - [`target`]: the `Target` trait and the targets whose credentials are rotated.
 //! - [`rotation`]: the engine: the rotation protocol, recovery with the apply intent, the per-job lock and the job
 //!   state.
+//! - [`events`]: audit events (CloudEvents 1.0) and the `EventSink` they go to.
 //! - [`lockout`]: the lockout guard: consecutive failed logins per account, shared by every job and process.
 //! - [`retry`]: bounded back-off with jitter, and a timeout on every call.
 //! - `durable`: files that survive a crash whole.
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod config;
 mod durable;
+pub mod events;
 pub mod lockout;
 pub mod retry;
 pub mod rotation;

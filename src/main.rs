@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // Before anything can hold a secret: no core file, no reading of this process's memory by its peers.
+    if let Err(e) = rotavault::hygiene::harden_process() {
+        cli::output::warn(&e.to_string());
+        return ExitCode::from(cli::exit::FAILURE);
+    }
     let cli = Cli::parse();
     init_telemetry(cli.log_format, cli.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -7,10 +7,13 @@
 //! left alone until `rotavault resolve`.
 //!
 //! SIGTERM or SIGINT stops scheduling; a rotation in flight stops cleanly before Apply or runs to its end after
-//! it (see `Engine::with_shutdown`), then the process exits 0.
+//! it (see `Engine::with_shutdown`), then the process exits 0. SIGHUP reloads the configuration
+//! (`daemon::reload`); under systemd the process says when it is ready, stopping or reloading (`daemon::systemd`).
 
 use super::{CliError, exit};
 use crate::config::Config;
+use crate::daemon::reload::serve_reloading;
+use crate::daemon::systemd::{Notifier, Startup};
 use crate::rotation::{RotationError, Trigger};
 use crate::runtime::{Runtime, ScheduledJob};
 use crate::schedule::{SystemClock, next_due};
@@ -31,22 +34,37 @@ const DIVERGED_RECHECK: Duration = Duration::from_secs(300);
 
 pub async fn run(config: Config) -> Result<u8, CliError> {
     let shutdown = CancellationToken::new();
+    // systemd (issue 11 item 6): the notifier, SIGHUP taken before any job runs (its default action kills).
+    let notifier = Notifier::from_env();
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| CliError::Failed(format!("SIGHUP handler: {e}")))?;
     let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?);
     spawn_signal_handler(shutdown.clone())?;
-    serve(runtime, shutdown).await;
+    // systemd: STOPPING=1 on shutdown, WATCHDOG=1 while the runtime runs, and reload on SIGHUP.
+    tokio::spawn(notifier.clone().stopping_on(shutdown.clone()));
+    tokio::spawn(notifier.clone().keep_watchdog(shutdown.clone()));
+    serve_reloading(runtime, shutdown, notifier, hangup, serve_notifying).await;
     Ok(exit::OK)
 }
 
 /// Runs every job until `shutdown`; returns once every job task has stopped.
 pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
+    let startup = Startup::new(Notifier::default(), runtime.jobs.len());
+    serve_notifying(runtime, shutdown, startup).await;
+}
+
+/// [`serve`], telling `startup` as each job ends its start-up recovery (systemd's `READY=1` waits for the last).
+pub async fn serve_notifying(runtime: Arc<Runtime>, shutdown: CancellationToken, startup: Arc<Startup>) {
     tracing::info!(jobs = runtime.jobs.len(), config = %runtime.config.path.display(), "rotavault starting");
     let tracker = TaskTracker::new();
     for index in 0..runtime.jobs.len() {
         let runtime = runtime.clone();
         let shutdown = shutdown.clone();
         let span = tracing::info_span!("job", job = %runtime.jobs[index].job.name);
-        tracker
-            .spawn(async move { job_loop(&runtime, &runtime.jobs[index], shutdown).await }.instrument(span));
+        let startup = startup.clone();
+        tracker.spawn(
+            async move { job_loop(&runtime, &runtime.jobs[index], shutdown, &startup).await }.instrument(span),
+        );
     }
     tracker.close();
     tracker.wait().await;
@@ -69,7 +87,7 @@ pub(super) fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), Cl
     Ok(())
 }
 
-async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: CancellationToken) {
+async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: CancellationToken, startup: &Startup) {
     let job = &scheduled.job;
     let clock = runtime.engine.clock().clone();
 
@@ -78,6 +96,7 @@ async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: Cancell
         Ok(recovery) => tracing::info!(job = %job.name, ?recovery, "start-up recovery"),
         Err(e) => log_failure(&job.name, &e),
     }
+    startup.recovered(); // systemd: READY=1 after the last job's recovery
 
     let mut failures: u32 = 0;
     let mut unread: u32 = 0;

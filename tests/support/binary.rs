@@ -78,8 +78,14 @@ impl Rotavault {
 
     /// Starts `rotavault run` with JSON logs on standard error.
     pub fn start_daemon(&self) -> Daemon {
-        let mut child = self
-            .command(&["--log-format", "json", "run"])
+        self.start_daemon_with(|_| {})
+    }
+
+    /// [`Rotavault::start_daemon`], with the command adjusted first (environment, user).
+    pub fn start_daemon_with(&self, adjust: impl FnOnce(&mut Command)) -> Daemon {
+        let mut command = self.command(&["--log-format", "json", "run"]);
+        adjust(&mut command);
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -107,6 +113,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a name such as `HUP`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+    }
+
     /// SIGTERM, then wait (at most 30 s) for the exit; SIGKILL if it does not come. The exit code, if any.
     pub fn sigterm(&mut self) -> Option<i32> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();

@@ -63,7 +63,8 @@ pub async fn serve_notifying(runtime: Arc<Runtime>, shutdown: CancellationToken,
         let span = tracing::info_span!("job", job = %runtime.jobs[index].job.name);
         let startup = startup.clone();
         tracker.spawn(
-            async move { job_loop(&runtime, &runtime.jobs[index], shutdown, &startup).await }.instrument(span),
+            async move { job_loop(&runtime, &runtime.jobs[index], shutdown, &startup).await }
+                .instrument(span),
         );
     }
     tracker.close();
@@ -87,7 +88,12 @@ pub(super) fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), Cl
     Ok(())
 }
 
-async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: CancellationToken, startup: &Startup) {
+async fn job_loop(
+    runtime: &Runtime,
+    scheduled: &ScheduledJob,
+    shutdown: CancellationToken,
+    startup: &Startup,
+) {
     let job = &scheduled.job;
     let clock = runtime.engine.clock().clone();
 

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 mod durable;
 pub mod events;
+pub mod hooks;
 pub mod lockout;
 pub mod retry;
 pub mod rotation;

@@ -22,6 +22,7 @@ pub mod job;
 pub mod lock;
 mod login;
 mod recovery;
+mod reload;
 pub mod settings;
 pub mod state;
 mod steps;
@@ -32,11 +33,13 @@ pub use recovery::Recovery;
 pub use settings::Settings;
 
 use crate::events::{EventKind, EventSink, LogSink};
+use crate::hooks::Hook;
 use crate::lockout::LockoutGuard;
 use crate::schedule::Clock;
 use chrono::{DateTime, Utc};
 use lock::JobLocks;
 use state::{Attempt, AttemptOutcome, DivergedMark, StateDir, Success};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +54,8 @@ pub struct Engine {
     lockout: Arc<LockoutGuard>,
     shutdown: CancellationToken,
     events: Arc<dyn EventSink>,
+    /// Each job's `after_rotation` hooks, by job name.
+    hooks: BTreeMap<String, Vec<Hook>>,
 }
 
 impl fmt::Debug for Engine {
@@ -83,6 +88,7 @@ impl Engine {
             lockout,
             shutdown: CancellationToken::new(),
             events: Arc::new(LogSink),
+            hooks: BTreeMap::new(),
         }
     }
 
@@ -104,6 +110,12 @@ impl Engine {
     /// the decision is made.
     pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
         self.events = events;
+        self
+    }
+
+    /// The reload hooks run after each job's new secret became current, by job name.
+    pub fn with_hooks(mut self, hooks: BTreeMap<String, Vec<Hook>>) -> Self {
+        self.hooks = hooks;
         self
     }
 
@@ -149,6 +161,9 @@ impl Engine {
         );
         let result = self.rotate_locked(job, &trigger).instrument(span).await;
         self.record(job, result.as_ref(), Some(&trigger))?;
+        if let Ok(Outcome::Rotated { rotation_id, .. } | Outcome::Completed { rotation_id }) = &result {
+            self.run_hooks(job, rotation_id).await;
+        }
         result
     }
 
@@ -163,6 +178,7 @@ impl Engine {
             Ok(Recovery::Clean) => {}
             Ok(Recovery::Promoted { rotation_id }) => {
                 self.record(job, Ok(&Outcome::Completed { rotation_id: rotation_id.clone() }), None)?;
+                self.run_hooks(job, rotation_id).await;
             }
             Ok(Recovery::Discarded { rotation_id, reason }) => {
                 let now = self.clock.now();

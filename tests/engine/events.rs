@@ -5,6 +5,18 @@ use super::*;
 use rotavault::events::{Event, EventKind};
 
 impl Rig {
+    /// A new engine on the same clock, state and event sink, changed by `with`.
+    fn rebuild(&mut self, with: impl FnOnce(Engine) -> Engine) {
+        let engine = Engine::new(
+            self.engine.settings().clone(),
+            self.engine.clock().clone(),
+            self.states.clone(),
+            true,
+        )
+        .with_events(self.events.clone());
+        self.engine = with(engine);
+    }
+
     /// The one event emitted since the last `clear`, which must be of `kind`.
     fn only_event(&self, kind: EventKind) -> Event {
         let events = self.events.events();
@@ -212,4 +224,83 @@ fn err_rotation_id(err: &RotationError) -> Option<String> {
         | RotationError::PromoteIncomplete { rotation_id, .. } => Some(rotation_id.to_string()),
         other => panic!("no rotation id in {other:?}"),
     }
+}
+
+/// Hooks run real processes, so these run on real time, with no settle delay to wait through.
+fn real_time_rig() -> Rig {
+    rig_with(Settings { settle: Duration::ZERO, ..settings() })
+}
+
+fn command(argv: &[&str], timeout: Duration) -> rotavault::hooks::Hook {
+    rotavault::hooks::Hook::Command(rotavault::hooks::CommandHook {
+        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        timeout,
+    })
+}
+
+#[tokio::test]
+async fn a_reload_hook_runs_after_promote_and_is_told_the_job_rotation_and_stores() {
+    let mut rig = real_time_rig();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("hook");
+    let script =
+        format!("echo \"$ROTAVAULT_JOB $ROTAVAULT_ROTATION_ID $ROTAVAULT_STORES\" > '{}'", out.display());
+    let hooks = [(JOB.to_owned(), vec![command(&["/bin/sh", "-c", &script], Duration::from_secs(20))])];
+    rig.rebuild(|e| e.with_hooks(hooks.into_iter().collect()));
+    let Outcome::Rotated { rotation_id, .. } = rig.rotate().await.expect("rotation") else {
+        panic!("rotated")
+    };
+    let written = std::fs::read_to_string(&out).expect("the hook ran");
+    assert_eq!(written, format!("{JOB} {rotation_id} a:api/user,b:api-user\n"));
+    assert!(!written.contains(&rig.target.accepted().expect("secret")));
+    assert_eq!(rig.states.load(JOB).expect("state").hook_failure, None);
+}
+
+#[tokio::test]
+async fn a_failed_or_timed_out_hook_emits_hook_failed_is_recorded_and_the_rotation_stands() {
+    let mut rig = real_time_rig();
+    let hooks = vec![
+        command(&["/bin/false"], Duration::from_secs(20)),
+        command(&["/bin/sleep", "30"], Duration::from_millis(200)),
+        command(&["/nonexistent/reload"], Duration::from_secs(20)),
+    ];
+    rig.rebuild(|e| e.with_hooks([(JOB.to_owned(), hooks)].into_iter().collect()));
+    let outcome = rig.rotate().await.expect("the rotation stands");
+    let Outcome::Rotated { rotation_id, .. } = outcome else { panic!("rotated") };
+    assert_eq!(rig.current(0).await, rig.target.accepted(), "nothing rolled back");
+    assert_eq!(
+        rig.events.kinds(),
+        [EventKind::Rotated, EventKind::HookFailed, EventKind::HookFailed, EventKind::HookFailed]
+    );
+    let details: Vec<String> =
+        rig.events.events()[1..].iter().filter_map(|e| e.data.detail.clone()).collect();
+    assert!(details[0].starts_with("exited: command `/bin/false`"), "{details:?}");
+    assert!(details[1].starts_with("timeout: command `/bin/sleep`"), "{details:?}");
+    assert!(details[2].starts_with("spawn: command `/nonexistent/reload`"), "{details:?}");
+    let failure = rig.states.load(JOB).expect("state").hook_failure.expect("recorded for status");
+    assert_eq!(failure.rotation_id, rotation_id);
+    assert!(failure.error.contains("/bin/false"), "{failure:?}");
+    rig.assert_no_secret_in_events().await;
+
+    // A later rotation whose hooks all run clears the mark.
+    rig.rebuild(|e| {
+        e.with_hooks(
+            [(JOB.to_owned(), vec![command(&["/bin/true"], Duration::from_secs(20))])].into_iter().collect(),
+        )
+    });
+    rig.rotate().await.expect("rotation");
+    assert_eq!(rig.states.load(JOB).expect("state").hook_failure, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_audit_file_that_cannot_be_written_does_not_fail_a_rotation() {
+    let mut rig = rig();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = Arc::new(rotavault::events::AuditFile::new(
+        dir.path().join("missing").join("audit.jsonl"),
+        "rotavault://t/c",
+    ));
+    rig.rebuild(|e| e.with_events(audit));
+    rig.rotate().await.expect("the rotation does not depend on the audit file");
+    assert_eq!(rig.current(0).await, rig.target.accepted());
 }

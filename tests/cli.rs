@@ -52,6 +52,9 @@ max_age = "7d"
 [jobs.token.secret]
 length = 40
 require = ["upper", "lower", "digit"]
+
+[audit]
+path = "audit.jsonl"
 "#,
         )
         .expect("write config");
@@ -121,6 +124,16 @@ async fn no_secret_appears_in_anything_a_full_rotation_prints() {
     assert_eq!(code, Some(0), "the daemon exits 0 on SIGTERM: {daemon_output}");
     output.push_str(&daemon_output);
     secrets.push(current(&store, "fresh", "fresh").await.expect("fresh was rotated"));
+
+    // The audit file: one CloudEvents line per rotation, searched with everything else.
+    let audit = std::fs::read_to_string(setup.dir.path().join("audit.jsonl")).expect("the audit file");
+    let rotated = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON object a line"))
+        .filter(|e| e["type"] == "io.rotavault.rotation.rotated")
+        .count();
+    assert_eq!(rotated, 7, "every rotation is in the audit file:\n{audit}");
+    output.push_str(&audit);
 
     assert!(output.contains("\"level\":\"TRACE\"") || output.contains("TRACE"), "logs ran at TRACE");
     assert!(output.contains("rotation complete"), "the rotations were logged");

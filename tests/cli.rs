@@ -518,3 +518,24 @@ fn check_reports_every_file_a_store_names_that_does_not_exist() {
     let out = setup.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn a_failing_reload_hook_leaves_the_rotation_done_and_status_shows_it() {
+    let setup = Setup::new();
+    let config = std::fs::read_to_string(&setup.config).expect("config").replace(
+        "schedule = \"0 3 * * *\"\n",
+        "schedule = \"0 3 * * *\"\nafter_rotation = [ { kind = \"command\", argv = [\"/bin/false\"], timeout = \"5s\" } ]\n",
+    );
+    std::fs::write(&setup.config, config).expect("config");
+    let out = setup.run(&["rotate", "webhook"]);
+    assert!(out.status.success(), "the rotation stands: {}", text(&out));
+    assert!(text(&out).contains("reload hook failed"), "logged: {}", text(&out));
+    let out = setup.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
+    let webhook = status.as_array().and_then(|j| j.iter().find(|j| j["job"] == "webhook")).expect("webhook");
+    assert_eq!(webhook["state"], "ok");
+    let error = webhook["hook_failure"]["error"].as_str().expect("the hook failure is shown");
+    assert_eq!(error, "command `/bin/false`: exited with exit status: 1");
+    let out = setup.run(&["status"]);
+    assert!(text(&out).contains("a reload hook failed: command `/bin/false`"), "{}", text(&out));
+}

@@ -25,6 +25,7 @@ pub mod config;
 pub mod daemon;
 mod durable;
 pub mod events;
+pub mod hooks;
 pub mod hygiene;
 pub mod lockout;
 pub mod retry;

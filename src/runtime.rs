@@ -2,6 +2,7 @@
 //! target, the [`Engine`] and its jobs. The one place that turns config kinds into backends, by one `match` each.
 
 use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
+use crate::events::{self, AuditFile, EventSink, Fanout, LogSink, age::AgeWarnings};
 use crate::lockout::LockoutGuard;
 use crate::retry::{Backoff, retry};
 use crate::rotation::state::StateDir;
@@ -64,6 +65,12 @@ pub struct Runtime {
     pub engine: Engine,
     pub jobs: Vec<ScheduledJob>,
     pub stores: BTreeMap<String, Arc<Instrumented>>,
+    /// Where every event goes: the log, and the audit file when `[audit] path` is set.
+    pub events: Arc<dyn EventSink>,
+    /// The audit file, for the daemon to reopen on SIGHUP.
+    pub audit: Option<Arc<AuditFile>>,
+    /// Which secrets were already warned about (see `events::age`).
+    pub age_warnings: AgeWarnings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +144,43 @@ impl Runtime {
             });
         }
 
+        let audit = config
+            .audit
+            .path
+            .as_ref()
+            .map(|path| Arc::new(AuditFile::new(path, events::local_source(&config.path))));
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(LogSink)];
+        sinks.extend(audit.clone().map(|a| a as Arc<dyn EventSink>));
+        let events: Arc<dyn EventSink> = Arc::new(Fanout(sinks));
+        let hooks =
+            config.jobs.iter().map(|(name, job)| (name.clone(), job.after_rotation.clone())).collect();
+
         let settings = config.rotation.clone();
         let engine = Engine::new(settings, clock, StateDir::new(&config.state_dir), true)
             .with_shutdown(shutdown)
-            .with_lockout(lockout);
-        Ok(Self { config, engine, jobs, stores })
+            .with_lockout(lockout)
+            .with_events(events.clone())
+            .with_hooks(hooks);
+        Ok(Self { config, engine, jobs, stores, events, audit, age_warnings: AgeWarnings::default() })
+    }
+
+    /// Emits an age warning for `job` if its secret (rotated at `rotated_at`) is within `[audit] warn_before` of
+    /// its `max_age` and `rotates_by` (the next planned rotation; `None` when none is expected to succeed) comes
+    /// too late; once per secret version. The daemon calls it each time it works out when a job is due.
+    pub fn warn_age(
+        &self,
+        job: &ScheduledJob,
+        rotated_at: Option<DateTime<Utc>>,
+        rotates_by: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
+        let (Some(rotated_at), Some(max_age)) = (rotated_at, job.max_age) else { return };
+        let warn_before = self.config.audit.warn_before;
+        if let Some(event) =
+            self.age_warnings.check(&job.job.name, rotated_at, max_age, warn_before, rotates_by, now)
+        {
+            self.events.emit(&event);
+        }
     }
 
     pub fn job(&self, name: &str) -> Option<&ScheduledJob> {

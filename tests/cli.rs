@@ -52,6 +52,9 @@ max_age = "7d"
 [jobs.token.secret]
 length = 40
 require = ["upper", "lower", "digit"]
+
+[audit]
+path = "audit.jsonl"
 "#,
         )
         .expect("write config");
@@ -121,6 +124,16 @@ async fn no_secret_appears_in_anything_a_full_rotation_prints() {
     assert_eq!(code, Some(0), "the daemon exits 0 on SIGTERM: {daemon_output}");
     output.push_str(&daemon_output);
     secrets.push(current(&store, "fresh", "fresh").await.expect("fresh was rotated"));
+
+    // The audit file: one CloudEvents line per rotation, searched with everything else.
+    let audit = std::fs::read_to_string(setup.dir.path().join("audit.jsonl")).expect("the audit file");
+    let rotated = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON object a line"))
+        .filter(|e| e["type"] == "io.rotavault.rotation.rotated")
+        .count();
+    assert_eq!(rotated, 7, "every rotation is in the audit file:\n{audit}");
+    output.push_str(&audit);
 
     assert!(output.contains("\"level\":\"TRACE\"") || output.contains("TRACE"), "logs ran at TRACE");
     assert!(output.contains("rotation complete"), "the rotations were logged");
@@ -504,4 +517,25 @@ fn check_reports_every_file_a_store_names_that_does_not_exist() {
     std::fs::write(setup.dir.path().join("approle.secret-id"), "not checked here").expect("write");
     let out = setup.run(&["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_failing_reload_hook_leaves_the_rotation_done_and_status_shows_it() {
+    let setup = Setup::new();
+    let config = std::fs::read_to_string(&setup.config).expect("config").replace(
+        "schedule = \"0 3 * * *\"\n",
+        "schedule = \"0 3 * * *\"\nafter_rotation = [ { kind = \"command\", argv = [\"/bin/false\"], timeout = \"5s\" } ]\n",
+    );
+    std::fs::write(&setup.config, config).expect("config");
+    let out = setup.run(&["rotate", "webhook"]);
+    assert!(out.status.success(), "the rotation stands: {}", text(&out));
+    assert!(text(&out).contains("reload hook failed"), "logged: {}", text(&out));
+    let out = setup.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
+    let webhook = status.as_array().and_then(|j| j.iter().find(|j| j["job"] == "webhook")).expect("webhook");
+    assert_eq!(webhook["state"], "ok");
+    let error = webhook["hook_failure"]["error"].as_str().expect("the hook failure is shown");
+    assert_eq!(error, "command `/bin/false`: exited with exit status: 1");
+    let out = setup.run(&["status"]);
+    assert!(text(&out).contains("a reload hook failed: command `/bin/false`"), "{}", text(&out));
 }

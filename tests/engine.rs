@@ -5,6 +5,9 @@
 
 mod support;
 
+#[path = "engine/events.rs"]
+mod events;
+
 use chrono::{TimeZone, Utc};
 use rotavault::retry::Backoff;
 use rotavault::rotation::state::{ApplyIntent, AttemptOutcome, StateDir};
@@ -16,6 +19,7 @@ use rotavault::store::{Metadata, RotationId, SecretRef};
 use std::sync::Arc;
 use std::time::Duration;
 use support::faulty_store::{Fault, FaultyStore, Op};
+use support::recording_sink::RecordingSink;
 use support::scripted_target::{ApplyFault, ScriptedTarget, VerifyFault};
 
 const JOB: &str = "api-user";
@@ -27,6 +31,7 @@ struct Rig {
     b: Arc<FaultyStore>,
     job: Job,
     states: StateDir,
+    events: Arc<RecordingSink>,
     _dir: tempfile::TempDir,
 }
 
@@ -55,7 +60,8 @@ fn rig_with(settings: Settings) -> Rig {
     let states = StateDir::new(dir.path());
     let clock =
         Arc::new(TokioClock::starting_at(Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0).single().expect("date")));
-    let engine = Engine::new(settings, clock, states.clone(), true);
+    let events = Arc::new(RecordingSink::new());
+    let engine = Engine::new(settings, clock, states.clone(), true).with_events(events.clone());
     let target = Arc::new(ScriptedTarget::new());
     let a = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
     let b = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
@@ -68,7 +74,7 @@ fn rig_with(settings: Settings) -> Rig {
         ],
         policy: target_policy(),
     };
-    Rig { engine, target, a, b, job, states, _dir: dir }
+    Rig { engine, target, a, b, job, states, events, _dir: dir }
 }
 
 fn target_policy() -> rotavault::secret::SecretPolicy {

@@ -173,6 +173,7 @@ async fn next_run(
     let name = &scheduled.job.name;
     match runtime.engine.states().load(name) {
         Ok(state) if state.diverged.is_some() => {
+            runtime.warn_age(scheduled, state.last_success.map(|s| s.at), None, now);
             tracing::error!(job = %name, "diverged: not rotated until `rotavault resolve {name}`");
             return Next::Look { at: now + chrono::Duration::from_std(DIVERGED_RECHECK).unwrap_or_default() };
         }
@@ -204,6 +205,7 @@ async fn next_run(
         }
     };
     let due = next_due(name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
+    runtime.warn_age(scheduled, rotated_at, (failures == 0).then_some(due.at), now);
     let mut at = due.at;
     if failures > 0 {
         // Still due (the secret did not change), but not at once: back off.

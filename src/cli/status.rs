@@ -31,6 +31,9 @@ pub struct JobStatus {
     /// The job's accounts that have consecutive failed (or unanswered) logins, as the lockout guard counts them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_logins: Vec<AccountLogins>,
+    /// A reload hook of the latest rotation that failed (the rotation stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_failure: Option<crate::rotation::state::HookFailure>,
 }
 
 #[derive(Debug, Serialize)]
@@ -198,6 +201,7 @@ pub(super) async fn job_status(
         last_error: store_error.or_else(|| state.last_attempt.as_ref().and_then(|a| a.error.clone())),
         action,
         failed_logins,
+        hook_failure: state.hook_failure.clone(),
     }
 }
 
@@ -219,6 +223,15 @@ pub(super) fn print_table(out: &mut Output, all: &[JobStatus], now: DateTime<Utc
         }
         if let Some(action) = &s.action {
             outln!(out, "{}: {action}", s.job);
+        }
+        if let Some(hook) = &s.hook_failure {
+            outln!(
+                out,
+                "{}: after rotation {}, a reload hook failed: {}",
+                s.job,
+                hook.rotation_id,
+                hook.error
+            );
         }
         for a in &s.failed_logins {
             outln!(

@@ -8,6 +8,7 @@
 use super::document::Document;
 use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
+use super::hooks;
 use super::locate::KeyPath;
 use super::policy::{GlobalPolicy, MAX_AGE_LIMIT};
 use super::schema::FormatSchema;
@@ -16,6 +17,7 @@ use super::secret_rules;
 use super::store::{self, StoreConfig};
 use super::target::TargetConfig;
 use super::validate::{nonzero, resolve_path};
+use crate::hooks::Hook;
 use crate::schedule::Schedule;
 use crate::secret::SecretPolicy;
 use crate::target::autotask::PayloadFormat;
@@ -40,6 +42,8 @@ pub struct JobConfig {
     pub secret_policy: SecretPolicy,
     /// The API user(s) of an Autotask job; `None` for other targets.
     pub autotask: Option<AutotaskAccount>,
+    /// Run in order once a new secret is current in every store.
+    pub after_rotation: Vec<Hook>,
 }
 
 /// Which Autotask API user(s) a job rotates, and what it stores.
@@ -157,6 +161,8 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
     let secret_policy =
         secret_rules::effective(doc, &at, &job.target, target, ctx.policy, job.secret.as_ref())?;
     let autotask = autotask_account(ctx, &at, target, &mut job)?;
+    let after_rotation =
+        hooks::build(doc, &at.key("after_rotation"), std::mem::take(&mut job.after_rotation))?;
 
     Ok(JobConfig {
         name: name.to_owned(),
@@ -166,6 +172,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
         max_age,
         secret_policy,
         autotask,
+        after_rotation,
     })
 }
 

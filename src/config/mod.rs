@@ -10,13 +10,15 @@
 //!   back; `toml_error.rs` words `toml` and serde errors (never repeating a string value).
 //! - `schema.rs` holds the serde structs, all `deny_unknown_fields`; `duration.rs` reads `"90d"`.
 //! - `validate.rs` walks the sections; `policy.rs`, `rotation_settings.rs`, `store.rs`, `target.rs`, `job.rs`
-//!   and `secret_rules.rs` each own the rules and output type of theirs; `files.rs` lists the files the config
+//!   (with `hooks.rs`), `audit.rs` and `secret_rules.rs` each own the rules and output type of theirs; `files.rs` lists the files the config
 //!   names, for `check` to find.
 
+mod audit;
 mod document;
 mod duration;
 mod error;
 mod files;
+mod hooks;
 mod job;
 mod locate;
 mod policy;
@@ -31,8 +33,10 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use audit::{AuditConfig, DEFAULT_WARN_BEFORE};
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
+pub use hooks::DEFAULT_HOOK_TIMEOUT;
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
@@ -60,6 +64,8 @@ pub struct Config {
     pub stores: BTreeMap<String, StoreConfig>,
     pub targets: BTreeMap<String, TargetConfig>,
     pub jobs: BTreeMap<String, JobConfig>,
+    /// `[audit]`: the audit file and age warnings.
+    pub audit: AuditConfig,
     /// Every file a store, target or job names, for `check` to prove present.
     pub files: Vec<NamedFile>,
 }

@@ -26,6 +26,32 @@ pub(super) struct DocumentSchema {
     pub targets: BTreeMap<String, Kind<TargetKind>>,
     #[serde(default)]
     pub jobs: BTreeMap<String, JobSchema>,
+    #[serde(default)]
+    pub audit: AuditSchema,
+}
+
+/// `[audit]`: the audit file and the age warning's lead time.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditSchema {
+    pub path: Option<String>,
+    pub warn_before: Option<ConfigDuration>,
+}
+
+/// One entry of a job's `after_rotation`. Flat, so that every key keeps its span; `hooks.rs` checks which keys
+/// each kind takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HookSchema {
+    pub kind: HookKind,
+    pub argv: Option<Vec<String>>,
+    pub timeout: Option<ConfigDuration>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum HookKind {
+    Command,
 }
 
 /// `[policy]`: the operator's rules, enforced for every job.
@@ -204,6 +230,9 @@ pub(super) struct JobSchema {
     pub integration_code_file: Option<String>,
     pub integration_code_credential: Option<String>,
     pub format: Option<FormatSchema>,
+    /// Reload hooks run once the new secret is current.
+    #[serde(default)]
+    pub after_rotation: Vec<HookSchema>,
 }
 
 /// What an Autotask job stores.

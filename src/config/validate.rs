@@ -9,7 +9,7 @@ use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::DocumentSchema;
-use super::{Config, Jobs, files, job, policy, rotation_settings, store, target};
+use super::{Config, Jobs, audit, files, job, policy, rotation_settings, store, target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -62,8 +62,19 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
     job::check_unique_secrets(doc, &jobs)?;
     job::link_admins(doc, &mut targets, &jobs)?;
 
+    let audit = audit::build(doc, schema.audit, base)?;
     let files = files::named(doc, &stores, &jobs);
-    Ok(Config { path: doc.file().to_owned(), state_dir, policy, rotation, stores, targets, jobs, files })
+    Ok(Config {
+        path: doc.file().to_owned(),
+        state_dir,
+        policy,
+        rotation,
+        stores,
+        targets,
+        jobs,
+        audit,
+        files,
+    })
 }
 
 /// Store, target and job names end up in file names, lock names, tags and metric labels, so they are kept to

@@ -70,6 +70,10 @@ pub async fn serve_reloading<S, F>(
                 },
             }
             tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+            // SIGHUP is also logrotate's signal: the audit file is opened again under its name.
+            if let Some(audit) = &runtime.audit {
+                audit.reopen();
+            }
             notifier.reloading();
             notifier.status("reloading the configuration");
             match reload(&path, &runtime, shutdown.clone()).await {

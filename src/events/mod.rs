@@ -5,6 +5,11 @@
 //! error's kind and its message, which was redacted where it was made (see `secret::redact`). Emitting never blocks
 //! and never fails a rotation: an [`EventSink`] queues or writes, and reports its own failures itself.
 
+pub mod age;
+mod audit_file;
+
+pub use audit_file::AuditFile;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -210,6 +215,13 @@ impl Event {
 /// The CloudEvents `source` of this process: the host and the config file, as a URI reference.
 pub fn source(host: &str, config: &std::path::Path) -> String {
     format!("rotavault://{host}{}", config.display())
+}
+
+/// [`source`] for this host (its kernel host name, else `localhost`).
+pub fn local_source(config: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    source(if host.is_empty() { "localhost" } else { host }, config)
 }
 
 /// Where events go. `emit` must not block on I/O for long and must not fail: a sink that cannot deliver queues,

@@ -4,10 +4,12 @@
 //! whatever is pending is discarded, the apply intent is forgotten and a diverged mark is cleared.
 
 use super::Engine;
+use super::audit::Facts;
 use super::error::{RotationError, Step};
 use super::job::Job;
 use super::login::{Verdict, reserve};
 use super::state::{Attempt, AttemptOutcome};
+use crate::events::EventKind;
 use crate::secret::SecretValue;
 use crate::store::Metadata;
 use tracing::Instrument;
@@ -68,6 +70,7 @@ impl Engine {
                 generation,
                 "a credential was imported and verified"
             );
+            self.emit(job, EventKind::Imported, Facts { generation: Some(generation), ..Facts::default() });
             Ok(generation)
         }
         .instrument(span)

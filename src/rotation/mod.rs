@@ -15,12 +15,14 @@
 //! [`login`] (every verify, through the lockout guard), [`recovery`], [`import`], [`state`] (the job's record
 //! between runs, with the apply intent), [`lock`].
 
+mod audit;
 pub mod error;
 mod import;
 pub mod job;
 pub mod lock;
 mod login;
 mod recovery;
+mod reload;
 pub mod settings;
 pub mod state;
 mod steps;
@@ -30,11 +32,14 @@ pub use job::{Job, JobStore, Outcome, Trigger};
 pub use recovery::Recovery;
 pub use settings::Settings;
 
+use crate::events::{EventKind, EventSink, LogSink};
+use crate::hooks::Hook;
 use crate::lockout::LockoutGuard;
 use crate::schedule::Clock;
 use chrono::{DateTime, Utc};
 use lock::JobLocks;
 use state::{Attempt, AttemptOutcome, DivergedMark, StateDir, Success};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +53,9 @@ pub struct Engine {
     states: StateDir,
     lockout: Arc<LockoutGuard>,
     shutdown: CancellationToken,
+    events: Arc<dyn EventSink>,
+    /// Each job's `after_rotation` hooks, by job name.
+    hooks: BTreeMap<String, Vec<Hook>>,
 }
 
 impl fmt::Debug for Engine {
@@ -72,7 +80,16 @@ impl Engine {
             settings.failed_login_window,
             clock.clone(),
         ));
-        Self { settings, clock, locks, states, lockout, shutdown: CancellationToken::new() }
+        Self {
+            settings,
+            clock,
+            locks,
+            states,
+            lockout,
+            shutdown: CancellationToken::new(),
+            events: Arc::new(LogSink),
+            hooks: BTreeMap::new(),
+        }
     }
 
     /// Once `shutdown` is cancelled, a rotation that has not reached Apply stops there and discards what it
@@ -86,6 +103,19 @@ impl Engine {
     /// account holds for every login.
     pub fn with_lockout(mut self, lockout: Arc<LockoutGuard>) -> Self {
         self.lockout = lockout;
+        self
+    }
+
+    /// Where the engine's audit events go (by default only to the log): one event per decision, emitted where
+    /// the decision is made.
+    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The reload hooks run after each job's new secret became current, by job name.
+    pub fn with_hooks(mut self, hooks: BTreeMap<String, Vec<Hook>>) -> Self {
+        self.hooks = hooks;
         self
     }
 
@@ -130,7 +160,10 @@ impl Engine {
             rotation_id = tracing::field::Empty,
         );
         let result = self.rotate_locked(job, &trigger).instrument(span).await;
-        self.record(job, result.as_ref())?;
+        self.record(job, result.as_ref(), Some(&trigger))?;
+        if let Ok(Outcome::Rotated { rotation_id, .. } | Outcome::Completed { rotation_id }) = &result {
+            self.run_hooks(job, rotation_id).await;
+        }
         result
     }
 
@@ -144,7 +177,8 @@ impl Engine {
         match &result {
             Ok(Recovery::Clean) => {}
             Ok(Recovery::Promoted { rotation_id }) => {
-                self.record(job, Ok(&Outcome::Completed { rotation_id: rotation_id.clone() }))?;
+                self.record(job, Ok(&Outcome::Completed { rotation_id: rotation_id.clone() }), None)?;
+                self.run_hooks(job, rotation_id).await;
             }
             Ok(Recovery::Discarded { rotation_id, reason }) => {
                 let now = self.clock.now();
@@ -158,7 +192,7 @@ impl Engine {
                     })
                 })?;
             }
-            Err(e) => self.record(job, Err(e))?,
+            Err(e) => self.record(job, Err(e), None)?,
         }
         result
     }
@@ -182,6 +216,12 @@ impl Engine {
                 .map_err(|e| RotationError::Blocked { step: Step::Plan, detail: e.to_string() })?;
         }
         job.target.resolve().await.map_err(|e| RotationError::target(Step::Plan, e))?;
+        let detail = if was { "the diverged mark was cleared" } else { "the job's accounts were cleared" };
+        self.emit(
+            job,
+            EventKind::Resolved,
+            audit::Facts { detail: Some(detail.into()), ..Default::default() },
+        );
         Ok(was)
     }
 
@@ -201,8 +241,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the outcome to the job's state file; a diverged result marks the job.
-    fn record(&self, job: &Job, result: Result<&Outcome, &RotationError>) -> Result<(), RotationError> {
+    /// Writes the outcome to the job's state file (a diverged result marks the job) and emits its event.
+    fn record(
+        &self,
+        job: &Job,
+        result: Result<&Outcome, &RotationError>,
+        trigger: Option<&Trigger>,
+    ) -> Result<(), RotationError> {
         if matches!(
             result,
             Err(RotationError::Busy(_)
@@ -210,9 +255,11 @@ impl Engine {
                 | RotationError::ShutDown { .. }
                 | RotationError::NoStores { .. })
         ) {
+            self.emit_result(job, result, trigger, false);
             return Ok(());
         }
         let now = self.clock.now();
+        let mut newly_diverged = true;
         let recorded = self.states.update(&job.name, |state| match result {
             Ok(Outcome::Rotated { rotation_id, generation }) => {
                 state.last_attempt = Some(Attempt {
@@ -235,6 +282,8 @@ impl Engine {
             Err(RotationError::Diverged { reason, since, .. }) => {
                 if state.diverged.is_none() {
                     state.diverged = Some(DivergedMark { since: *since, reason: reason.clone() });
+                } else {
+                    newly_diverged = false;
                 }
                 state.last_attempt = Some(Attempt {
                     at: now,
@@ -252,6 +301,7 @@ impl Engine {
                 });
             }
         });
+        self.emit_result(job, result, trigger, newly_diverged);
         if let Err(e) = recorded {
             // The rotation's result stands (the stores hold the truth); only its report is lost.
             tracing::error!(job = %job.name, error = %e, "could not record the job's state");

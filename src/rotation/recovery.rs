@@ -20,10 +20,12 @@
 //! steps after it may still need.
 
 use super::Engine;
+use super::audit::Facts;
 use super::error::{RotationError, Step};
 use super::job::Job;
 use super::login::{RunLogins, Verdict, reserve};
 use super::state::{ApplyIntent, FORMAT};
+use crate::events::EventKind;
 use crate::secret::SecretValue;
 use crate::store::{Pending, RotationId};
 
@@ -90,6 +92,8 @@ impl Engine {
         {
             self.discard_everywhere(job, &unsent.rotation_id).await?;
             tracing::info!(rotation_id = %unsent.rotation_id, "no apply was ever sent for this pending value; discarded without a login");
+            let detail = "no apply was ever sent for it (the run stopped before Apply)".to_owned();
+            self.emit_discarded(job, &unsent.rotation_id, detail);
         }
         let sent = intent.and_then(|i| {
             candidates.iter().copied().find(|c| c.rotation_id == i.rotation_id).map(|c| (i, c))
@@ -190,14 +194,13 @@ impl Engine {
                     self.discard_everywhere(job, &sent.rotation_id).await?;
                     self.clear_intent(job, &sent.rotation_id)?;
                     tracing::info!(rotation_id = %sent.rotation_id, "the apply never took effect; pending discarded");
-                    return Ok(Recovery::Discarded {
-                        rotation_id: sent.rotation_id.clone(),
-                        reason: format!(
-                            "the target still accepts the value before it, {} after the apply was sent: the apply \
-                             never took effect",
-                            humantime::format_duration(horizon)
-                        ),
-                    });
+                    let reason = format!(
+                        "the target still accepts the value before it, {} after the apply was sent: the apply \
+                         never took effect",
+                        humantime::format_duration(horizon)
+                    );
+                    self.emit_discarded(job, &sent.rotation_id, reason.clone());
+                    return Ok(Recovery::Discarded { rotation_id: sent.rotation_id.clone(), reason });
                 }
                 Verdict::Rejected => {}
                 Verdict::Blocked(detail) => {
@@ -224,6 +227,11 @@ impl Engine {
         );
         tracing::error!(job = %job.name, %reason, "job diverged; it will not be touched again until resolved");
         Err(RotationError::Diverged { job: job.name.clone(), since: now, reason })
+    }
+
+    fn emit_discarded(&self, job: &Job, rotation_id: &RotationId, reason: String) {
+        let facts = Facts { rotation_id: Some(rotation_id), detail: Some(reason), ..Facts::default() };
+        self.emit(job, EventKind::Discarded, facts);
     }
 
     /// Logins the lockout guard still allows as the account of `payload` (none when its record cannot be read).

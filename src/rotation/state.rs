@@ -72,6 +72,18 @@ pub struct JobState {
     pub diverged: Option<DivergedMark>,
     #[serde(default)]
     pub apply_intent: Option<ApplyIntent>,
+    /// A reload hook of the latest rotation that failed (the rotation stands); cleared by one whose hooks all ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_failure: Option<HookFailure>,
+}
+
+/// A reload hook that failed after rotation `rotation_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookFailure {
+    pub at: DateTime<Utc>,
+    pub rotation_id: RotationId,
+    /// Names the hook and what happened (never its output).
+    pub error: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,11 @@ fn the_example_config_shows_every_key() {
         "require",
         "min_groups",
         "positions",
+        "[audit]",
+        "warn_before",
+        "after_rotation",
+        "argv",
+        "timeout",
     ] {
         assert!(EXAMPLE.contains(key), "config/example.toml does not show `{key}`");
     }

@@ -1,0 +1,75 @@
+//! `[audit]` and a job's `after_rotation` hooks.
+
+use super::*;
+use crate::hooks::{CommandHook, Hook};
+use std::time::Duration;
+
+#[test]
+fn audit_defaults_to_the_log_only_and_a_seven_day_warning() {
+    let config = valid(MINIMAL);
+    assert_eq!(config.audit.path, None);
+    assert_eq!(config.audit.warn_before, Duration::from_secs(7 * 86_400));
+    let config = valid(&format!("[audit]\npath = \"audit.jsonl\"\nwarn_before = \"3d\"\n{MINIMAL}"));
+    assert_eq!(
+        config.audit.path.as_deref(),
+        Some(Path::new("/etc/rotavault/audit.jsonl")),
+        "relative to the file"
+    );
+    assert_eq!(config.audit.warn_before, Duration::from_secs(3 * 86_400));
+}
+
+#[test]
+fn an_unknown_audit_key_and_a_zero_warn_before_are_refused_by_name() {
+    error(&format!("[audit]\npaht = \"a\"\n{MINIMAL}"), 2, "audit.paht", &["unknown"]);
+    error(&format!("[audit]\nwarn_before = \"0s\"\n{MINIMAL}"), 2, "audit.warn_before", &["zero duration"]);
+}
+
+#[test]
+fn a_command_hook_reads_its_argv_and_timeout_with_a_default() {
+    let source = format!(
+        "{MINIMAL}after_rotation = [\n  {{ kind = \"command\", argv = [\"systemctl\", \"reload\", \"app\"] }},\n  \
+         {{ kind = \"command\", argv = [\"/bin/true\"], timeout = \"2m\" }},\n]\n"
+    );
+    let config = valid(&source);
+    assert_eq!(
+        config.jobs["webhook"].after_rotation,
+        [
+            Hook::Command(CommandHook {
+                argv: vec!["systemctl".into(), "reload".into(), "app".into()],
+                timeout: Duration::from_secs(30)
+            }),
+            Hook::Command(CommandHook { argv: vec!["/bin/true".into()], timeout: Duration::from_secs(120) }),
+        ]
+    );
+    assert!(valid(MINIMAL).jobs["webhook"].after_rotation.is_empty());
+}
+
+#[test]
+fn a_command_hook_without_a_program_or_with_an_unbounded_timeout_is_refused_by_name() {
+    let hook = |h: &str| format!("{MINIMAL}after_rotation = [ {h} ]\n");
+    error(
+        &hook("{ kind = \"command\", argv = [] }"),
+        11,
+        "jobs.webhook.after_rotation[0].argv",
+        &["names no program"],
+    );
+    error(&hook("{ kind = \"command\" }"), 11, "jobs.webhook.after_rotation[0]", &["needs `argv`"]);
+    error(
+        &hook("{ kind = \"command\", argv = [\"x\"], timeout = \"11m\" }"),
+        11,
+        "jobs.webhook.after_rotation[0].timeout",
+        &["expected at most 10m"],
+    );
+    error(
+        &hook("{ kind = \"command\", argv = [\"x\"], shell = true }"),
+        11,
+        "jobs.webhook.after_rotation[0].shell",
+        &["unknown"],
+    );
+    error(
+        &hook("{ kind = \"script\", argv = [\"x\"] }"),
+        11,
+        "jobs.webhook.after_rotation[0].kind",
+        &["command"],
+    );
+}

@@ -1,0 +1,115 @@
+//! Age warnings: a secret within `warn_before` of its job's `max_age` that nothing will rotate before then (the
+//! job is diverged, blocked or failing, or its schedule comes too late) gets one `age_warning` event per secret
+//! version.
+//!
+//! [`warning`] decides, purely; [`AgeWarnings`] remembers which version was warned about, so that the daemon's
+//! loop, which evaluates a job again and again, raises it once. The memory is the process's own: a restarted
+//! daemon warns once more, which is the safer way to be wrong.
+
+use super::{Event, EventData, EventKind};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The warning for `job`, whose secret was rotated at `rotated_at`, if it is due one at `now`. `rotates_by`: when
+/// the next rotation is planned, `None` when none is expected to succeed (diverged, blocked, failing).
+pub fn warning(
+    job: &str,
+    rotated_at: DateTime<Utc>,
+    max_age: Duration,
+    warn_before: Duration,
+    rotates_by: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Event> {
+    let expires = rotated_at + chrono::Duration::from_std(max_age).ok()?;
+    let warn_from = expires - chrono::Duration::from_std(warn_before).ok()?;
+    if now < warn_from || rotates_by.is_some_and(|at| at <= expires) {
+        return None;
+    }
+    let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let when = if now < expires { "reaches" } else { "reached" };
+    let detail = format!(
+        "the secret rotated at {} {when} its max_age ({}) at {}, and no rotation is expected before then",
+        ts(rotated_at),
+        humantime::format_duration(max_age),
+        ts(expires)
+    );
+    let data = EventData { job: job.to_owned(), detail: Some(detail), ..EventData::default() };
+    Some(Event::new(EventKind::AgeWarning, now, data))
+}
+
+/// The secret versions (by their rotated-at) already warned about, per job.
+#[derive(Debug, Default)]
+pub struct AgeWarnings {
+    warned: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl AgeWarnings {
+    /// [`warning`], raised once per version of `job`'s secret.
+    pub fn check(
+        &self,
+        job: &str,
+        rotated_at: DateTime<Utc>,
+        max_age: Duration,
+        warn_before: Duration,
+        rotates_by: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<Event> {
+        let event = warning(job, rotated_at, max_age, warn_before, rotates_by, now)?;
+        let mut warned = self.warned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if warned.get(job) == Some(&rotated_at) {
+            return None;
+        }
+        warned.insert(job.to_owned(), rotated_at);
+        Some(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, day, 12, 0, 0).single().expect("date")
+    }
+
+    #[test]
+    fn a_secret_within_warn_before_of_max_age_that_is_not_being_rotated_is_warned_about() {
+        let event = warning("backup", at(1), 10 * DAY, 3 * DAY, None, at(8)).expect("a warning");
+        assert_eq!(event.kind, EventKind::AgeWarning);
+        assert_eq!(event.data.job, "backup");
+        let detail = event.data.detail.expect("detail");
+        assert!(detail.contains("reaches its max_age (10days) at 2026-06-11T12:00:00Z"), "{detail}");
+    }
+
+    #[test]
+    fn no_warning_before_warn_before_or_when_a_rotation_is_planned_in_time() {
+        assert!(warning("backup", at(1), 10 * DAY, 3 * DAY, None, at(7)).is_none(), "too early");
+        assert!(
+            warning("backup", at(1), 10 * DAY, 3 * DAY, Some(at(11)), at(9)).is_none(),
+            "rotates by max_age"
+        );
+        assert!(
+            warning("backup", at(1), 10 * DAY, 3 * DAY, Some(at(12)), at(9)).is_some(),
+            "rotates too late"
+        );
+        let past = warning("backup", at(1), 10 * DAY, 3 * DAY, None, at(20)).expect("past max_age");
+        assert!(past.data.detail.expect("detail").contains("reached its max_age"));
+    }
+
+    #[test]
+    fn each_secret_version_is_warned_about_once() {
+        let warnings = AgeWarnings::default();
+        assert!(warnings.check("backup", at(1), 10 * DAY, 3 * DAY, None, at(8)).is_some());
+        assert!(
+            warnings.check("backup", at(1), 10 * DAY, 3 * DAY, None, at(9)).is_none(),
+            "not on every loop"
+        );
+        assert!(warnings.check("other", at(1), 10 * DAY, 3 * DAY, None, at(9)).is_some(), "per job");
+        assert!(warnings.check("backup", at(12), 10 * DAY, 3 * DAY, None, at(20)).is_some(), "a new version");
+    }
+}

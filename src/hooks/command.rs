@@ -1,0 +1,123 @@
+//! The `command` hook: a program run with an argv (no shell, so nothing in a job or store name is ever
+//! interpreted), a timeout, and an environment that holds only `PATH` and what names the rotation.
+//!
+//! The inherited environment is cleared because rotavault's own may carry what a hook has no business with (a
+//! cloud credential, `CREDENTIALS_DIRECTORY`); `PATH` stays so that `systemctl` or `kubectl` resolve as they would
+//! in a shell. Standard output is discarded (it would mix into `rotavault rotate --json`), standard error goes to
+//! rotavault's own, so a failing hook's words reach the journal; rotavault never copies them into an event.
+
+use super::{HookContext, HookError};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// `PATH` for a hook when rotavault was started without one.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandHook {
+    /// Never empty: the program, then its arguments.
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl CommandHook {
+    pub fn program(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+
+    pub(super) async fn run(&self, context: &HookContext) -> Result<(), HookError> {
+        let hook = super::Hook::Command(self.clone()).describe();
+        let Some((program, args)) = self.argv.split_first() else {
+            return Err(HookError::Spawn { hook, detail: "the argv is empty".into() });
+        };
+        let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", path)
+            .env("ROTAVAULT_JOB", &context.job)
+            .env("ROTAVAULT_ROTATION_ID", &context.rotation_id)
+            .env("ROTAVAULT_STORES", context.stores.join(","))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| HookError::Spawn { hook: hook.clone(), detail: e.to_string() })?;
+        match tokio::time::timeout(self.timeout, child.wait()).await {
+            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) => Err(HookError::Exited { hook, status: status.to_string() }),
+            Ok(Err(e)) => Err(HookError::Spawn { hook, detail: e.to_string() }),
+            Err(_) => {
+                // Killed and reaped, so that no hook outlives its timeout as a zombie. A child it started itself
+                // (`sh -c`'s) is not in reach without a process group kill; an argv without a shell avoids that.
+                if let Err(e) = child.kill().await {
+                    tracing::warn!(%hook, error = %e, "could not kill the hook after its timeout");
+                }
+                Err(HookError::TimedOut { hook, timeout: self.timeout })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::{Hook, run};
+
+    fn context() -> HookContext {
+        HookContext {
+            job: "backup".into(),
+            rotation_id: "r-42".into(),
+            stores: vec!["vault:apps/backup".into(), "local:backup".into()],
+        }
+    }
+
+    fn command(argv: &[&str], timeout: Duration) -> Hook {
+        Hook::Command(CommandHook { argv: argv.iter().map(|s| (*s).to_owned()).collect(), timeout })
+    }
+
+    #[tokio::test]
+    async fn a_command_hook_gets_the_job_rotation_and_stores_and_nothing_else_of_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("env");
+        let script = format!("env > '{}'", out.display());
+        let hook = command(&["/bin/sh", "-c", &script], Duration::from_secs(20));
+        run(&hook, &context()).await.expect("the hook runs");
+        let env = std::fs::read_to_string(&out).expect("the hook wrote its environment");
+        assert!(env.contains("ROTAVAULT_JOB=backup\n"), "{env}");
+        assert!(env.contains("ROTAVAULT_ROTATION_ID=r-42\n"), "{env}");
+        assert!(env.contains("ROTAVAULT_STORES=vault:apps/backup,local:backup\n"), "{env}");
+        let names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+        let allowed =
+            ["PATH", "ROTAVAULT_JOB", "ROTAVAULT_ROTATION_ID", "ROTAVAULT_STORES", "PWD", "SHLVL", "_"];
+        // The shell adds PWD, SHLVL and `_` itself; anything else would have come from rotavault's environment.
+        assert!(names.iter().all(|n| allowed.contains(n)), "only what names the rotation: {names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_exits_non_zero_is_an_error_naming_the_program_and_status() {
+        let err =
+            run(&command(&["/bin/false"], Duration::from_secs(20)), &context()).await.expect_err("fails");
+        assert!(matches!(err, HookError::Exited { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "command `/bin/false`: exited with exit status: 1");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_does_not_exist_is_an_error_not_a_panic() {
+        let hook = command(&["/nonexistent/reload-app"], Duration::from_secs(20));
+        let err = run(&hook, &context()).await.expect_err("not found");
+        assert!(matches!(err, HookError::Spawn { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("command `/nonexistent/reload-app`: cannot be started"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_is_killed_and_reported() {
+        let hook = command(&["/bin/sleep", "30"], Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let err = run(&hook, &context()).await.expect_err("times out");
+        assert!(matches!(err, HookError::TimedOut { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "not waited for to the end");
+        assert_eq!(err.to_string(), "command `/bin/sleep`: still running after 200ms; it was killed");
+    }
+}

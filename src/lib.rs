@@ -15,11 +15,13 @@
 //! - [`schedule`]: cron schedules, windows, `max_age`, and the injectable clock.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`runtime`]: builds stores, targets, the engine and its jobs from a validated config.
+//! - [`daemon`]: the long-running process: the scheduler, with one shutdown for all it runs.
 //! - [`cli`]: one file per subcommand; `main.rs` only parses and dispatches.
 //! - `sandbox` (feature `sandbox`): the Autotask simulator (REST and SOAP) that tests, the demo and trials run.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 mod durable;
 pub mod events;
 pub mod lockout;

@@ -16,6 +16,7 @@
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`runtime`]: builds stores, targets, the engine and its jobs from a validated config.
 //! - [`daemon`]: the long-running process: the scheduler, with one shutdown for all it runs.
+//! - [`status`]: what `status --json` and the job API show of a job.
 //! - [`cli`]: one file per subcommand; `main.rs` only parses and dispatches.
 //! - `sandbox` (feature `sandbox`): the Autotask simulator (REST and SOAP) that tests, the demo and trials run.
 
@@ -32,5 +33,6 @@ pub mod runtime;
 pub mod sandbox;
 pub mod schedule;
 pub mod secret;
+pub mod status;
 pub mod store;
 pub mod target;

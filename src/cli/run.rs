@@ -15,7 +15,7 @@ pub async fn run(config: Config) -> Result<u8, CliError> {
     let shutdown = CancellationToken::new();
     let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?);
     spawn_signal_handler(shutdown.clone())?;
-    crate::daemon::run(runtime, shutdown).await;
+    crate::daemon::run(runtime, shutdown).await.map_err(|e| CliError::Failed(e.to_string()))?;
     Ok(exit::OK)
 }
 

@@ -17,6 +17,7 @@ mod document;
 mod duration;
 mod error;
 mod files;
+mod http;
 mod job;
 mod locate;
 mod policy;
@@ -33,6 +34,7 @@ mod tests;
 
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
+pub use http::{DEFAULT_LISTEN, HttpSettings};
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
@@ -57,6 +59,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub policy: GlobalPolicy,
     pub rotation: RotationSettings,
+    /// `[http]`: health, metrics and the job API.
+    pub http: HttpSettings,
     pub stores: BTreeMap<String, StoreConfig>,
     pub targets: BTreeMap<String, TargetConfig>,
     pub jobs: BTreeMap<String, JobConfig>,

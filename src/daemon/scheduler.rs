@@ -1,6 +1,7 @@
 //! The scheduler: one task per job.
 //!
-//! At start-up every job's pending value, if any, is settled (recovery). Then each job gets a task that sleeps
+//! A heartbeat task stamps [`super::health::Health`] every few seconds while the runtime schedules tasks. At
+//! start-up every job's pending value, if any, is settled (recovery). Then each job gets a task that sleeps
 //! until the job is next due (schedule, age, or a fire missed while the daemon was down) and rotates it. The age
 //! comes from the stores; when it cannot be read, the task waits and reads again, and never rotates on a guess. A failed
 //! rotation is retried with a growing back-off; the job stays due, so nothing is forgotten. A diverged job is
@@ -9,14 +10,14 @@
 //! The shutdown token stops scheduling; a rotation in flight stops cleanly before Apply or runs to its end after
 //! it (see `Engine::with_shutdown`).
 
+use super::Daemon;
+use super::health::HEARTBEAT_EVERY;
 use crate::rotation::{RotationError, Trigger};
 use crate::runtime::{Runtime, ScheduledJob};
 use crate::schedule::next_due;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// How long a job that failed waits before the next try, at most.
@@ -27,23 +28,29 @@ const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// How often a diverged job's mark is looked at again, to notice `rotavault resolve`.
 const DIVERGED_RECHECK: Duration = Duration::from_secs(300);
 
-/// Runs every job until `shutdown`; returns once every job task has stopped.
-pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
-    tracing::info!(jobs = runtime.jobs.len(), config = %runtime.config.path.display(), "rotavault starting");
-    let tracker = TaskTracker::new();
-    for index in 0..runtime.jobs.len() {
-        let runtime = runtime.clone();
-        let shutdown = shutdown.clone();
-        let span = tracing::info_span!("job", job = %runtime.jobs[index].job.name);
-        tracker
-            .spawn(async move { job_loop(&runtime, &runtime.jobs[index], shutdown).await }.instrument(span));
+/// Spawns the heartbeat and one loop per job on the daemon's tracker.
+pub(super) fn spawn(daemon: &Arc<Daemon>) {
+    let beat = daemon.clone();
+    daemon.tracker.spawn(async move {
+        loop {
+            beat.health.beat();
+            tokio::select! {
+                () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+                () = beat.shutdown.cancelled() => return,
+            }
+        }
+    });
+    for index in 0..daemon.runtime.jobs.len() {
+        let daemon = daemon.clone();
+        let span = tracing::info_span!("job", job = %daemon.runtime.jobs[index].job.name);
+        daemon.tracker.clone().spawn(async move { job_loop(&daemon, index).await }.instrument(span));
     }
-    tracker.close();
-    tracker.wait().await;
-    tracing::info!("rotavault stopped");
 }
 
-async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: CancellationToken) {
+async fn job_loop(daemon: &Arc<Daemon>, index: usize) {
+    let runtime = &*daemon.runtime;
+    let shutdown = &daemon.shutdown;
+    let scheduled = &runtime.jobs[index];
     let job = &scheduled.job;
     let clock = runtime.engine.clock().clone();
 
@@ -52,6 +59,7 @@ async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: Cancell
         Ok(recovery) => tracing::info!(job = %job.name, ?recovery, "start-up recovery"),
         Err(e) => log_failure(&job.name, &e),
     }
+    daemon.health.recovered();
 
     let mut failures: u32 = 0;
     let mut unread: u32 = 0;
@@ -77,10 +85,23 @@ async fn job_loop(runtime: &Runtime, scheduled: &ScheduledJob, shutdown: Cancell
         }
         tokio::select! {
             () = clock.sleep_until(at) => {}
+            // A rotation started over HTTP changed the age: plan again from it.
+            () = daemon.jobs[index].wake.notified() => continue,
             () = shutdown.cancelled() => return,
         }
         let Some(reason) = reason else { continue };
-        match runtime.engine.rotate(job, Trigger::Due(reason)).await {
+        let result = match daemon.claim(index) {
+            Some(claim) => daemon.rotate(&claim, Trigger::Due(reason)).await,
+            // A rotation started over HTTP is running; it wakes this loop when it ends.
+            None => {
+                tokio::select! {
+                    () = daemon.jobs[index].wake.notified() => {}
+                    () = shutdown.cancelled() => return,
+                }
+                continue;
+            }
+        };
+        match result {
             Ok(outcome) => {
                 failures = 0;
                 tracing::info!(job = %job.name, ?outcome, "rotation done");
@@ -166,7 +187,7 @@ fn retry_delay(failures: u32) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::hours(1))
 }
 
-fn log_failure(job: &str, e: &RotationError) {
+pub(super) fn log_failure(job: &str, e: &RotationError) {
     match e {
         RotationError::Diverged { .. } => {
             tracing::error!(job, error = %e, kind = e.metric_label(), "job diverged")

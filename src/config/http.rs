@@ -61,3 +61,34 @@ pub(super) fn build(
     };
     Ok(HttpSettings { listen, token_file })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(http: &str) -> Result<crate::config::Config, ConfigError> {
+        let source = format!(
+            "{http}\n[stores.m]\nkind = \"memory\"\n[targets.g]\nkind = \"generated\"\n[jobs.j]\ntarget = \"g\"\n\
+             stores = [ {{ store = \"m\", name = \"j\" }} ]\nmax_age = \"30d\"\n"
+        );
+        crate::config::parse(&source, Path::new("/etc/rotavault/config.toml"))
+    }
+
+    #[test]
+    fn http_listens_on_loopback_at_the_default_port_unless_told_otherwise() {
+        let default = parse("").expect("valid").http;
+        assert_eq!(default.listen, Some("127.0.0.1:10318".parse().expect("addr")));
+        assert_eq!(default.token_file, None);
+        let off = parse("[http]\nlisten = \"\"\ntoken_file = \"token\"").expect("valid").http;
+        assert_eq!(off, HttpSettings { listen: None, token_file: Some("/etc/rotavault/token".into()) });
+    }
+
+    #[test]
+    fn a_listen_that_is_not_an_address_names_the_key_and_what_is_expected() {
+        let err = parse("[http]\nlisten = \"localhost:80\"").expect_err("a name").to_string();
+        assert!(err.contains("config.toml:2:") && err.contains("http.listen"), "{err}");
+        assert!(err.contains("`localhost:80` is not an address: expected IP:PORT"), "{err}");
+        let err = parse("[http]\nport = 1").expect_err("unknown key").to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+}

@@ -96,3 +96,33 @@ impl Health {
         reasons
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_older_than_thirty_seconds_is_not_alive() {
+        let health = Health::new(0, []);
+        assert!(health.alive().is_err(), "no beat yet");
+        health.beat();
+        tokio::time::advance(HEARTBEAT_STALE).await;
+        assert!(health.alive().is_ok());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(health.alive(), Err("the scheduler's last heartbeat was 31s ago".into()));
+    }
+
+    #[test]
+    fn readiness_waits_for_every_jobs_recovery_and_every_stores_check() {
+        let health = Health::new(2, ["mem".to_owned()]);
+        health.recovered();
+        health.set_store("mem", StoreCheck::Failed("denied".into()));
+        assert_eq!(
+            health.not_ready(),
+            ["start-up recovery has ended for 1 of 2 jobs", "store `mem` failed its last check: denied"]
+        );
+        health.recovered();
+        health.set_store("mem", StoreCheck::Ok);
+        assert!(health.not_ready().is_empty());
+    }
+}

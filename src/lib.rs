@@ -15,8 +15,10 @@
 //! - [`schedule`]: cron schedules, windows, `max_age`, and the injectable clock.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`runtime`]: builds stores, targets, the engine and its jobs from a validated config.
-//! - [`daemon`]: the long-running process: systemd notifications and the watchdog, SIGHUP reload.
+//! - [`daemon`]: the long-running process: the scheduler, the HTTP server (health, metrics, job API), systemd
+//!   notifications and the watchdog, SIGHUP reload, with one shutdown for all it runs.
 //! - [`hygiene`]: no core dumps, not dumpable: applied first in `main`.
+//! - [`status`]: what `status --json` and the job API show of a job.
 //! - [`cli`]: one file per subcommand; `main.rs` only parses and dispatches.
 //! - `sandbox` (feature `sandbox`): the Autotask simulator (REST and SOAP) that tests, the demo and trials run.
 
@@ -35,5 +37,6 @@ pub mod runtime;
 pub mod sandbox;
 pub mod schedule;
 pub mod secret;
+pub mod status;
 pub mod store;
 pub mod target;

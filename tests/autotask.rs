@@ -93,6 +93,10 @@ async fn rig_with_timeout(seed: Seed, rotation: &str, timeout: &str) -> Rig {
         r#"
 state_dir = "state"
 
+# Port 0: daemons of parallel tests never meet on the default port.
+[http]
+listen = "127.0.0.1:0"
+
 [rotation]
 {rotation}
 

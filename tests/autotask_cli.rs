@@ -80,6 +80,10 @@ fn write_config(dir: &std::path::Path, zone: &str) -> std::path::PathBuf {
         format!(
             r#"state_dir = "state"
 
+# Port 0: daemons of parallel tests never meet on the default port.
+[http]
+listen = "127.0.0.1:0"
+
 [stores.local]
 kind = "file"
 path = "secrets.age"

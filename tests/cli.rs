@@ -40,6 +40,10 @@ identity_file = "store.key"
 [targets.shared]
 kind = "generated"
 
+# Port 0: daemons of parallel tests never meet on the default port.
+[http]
+listen = "127.0.0.1:0"
+
 [jobs.webhook]
 target = "shared"
 stores = [ { store = "local", name = "webhooks/signing-key" } ]

@@ -71,7 +71,7 @@ fn two_daemons_never_rotate_one_job_at_once_and_lose_nothing() {
     let out = Command::new(BIN).args(["keygen", "--out"]).arg(&key).output().expect("keygen");
     assert!(out.status.success());
     let mut source = String::from(
-        "state_dir = \"state\"\n\n[rotation]\nsettle = \"300ms\"\n\n[stores.local]\nkind = \"file\"\npath = \"secrets.age\"\n\
+        "state_dir = \"state\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[rotation]\nsettle = \"300ms\"\n\n[stores.local]\nkind = \"file\"\npath = \"secrets.age\"\n\
          identity_file = \"store.key\"\n\n[targets.shared]\nkind = \"generated\"\n",
     );
     for job in JOBS {

@@ -1,11 +1,11 @@
-//! The daemon's scheduling loop (`cli::run::serve`) over simulated days, with tokio's paused clock: jobs rotate
+//! The daemon's scheduling loop (`daemon::serve`) over simulated days, with tokio's paused clock: jobs rotate
 //! exactly when their schedule and age policy say, a fire missed while the daemon was down runs once at start-up,
 //! shutdown stops every job task, and a store that cannot say how old the secret is never starts a rotation.
 
 mod support;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rotavault::cli::run::serve;
+use rotavault::daemon::serve;
 use rotavault::runtime::Runtime;
 use rotavault::schedule::TokioClock;
 use rotavault::secret::SecretValue;

@@ -82,6 +82,10 @@ impl Tenant {
             format!(
                 r#"state_dir = "state"
 
+# Port 0: daemons of parallel tests never meet on the default port.
+[http]
+listen = "127.0.0.1:0"
+
 [rotation]
 settle = "50ms"
 verify_backoff = "100ms"

@@ -56,7 +56,7 @@ impl NotifySocket {
 
 fn config(dir: &Path, jobs: &[(&str, &str)]) -> String {
     let mut text = format!(
-        "state_dir = \"{}\"\n\n[stores.mem]\nkind = \"memory\"\n\n[targets.shared]\nkind = \"generated\"\n",
+        "state_dir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[stores.mem]\nkind = \"memory\"\n\n[targets.shared]\nkind = \"generated\"\n",
         dir.join("state").display()
     );
     for (name, max_age) in jobs {

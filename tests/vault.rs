@@ -77,6 +77,10 @@ async fn an_autotask_job_rotates_into_openbao_end_to_end() {
     let source = format!(
         r#"state_dir = "state"
 
+# Port 0: daemons of parallel tests never meet on the default port.
+[http]
+listen = "127.0.0.1:0"
+
 [rotation]
 settle = "50ms"
 verify_backoff = "200ms"

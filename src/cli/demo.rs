@@ -2,7 +2,7 @@
 //!
 //! It makes a fresh directory with a new key and an encrypted file store, starts the Autotask sandbox seeded with
 //! an admin API user and three API users (two of them an alternating pair), imports the admin credential once as
-//! a person would, and runs the real daemon (`run::serve`) on a fast schedule with the embedded
+//! a person would, and runs the real daemon (`daemon::serve`) on a fast schedule with the embedded
 //! `config/demo.toml`. It prints each rotation as the stores record it; after enough rotations per job it stops
 //! the daemon the way SIGTERM does, prints the status table and proves, through the sandbox, that every stored
 //! current credential authenticates and every credential it replaced does not. `--keep-running` leaves the

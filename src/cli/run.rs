@@ -1,75 +1,35 @@
-//! `rotavault run`: the daemon.
-//!
-//! At start-up every job's pending value, if any, is settled (recovery). Then each job gets a task that sleeps
-//! until the job is next due (schedule, age, or a fire missed while the daemon was down) and rotates it. The age
-//! comes from the stores; when it cannot be read, the task waits and reads again, and never rotates on a guess. A failed
-//! rotation is retried with a growing back-off; the job stays due, so nothing is forgotten. A diverged job is
-//! left alone until `rotavault resolve`.
-//!
-//! SIGTERM or SIGINT stops scheduling; a rotation in flight stops cleanly before Apply or runs to its end after
-//! it (see `Engine::with_shutdown`), then the process exits 0. SIGHUP reloads the configuration
-//! (`daemon::reload`); under systemd the process says when it is ready, stopping or reloading (`daemon::systemd`).
+//! `rotavault run`: builds the runtime, turns SIGTERM and SIGINT into the shutdown token, and hands over to the
+//! daemon ([`crate::daemon`]), which exits 0 once every rotation in flight has ended. SIGHUP reloads the
+//! configuration (`daemon::reload`); under systemd the process says when it is ready, stopping or reloading
+//! (`daemon::systemd`).
 
 use super::{CliError, exit};
 use crate::config::Config;
 use crate::daemon::reload::serve_reloading;
-use crate::daemon::systemd::{Notifier, Startup};
-use crate::rotation::{RotationError, Trigger};
-use crate::runtime::{Runtime, ScheduledJob};
-use crate::schedule::{SystemClock, next_due};
-use chrono::{DateTime, Utc};
+use crate::daemon::systemd::Notifier;
+use crate::runtime::Runtime;
+use crate::schedule::SystemClock;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
-/// How long a job that failed waits before the next try, at most.
-const MAX_RETRY: Duration = Duration::from_secs(3600);
-const FIRST_RETRY: Duration = Duration::from_secs(30);
-/// How long a job another process is rotating is left alone before it is planned again.
-const BUSY_RETRY: Duration = Duration::from_secs(2);
-/// How often a diverged job's mark is looked at again, to notice `rotavault resolve`.
-const DIVERGED_RECHECK: Duration = Duration::from_secs(300);
+/// Kept here for the callers that knew the loop as `cli::run::serve`.
+pub use crate::daemon::serve;
 
 pub async fn run(config: Config) -> Result<u8, CliError> {
     let shutdown = CancellationToken::new();
-    // systemd (issue 11 item 6): the notifier, SIGHUP taken before any job runs (its default action kills).
     let notifier = Notifier::from_env();
+    // Taken before any job runs: SIGHUP's default action kills the process.
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| CliError::Failed(format!("SIGHUP handler: {e}")))?;
     let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?);
     spawn_signal_handler(shutdown.clone())?;
-    // systemd: STOPPING=1 on shutdown, WATCHDOG=1 while the runtime runs, and reload on SIGHUP.
+    // systemd: STOPPING=1 on shutdown, WATCHDOG=1 while the runtime runs.
     tokio::spawn(notifier.clone().stopping_on(shutdown.clone()));
     tokio::spawn(notifier.clone().keep_watchdog(shutdown.clone()));
-    serve_reloading(runtime, shutdown, notifier, hangup, serve_notifying).await;
+    serve_reloading(runtime, shutdown, notifier, hangup, crate::daemon::run_telling)
+        .await
+        .map_err(CliError::Failed)?;
     Ok(exit::OK)
-}
-
-/// Runs every job until `shutdown`; returns once every job task has stopped.
-pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
-    let startup = Startup::new(Notifier::default(), runtime.jobs.len());
-    serve_notifying(runtime, shutdown, startup).await;
-}
-
-/// [`serve`], telling `startup` as each job ends its start-up recovery (systemd's `READY=1` waits for the last).
-pub async fn serve_notifying(runtime: Arc<Runtime>, shutdown: CancellationToken, startup: Arc<Startup>) {
-    tracing::info!(jobs = runtime.jobs.len(), config = %runtime.config.path.display(), "rotavault starting");
-    let tracker = TaskTracker::new();
-    for index in 0..runtime.jobs.len() {
-        let runtime = runtime.clone();
-        let shutdown = shutdown.clone();
-        let span = tracing::info_span!("job", job = %runtime.jobs[index].job.name);
-        let startup = startup.clone();
-        tracker.spawn(
-            async move { job_loop(&runtime, &runtime.jobs[index], shutdown, &startup).await }
-                .instrument(span),
-        );
-    }
-    tracker.close();
-    tracker.wait().await;
-    tracing::info!("rotavault stopped");
 }
 
 pub(super) fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), CliError> {
@@ -86,148 +46,4 @@ pub(super) fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), Cl
         shutdown.cancel();
     });
     Ok(())
-}
-
-async fn job_loop(
-    runtime: &Runtime,
-    scheduled: &ScheduledJob,
-    shutdown: CancellationToken,
-    startup: &Startup,
-) {
-    let job = &scheduled.job;
-    let clock = runtime.engine.clock().clone();
-
-    // Start-up recovery: a pending value left by a crash is settled before anything is scheduled.
-    match runtime.engine.recover(job).await {
-        Ok(recovery) => tracing::info!(job = %job.name, ?recovery, "start-up recovery"),
-        Err(e) => log_failure(&job.name, &e),
-    }
-    startup.recovered(); // systemd: READY=1 after the last job's recovery
-
-    let mut failures: u32 = 0;
-    let mut unread: u32 = 0;
-    loop {
-        if shutdown.is_cancelled() {
-            return;
-        }
-        let now = clock.now();
-        // Reading the secret's age calls every store, with timeouts and retries: a store that hangs must not hold
-        // the daemon past SIGTERM.
-        let next = tokio::select! {
-            next = next_run(runtime, scheduled, failures, &mut unread, now) => next,
-            () = shutdown.cancelled() => return,
-        };
-        let (at, reason) = match next {
-            Next::Rotate { at, reason } => (at, Some(reason)),
-            Next::Look { at } => (at, None),
-        };
-        if let Some(reason) = &reason
-            && at > now
-        {
-            tracing::info!(job = %job.name, next = %at, %reason, "next rotation");
-        }
-        tokio::select! {
-            () = clock.sleep_until(at) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let Some(reason) = reason else { continue };
-        match runtime.engine.rotate(job, Trigger::Due(reason)).await {
-            Ok(outcome) => {
-                failures = 0;
-                tracing::info!(job = %job.name, ?outcome, "rotation done");
-            }
-            Err(RotationError::ShutDown { .. }) => return,
-            // Another process holds the job: it is doing the work, and the plan after it reads what it wrote.
-            Err(e @ RotationError::Busy(_)) => {
-                log_failure(&job.name, &e);
-                let resume = clock.now() + chrono::Duration::from_std(BUSY_RETRY).unwrap_or_default();
-                tokio::select! {
-                    () = clock.sleep_until(resume) => {}
-                    () = shutdown.cancelled() => return,
-                }
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                log_failure(&job.name, &e);
-            }
-        }
-    }
-}
-
-/// What a job's loop does next.
-enum Next {
-    /// Rotate at `at`, for `reason`.
-    Rotate { at: DateTime<Utc>, reason: String },
-    /// Nothing before `at`, then evaluate again: the job is diverged, or its secret's age could not be read.
-    Look { at: DateTime<Utc> },
-}
-
-/// When and why the job runs next. `unread` counts the evaluations in a row that could not read the secret's age.
-async fn next_run(
-    runtime: &Runtime,
-    scheduled: &ScheduledJob,
-    failures: u32,
-    unread: &mut u32,
-    now: DateTime<Utc>,
-) -> Next {
-    let name = &scheduled.job.name;
-    match runtime.engine.states().load(name) {
-        Ok(state) if state.diverged.is_some() => {
-            runtime.warn_age(scheduled, state.last_success.map(|s| s.at), None, now);
-            tracing::error!(job = %name, "diverged: not rotated until `rotavault resolve {name}`");
-            return Next::Look { at: now + chrono::Duration::from_std(DIVERGED_RECHECK).unwrap_or_default() };
-        }
-        // An apply was sent and its value is not settled yet: nothing can be decided before the apply horizon
-        // ends (the target may still carry it out), and the job must be settled as soon as it has, not at the
-        // next schedule fire.
-        Ok(state) if state.apply_intent.is_some() => {
-            let settles_at = runtime.engine.settles_at(&scheduled.job).ok().flatten().unwrap_or(now);
-            let at = if failures > 0 { settles_at.max(now + retry_delay(failures)) } else { settles_at };
-            let reason = "settle the value whose apply was sent: its apply horizon has passed".into();
-            return Next::Rotate { at, reason };
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(job = %name, error = %e, "job state unreadable"),
-    }
-    let settings = runtime.engine.settings();
-    let rotated_at = match scheduled.rotated_at(settings.backoff, settings.call_timeout).await {
-        Ok(at) => {
-            *unread = 0;
-            at
-        }
-        // Not knowing the age is not "never rotated" and not "due": a rotation started on a guess would replace a
-        // secret that may be a minute old, and could not even stage while the store fails. Look again later.
-        Err((store, e)) => {
-            *unread = unread.saturating_add(1);
-            let at = now + retry_delay(*unread);
-            tracing::warn!(job = %name, %store, error = %e, next = %at, "cannot read the secret's age; not rotating");
-            return Next::Look { at };
-        }
-    };
-    let due = next_due(name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
-    runtime.warn_age(scheduled, rotated_at, (failures == 0).then_some(due.at), now);
-    let mut at = due.at;
-    if failures > 0 {
-        // Still due (the secret did not change), but not at once: back off.
-        at = at.max(now + retry_delay(failures));
-    }
-    Next::Rotate { at, reason: due.reason.to_string() }
-}
-
-fn retry_delay(failures: u32) -> chrono::Duration {
-    let d = FIRST_RETRY.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1))).min(MAX_RETRY);
-    chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::hours(1))
-}
-
-fn log_failure(job: &str, e: &RotationError) {
-    match e {
-        RotationError::Diverged { .. } => {
-            tracing::error!(job, error = %e, kind = e.metric_label(), "job diverged")
-        }
-        RotationError::Blocked { .. } => {
-            tracing::error!(job, error = %e, kind = e.metric_label(), "job blocked until a person acts")
-        }
-        RotationError::Busy(_) => tracing::info!(job, error = %e, "skipped: busy"),
-        _ => tracing::error!(job, error = %e, kind = e.metric_label(), "rotation failed"),
-    }
 }

@@ -4,56 +4,13 @@
 use super::output::{Output, outln};
 use super::{CliError, exit};
 use crate::config::Config;
-use crate::lockout::LockoutGuard;
-use crate::rotation::state::{AttemptOutcome, JobState};
-use crate::runtime::{Runtime, ScheduledJob};
-use crate::schedule::{Clock, SystemClock, next_due};
+use crate::rotation::state::JobState;
+use crate::runtime::Runtime;
+use crate::schedule::{Clock, SystemClock};
+pub use crate::status::{JobStatus, job_status};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, Serialize)]
-pub struct JobStatus {
-    pub job: String,
-    /// `ok`, `pending`, `failed`, `diverged`, `blocked` (a person must act), or `never` (no secret yet).
-    pub state: &'static str,
-    pub target: String,
-    pub last_rotation: Option<DateTime<Utc>>,
-    pub age_seconds: Option<i64>,
-    pub generation: Option<u64>,
-    pub next_due: Option<DateTime<Utc>>,
-    pub due_reason: Option<String>,
-    pub stores: Vec<StoreStatus>,
-    pub last_error: Option<String>,
-    /// What a person should do, when anything.
-    pub action: Option<String>,
-    /// The job's accounts that have consecutive failed (or unanswered) logins, as the lockout guard counts them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failed_logins: Vec<AccountLogins>,
-    /// A reload hook of the latest rotation that failed (the rotation stands).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hook_failure: Option<crate::rotation::state::HookFailure>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct AccountLogins {
-    pub account: String,
-    pub consecutive: u32,
-    pub max: u32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct StoreStatus {
-    pub store: String,
-    pub backend: &'static str,
-    pub name: String,
-    pub rotation_id: Option<String>,
-    pub rotated_at: Option<DateTime<Utc>>,
-    pub generation: Option<u64>,
-    pub pending_rotation_id: Option<String>,
-    pub error: Option<String>,
-}
 
 pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
     let mut out = Output::stdout();
@@ -88,121 +45,6 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
         print_table(&mut out, &all, now);
     }
     Ok(out.reported(exit::OK))
-}
-
-pub(super) async fn job_status(
-    scheduled: &ScheduledJob,
-    state: &JobState,
-    now: DateTime<Utc>,
-    lockout: &LockoutGuard,
-) -> JobStatus {
-    let job = &scheduled.job;
-    let mut failed_logins = Vec::new();
-    for account in job.target.accounts() {
-        match lockout.consecutive(&account) {
-            Ok(0) => {}
-            Ok(consecutive) => {
-                failed_logins.push(AccountLogins { account, consecutive, max: lockout.max_failed() })
-            }
-            Err(e) => tracing::warn!(%account, error = %e, "the lockout guard's record cannot be read"),
-        }
-    }
-    let blocked = job.target.blocked().await;
-    let mut stores = Vec::new();
-    let mut any_pending = false;
-    let mut any_missing = false;
-    let mut oldest: Option<DateTime<Utc>> = None;
-    let mut generation: Option<u64> = None;
-    for js in &job.stores {
-        let mut s = StoreStatus {
-            store: js.label.clone(),
-            backend: js.store.backend(),
-            name: js.secret.name.clone(),
-            rotation_id: None,
-            rotated_at: None,
-            generation: None,
-            pending_rotation_id: None,
-            error: None,
-        };
-        match js.store.current(&js.secret).await {
-            Ok(Some(current)) => {
-                let m = current.metadata;
-                s.rotation_id = m.rotation_id.map(|r| r.to_string());
-                s.rotated_at = Some(m.rotated_at);
-                s.generation = Some(m.generation);
-                oldest = Some(oldest.map_or(m.rotated_at, |o| o.min(m.rotated_at)));
-                generation = Some(generation.map_or(m.generation, |g| g.min(m.generation)));
-            }
-            Ok(None) => any_missing = true,
-            Err(e) => s.error = Some(e.to_string()),
-        }
-        match js.store.pending(&js.secret).await {
-            Ok(Some(p)) => {
-                any_pending = true;
-                s.pending_rotation_id = Some(p.rotation_id.to_string());
-            }
-            Ok(None) => {}
-            Err(e) => s.error = s.error.or(Some(e.to_string())),
-        }
-        stores.push(s);
-    }
-    let rotated_at = if any_missing { None } else { oldest };
-    let store_error = stores.iter().find_map(|s| s.error.clone());
-
-    let (state_name, action) = if let Some(mark) = &state.diverged {
-        (
-            "diverged",
-            Some(format!(
-                "diverged since {}: {}. Set the credential right by hand, then run `rotavault resolve {}`",
-                mark.since, mark.reason, job.name
-            )),
-        )
-    } else if let Some(why) = blocked {
-        ("blocked", Some(format!("blocked: {why}")))
-    } else if matches!(state.last_attempt.as_ref().map(|a| a.outcome), Some(AttemptOutcome::Blocked)) {
-        (
-            "blocked",
-            Some(format!(
-                "blocked: see last_error; once a person has set it right, run `rotavault resolve {}`",
-                job.name
-            )),
-        )
-    } else if any_pending {
-        let when = match &state.apply_intent {
-            Some(intent) => format!(
-                "its apply was sent at {}; the daemon settles it once the target can no longer be carrying it \
-                 out (the apply horizon), or run `rotavault rotate` then",
-                intent.at
-            ),
-            None => "the daemon settles it, or run `rotavault rotate`".into(),
-        };
-        ("pending", Some(format!("a rotation is waiting to be settled: {when}")))
-    } else if store_error.is_some() {
-        ("failed", Some("a store cannot be read; see its error".into()))
-    } else if matches!(state.last_attempt.as_ref().map(|a| a.outcome), Some(AttemptOutcome::Failed)) {
-        ("failed", Some("the last attempt failed; see last_error".into()))
-    } else if rotated_at.is_none() {
-        ("never", Some("no secret yet; the daemon rotates it at start-up, or run `rotavault rotate`".into()))
-    } else {
-        ("ok", None)
-    };
-
-    let due = next_due(&job.name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
-    JobStatus {
-        job: job.name.clone(),
-        state: state_name,
-        target: job.target.describe().detail,
-        last_rotation: rotated_at,
-        age_seconds: rotated_at.map(|at| (now - at).num_seconds()),
-        generation,
-        next_due: (state.diverged.is_none()).then_some(due.at),
-        due_reason: (state.diverged.is_none()).then(|| due.reason.to_string()),
-        stores,
-        last_error: store_error.or_else(|| state.last_attempt.as_ref().and_then(|a| a.error.clone())),
-        action,
-        failed_logins,
-        hook_failure: state.hook_failure.clone(),
-    }
 }
 
 pub(super) fn print_table(out: &mut Output, all: &[JobStatus], now: DateTime<Utc>) {

@@ -19,6 +19,7 @@ mod duration;
 mod error;
 mod files;
 mod hooks;
+mod http;
 mod job;
 mod locate;
 mod policy;
@@ -37,6 +38,7 @@ pub use audit::{AuditConfig, DEFAULT_WARN_BEFORE};
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
 pub use hooks::DEFAULT_HOOK_TIMEOUT;
+pub use http::{DEFAULT_LISTEN, HttpSettings};
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
@@ -61,6 +63,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub policy: GlobalPolicy,
     pub rotation: RotationSettings,
+    /// `[http]`: health, metrics and the job API.
+    pub http: HttpSettings,
     pub stores: BTreeMap<String, StoreConfig>,
     pub targets: BTreeMap<String, TargetConfig>,
     pub jobs: BTreeMap<String, JobConfig>,

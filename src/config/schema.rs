@@ -21,6 +21,8 @@ pub(super) struct DocumentSchema {
     #[serde(default)]
     pub rotation: RotationSchema,
     #[serde(default)]
+    pub http: super::http::HttpSchema,
+    #[serde(default)]
     pub stores: BTreeMap<String, Kind<StoreKind>>,
     #[serde(default)]
     pub targets: BTreeMap<String, Kind<TargetKind>>,

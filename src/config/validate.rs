@@ -9,7 +9,7 @@ use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::DocumentSchema;
-use super::{Config, Jobs, audit, files, job, policy, rotation_settings, store, target};
+use super::{Config, Jobs, audit, files, http, job, policy, rotation_settings, store, target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -48,6 +48,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         targets.insert(name, config);
     }
     let rotation = rotation_settings::build(doc, schema.rotation, &targets)?;
+    let http = http::build(doc, schema.http, base)?;
 
     let context = job::Context { doc, stores: &stores, targets: &targets, policy: &policy, now };
     let mut jobs = BTreeMap::new();
@@ -69,6 +70,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         state_dir,
         policy,
         rotation,
+        http,
         stores,
         targets,
         jobs,

@@ -39,17 +39,25 @@ pub async fn reload(
 
 /// Runs `runtime`'s jobs through `serve` until `shutdown`, replacing them by a reloaded configuration at every
 /// `hangup` signal that brings a valid one. `serve(runtime, stop, startup)` must return once `stop` is cancelled
-/// and call `startup.recovered()` as each job ends its start-up recovery.
-pub async fn serve_reloading<S, F>(
+/// and call `startup.recovered()` as each job ends its start-up recovery; an error it returns (a generation that
+/// could not start, such as an HTTP port taken) ends the process with it, for the service manager to restart.
+pub async fn serve_reloading<S, F, E>(
     mut runtime: Arc<Runtime>,
     shutdown: CancellationToken,
     notifier: Notifier,
     mut hangup: Signal,
     serve: S,
-) where
+) -> Result<(), String>
+where
     S: Fn(Arc<Runtime>, CancellationToken, Arc<Startup>) -> F,
-    F: Future<Output = ()> + Send + 'static,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
+    let ended = |result: Result<Result<(), E>, tokio::task::JoinError>| match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the scheduler stopped unexpectedly: {e}")),
+    };
     let path = runtime.config.path.clone();
     loop {
         let generation = shutdown.child_token();
@@ -57,16 +65,10 @@ pub async fn serve_reloading<S, F>(
         let mut serving = tokio::spawn(serve(runtime.clone(), generation.clone(), startup));
         let next = loop {
             tokio::select! {
-                ended = &mut serving => {
-                    if let Err(e) = ended {
-                        tracing::error!(error = %e, "the scheduler stopped unexpectedly");
-                    }
-                    return;
-                }
+                result = &mut serving => return ended(result),
                 signal = hangup.recv() => if signal.is_none() {
                     // No more SIGHUPs can come: serve on without reloading.
-                    let _ = serving.await;
-                    return;
+                    return ended(serving.await);
                 },
             }
             tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
@@ -90,11 +92,9 @@ pub async fn serve_reloading<S, F>(
         };
         notifier.status("reloading: waiting for rotations in flight to finish");
         generation.cancel();
-        if let Err(e) = serving.await {
-            tracing::error!(error = %e, "the scheduler stopped unexpectedly");
-        }
+        ended(serving.await)?;
         if shutdown.is_cancelled() {
-            return;
+            return Ok(());
         }
         tracing::info!(jobs = next.jobs.len(), "configuration reloaded");
         runtime = Arc::new(next);

@@ -1,0 +1,241 @@
+//! `/metrics`: Prometheus text through the official `prometheus-client`. Counters the daemon keeps (rotations by
+//! job and outcome, their duration) live here; everything else is read when scraped: job state, age, max age and
+//! next due time from [`crate::status::job_status`] (cached for [`STATUS_TTL`], since it reads every store), store
+//! calls from the `Instrumented` wrappers, failed logins from the lockout guard.
+//!
+//! Every label value is a name from the config (job, store, account), a call name, or an error kind: never a
+//! value, and never more series than the config has jobs, stores and accounts.
+
+use crate::rotation::RotationError;
+use crate::rotation::state::JobState;
+use crate::runtime::Runtime;
+use crate::status::{JobStatus, job_status};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a scrape reuses the job statuses of the one before, so a tight scrape interval does not turn into a
+/// read of every store per scrape.
+pub const STATUS_TTL: Duration = Duration::from_secs(30);
+
+/// The content type of what [`Metrics::render`] writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every state `status` can give a job, so `rotavault_job_state` has a 0 or 1 series for each.
+const STATES: [&str; 6] = ["ok", "pending", "failed", "diverged", "blocked", "never"];
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Adds more metrics to each scrape: for what other parts of the daemon count (notification deliveries).
+pub type Collector = Box<dyn Fn(&mut Registry) + Send + Sync>;
+
+pub struct Metrics {
+    rotations: Family<Labels, Counter>,
+    duration: Family<Labels, Histogram, fn() -> Histogram>,
+    collectors: Mutex<Vec<Collector>>,
+    statuses: Mutex<Option<(Instant, Arc<Vec<JobStatus>>)>>,
+    /// Moves on with every rotation, so a status read while one ran is not cached past its end.
+    epoch: AtomicU64,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.25 s to about 17 min: a rotation is seconds, one that waits on a slow target or back-off is minutes.
+    Histogram::new(exponential_buckets(0.25, 2.0, 13))
+}
+
+impl Metrics {
+    pub fn new(runtime: &Runtime) -> Self {
+        let rotations = Family::<Labels, Counter>::default();
+        // Present from the start, so a rate() over a job that has not rotated yet is 0, not absent.
+        for scheduled in &runtime.jobs {
+            let _ =
+                rotations.get_or_create(&vec![("job", scheduled.job.name.clone()), ("outcome", "ok".into())]);
+        }
+        Self {
+            rotations,
+            duration: Family::new_with_constructor(duration_histogram),
+            collectors: Mutex::new(Vec::new()),
+            statuses: Mutex::new(None),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one rotation of `job`: `ok`, or the error's kind.
+    pub fn rotation(&self, job: &str, error: Option<&RotationError>, took: Duration) {
+        let outcome = error.map_or("ok", RotationError::metric_label);
+        self.rotations.get_or_create(&vec![("job", job.to_owned()), ("outcome", outcome.into())]).inc();
+        self.duration.get_or_create(&vec![("job", job.to_owned())]).observe(took.as_secs_f64());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        *self.statuses.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub fn add_collector(&self, collector: Collector) {
+        self.collectors.lock().unwrap_or_else(|p| p.into_inner()).push(collector);
+    }
+
+    /// The exposition text of everything, as of now.
+    pub async fn render(&self, runtime: &Runtime) -> String {
+        let mut registry = Registry::with_prefix("rotavault");
+        registry.register(
+            "build",
+            "The running rotavault",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION").to_owned())]),
+        );
+        registry.register(
+            "rotations",
+            "Rotations by job and outcome (ok, or the error's kind)",
+            self.rotations.clone(),
+        );
+        registry.register_with_unit(
+            "rotation_duration",
+            "How long each rotation took, by job",
+            prometheus_client::registry::Unit::Seconds,
+            self.duration.clone(),
+        );
+        self.register_jobs(&mut registry, runtime).await;
+        register_stores(&mut registry, runtime);
+        register_logins(&mut registry, runtime);
+        for collector in self.collectors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            collector(&mut registry);
+        }
+        let mut text = String::new();
+        if let Err(e) = encode(&mut text, &registry) {
+            tracing::error!(error = %e, "metrics cannot be encoded");
+        }
+        text
+    }
+
+    async fn register_jobs(&self, registry: &mut Registry, runtime: &Runtime) {
+        let cached = match &*self.statuses.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((at, statuses)) if at.elapsed() < STATUS_TTL => Some(statuses.clone()),
+            _ => None,
+        };
+        let statuses = match cached {
+            Some(statuses) => statuses,
+            None => self.read_statuses(runtime).await,
+        };
+        let now = runtime.engine.clock().now();
+        let state = Family::<Labels, Gauge>::default();
+        let last_success = Family::<Labels, Gauge>::default();
+        let age = Family::<Labels, Gauge>::default();
+        let max_age = Family::<Labels, Gauge>::default();
+        let next_due = Family::<Labels, Gauge>::default();
+        for status in statuses.iter() {
+            let job = || vec![("job", status.job.clone())];
+            for name in STATES {
+                let gauge = state.get_or_create(&vec![("job", status.job.clone()), ("state", name.into())]);
+                gauge.set(i64::from(status.state == name));
+            }
+            if let Some(at) = status.last_rotation {
+                last_success.get_or_create(&job()).set(at.timestamp());
+                // Now, not the cached status's time: the age grows between refreshes.
+                age.get_or_create(&job()).set((now - at).num_seconds().max(0));
+            }
+            if let Some(at) = status.next_due {
+                next_due.get_or_create(&job()).set(at.timestamp());
+            }
+        }
+        for scheduled in &runtime.jobs {
+            if let Some(limit) = scheduled.max_age {
+                let seconds = i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
+                max_age.get_or_create(&vec![("job", scheduled.job.name.clone())]).set(seconds);
+            }
+        }
+        registry.register(
+            "job_state",
+            "1 for the job's state (as `status` shows it), 0 for the others",
+            state,
+        );
+        registry.register_with_unit(
+            "last_rotation_timestamp",
+            "When the job's current secret was rotated (the oldest among its stores), Unix time",
+            prometheus_client::registry::Unit::Seconds,
+            last_success,
+        );
+        registry.register_with_unit(
+            "secret_age",
+            "Age of the job's current secret",
+            prometheus_client::registry::Unit::Seconds,
+            age,
+        );
+        registry.register_with_unit(
+            "secret_max_age",
+            "The job's max_age",
+            prometheus_client::registry::Unit::Seconds,
+            max_age,
+        );
+        registry.register_with_unit(
+            "next_due_timestamp",
+            "When the job is next due, Unix time (absent while it is diverged)",
+            prometheus_client::registry::Unit::Seconds,
+            next_due,
+        );
+    }
+
+    /// Every job's status, read afresh (and cached unless a rotation ended meanwhile).
+    async fn read_statuses(&self, runtime: &Runtime) -> Arc<Vec<JobStatus>> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let now = runtime.engine.clock().now();
+        let mut all = Vec::new();
+        for scheduled in &runtime.jobs {
+            let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|e| {
+                tracing::warn!(job = %scheduled.job.name, error = %e, "unreadable job state");
+                JobState::default()
+            });
+            all.push(job_status(scheduled, &state, now, runtime.engine.lockout()).await);
+        }
+        let all = Arc::new(all);
+        let mut cache = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            *cache = Some((Instant::now(), all.clone()));
+        }
+        all
+    }
+}
+
+fn register_stores(registry: &mut Registry, runtime: &Runtime) {
+    let calls = Family::<Labels, Counter>::default();
+    for (name, store) in &runtime.stores {
+        for ((call, status), count) in store.counts() {
+            let labels =
+                vec![("store", name.clone()), ("call", call.to_owned()), ("status", status.to_owned())];
+            calls.get_or_create(&labels).inc_by(count);
+        }
+    }
+    registry.register(
+        "store_calls",
+        "Store calls by store, call and status (ok, or the error's kind)",
+        calls,
+    );
+}
+
+fn register_logins(registry: &mut Registry, runtime: &Runtime) {
+    let lockout = runtime.engine.lockout();
+    let accounts: BTreeSet<String> = runtime.jobs.iter().flat_map(|j| j.job.target.accounts()).collect();
+    let failed = Family::<Labels, Gauge>::default();
+    for account in accounts {
+        match lockout.consecutive(&account) {
+            Ok(n) => {
+                failed.get_or_create(&vec![("account", account)]).set(i64::from(n));
+            }
+            Err(e) => tracing::warn!(%account, error = %e, "the lockout guard's record cannot be read"),
+        }
+    }
+    registry.register(
+        "failed_logins",
+        "Consecutive failed or unanswered logins per account, as the lockout guard counts them",
+        failed,
+    );
+    let max: Gauge = Gauge::default();
+    max.set(i64::from(lockout.max_failed()));
+    registry.register("failed_logins_max", "The lockout guard's max_failed_logins", max);
+}

@@ -23,6 +23,7 @@ pub mod config;
 mod durable;
 pub mod events;
 pub mod lockout;
+pub mod notify;
 pub mod retry;
 pub mod rotation;
 pub mod runtime;

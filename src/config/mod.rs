@@ -17,8 +17,10 @@ mod document;
 mod duration;
 mod error;
 mod files;
+mod hooks_webhook;
 mod job;
 mod locate;
+mod notify;
 mod policy;
 mod rotation_settings;
 mod schema;
@@ -33,7 +35,9 @@ mod tests;
 
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
+pub use hooks_webhook::WebhookHookConfig;
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
+pub use notify::{EmailConfig, NotifyChannelConfig, NotifyConfig};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
 pub use store::{
@@ -60,6 +64,8 @@ pub struct Config {
     pub stores: BTreeMap<String, StoreConfig>,
     pub targets: BTreeMap<String, TargetConfig>,
     pub jobs: BTreeMap<String, JobConfig>,
+    /// `[notify.NAME]`: notification sinks.
+    pub notify: BTreeMap<String, NotifyConfig>,
     /// Every file a store, target or job names, for `check` to prove present.
     pub files: Vec<NamedFile>,
 }

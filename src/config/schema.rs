@@ -26,6 +26,8 @@ pub(super) struct DocumentSchema {
     pub targets: BTreeMap<String, Kind<TargetKind>>,
     #[serde(default)]
     pub jobs: BTreeMap<String, JobSchema>,
+    #[serde(default)]
+    pub notify: BTreeMap<String, Kind<super::notify::NotifyKind>>,
 }
 
 /// `[policy]`: the operator's rules, enforced for every job.

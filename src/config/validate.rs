@@ -9,7 +9,7 @@ use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::DocumentSchema;
-use super::{Config, Jobs, files, job, policy, rotation_settings, store, target};
+use super::{Config, Jobs, files, job, notify, policy, rotation_settings, store, target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -62,8 +62,26 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
     job::check_unique_secrets(doc, &jobs)?;
     job::link_admins(doc, &mut targets, &jobs)?;
 
-    let files = files::named(doc, &stores, &jobs);
-    Ok(Config { path: doc.file().to_owned(), state_dir, policy, rotation, stores, targets, jobs, files })
+    let mut sinks = BTreeMap::new();
+    for (name, kind) in schema.notify {
+        let at = root.key("notify").key(&name);
+        check_name(doc, &at, &name, "notification sink")?;
+        sinks.insert(name, notify::build(doc, &at, kind.kind, &jobs, base)?);
+    }
+
+    let mut files = files::named(doc, &stores, &jobs);
+    files.extend(notify::files(doc, &sinks));
+    Ok(Config {
+        path: doc.file().to_owned(),
+        state_dir,
+        policy,
+        rotation,
+        stores,
+        targets,
+        jobs,
+        notify: sinks,
+        files,
+    })
 }
 
 /// Store, target and job names end up in file names, lock names, tags and metric labels, so they are kept to

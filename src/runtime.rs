@@ -3,6 +3,7 @@
 
 use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
 use crate::lockout::LockoutGuard;
+use crate::notify::Notifier;
 use crate::retry::{Backoff, retry};
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
@@ -20,6 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+mod notifications;
 
 /// A job with what the scheduler needs to know of it.
 #[derive(Debug)]
@@ -64,6 +67,8 @@ pub struct Runtime {
     pub engine: Engine,
     pub jobs: Vec<ScheduledJob>,
     pub stores: BTreeMap<String, Arc<Instrumented>>,
+    /// The `[notify.NAME]` sinks, delivering already; an [`crate::events::EventSink`] for the engine's events.
+    pub notifier: Notifier,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,8 @@ pub enum BuildError {
     Target { name: String, detail: String },
     #[error("job `{name}`: {detail}")]
     Job { name: String, detail: String },
+    #[error("notification sink `{name}`: {detail}")]
+    Notify { name: String, detail: String },
 }
 
 impl Runtime {
@@ -137,11 +144,12 @@ impl Runtime {
             });
         }
 
+        let notifier = notifications::start(&config)?;
         let settings = config.rotation.clone();
         let engine = Engine::new(settings, clock, StateDir::new(&config.state_dir), true)
             .with_shutdown(shutdown)
             .with_lockout(lockout);
-        Ok(Self { config, engine, jobs, stores })
+        Ok(Self { config, engine, jobs, stores, notifier })
     }
 
     pub fn job(&self, name: &str) -> Option<&ScheduledJob> {

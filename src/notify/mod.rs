@@ -34,6 +34,7 @@ pub use webhook::WebhookChannel;
 
 use crate::events::{Event, EventData, EventKind, EventSink};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,6 +56,8 @@ struct Inner {
     /// Set when the flush deadline passes: stop at once.
     abort: CancellationToken,
     tracker: TaskTracker,
+    /// Deliveries under way, across sinks.
+    busy: AtomicUsize,
 }
 
 impl Notifier {
@@ -68,6 +71,7 @@ impl Notifier {
             closing: CancellationToken::new(),
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            busy: AtomicUsize::new(0),
         });
         for index in 0..inner.sinks.len() {
             inner.tracker.spawn(deliver(inner.clone(), index));
@@ -117,13 +121,19 @@ impl EventSink for Notifier {
 async fn deliver(inner: Arc<Inner>, index: usize) {
     let sink = &inner.sinks[index];
     loop {
+        // Counted busy before popping, so that a sink that finds its queue empty during a flush knows whether
+        // another sink may still raise a `notification_failed` into it.
+        inner.busy.fetch_add(1, Ordering::SeqCst);
         let Some(event) = sink.pop() else {
-            if inner.closing.is_cancelled() {
+            inner.busy.fetch_sub(1, Ordering::SeqCst);
+            if inner.closing.is_cancelled() && inner.busy.load(Ordering::SeqCst) == 0 {
                 return;
             }
+            let closing = inner.closing.clone();
             tokio::select! {
                 () = sink.wake.notified() => {}
-                () = inner.closing.cancelled() => {}
+                () = async move { if closing.is_cancelled() { std::future::pending().await } else { closing.cancelled().await } } => {}
+                () = inner.abort.cancelled() => return,
             }
             continue;
         };
@@ -136,6 +146,7 @@ async fn deliver(inner: Arc<Inner>, index: usize) {
             Err(Failure::Aborted) => {
                 tracing::warn!(sink = %sink.name, event = event.kind.name(), id = %event.id,
                     "shutdown: a notification was not delivered");
+                inner.busy.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
             Err(failure) => {
@@ -153,6 +164,11 @@ async fn deliver(inner: Arc<Inner>, index: usize) {
                     inner.raise_failure(index, &event, &failure);
                 }
             }
+        }
+        inner.busy.fetch_sub(1, Ordering::SeqCst);
+        // A flush waits for every sink to be idle: tell the idle ones to look again.
+        for other in &inner.sinks {
+            other.wake.notify_one();
         }
     }
 }

@@ -1,0 +1,106 @@
+//! The `[notify.NAME]` sinks built from the config: each secret file read (URLs, signing keys, SMTP passwords),
+//! each URL checked, and the [`Notifier`] started. An unreadable or malformed file stops the start-up with an
+//! error that names the sink and the file, never its content.
+
+use super::BuildError;
+use crate::config::{Config, NotifyChannelConfig};
+use crate::events;
+use crate::notify::{
+    Attempts, Channel, EmailChannel, EmailSettings, Notifier, SigningKey, Sink, WebhookChannel,
+};
+use crate::secret::SecretValue;
+use std::path::Path;
+
+/// Builds and starts every sink (none configured: a notifier with no sink, which drops every event).
+pub(super) fn start(config: &Config) -> Result<Notifier, BuildError> {
+    let attempts = Attempts::default();
+    let mut sinks = Vec::new();
+    for (name, sink) in &config.notify {
+        let fail = |detail: String| BuildError::Notify { name: name.clone(), detail };
+        let channel = match &sink.channel {
+            NotifyChannelConfig::Webhook { url_file, key_file } => {
+                let key = SigningKey::parse(&read_secret(key_file).map_err(fail)?)
+                    .map_err(|e| fail(format!("`{}`: {e}", key_file.display())))?;
+                Channel::Webhook(WebhookChannel { url: read_url(url_file).map_err(fail)?, key })
+            }
+            NotifyChannelConfig::Slack { url_file } => Channel::Slack(read_url(url_file).map_err(fail)?),
+            NotifyChannelConfig::Teams { url_file } => Channel::Teams(read_url(url_file).map_err(fail)?),
+            NotifyChannelConfig::Email(email) => {
+                let password = match &email.password_file {
+                    Some(file) => Some(SecretValue::new(read_secret(file).map_err(fail)?)),
+                    None => None,
+                };
+                Channel::Email(Box::new(
+                    EmailChannel::new(EmailSettings {
+                        host: email.host.clone(),
+                        port: email.port,
+                        tls: email.tls,
+                        from: email.from.clone(),
+                        to: email.to.clone(),
+                        username: email.username.clone(),
+                        password,
+                        timeout: attempts.timeout,
+                    })
+                    .map_err(fail)?,
+                ))
+            }
+        };
+        sinks.push(Sink::new(name.clone(), sink.events.clone(), sink.jobs.clone(), channel, sink.queue));
+    }
+    let client = client().map_err(|detail| BuildError::Notify { name: "*".into(), detail })?;
+    let source = events::source(&host(), &config.path);
+    Ok(Notifier::start(sinks, source, attempts, client))
+}
+
+/// The HTTP client of every web sink and webhook hook. Redirects are not followed: a signed body goes only to
+/// the URL the operator wrote.
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("rotavault/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("the HTTP client cannot be built: {e}"))
+}
+
+/// A secret file's text, trimmed (an editor's final newline is not part of the secret).
+fn read_secret(path: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("`{}` cannot be read: {e}", path.display()))?;
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err(format!("`{}` is empty: expected the secret on its first line", path.display()));
+    }
+    Ok(text)
+}
+
+/// A URL file: `https://...`, or `http://` to the loopback interface only (a test receiver, a local relay).
+pub fn read_url(path: &Path) -> Result<SecretValue, String> {
+    let text = SecretValue::new(read_secret(path)?);
+    let bad = |what: &str| {
+        format!(
+            "`{}` {what}: expected one https:// URL (http:// only to 127.0.0.1, ::1 or localhost)",
+            path.display()
+        )
+    };
+    let url = reqwest::Url::parse(text.expose()).map_err(|_| bad("does not hold a URL"))?;
+    let loopback = url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    });
+    match url.scheme() {
+        "https" => Ok(text),
+        "http" if loopback => Ok(text),
+        "http" => Err(bad("holds an http:// URL to another machine, which would send it in the clear")),
+        _ => Err(bad("holds a URL that is not https://")),
+    }
+}
+
+/// This machine's name, for the CloudEvents `source`.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

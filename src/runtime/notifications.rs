@@ -104,3 +104,42 @@ fn host() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("hook.url");
+        std::fs::write(&path, text).expect("written");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_url_file_holds_an_https_url_or_a_loopback_http_one() {
+        let (_dir, path) = url_file("https://hooks.example.com/services/T0/B0/XyZ\n");
+        assert_eq!(read_url(&path).expect("https").expose(), "https://hooks.example.com/services/T0/B0/XyZ");
+        let (_dir, path) = url_file("http://127.0.0.1:8080/hook");
+        assert!(read_url(&path).is_ok());
+        let (_dir, path) = url_file("http://[::1]:8080/hook");
+        assert!(read_url(&path).is_ok());
+    }
+
+    #[test]
+    fn a_url_in_the_clear_or_not_a_url_is_refused_without_quoting_it() {
+        for (text, says) in [
+            ("http://hooks.example.com/services/T0/B0/s3cr3t-token", "in the clear"),
+            ("ftp://hooks.example.com/s3cr3t-token", "not https://"),
+            ("s3cr3t-token", "does not hold a URL"),
+        ] {
+            let (_dir, path) = url_file(text);
+            let err = read_url(&path).expect_err(text);
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains("hook.url"), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+        let (_dir, path) = url_file("\n");
+        assert!(read_url(&path).expect_err("empty").contains("is empty"));
+    }
+}

@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 mod notifications;
+pub use notifications::webhook_hook;
 
 /// A job with what the scheduler needs to know of it.
 #[derive(Debug)]
@@ -144,7 +145,8 @@ impl Runtime {
             });
         }
 
-        let notifier = notifications::start(&config)?;
+        // `notification_failed` events also go to the log (and, once it exists, the audit file).
+        let notifier = notifications::start(&config, Some(Arc::new(crate::events::LogSink)))?;
         let settings = config.rotation.clone();
         let engine = Engine::new(settings, clock, StateDir::new(&config.state_dir), true)
             .with_shutdown(shutdown)

@@ -291,7 +291,9 @@ async fn a_sink_that_fails_raises_notification_failed_to_the_others_and_never_to
         sink("broken", &both, webhook(broken.url("hook")), 8),
         sink("ops", &both, Channel::Slack(healthy.url("slack")), 8),
     ];
-    let notifier = Notifier::start(sinks, SOURCE.into(), attempts(3), client());
+    let audit = Arc::new(Recorder::default());
+    let notifier =
+        Notifier::start_with_audit(sinks, SOURCE.into(), attempts(3), client(), Some(audit.clone()));
     notifier.emit(&event(EventKind::Failed, "backup"));
 
     let first = healthy.next().await;
@@ -316,6 +318,20 @@ async fn a_sink_that_fails_raises_notification_failed_to_the_others_and_never_to
     assert_eq!(attempts_seen, 3, "three attempts, then given up");
     let stats: Vec<_> = notifier.stats().map(|(n, _, s)| (n, s.deliveries(), s.failures())).collect();
     assert_eq!(stats, [("broken", 0, 1), ("ops", 2, 0)]);
+    let audited = audit.0.lock().expect("audit").clone();
+    assert_eq!(audited.len(), 1, "the audit log gets the raised event too: {audited:?}");
+    assert_eq!(audited[0].kind, EventKind::NotificationFailed);
+    assert_eq!(audited[0].data.error_kind.as_deref(), Some("status"));
+}
+
+/// An event sink that keeps what it is given: the audit log's place.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &Event) {
+        self.0.lock().expect("recorder").push(event.clone());
+    }
 }
 
 #[tokio::test]

@@ -39,6 +39,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long a shutdown waits for queued notifications by default.
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The notification sinks of this process and their delivery tasks.
 #[derive(Debug, Clone)]
 pub struct Notifier {
@@ -58,11 +61,25 @@ struct Inner {
     tracker: TaskTracker,
     /// Deliveries under way, across sinks.
     busy: AtomicUsize,
+    /// Where a raised `notification_failed` also goes (the audit file and log), beside the other sinks.
+    audit: Option<Arc<dyn EventSink>>,
 }
 
 impl Notifier {
     /// Starts one delivery task per sink, on the current tokio runtime. `source` is the CloudEvents source.
     pub fn start(sinks: Vec<Sink>, source: String, attempts: Attempts, client: reqwest::Client) -> Self {
+        Self::start_with_audit(sinks, source, attempts, client, None)
+    }
+
+    /// [`Notifier::start`], with `audit` also given every `notification_failed` event a sink raises (the audit
+    /// file and the log; never this notifier itself, which raises to its other sinks on its own).
+    pub fn start_with_audit(
+        sinks: Vec<Sink>,
+        source: String,
+        attempts: Attempts,
+        client: reqwest::Client,
+        audit: Option<Arc<dyn EventSink>>,
+    ) -> Self {
         let inner = Arc::new(Inner {
             sinks,
             source,
@@ -72,6 +89,7 @@ impl Notifier {
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
             busy: AtomicUsize::new(0),
+            audit,
         });
         for index in 0..inner.sinks.len() {
             inner.tracker.spawn(deliver(inner.clone(), index));
@@ -199,6 +217,9 @@ impl Inner {
                 ..EventData::default()
             },
         );
+        if let Some(audit) = &self.audit {
+            audit.emit(&raised);
+        }
         for (index, other) in self.sinks.iter().enumerate() {
             if index != failed && other.wants(&raised) {
                 other.enqueue(raised.clone());

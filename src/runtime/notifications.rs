@@ -3,16 +3,17 @@
 //! error that names the sink and the file, never its content.
 
 use super::BuildError;
-use crate::config::{Config, NotifyChannelConfig};
-use crate::events;
+use crate::config::{Config, NotifyChannelConfig, WebhookHookConfig};
+use crate::events::{self, EventSink};
 use crate::notify::{
     Attempts, Channel, EmailChannel, EmailSettings, Notifier, SigningKey, Sink, WebhookChannel,
 };
 use crate::secret::SecretValue;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Builds and starts every sink (none configured: a notifier with no sink, which drops every event).
-pub(super) fn start(config: &Config) -> Result<Notifier, BuildError> {
+pub(super) fn start(config: &Config, audit: Option<Arc<dyn EventSink>>) -> Result<Notifier, BuildError> {
     let attempts = Attempts::default();
     let mut sinks = Vec::new();
     for (name, sink) in &config.notify {
@@ -49,7 +50,14 @@ pub(super) fn start(config: &Config) -> Result<Notifier, BuildError> {
     }
     let client = client().map_err(|detail| BuildError::Notify { name: "*".into(), detail })?;
     let source = events::source(&host(), &config.path);
-    Ok(Notifier::start(sinks, source, attempts, client))
+    Ok(Notifier::start_with_audit(sinks, source, attempts, client, audit))
+}
+
+/// A job's `after_rotation` webhook hook, its URL and key read (for `notify::webhook::deliver_hook`).
+pub fn webhook_hook(hook: &WebhookHookConfig) -> Result<WebhookChannel, String> {
+    let key = SigningKey::parse(&read_secret(&hook.key_file)?)
+        .map_err(|e| format!("`{}`: {e}", hook.key_file.display()))?;
+    Ok(WebhookChannel { url: read_url(&hook.url_file)?, key })
 }
 
 /// The HTTP client of every web sink and webhook hook. Redirects are not followed: a signed body goes only to
@@ -141,5 +149,19 @@ mod tests {
         }
         let (_dir, path) = url_file("\n");
         assert!(read_url(&path).expect_err("empty").contains("is empty"));
+    }
+
+    #[test]
+    fn a_webhook_hook_reads_its_url_and_key_and_names_a_bad_key_file_without_its_content() {
+        let (dir, url_file) = url_file("https://app.example.com/reload");
+        let key_file = dir.path().join("hook.key");
+        std::fs::write(&key_file, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("written");
+        let hook = WebhookHookConfig { url_file, key_file: key_file.clone() };
+        let channel = webhook_hook(&hook).expect("a hook");
+        assert_eq!(channel.url.expose(), "https://app.example.com/reload");
+        std::fs::write(&key_file, "not-a-key-s3cr3t").expect("written");
+        let err = webhook_hook(&hook).expect_err("a bad key");
+        assert!(err.contains("hook.key") && err.contains("whsec_"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 }

@@ -450,6 +450,8 @@ async fn no_url_key_or_password_appears_in_the_log_or_the_errors() {
         sink("mail", &all, Channel::Email(Box::new(email)), 8),
     ];
     let notifier = Notifier::start(sinks, SOURCE.into(), attempts(2), client());
+    let debug = format!("{notifier:?}");
+    assert!(!debug.contains(URL_TOKEN) && !debug.contains(password), "{debug}");
     notifier.emit(&event(EventKind::Failed, "backup"));
     assert_eq!(notifier.flush(Duration::from_secs(10)).await, 0);
 

@@ -30,6 +30,7 @@ pub mod events;
 pub mod hooks;
 pub mod hygiene;
 pub mod lockout;
+pub mod notify;
 pub mod retry;
 pub mod rotation;
 pub mod runtime;

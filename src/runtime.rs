@@ -4,6 +4,7 @@
 use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
 use crate::events::{self, AuditFile, EventSink, Fanout, LogSink, age::AgeWarnings};
 use crate::lockout::LockoutGuard;
+use crate::notify::Notifier;
 use crate::retry::{Backoff, retry};
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
@@ -21,6 +22,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+mod notifications;
+pub use notifications::webhook_hook;
 
 /// A job with what the scheduler needs to know of it.
 #[derive(Debug)]
@@ -71,6 +75,8 @@ pub struct Runtime {
     pub audit: Option<Arc<AuditFile>>,
     /// Which secrets were already warned about (see `events::age`).
     pub age_warnings: AgeWarnings,
+    /// The `[notify.NAME]` sinks, delivering already; an [`crate::events::EventSink`] for the engine's events.
+    pub notifier: Notifier,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +87,8 @@ pub enum BuildError {
     Target { name: String, detail: String },
     #[error("job `{name}`: {detail}")]
     Job { name: String, detail: String },
+    #[error("notification sink `{name}`: {detail}")]
+    Notify { name: String, detail: String },
 }
 
 impl Runtime {
@@ -151,6 +159,9 @@ impl Runtime {
             .map(|path| Arc::new(AuditFile::new(path, events::local_source(&config.path))));
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(LogSink)];
         sinks.extend(audit.clone().map(|a| a as Arc<dyn EventSink>));
+        // The notification sinks also tell the log and the audit file when one of them gives up.
+        let notifier = notifications::start(&config, Some(Arc::new(Fanout(sinks.clone()))))?;
+        sinks.push(Arc::new(notifier.clone()));
         let events: Arc<dyn EventSink> = Arc::new(Fanout(sinks));
         let hooks =
             config.jobs.iter().map(|(name, job)| (name.clone(), job.after_rotation.clone())).collect();
@@ -161,7 +172,16 @@ impl Runtime {
             .with_lockout(lockout)
             .with_events(events.clone())
             .with_hooks(hooks);
-        Ok(Self { config, engine, jobs, stores, events, audit, age_warnings: AgeWarnings::default() })
+        Ok(Self {
+            config,
+            engine,
+            jobs,
+            stores,
+            events,
+            audit,
+            age_warnings: AgeWarnings::default(),
+            notifier,
+        })
     }
 
     /// Emits an age warning for `job` if its secret (rotated at `rotated_at`) is within `[audit] warn_before` of

@@ -19,9 +19,11 @@ mod duration;
 mod error;
 mod files;
 mod hooks;
+mod hooks_webhook;
 mod http;
 mod job;
 mod locate;
+mod notify;
 mod policy;
 mod rotation_settings;
 mod schema;
@@ -38,8 +40,10 @@ pub use audit::{AuditConfig, DEFAULT_WARN_BEFORE};
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
 pub use hooks::DEFAULT_HOOK_TIMEOUT;
+pub use hooks_webhook::WebhookHookConfig;
 pub use http::{DEFAULT_LISTEN, HttpSettings};
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
+pub use notify::{EmailConfig, NotifyChannelConfig, NotifyConfig};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
 pub use store::{
@@ -70,6 +74,8 @@ pub struct Config {
     pub jobs: BTreeMap<String, JobConfig>,
     /// `[audit]`: the audit file and age warnings.
     pub audit: AuditConfig,
+    /// `[notify.NAME]`: notification sinks.
+    pub notify: BTreeMap<String, NotifyConfig>,
     /// Every file a store, target or job names, for `check` to prove present.
     pub files: Vec<NamedFile>,
 }

@@ -29,6 +29,8 @@ pub(super) struct DocumentSchema {
     #[serde(default)]
     pub jobs: BTreeMap<String, JobSchema>,
     #[serde(default)]
+    pub notify: BTreeMap<String, Kind<super::notify::NotifyKind>>,
+    #[serde(default)]
     pub audit: AuditSchema,
 }
 

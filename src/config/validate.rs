@@ -9,7 +9,7 @@ use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::DocumentSchema;
-use super::{Config, Jobs, audit, files, http, job, policy, rotation_settings, store, target};
+use super::{Config, Jobs, audit, files, http, job, notify, policy, rotation_settings, store, target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,7 +64,15 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
     job::link_admins(doc, &mut targets, &jobs)?;
 
     let audit = audit::build(doc, schema.audit, base)?;
-    let files = files::named(doc, &stores, &jobs);
+    let mut sinks = BTreeMap::new();
+    for (name, kind) in schema.notify {
+        let at = root.key("notify").key(&name);
+        check_name(doc, &at, &name, "notification sink")?;
+        sinks.insert(name, notify::build(doc, &at, kind.kind, &jobs, base)?);
+    }
+
+    let mut files = files::named(doc, &stores, &jobs);
+    files.extend(notify::files(doc, &sinks));
     Ok(Config {
         path: doc.file().to_owned(),
         state_dir,
@@ -75,6 +83,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         targets,
         jobs,
         audit,
+        notify: sinks,
         files,
     })
 }

@@ -44,7 +44,13 @@ pub async fn run_telling(
     shutdown: CancellationToken,
     startup: Arc<Startup>,
 ) -> Result<(), DaemonError> {
+    let notifier = runtime.notifier.clone();
     start_telling(runtime, shutdown, startup).await?.wait().await;
+    // What the sinks still hold is delivered, within a deadline: a stop (or a reload) loses no notice it can send.
+    let left = notifier.flush(crate::notify::FLUSH_DEADLINE).await;
+    if left > 0 {
+        tracing::warn!(left, "notifications not delivered before the stop's deadline");
+    }
     Ok(())
 }
 

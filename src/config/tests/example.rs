@@ -80,3 +80,13 @@ fn the_example_config_shows_every_key() {
         assert!(EXAMPLE.contains(key), "config/example.toml does not show `{key}`");
     }
 }
+
+#[test]
+fn the_example_config_shows_every_kind_of_notification_sink() {
+    use crate::config::NotifyChannelConfig;
+    let config = valid(EXAMPLE);
+    assert!(matches!(config.notify["ops-slack"].channel, NotifyChannelConfig::Slack { .. }));
+    assert!(matches!(config.notify["audit-hook"].channel, NotifyChannelConfig::Webhook { .. }));
+    assert!(matches!(config.notify["ops-mail"].channel, NotifyChannelConfig::Email(_)));
+    assert!(EXAMPLE.contains("kind = \"teams\""));
+}

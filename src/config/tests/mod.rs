@@ -8,6 +8,7 @@ mod example;
 mod files;
 mod jobs;
 mod limits;
+mod notify;
 mod policy;
 mod stores;
 mod syntax;

@@ -153,8 +153,20 @@ async fn no_secret_appears_in_anything_a_full_rotation_prints() {
     }
 }
 
-/// Starts `rotavault run`, waits (boundedly) for a line containing `marker` on stderr, sends SIGTERM by PID,
-/// and returns everything it printed and its exit code.
+/// One plain HTTP/1.1 GET on loopback, answered whole (status line, headers and body) as text.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the daemon's HTTP server answers");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
+/// Starts `rotavault run`, waits (boundedly) for a line containing `marker` on stderr, fetches what its HTTP
+/// server shows (`/metrics`, `/v1/jobs`), sends SIGTERM by PID, and returns everything it printed and served and
+/// its exit code.
 fn run_daemon_until(setup: &Setup, marker: &str) -> (String, Option<i32>) {
     let mut child = setup
         .command(&["--log-format", "json", "run"])
@@ -164,11 +176,19 @@ fn run_daemon_until(setup: &Setup, marker: &str) -> (String, Option<i32>) {
         .expect("daemon starts");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let marker_owned = marker.to_owned();
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("rotation complete") {
+            if line.contains(&marker_owned) {
                 let _ = tx.send(());
+            }
+            if line.contains("HTTP server listening")
+                && let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(addr) = value["fields"]["addr"].as_str()
+            {
+                let _ = addr_tx.send(addr.to_owned());
             }
             all.push_str(&line);
             all.push('\n');
@@ -176,6 +196,17 @@ fn run_daemon_until(setup: &Setup, marker: &str) -> (String, Option<i32>) {
         all
     });
     let seen = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    let addr =
+        addr_rx.recv_timeout(Duration::from_secs(10)).expect("the daemon logs where its HTTP server listens");
+    let mut served = String::new();
+    for path in ["/metrics", "/v1/jobs", "/healthz", "/readyz"] {
+        let answer = http_get(&addr, path);
+        let ok = answer.starts_with("HTTP/1.1 200");
+        // Readiness may still wait for a store check; the other answers are there at once.
+        assert!(ok || path == "/readyz", "GET {path}: {answer}");
+        served.push_str(&answer);
+    }
+    assert!(served.contains("rotavault_rotations_total"), "the metrics were served: {served}");
     let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
     assert!(kill.success());
     let status = child.wait().expect("daemon exits");
@@ -186,6 +217,7 @@ fn run_daemon_until(setup: &Setup, marker: &str) -> (String, Option<i32>) {
         let _ = out.read_to_string(&mut stdout);
     }
     all.push_str(&stdout);
+    all.push_str(&served);
     assert!(seen, "the daemon never printed `{marker}`: {all}");
     (all, status.code())
 }

@@ -25,15 +25,25 @@ impl Budget {
 
     /// Counts one request at `now`, or says how long until one may be sent.
     pub fn spend(&mut self, now: Instant) -> Result<(), Duration> {
-        while self.sent.front().is_some_and(|&t| now.duration_since(t) >= WINDOW) {
-            self.sent.pop_front();
-        }
+        self.forget_before(now);
         if self.sent.len() >= self.limit as usize {
             let oldest = self.sent.front().copied().unwrap_or(now);
             return Err(WINDOW.saturating_sub(now.duration_since(oldest)).max(Duration::from_secs(1)));
         }
         self.sent.push_back(now);
         Ok(())
+    }
+
+    /// How many requests were counted in the hour before `now`.
+    pub fn used(&mut self, now: Instant) -> u32 {
+        self.forget_before(now);
+        u32::try_from(self.sent.len()).unwrap_or(u32::MAX)
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while self.sent.front().is_some_and(|&t| now.duration_since(t) >= WINDOW) {
+            self.sent.pop_front();
+        }
     }
 }
 
@@ -52,5 +62,17 @@ mod tests {
         assert_eq!(wait, Duration::from_secs(3000), "until the first request is an hour old");
         budget.spend(start + WINDOW).expect("the first request has left the window");
         assert!(budget.spend(start + WINDOW).is_err());
+    }
+
+    #[test]
+    fn the_budget_used_is_what_the_last_hour_spent() {
+        let start = Instant::now();
+        let mut budget = Budget::new(10);
+        assert_eq!(budget.used(start), 0);
+        budget.spend(start).unwrap();
+        budget.spend(start + Duration::from_secs(1800)).unwrap();
+        assert_eq!(budget.used(start + Duration::from_secs(1800)), 2);
+        assert_eq!(budget.used(start + WINDOW), 1, "the first request has left the window");
+        assert_eq!(budget.used(start + WINDOW * 2), 0);
     }
 }

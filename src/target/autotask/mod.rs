@@ -19,6 +19,7 @@ mod budget;
 mod checks;
 mod payload;
 mod policy;
+mod requests;
 mod rest;
 mod soap;
 mod tenant;

@@ -19,6 +19,7 @@ use super::KIND;
 use super::admin::AdminSource;
 use super::answer::{Refusal, classify, rest_messages, retry_after};
 use super::budget::Budget;
+use super::requests::RequestCounts;
 use super::zone::{REST_VERSION, Zone, check_transport, parse_zone_information, without_version};
 use super::zone_cache::ZoneCache;
 use crate::lockout::{LockoutError, LockoutGuard, Login};
@@ -220,6 +221,7 @@ pub struct AutotaskTenant {
     http: reqwest::Client,
     zones: ZoneCache,
     budget: Mutex<Budget>,
+    requests: RequestCounts,
     threads: [Semaphore; 3],
     /// One password change at a time on the tenant: while an apply holds it, no other apply can change the admin's
     /// password under it, so no apply ever presents an admin secret that just died.
@@ -293,6 +295,7 @@ impl AutotaskTenant {
         let zones = ZoneCache::new(settings.zone_cache.clone());
         Ok(Arc::new(Self {
             budget: Mutex::new(Budget::new(settings.hourly_budget)),
+            requests: RequestCounts::default(),
             settings,
             lookup,
             admin,
@@ -306,6 +309,19 @@ impl AutotaskTenant {
 
     pub fn settings(&self) -> &TenantSettings {
         &self.settings
+    }
+
+    /// `((endpoint, status), count)` of every request so far: endpoint `zone_lookup`, `resources`,
+    /// `threshold_information` or `soap`; status the HTTP status, or `not_sent`, `lost`, `over_budget`, `guard`
+    /// (the lockout guard allowed no login) or `broken` (the request could not be built).
+    pub fn request_counts(&self) -> Vec<((&'static str, String), u64)> {
+        self.requests.snapshot()
+    }
+
+    /// Authenticated requests counted against the hourly budget in the last hour, and the budget.
+    pub fn budget_used(&self) -> (u32, u32) {
+        let used = self.budget.lock().unwrap_or_else(|p| p.into_inner()).used(tokio::time::Instant::now());
+        (used, self.settings.hourly_budget)
     }
 
     pub(super) fn admin(&self) -> &AdminSource {
@@ -412,6 +428,18 @@ impl AutotaskTenant {
     /// job's verify is counted by the engine): the lockout guard records it before it is sent, and its answer
     /// after (2xx accepted, 401 refused, no answer unknown, anything else not a verdict on the credential).
     pub(super) async fn exchange(
+        &self,
+        endpoint: Option<Endpoint>,
+        what: &str,
+        request: reqwest::RequestBuilder,
+        login: Option<&str>,
+    ) -> Result<Answer, Failure> {
+        let result = self.exchange_uncounted(endpoint, what, request, login).await;
+        self.requests.count(endpoint, &result);
+        result
+    }
+
+    async fn exchange_uncounted(
         &self,
         endpoint: Option<Endpoint>,
         what: &str,

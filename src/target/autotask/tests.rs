@@ -764,6 +764,39 @@ async fn the_hourly_budget_refuses_with_the_wait_until_it_refills() {
 }
 
 #[tokio::test]
+async fn requests_are_counted_by_endpoint_and_status_and_the_budget_by_what_it_spent() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fake = Fake::start({
+        let calls = calls.clone();
+        move |req, base| {
+            if req.is("/atservicesrest/V1.0/ThresholdInformation")
+                && calls.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                return answer(429, r#"{"errors":["The request threshold has been exceeded."]}"#);
+            }
+            healthy(req, base)
+        }
+    })
+    .await;
+    let mut settings = settings(&fake);
+    settings.hourly_budget = 2;
+    let target = target_with(settings, &[USER_A]).await;
+    let payload = target.prepare(None, &new_secret(), &info()).await.unwrap();
+    target.verify(&payload).await.unwrap();
+    target.verify(&payload).await.unwrap_err();
+    let counts = target.tenant.request_counts();
+    let count = |endpoint: &str, status: &str| {
+        counts.iter().find(|((e, s), _)| *e == endpoint && s == status).map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(count("zone_lookup", "200"), 1, "{counts:?}");
+    assert_eq!(count("threshold_information", "429"), 1, "{counts:?}");
+    assert_eq!(count("threshold_information", "200"), 1, "{counts:?}");
+    assert_eq!(count("threshold_information", "over_budget"), 1, "{counts:?}");
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    assert_eq!(target.tenant.budget_used(), (2, 2), "the zone lookup is not budgeted");
+}
+
+#[tokio::test]
 async fn a_zone_that_fails_is_looked_up_again_once() {
     let failures = Arc::new(AtomicUsize::new(0));
     let fake = Fake::start({

@@ -69,6 +69,8 @@ pub struct Runtime {
     pub engine: Engine,
     pub jobs: Vec<ScheduledJob>,
     pub stores: BTreeMap<String, Arc<Instrumented>>,
+    /// Each `[targets.X]` of kind `autotask`, by name: what its jobs share, and its request counts for metrics.
+    pub tenants: BTreeMap<String, Arc<AutotaskTenant>>,
     /// Where every event goes: the log, and the audit file when `[audit] path` is set.
     pub events: Arc<dyn EventSink>,
     /// The audit file, for the daemon to reopen on SIGHUP.
@@ -177,6 +179,7 @@ impl Runtime {
             engine,
             jobs,
             stores,
+            tenants,
             events,
             audit,
             age_warnings: AgeWarnings::default(),

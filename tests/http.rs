@@ -29,7 +29,19 @@ impl Daemon {
     /// A daemon with one job, `webhook`, on a memory store behind a `FaultyStore`; `faults` are queued before
     /// it starts. `token`: whether `[http] token_file` is set.
     async fn start(token: bool, faults: &[(Op, Fault, usize)]) -> Self {
+        Self::start_with(token, faults, "1s", |_| String::new()).await
+    }
+
+    /// [`Daemon::start`], with `[rotation] call_timeout` and more config (`extra`, given the config's directory)
+    /// at the end of the file.
+    async fn start_with(
+        token: bool,
+        faults: &[(Op, Fault, usize)],
+        call_timeout: &str,
+        extra: impl FnOnce(&std::path::Path) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let extra = extra(dir.path());
         let token_line = if token {
             std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("token");
             "token_file = \"token\"\n"
@@ -43,7 +55,7 @@ impl Daemon {
 listen = "127.0.0.1:0"
 {token_line}
 [rotation]
-call_timeout = "1s"
+call_timeout = "{call_timeout}"
 
 [stores.mem]
 kind = "memory"
@@ -55,7 +67,7 @@ kind = "generated"
 target = "shared"
 stores = [ {{ store = "mem", name = "webhooks/signing-key" }} ]
 max_age = "30d"
-"#
+{extra}"#
         );
         let config =
             rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("valid config");
@@ -182,6 +194,80 @@ async fn metrics_show_rotations_store_calls_ages_and_build_info_and_never_the_se
     }
     let secret = daemon.secret().await;
     assert!(!text.contains(&secret), "the secret is in the metrics");
+    daemon.stop().await;
+}
+
+/// A receiver on 127.0.0.1 that answers every POST with 200, read in full first.
+async fn accepting_receiver() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let Ok(n) = stream.read(&mut buf).await else { break };
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0usize);
+                    if seen.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let _ =
+                stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn metrics_show_notification_deliveries_and_each_autotask_tenants_budget() {
+    let receiver = accepting_receiver().await;
+    // An Autotask call may take 3 attempts of 1s with up to 10s back-off between; an apply is two calls.
+    let daemon = Daemon::start_with(false, &[], "1m", |dir| {
+        std::fs::write(dir.join("chat.url"), format!("http://{receiver}/hook\n")).expect("url file");
+        r#"
+[targets.psa]
+kind = "autotask"
+zone_lookup_url = "http://127.0.0.1:9/atservicesrest/"
+hourly_budget = 500
+timeout = "1s"
+admin = { store = "mem", name = "autotask/admin" }
+
+[notify.chat]
+kind = "slack"
+url_file = "chat.url"
+events = ["rotated"]
+"#
+        .to_owned()
+    })
+    .await;
+    // The start-up rotation's `rotated` event goes to the receiver.
+    let (_, text) = daemon
+        .until("/metrics", |_, text| {
+            text.contains(r#"rotavault_notifications_total{sink="chat",kind="slack",result="delivered"} 1"#)
+        })
+        .await;
+    for expected in [
+        r#"rotavault_notifications_total{sink="chat",kind="slack",result="failed"} 0"#,
+        r#"rotavault_notifications_total{sink="chat",kind="slack",result="dropped"} 0"#,
+        r#"rotavault_autotask_budget{target="psa"} 500"#,
+        r#"rotavault_autotask_budget_used{target="psa"} 0"#,
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
     daemon.stop().await;
 }
 

@@ -1,10 +1,11 @@
 //! `/metrics`: Prometheus text through the official `prometheus-client`. Counters the daemon keeps (rotations by
 //! job and outcome, their duration) live here; everything else is read when scraped: job state, age, max age and
 //! next due time from [`crate::status::job_status`] (cached for [`STATUS_TTL`], since it reads every store), store
-//! calls from the `Instrumented` wrappers, failed logins from the lockout guard.
+//! calls from the `Instrumented` wrappers, failed logins from the lockout guard, target requests and the hourly
+//! budget from each Autotask tenant, notification deliveries from each sink's counters.
 //!
-//! Every label value is a name from the config (job, store, account), a call name, or an error kind: never a
-//! value, and never more series than the config has jobs, stores and accounts.
+//! Every label value is a name from the config (job, store, account, target, sink), a call name, an endpoint, an
+//! HTTP status or an error kind: never a value, and never more series than the config and those fixed sets allow.
 
 use crate::rotation::RotationError;
 use crate::rotation::state::JobState;
@@ -104,6 +105,8 @@ impl Metrics {
         self.register_jobs(&mut registry, runtime).await;
         register_stores(&mut registry, runtime);
         register_logins(&mut registry, runtime);
+        register_targets(&mut registry, runtime);
+        register_notifications(&mut registry, runtime);
         for collector in self.collectors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             collector(&mut registry);
         }
@@ -238,4 +241,49 @@ fn register_logins(registry: &mut Registry, runtime: &Runtime) {
     let max: Gauge = Gauge::default();
     max.set(i64::from(lockout.max_failed()));
     registry.register("failed_logins_max", "The lockout guard's max_failed_logins", max);
+}
+
+fn register_targets(registry: &mut Registry, runtime: &Runtime) {
+    let requests = Family::<Labels, Counter>::default();
+    let used = Family::<Labels, Gauge>::default();
+    let budget = Family::<Labels, Gauge>::default();
+    for (name, tenant) in &runtime.tenants {
+        for ((endpoint, status), count) in tenant.request_counts() {
+            let labels =
+                vec![("target", name.clone()), ("endpoint", endpoint.to_owned()), ("status", status)];
+            requests.get_or_create(&labels).inc_by(count);
+        }
+        let (spent, limit) = tenant.budget_used();
+        used.get_or_create(&vec![("target", name.clone())]).set(i64::from(spent));
+        budget.get_or_create(&vec![("target", name.clone())]).set(i64::from(limit));
+    }
+    registry.register(
+        "target_requests",
+        "Requests to a target by endpoint and status (the HTTP status, or not_sent, lost, over_budget, guard, broken)",
+        requests,
+    );
+    registry.register(
+        "autotask_budget_used",
+        "Authenticated requests to the Autotask tenant in the last hour, counted against hourly_budget",
+        used,
+    );
+    registry.register("autotask_budget", "The Autotask target's hourly_budget", budget);
+}
+
+fn register_notifications(registry: &mut Registry, runtime: &Runtime) {
+    let sent = Family::<Labels, Counter>::default();
+    for (sink, kind, stats) in runtime.notifier.stats() {
+        for (result, count) in
+            [("delivered", stats.deliveries()), ("failed", stats.failures()), ("dropped", stats.dropped())]
+        {
+            let labels =
+                vec![("sink", sink.to_owned()), ("kind", kind.to_owned()), ("result", result.to_owned())];
+            sent.get_or_create(&labels).inc_by(count);
+        }
+    }
+    registry.register(
+        "notifications",
+        "Events per notification sink by result: delivered, failed (after every attempt) or dropped (queue full)",
+        sent,
+    );
 }

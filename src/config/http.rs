@@ -62,6 +62,20 @@ pub(super) fn build(
     Ok(HttpSettings { listen, token_file })
 }
 
+/// The token file, for `check` to find.
+pub(super) fn files(doc: &Document<'_>, http: &HttpSettings) -> Vec<super::NamedFile> {
+    let Some(path) = &http.token_file else { return Vec::new() };
+    let at = KeyPath::root().key("http").key("token_file");
+    let place = doc.error(&at, "");
+    vec![super::NamedFile {
+        key: at.to_string(),
+        line: place.line,
+        column: place.column,
+        path: path.clone(),
+        holds: "the bearer token of POST /v1/jobs/{job}/rotate",
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
 
     let mut files = files::named(doc, &stores, &jobs);
     files.extend(notify::files(doc, &sinks));
+    files.extend(http::files(doc, &http));
     Ok(Config {
         path: doc.file().to_owned(),
         state_dir,

@@ -82,3 +82,16 @@ fn a_missing_file_is_a_config_error_at_its_key_naming_the_path() {
     let err = file(dir.path()).check(Path::new(FILE)).expect_err("a directory");
     assert!(err.message.contains("is a directory"), "{err}");
 }
+
+#[test]
+fn the_http_token_file_is_listed_at_its_key_so_check_reports_it_missing() {
+    let config = valid(&format!("[http]\nlisten = \"\"\ntoken_file = \"rotate.token\"\n\n{FILES}"));
+    let token = config.files.iter().find(|f| f.key == "http.token_file").expect("the token file is listed");
+    assert_eq!((token.line, token.path.as_path()), (Some(3), Path::new("/etc/rotavault/rotate.token")));
+    let err = token.check(Path::new(FILE)).expect_err("not on this machine");
+    assert!(err.to_string().starts_with(&format!("{FILE}:3:")), "{err}");
+    assert!(
+        err.to_string().contains("http.token_file") && err.to_string().contains("does not exist"),
+        "{err}"
+    );
+}

@@ -206,8 +206,7 @@ async fn accepting_receiver() -> std::net::SocketAddr {
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut seen = Vec::new();
             let mut buf = [0u8; 4096];
-            loop {
-                let Ok(n) = stream.read(&mut buf).await else { break };
+            while let Ok(n) = stream.read(&mut buf).await {
                 if n == 0 {
                     break;
                 }

@@ -132,8 +132,10 @@ impl Metrics {
         let age = Family::<Labels, Gauge>::default();
         let max_age = Family::<Labels, Gauge>::default();
         let next_due = Family::<Labels, Gauge>::default();
+        let hook_failed = Family::<Labels, Gauge>::default();
         for status in statuses.iter() {
             let job = || vec![("job", status.job.clone())];
+            hook_failed.get_or_create(&job()).set(i64::from(status.hook_failure.is_some()));
             for name in STATES {
                 let gauge = state.get_or_create(&vec![("job", status.job.clone()), ("state", name.into())]);
                 gauge.set(i64::from(status.state == name));
@@ -157,6 +159,11 @@ impl Metrics {
             "job_state",
             "1 for the job's state (as `status` shows it), 0 for the others",
             state,
+        );
+        registry.register(
+            "hook_failed",
+            "1 while a reload hook of the job's latest rotation has failed (the rotation stands), else 0",
+            hook_failed,
         );
         registry.register_with_unit(
             "last_rotation_timestamp",

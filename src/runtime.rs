@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod hooks;
 mod notifications;
-pub use notifications::webhook_hook;
 
 /// A job with what the scheduler needs to know of it.
 #[derive(Debug)]
@@ -91,6 +91,9 @@ pub enum BuildError {
     Job { name: String, detail: String },
     #[error("notification sink `{name}`: {detail}")]
     Notify { name: String, detail: String },
+    /// `key` is the dotted config key of the hook (`jobs.app.after_rotation[0]`).
+    #[error("{key}: {detail}")]
+    Hook { key: String, detail: String },
 }
 
 impl Runtime {
@@ -165,8 +168,7 @@ impl Runtime {
         let notifier = notifications::start(&config, Some(Arc::new(Fanout(sinks.clone()))))?;
         sinks.push(Arc::new(notifier.clone()));
         let events: Arc<dyn EventSink> = Arc::new(Fanout(sinks));
-        let hooks =
-            config.jobs.iter().map(|(name, job)| (name.clone(), job.after_rotation.clone())).collect();
+        let hooks = hooks::build(&config, &shutdown)?;
 
         let settings = config.rotation.clone();
         let engine = Engine::new(settings, clock, StateDir::new(&config.state_dir), true)

@@ -2,11 +2,10 @@
 //! signatures with its own HMAC-SHA256 (not the code under test) and records Slack and Teams payloads, and an SMTP
 //! server (aiosmtpd, started by scripts/test) that receives the mail.
 
-use axum::Router;
+mod support;
+
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rotavault::events::{Event, EventData, EventKind, EventSink};
@@ -16,111 +15,19 @@ use rotavault::notify::{
 };
 use rotavault::retry::Backoff;
 use rotavault::secret::SecretValue;
-use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use support::receiver::{KEY_BYTES, Received, Server};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 const SOURCE: &str = "rotavault://test/etc/rotavault/config.toml";
 /// A random-looking part of every URL: the part of a Slack or Teams URL that is the credential.
 const URL_TOKEN: &str = "T0SECRET-URL-TOKEN-b7f1c2";
-const KEY_BYTES: [u8; 32] = [0x5a; 32];
 
-/// HMAC-SHA256 as RFC 2104 defines it, written here so that the signature is checked independently.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
-}
-
-#[derive(Debug)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Received {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-
-    /// Whether `webhook-signature` is right for `webhook-id`, `webhook-timestamp` and the body, per the
-    /// Standard Webhooks specification, and the timestamp is recent.
-    fn signature_is_valid(&self) -> bool {
-        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
-        let Ok(seconds) = timestamp.parse::<i64>() else { return false };
-        if (chrono::Utc::now().timestamp() - seconds).abs() > 300 {
-            return false;
-        }
-        let mut signed = format!("{id}.{timestamp}.").into_bytes();
-        signed.extend_from_slice(&self.body);
-        let expected = format!("v1,{}", STANDARD.encode(hmac_sha256(&KEY_BYTES, &signed)));
-        header("webhook-signature").split(' ').any(|s| s == expected)
-    }
-}
-
-#[derive(Clone)]
-struct Receiver {
-    seen: mpsc::UnboundedSender<Received>,
-    /// The status each request gets.
-    status: Arc<Mutex<StatusCode>>,
-    /// When set, each request waits for a permit before it is answered.
-    gate: Option<Arc<Semaphore>>,
-}
-
-async fn receive(
-    State(receiver): State<Receiver>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let _ = receiver.seen.send(Received { path: uri.path().to_owned(), headers, body });
-    if let Some(gate) = &receiver.gate {
-        gate.acquire().await.expect("gate open").forget();
-    }
-    *receiver.status.lock().expect("status")
-}
-
-struct Server {
-    base: String,
-    seen: mpsc::UnboundedReceiver<Received>,
-    status: Arc<Mutex<StatusCode>>,
-}
-
-impl Server {
-    async fn start(gate: Option<Arc<Semaphore>>) -> Self {
-        let (tx, seen) = mpsc::unbounded_channel();
-        let status = Arc::new(Mutex::new(StatusCode::NO_CONTENT));
-        let app = Router::new().route("/{*path}", post(receive)).with_state(Receiver {
-            seen: tx,
-            status: status.clone(),
-            gate,
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { base, seen, status }
-    }
-
-    fn url(&self, path: &str) -> SecretValue {
-        SecretValue::new(format!("{}/{path}/{URL_TOKEN}", self.base))
-    }
-
-    fn answer(&self, status: StatusCode) {
-        *self.status.lock().expect("status") = status;
-    }
-
-    async fn next(&mut self) -> Received {
-        tokio::time::timeout(Duration::from_secs(10), self.seen.recv())
-            .await
-            .expect("a request within 10s")
-            .expect("the server runs")
-    }
+/// A URL on the receiver, ending in the token.
+fn url(server: &Server, path: &str) -> SecretValue {
+    SecretValue::new(format!("{}/{path}/{URL_TOKEN}", server.base))
 }
 
 fn key() -> SigningKey {
@@ -166,7 +73,7 @@ fn client() -> reqwest::Client {
 async fn a_webhook_sink_posts_the_cloudevent_signed_as_standard_webhooks_say() {
     let mut server = Server::start(None).await;
     let notifier = Notifier::start(
-        vec![sink("hook", &[EventKind::Failed], webhook(server.url("hook")), 8)],
+        vec![sink("hook", &[EventKind::Failed], webhook(url(&server, "hook")), 8)],
         SOURCE.into(),
         attempts(1),
         client(),
@@ -196,7 +103,7 @@ async fn a_webhook_sink_posts_the_cloudevent_signed_as_standard_webhooks_say() {
 async fn a_tampered_body_fails_the_receivers_own_check() {
     // Proves the receiver's check is a real one, so that the test above cannot pass with any signature.
     let mut server = Server::start(None).await;
-    let channel = WebhookChannel { url: server.url("hook"), key: key() };
+    let channel = WebhookChannel { url: url(&server, "hook"), key: key() };
     rotavault::notify::webhook::deliver_hook(
         &client(),
         &channel,
@@ -216,7 +123,7 @@ async fn a_tampered_body_fails_the_receivers_own_check() {
 #[tokio::test]
 async fn a_webhook_hook_posts_the_rotated_event_signed() {
     let mut server = Server::start(None).await;
-    let hook = WebhookChannel { url: server.url("reload"), key: key() };
+    let hook = WebhookChannel { url: url(&server, "reload"), key: key() };
     let rotated = event(EventKind::Rotated, "app");
     rotavault::notify::webhook::deliver_hook(
         &client(),
@@ -251,8 +158,8 @@ async fn a_webhook_hook_posts_the_rotated_event_signed() {
 async fn slack_and_teams_sinks_post_their_own_payloads() {
     let mut server = Server::start(None).await;
     let sinks = vec![
-        sink("slack", &[EventKind::Diverged], Channel::Slack(server.url("slack")), 8),
-        sink("teams", &[EventKind::Diverged], Channel::Teams(server.url("teams")), 8),
+        sink("slack", &[EventKind::Diverged], Channel::Slack(url(&server, "slack")), 8),
+        sink("teams", &[EventKind::Diverged], Channel::Teams(url(&server, "teams")), 8),
     ];
     let notifier = Notifier::start(sinks, SOURCE.into(), attempts(1), client());
     notifier.emit(&event(EventKind::Diverged, "backup"));
@@ -288,8 +195,8 @@ async fn a_sink_that_fails_raises_notification_failed_to_the_others_and_never_to
     let mut healthy = Server::start(None).await;
     let both = [EventKind::Failed, EventKind::NotificationFailed];
     let sinks = vec![
-        sink("broken", &both, webhook(broken.url("hook")), 8),
-        sink("ops", &both, Channel::Slack(healthy.url("slack")), 8),
+        sink("broken", &both, webhook(url(&broken, "hook")), 8),
+        sink("ops", &both, Channel::Slack(url(&healthy, "slack")), 8),
     ];
     let audit = Arc::new(Recorder::default());
     let notifier =
@@ -342,8 +249,8 @@ async fn two_broken_sinks_do_not_feed_each_other() {
     b.answer(StatusCode::INTERNAL_SERVER_ERROR);
     let both = [EventKind::Failed, EventKind::NotificationFailed];
     let sinks = vec![
-        sink("a", &both, Channel::Slack(a.url("a")), 8),
-        sink("b", &both, Channel::Slack(b.url("b")), 8),
+        sink("a", &both, Channel::Slack(url(&a, "a")), 8),
+        sink("b", &both, Channel::Slack(url(&b, "b")), 8),
     ];
     let notifier = Notifier::start(sinks, SOURCE.into(), attempts(1), client());
     notifier.emit(&event(EventKind::Failed, "backup"));
@@ -360,7 +267,7 @@ async fn a_full_queue_drops_its_oldest_event_and_counts_it() {
     let gate = Arc::new(Semaphore::new(0));
     let mut server = Server::start(Some(gate.clone())).await;
     let notifier = Notifier::start(
-        vec![sink("slow", &[EventKind::Failed], Channel::Slack(server.url("s")), 2)],
+        vec![sink("slow", &[EventKind::Failed], Channel::Slack(url(&server, "s")), 2)],
         SOURCE.into(),
         attempts(1),
         client(),
@@ -389,7 +296,7 @@ async fn a_flush_gives_up_at_its_deadline_and_counts_what_was_left() {
     let gate = Arc::new(Semaphore::new(0));
     let mut server = Server::start(Some(gate)).await;
     let notifier = Notifier::start(
-        vec![sink("stuck", &[EventKind::Failed], Channel::Slack(server.url("s")), 8)],
+        vec![sink("stuck", &[EventKind::Failed], Channel::Slack(url(&server, "s")), 8)],
         SOURCE.into(),
         attempts(1),
         client(),
@@ -446,7 +353,7 @@ async fn no_url_key_or_password_appears_in_the_log_or_the_errors() {
     let all = [EventKind::Failed, EventKind::NotificationFailed];
     let sinks = vec![
         sink("dead", &all, webhook(dead), 8),
-        sink("refusing", &all, Channel::Teams(server.url("t")), 8),
+        sink("refusing", &all, Channel::Teams(url(&server, "t")), 8),
         sink("mail", &all, Channel::Email(Box::new(email)), 8),
     ];
     let notifier = Notifier::start(sinks, SOURCE.into(), attempts(2), client());

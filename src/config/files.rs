@@ -7,6 +7,7 @@
 
 use super::document::Document;
 use super::error::ConfigError;
+use super::hooks::HookConfig;
 use super::job::{FileRef, JobConfig};
 use super::locate::KeyPath;
 use super::store::{AzureIdentityConfig, StoreConfig, VaultAuthConfig};
@@ -97,6 +98,13 @@ pub(super) fn named(
         if let Some(FileRef::File(path)) = job.autotask.as_ref().map(|a| &a.integration_code) {
             let at = KeyPath::root().key("jobs").key(name).key("integration_code_file");
             found.push((at, path, "the job's integration code"));
+        }
+        for (i, hook) in job.after_rotation.iter().enumerate() {
+            if let HookConfig::Webhook(webhook) = hook {
+                let at = KeyPath::root().key("jobs").key(name).key("after_rotation").index(i);
+                found.push((at.key("url_file"), &webhook.url_file, "the webhook hook's URL"));
+                found.push((at.key("key_file"), &webhook.key_file, "the webhook hook's signing key"));
+            }
         }
     }
     found.sort_by_key(|(at, ..)| doc.offset(at));

@@ -18,10 +18,6 @@ pub struct WebhookHookConfig {
     pub key_file: PathBuf,
 }
 
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "joined to the `after_rotation` kinds of `hooks.rs` at merge")
-)]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebhookHookSchema {
@@ -31,10 +27,6 @@ struct WebhookHookSchema {
     key_file: String,
 }
 
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "joined to the `after_rotation` kinds of `hooks.rs` at merge")
-)]
 /// Reads the hook table at `at` (its `kind` already read as `webhook`).
 pub(super) fn build(doc: &Document<'_>, at: &KeyPath, base: &Path) -> Result<WebhookHookConfig, ConfigError> {
     let schema: WebhookHookSchema = doc.deserialize_at(at)?;

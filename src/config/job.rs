@@ -8,7 +8,7 @@
 use super::document::Document;
 use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
-use super::hooks;
+use super::hooks::{self, HookConfig};
 use super::locate::KeyPath;
 use super::policy::{GlobalPolicy, MAX_AGE_LIMIT};
 use super::schema::FormatSchema;
@@ -17,7 +17,6 @@ use super::secret_rules;
 use super::store::{self, StoreConfig};
 use super::target::TargetConfig;
 use super::validate::{nonzero, resolve_path};
-use crate::hooks::Hook;
 use crate::schedule::Schedule;
 use crate::secret::SecretPolicy;
 use crate::target::autotask::PayloadFormat;
@@ -43,7 +42,7 @@ pub struct JobConfig {
     /// The API user(s) of an Autotask job; `None` for other targets.
     pub autotask: Option<AutotaskAccount>,
     /// Run in order once a new secret is current in every store.
-    pub after_rotation: Vec<Hook>,
+    pub after_rotation: Vec<HookConfig>,
 }
 
 /// Which Autotask API user(s) a job rotates, and what it stores.
@@ -161,8 +160,9 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
     let secret_policy =
         secret_rules::effective(doc, &at, &job.target, target, ctx.policy, job.secret.as_ref())?;
     let autotask = autotask_account(ctx, &at, target, &mut job)?;
+    let base = doc.file().parent().unwrap_or(std::path::Path::new(""));
     let after_rotation =
-        hooks::build(doc, &at.key("after_rotation"), std::mem::take(&mut job.after_rotation))?;
+        hooks::build(doc, &at.key("after_rotation"), base, std::mem::take(&mut job.after_rotation))?;
 
     Ok(JobConfig {
         name: name.to_owned(),

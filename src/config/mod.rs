@@ -39,7 +39,7 @@ mod tests;
 pub use audit::{AuditConfig, DEFAULT_WARN_BEFORE};
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
-pub use hooks::DEFAULT_HOOK_TIMEOUT;
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookConfig};
 pub use hooks_webhook::WebhookHookConfig;
 pub use http::{DEFAULT_LISTEN, HttpSettings};
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};

@@ -50,12 +50,15 @@ pub(super) struct HookSchema {
     pub kind: HookKind,
     pub argv: Option<Vec<String>>,
     pub timeout: Option<ConfigDuration>,
+    pub url_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum HookKind {
     Command,
+    Webhook,
 }
 
 /// `[policy]`: the operator's rules, enforced for every job.

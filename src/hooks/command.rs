@@ -37,7 +37,7 @@ impl CommandHook {
             .env("PATH", path)
             .env("ROTAVAULT_JOB", &context.job)
             .env("ROTAVAULT_ROTATION_ID", &context.rotation_id)
-            .env("ROTAVAULT_STORES", context.stores.join(","))
+            .env("ROTAVAULT_STORES", stores(context))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -60,6 +60,11 @@ impl CommandHook {
     }
 }
 
+/// `store:secret-name` for each of the job's stores, comma-separated.
+fn stores(context: &HookContext) -> String {
+    context.stores.iter().map(|s| format!("{}:{}", s.store, s.name)).collect::<Vec<_>>().join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,7 +74,16 @@ mod tests {
         HookContext {
             job: "backup".into(),
             rotation_id: "r-42".into(),
-            stores: vec!["vault:apps/backup".into(), "local:backup".into()],
+            stores: vec![store("vault", "apps/backup"), store("local", "backup")],
+        }
+    }
+
+    fn store(store: &str, name: &str) -> crate::events::EventStore {
+        crate::events::EventStore {
+            store: store.into(),
+            backend: "memory",
+            name: name.into(),
+            version: Some("r-42".into()),
         }
     }
 

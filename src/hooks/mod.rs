@@ -6,27 +6,36 @@
 //! and never rolls the rotation back: the target already accepts the new secret and every store holds it, so
 //! undoing it would break what works to please what does not.
 //!
-//! One variant per kind, built by one `match` in [`run`]; `command.rs` holds the `command` kind.
+//! One variant per kind, run by one `match` in [`run`]; `command.rs` holds the `command` kind, `webhook.rs` the
+//! `webhook` kind.
 
 mod command;
+mod webhook;
 
 pub use command::CommandHook;
+pub use webhook::{HOOK_ATTEMPTS, WebhookHook};
+
+use crate::events::EventStore;
 
 use std::fmt;
 
 /// One `after_rotation` entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Hook {
     /// A program run with an argv, without a shell.
     Command(CommandHook),
+    /// The `rotated` event POSTed, signed.
+    Webhook(WebhookHook),
 }
 
 impl Hook {
-    /// Names the hook in logs, events and `status` (never a secret: a command's program, not its arguments).
+    /// Names the hook in logs, events and `status` (never a secret: a command's program, not its arguments; a
+    /// webhook's URL file, not its URL).
     pub fn describe(&self) -> String {
         match self {
             Self::Command(c) => format!("command `{}`", c.program()),
+            Self::Webhook(w) => format!("webhook `{}`", w.url_file.display()),
         }
     }
 }
@@ -36,8 +45,8 @@ impl Hook {
 pub struct HookContext {
     pub job: String,
     pub rotation_id: String,
-    /// Each of the job's stores as `store:secret-name`.
-    pub stores: Vec<String>,
+    /// Each of the job's stores and the secret's name in it.
+    pub stores: Vec<EventStore>,
 }
 
 /// How a hook failed. The message names the hook and what happened, never anything the hook printed.
@@ -50,6 +59,11 @@ pub enum HookError {
     Exited { hook: String, status: String },
     #[error("{hook}: still running after {}; it was killed", humantime::format_duration(*.timeout))]
     TimedOut { hook: String, timeout: std::time::Duration },
+    /// A webhook's receiver did not take the event (the message never holds the URL).
+    #[error("{hook}: not delivered: {detail}")]
+    Delivery { hook: String, detail: String },
+    #[error("{hook}: given up because rotavault is stopping")]
+    Stopped { hook: String },
 }
 
 impl HookError {
@@ -58,6 +72,8 @@ impl HookError {
             Self::Spawn { .. } => "spawn",
             Self::Exited { .. } => "exited",
             Self::TimedOut { .. } => "timeout",
+            Self::Delivery { .. } => "delivery",
+            Self::Stopped { .. } => "stopped",
         }
     }
 }
@@ -66,6 +82,7 @@ impl HookError {
 pub async fn run(hook: &Hook, context: &HookContext) -> Result<(), HookError> {
     match hook {
         Hook::Command(c) => c.run(context).await,
+        Hook::Webhook(w) => w.run(context).await,
     }
 }
 

@@ -15,6 +15,7 @@
 mod channel;
 mod email;
 mod error;
+pub mod files;
 mod http;
 mod message;
 mod retry;

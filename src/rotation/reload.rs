@@ -10,7 +10,7 @@ use super::Engine;
 use super::audit::Facts;
 use super::job::Job;
 use super::state::HookFailure;
-use crate::events::EventKind;
+use crate::events::{EventKind, EventStore};
 use crate::hooks::{self, HookContext};
 use crate::store::RotationId;
 
@@ -20,7 +20,16 @@ impl Engine {
         let context = HookContext {
             job: job.name.clone(),
             rotation_id: rotation_id.to_string(),
-            stores: job.stores.iter().map(|js| format!("{}:{}", js.label, js.secret.name)).collect(),
+            stores: job
+                .stores
+                .iter()
+                .map(|js| EventStore {
+                    store: js.label.clone(),
+                    backend: js.store.backend(),
+                    name: js.secret.name.clone(),
+                    version: Some(rotation_id.to_string()),
+                })
+                .collect(),
         };
         let mut failure = None;
         for hook in hooks.iter() {

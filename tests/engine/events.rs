@@ -292,6 +292,72 @@ async fn a_failed_or_timed_out_hook_emits_hook_failed_is_recorded_and_the_rotati
     assert_eq!(rig.states.load(JOB).expect("state").hook_failure, None);
 }
 
+/// A webhook hook to `server`, signed with the receiver's key, retrying quickly.
+fn webhook(server: &crate::support::receiver::Server) -> rotavault::hooks::Hook {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(crate::support::receiver::KEY_BYTES);
+    rotavault::hooks::Hook::Webhook(rotavault::hooks::WebhookHook {
+        url_file: "/etc/rotavault/app-reload.url".into(),
+        channel: Arc::new(rotavault::notify::WebhookChannel {
+            url: SecretValue::new(format!("{}/reload/URL-TOKEN-9f3e", server.base)),
+            key: rotavault::notify::SigningKey::parse(&format!("whsec_{key}")).expect("a valid key"),
+        }),
+        client: rotavault::notify::files::client().expect("a client"),
+        source: "rotavault://test/etc/rotavault/config.toml".into(),
+        attempts: rotavault::notify::Attempts {
+            backoff: Backoff { attempts: 2, first: Duration::from_millis(1), max: Duration::from_millis(5) },
+            timeout: Duration::from_secs(5),
+        },
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    })
+}
+
+#[tokio::test]
+async fn a_webhook_hook_gets_the_rotated_event_signed_after_promote() {
+    let mut server = crate::support::receiver::Server::start(None).await;
+    let mut rig = real_time_rig();
+    rig.rebuild(|e| e.with_hooks([(JOB.to_owned(), vec![webhook(&server)])].into_iter().collect()));
+    let Outcome::Rotated { rotation_id, .. } = rig.rotate().await.expect("rotation") else {
+        panic!("rotated")
+    };
+    let got = server.next().await;
+    assert!(got.signature_is_valid(), "the receiver's own HMAC accepts it");
+    let event = got.json();
+    assert_eq!(event["type"], "io.rotavault.rotation.rotated");
+    assert_eq!(event["subject"], JOB);
+    assert_eq!(event["data"]["rotation_id"], rotation_id.to_string());
+    assert_eq!(event["data"]["stores"][0]["store"], "a");
+    assert_eq!(event["data"]["stores"][1]["name"], "api-user");
+    let body = String::from_utf8_lossy(&got.body);
+    assert!(!body.contains(&rig.target.accepted().expect("secret")), "never the secret");
+    assert_eq!(rig.states.load(JOB).expect("state").hook_failure, None);
+}
+
+#[tokio::test]
+async fn a_webhook_hook_answered_500_emits_hook_failed_without_its_url_and_the_rotation_stands() {
+    let mut server = crate::support::receiver::Server::start(None).await;
+    server.answer(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut rig = real_time_rig();
+    rig.rebuild(|e| e.with_hooks([(JOB.to_owned(), vec![webhook(&server)])].into_iter().collect()));
+    let Outcome::Rotated { rotation_id, .. } = rig.rotate().await.expect("the rotation stands") else {
+        panic!("rotated")
+    };
+    server.next().await;
+    server.next().await;
+    assert_eq!(rig.current(0).await, rig.target.accepted(), "nothing rolled back");
+    assert_eq!(rig.events.kinds(), [EventKind::Rotated, EventKind::HookFailed]);
+    let detail = rig.events.events()[1].data.detail.clone().expect("a detail");
+    assert_eq!(
+        detail,
+        "delivery: webhook `/etc/rotavault/app-reload.url`: not delivered: the receiver answered HTTP 500 \
+         (after 2 attempt(s))"
+    );
+    let failure = rig.states.load(JOB).expect("state").hook_failure.expect("recorded for status");
+    assert_eq!(failure.rotation_id, rotation_id);
+    assert!(!failure.error.contains("URL-TOKEN") && !failure.error.contains("127.0.0.1"), "{failure:?}");
+    rig.assert_no_secret_in_events().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_audit_file_that_cannot_be_written_does_not_fail_a_rotation() {
     let mut rig = rig();

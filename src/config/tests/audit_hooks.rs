@@ -1,7 +1,8 @@
 //! `[audit]` and a job's `after_rotation` hooks.
 
 use super::*;
-use crate::hooks::{CommandHook, Hook};
+use crate::config::HookConfig as Hook;
+use crate::hooks::CommandHook;
 use std::time::Duration;
 
 #[test]
@@ -72,4 +73,43 @@ fn a_command_hook_without_a_program_or_with_an_unbounded_timeout_is_refused_by_n
         "jobs.webhook.after_rotation[0].kind",
         &["command"],
     );
+}
+
+#[test]
+fn a_webhook_hook_names_its_url_and_key_files_and_check_lists_them() {
+    let source = format!(
+        "{MINIMAL}after_rotation = [ {{ kind = \"webhook\", url_file = \"app.url\", key_file = \"/k/app.key\" }} ]\n"
+    );
+    let config = valid(&source);
+    let Hook::Webhook(webhook) = &config.jobs["webhook"].after_rotation[0] else { panic!("a webhook hook") };
+    assert_eq!(webhook.url_file, Path::new("/etc/rotavault/app.url"), "relative to the file");
+    assert_eq!(webhook.key_file, Path::new("/k/app.key"));
+    let keys: Vec<&str> = config.files.iter().map(|f| f.key.as_str()).collect();
+    assert!(keys.contains(&"jobs.webhook.after_rotation[0].url_file"), "{keys:?}");
+    assert!(keys.contains(&"jobs.webhook.after_rotation[0].key_file"), "{keys:?}");
+}
+
+#[test]
+fn a_key_of_the_other_kind_or_an_inline_url_is_refused_by_name() {
+    let hook = |h: &str| format!("{MINIMAL}after_rotation = [ {h} ]\n");
+    error(
+        &hook("{ kind = \"webhook\", url_file = \"u\", key_file = \"k\", argv = [\"x\"] }"),
+        11,
+        "jobs.webhook.after_rotation[0].argv",
+        &["not a key of a webhook hook"],
+    );
+    error(
+        &hook("{ kind = \"command\", argv = [\"x\"], url_file = \"u\" }"),
+        11,
+        "jobs.webhook.after_rotation[0].url_file",
+        &["not a key of a command hook"],
+    );
+    let text = error(
+        &hook("{ kind = \"webhook\", url = \"https://h.example/s3cr3t\", key_file = \"k\" }"),
+        11,
+        "jobs.webhook.after_rotation[0].url",
+        &["unknown"],
+    )
+    .to_string();
+    assert!(!text.contains("s3cr3t"), "{text}");
 }

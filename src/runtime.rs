@@ -189,6 +189,15 @@ impl Runtime {
         })
     }
 
+    /// Delivers what the notification sinks still hold, within `notify::FLUSH_DEADLINE`: a one-shot command
+    /// (`rotate`, `import`, `resolve`) exits right after its engine call and must not drop the notice of it.
+    pub async fn flush_notifications(&self) {
+        let left = self.notifier.flush(crate::notify::FLUSH_DEADLINE).await;
+        if left > 0 {
+            tracing::warn!(left, "notifications not delivered before the deadline");
+        }
+    }
+
     /// Emits an age warning for `job` if its secret (rotated at `rotated_at`) is within `[audit] warn_before` of
     /// its `max_age` and `rotates_by` (the next planned rotation; `None` when none is expected to succeed) comes
     /// too late; once per secret version. The daemon calls it each time it works out when a job is due.

@@ -422,3 +422,77 @@ async fn an_email_sink_delivers_the_event_to_a_real_smtp_server() {
     assert!(mail.contains("Job: mailjob"), "{mail}");
     assert!(mail.contains("\"type\": \"io.rotavault.secret.age_warning\""), "{mail}");
 }
+
+/// A one-shot `rotavault rotate` exits right after its rotation: the notice of it must be delivered first, signed,
+/// and hold no secret.
+#[tokio::test]
+async fn a_one_shot_rotate_delivers_its_notification_before_it_exits() {
+    let mut server = Server::start(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_rotavault");
+    let key = dir.path().join("store.key");
+    let out = std::process::Command::new(bin).args(["keygen", "--out"]).arg(&key).output().expect("keygen");
+    assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.path().join("hook.url"), url(&server, "rotavault").expose()).expect("url file");
+    std::fs::write(dir.path().join("hook.key"), format!("whsec_{}\n", STANDARD.encode(KEY_BYTES)))
+        .expect("key");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        r#"state_dir = "state"
+
+[http]
+listen = ""
+
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
+
+[targets.shared]
+kind = "generated"
+
+[notify.ops]
+kind = "webhook"
+url_file = "hook.url"
+key_file = "hook.key"
+events = ["rotated"]
+
+[jobs.webhook]
+target = "shared"
+stores = [ { store = "local", name = "webhooks/signing-key" } ]
+max_age = "30d"
+"#,
+    )
+    .expect("config");
+    let out = std::process::Command::new(bin)
+        .current_dir(dir.path())
+        .args(["--config"])
+        .arg(&config)
+        .args(["rotate", "webhook"])
+        .output()
+        .expect("rotate runs");
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "rotate: {printed}");
+
+    let received = server.next().await;
+    assert!(received.signature_is_valid(), "signed with the key in the key file");
+    let event = received.json();
+    assert_eq!(event["type"], "io.rotavault.rotation.rotated");
+    assert_eq!(event["subject"], "webhook");
+
+    let store = rotavault::store::file::FileStore::open(
+        dir.path().join("secrets.age"),
+        rotavault::store::file::IdentitySource::File(key),
+    )
+    .expect("store");
+    use rotavault::store::Store;
+    let secret = store
+        .current(&rotavault::store::SecretRef::new("webhooks/signing-key", "webhook"))
+        .await
+        .expect("read")
+        .expect("a current value");
+    let body = event.to_string();
+    assert!(!body.contains(secret.value.expose()), "the notification holds no secret");
+    assert!(!printed.contains(URL_TOKEN), "the URL's token is not printed");
+}

@@ -25,6 +25,17 @@ pub async fn import(
     no_rotate: bool,
 ) -> Result<u8, CliError> {
     let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
+    let result = import_into(&runtime, name, user, no_rotate).await;
+    runtime.flush_notifications().await;
+    result
+}
+
+async fn import_into(
+    runtime: &Runtime,
+    name: &str,
+    user: Option<String>,
+    no_rotate: bool,
+) -> Result<u8, CliError> {
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };

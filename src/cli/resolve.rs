@@ -16,7 +16,9 @@ pub async fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
         return Err(unknown_job(name, &runtime.job_names()));
     };
     let mut out = Output::stdout();
-    if runtime.engine.resolve(&scheduled.job).await? {
+    let resolved = runtime.engine.resolve(&scheduled.job).await;
+    runtime.flush_notifications().await;
+    if resolved? {
         outln!(
             out,
             "{name}: the diverged mark is cleared; the next run settles any pending value against the target first"

@@ -14,7 +14,9 @@ pub async fn rotate(config: Config, name: &str) -> Result<u8, CliError> {
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };
-    let outcome = runtime.engine.rotate(&scheduled.job, Trigger::Manual).await?;
+    let result = runtime.engine.rotate(&scheduled.job, Trigger::Manual).await;
+    runtime.flush_notifications().await;
+    let outcome = result?;
     let mut out = Output::stdout();
     match outcome {
         Outcome::Rotated { rotation_id, generation } => {

@@ -5,11 +5,13 @@
 //! is acted on, anything else goes to recovery; nothing becomes current that the target has not accepted.
 
 use super::Engine;
+use super::audit::Facts;
 use super::error::{RotationError, Step};
 use super::job::{Job, JobStore, Outcome, Trigger};
 use super::login::{Verdict, reserve};
 use super::recovery::Recovery;
 use super::state::ApplyIntent;
+use crate::events::EventKind;
 use crate::retry::retry;
 use crate::secret::SecretValue;
 use crate::store::{Metadata, RotationId, StoreError, Stored};
@@ -85,6 +87,15 @@ impl Engine {
         };
         let generation = current.iter().flatten().map(|s| s.metadata.generation).max().unwrap_or(0) + 1;
         let current_payload = current.iter().flatten().next().map(|s| s.value.clone());
+        // Stores whose current value rotavault did not write (generation 0: the secret was there when the job
+        // adopted it); once the new value is current there, the secret is rotavault's.
+        let adopting: Vec<&str> = job
+            .stores
+            .iter()
+            .zip(&current)
+            .filter(|(_, c)| c.as_ref().is_some_and(|c| c.metadata.generation == 0))
+            .map(|(js, _)| js.label.as_str())
+            .collect();
 
         if self.shutdown.is_cancelled() {
             return Err(RotationError::ShutDown { step: Step::Plan });
@@ -192,6 +203,16 @@ impl Engine {
             .instrument(tracing::info_span!("promote"))
             .await?;
         self.clear_intent(job, &rotation_id)?;
+        if !adopting.is_empty() {
+            let facts = Facts {
+                rotation_id: Some(&rotation_id),
+                generation: Some(generation),
+                trigger: Some(trigger),
+                detail: Some(format!("adopted in {}", adopting.join(", "))),
+                ..Facts::default()
+            };
+            self.emit(job, EventKind::Adopted, facts);
+        }
 
         let _finish = tracing::info_span!("finish").entered();
         tracing::info!(

@@ -210,6 +210,30 @@ async fn an_import_emits_imported_with_the_generation_written() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn replacing_a_value_rotavault_did_not_write_emits_adopted_naming_the_store() {
+    let rig = rig();
+    // Store a holds a value that was there before rotavault (generation 0, as an adopted secret reads).
+    let a = &rig.job.stores[0];
+    let foreign = rotavault::store::Metadata::synthesized(None);
+    a.store
+        .write_current(&a.secret, &SecretValue::new("there-before-rotavault"), &foreign)
+        .await
+        .expect("seed");
+    rig.target.set_behind_the_back("there-before-rotavault");
+    rig.rotate().await.expect("rotation");
+    let kinds = rig.events.kinds();
+    assert_eq!(kinds, vec![EventKind::Adopted, EventKind::Rotated], "{kinds:?}");
+    let adopted = rig.events.events().into_iter().next().expect("adopted");
+    assert_eq!(adopted.data.detail.as_deref(), Some("adopted in a"));
+    rig.assert_no_secret_in_events().await;
+    // A later rotation replaces rotavault's own value: no second adoption.
+    let before = rig.events.events().len();
+    rig.rotate().await.expect("second rotation");
+    let later: Vec<_> = rig.events.kinds().into_iter().skip(before).collect();
+    assert_eq!(later, vec![EventKind::Rotated]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_run_refused_because_the_job_is_busy_emits_nothing() {
     let rig = rig();
     let (one, two) = tokio::join!(rig.rotate(), rig.rotate());

@@ -347,6 +347,7 @@ async fn no_url_key_or_password_appears_in_the_log_or_the_errors() {
         to: vec!["ops@example.com".into()],
         username: Some("rotavault".into()),
         password: Some(SecretValue::new(password)),
+        ca_file: None,
         timeout: Duration::from_secs(5),
     })
     .expect("an email channel");
@@ -396,6 +397,7 @@ async fn an_email_sink_delivers_the_event_to_a_real_smtp_server() {
         to: vec!["ops@example.com".into(), "oncall@example.com".into()],
         username: None,
         password: None,
+        ca_file: None,
         timeout: Duration::from_secs(10),
     })
     .expect("an email channel");

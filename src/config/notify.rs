@@ -49,6 +49,8 @@ pub struct EmailConfig {
     pub to: Vec<String>,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// PEM CA certificates trusted for the server's certificate besides the platform's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -96,6 +98,7 @@ struct EmailSchema {
     to: Vec<String>,
     username: Option<String>,
     password_file: Option<String>,
+    ca_file: Option<String>,
 }
 
 pub(super) fn build(
@@ -232,6 +235,17 @@ fn email(
              \"implicit\", or a `host` on the loopback interface (localhost, 127.0.0.1, ::1)",
         ));
     }
+    let ca_file = match &schema.ca_file {
+        Some(_) if tls == SmtpTls::None => {
+            return Err(doc.error(
+                &at.key("ca_file"),
+                "`tls = \"none\"` checks no certificate: expected no `ca_file`, or `tls = \"starttls\"` or \
+                 \"implicit\"",
+            ));
+        }
+        Some(file) => Some(resolve_path(doc, &at.key("ca_file"), file, base)?),
+        None => None,
+    };
     let address = |key: KeyPath, text: &str| {
         text.parse::<lettre::message::Mailbox>().map(drop).map_err(|_| {
             doc.error(&key, "not an email address: expected `name@example.com` or `Name <name@example.com>`")
@@ -269,6 +283,7 @@ fn email(
         to: schema.to.clone(),
         username: schema.username.clone(),
         password_file,
+        ca_file,
     })
 }
 
@@ -296,6 +311,9 @@ pub(super) fn files(doc: &Document<'_>, notify: &BTreeMap<String, NotifyConfig>)
             NotifyChannelConfig::Email(email) => {
                 if let Some(file) = &email.password_file {
                     found.push((at.key("password_file"), file, "the SMTP password"));
+                }
+                if let Some(file) = &email.ca_file {
+                    found.push((at.key("ca_file"), file, "the SMTP server's CA certificates (PEM)"));
                 }
             }
         }

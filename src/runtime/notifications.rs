@@ -40,6 +40,7 @@ pub(super) fn start(config: &Config, audit: Option<Arc<dyn EventSink>>) -> Resul
                         to: email.to.clone(),
                         username: email.username.clone(),
                         password,
+                        ca_file: email.ca_file.clone(),
                         timeout: attempts.timeout,
                     })
                     .map_err(fail)?,

@@ -118,3 +118,26 @@ fn a_bad_address_and_a_username_without_password_file_are_reported() {
     );
     error(&source, source.lines().count() - 5, "notify.mail", &["`username` without `password_file`"]);
 }
+
+#[test]
+fn an_email_ca_file_is_resolved_against_the_config_and_listed_for_check() {
+    let config = valid(&format!(
+        "{MINIMAL}\n[notify.mail]\nkind = \"email\"\nhost = \"smtp.internal\"\ntls = \"implicit\"\n\
+         from = \"a@example.com\"\nto = [\"b@example.com\"]\nca_file = \"smtp-ca.pem\"\n"
+    ));
+    let ca = config.files.iter().find(|f| f.key == "notify.mail.ca_file").expect("the CA file is listed");
+    assert_eq!(ca.path, Path::new("/etc/rotavault/smtp-ca.pem"));
+    assert!(ca.holds.contains("CA certificates"), "{}", ca.holds);
+    let NotifyChannelConfig::Email(email) = &config.notify["mail"].channel else { panic!("an email sink") };
+    assert_eq!(email.ca_file.as_deref(), Some(Path::new("/etc/rotavault/smtp-ca.pem")));
+    assert_eq!((email.tls, email.port), (SmtpTls::Implicit, 465));
+}
+
+#[test]
+fn an_email_ca_file_without_tls_is_reported() {
+    let source = format!(
+        "{MINIMAL}\n[notify.mail]\nkind = \"email\"\nhost = \"localhost\"\ntls = \"none\"\n\
+         from = \"a@example.com\"\nto = [\"b@example.com\"]\nca_file = \"ca.pem\"\n"
+    );
+    error(&source, source.lines().count(), "notify.mail.ca_file", &["checks no certificate", "starttls"]);
+}

@@ -41,6 +41,8 @@ impl CommandHook {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
+            // Its own process group, so that a timeout reaches what the hook started too (`sh -c`'s children).
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| HookError::Spawn { hook: hook.clone(), detail: e.to_string() })?;
@@ -49,8 +51,15 @@ impl CommandHook {
             Ok(Ok(status)) => Err(HookError::Exited { hook, status: status.to_string() }),
             Ok(Err(e)) => Err(HookError::Spawn { hook, detail: e.to_string() }),
             Err(_) => {
-                // Killed and reaped, so that no hook outlives its timeout as a zombie. A child it started itself
-                // (`sh -c`'s) is not in reach without a process group kill; an argv without a shell avoids that.
+                // The whole group first (what the hook started), then the hook itself, killed and reaped, so that
+                // nothing it started outlives its timeout.
+                let group =
+                    child.id().and_then(|id| i32::try_from(id).ok()).and_then(rustix::process::Pid::from_raw);
+                if let Some(group) = group
+                    && let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
+                {
+                    tracing::warn!(%hook, error = %e, "could not kill the hook's process group after its timeout");
+                }
                 if let Err(e) = child.kill().await {
                     tracing::warn!(%hook, error = %e, "could not kill the hook after its timeout");
                 }
@@ -133,5 +142,30 @@ mod tests {
         assert!(matches!(err, HookError::TimedOut { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(10), "not waited for to the end");
         assert_eq!(err.to_string(), "command `/bin/sleep`: still running after 200ms; it was killed");
+    }
+
+    #[tokio::test]
+    async fn what_a_hook_started_is_killed_with_it_at_the_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("child.pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let hook = command(&["/bin/sh", "-c", &script], Duration::from_millis(500));
+        let err = run(&hook, &context()).await.expect_err("times out");
+        assert!(matches!(err, HookError::TimedOut { .. }), "{err:?}");
+        let pid = std::fs::read_to_string(&pidfile).expect("the hook started its child");
+        let stat = std::path::Path::new("/proc").join(pid.trim()).join("stat");
+        // Gone, or dead and waiting to be reaped by init (state Z): not running on past the timeout.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let state = std::fs::read_to_string(&stat).ok();
+            let running = state.as_deref().is_some_and(|s| {
+                s.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').next()).is_some_and(|st| st != "Z")
+            });
+            if !running {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the hook's child outlived its timeout: {state:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

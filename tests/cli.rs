@@ -575,3 +575,30 @@ fn a_failing_reload_hook_leaves_the_rotation_done_and_status_shows_it() {
     let out = setup.run(&["status"]);
     assert!(text(&out).contains("a reload hook failed: command `/bin/false`"), "{}", text(&out));
 }
+
+#[test]
+fn a_webhook_hook_whose_files_are_missing_fails_check_and_stops_the_daemon_naming_them() {
+    let setup = Setup::new();
+    let source = std::fs::read_to_string(&setup.config).expect("config");
+    let with_hook = source.replace(
+        "schedule = \"0 3 * * *\"\n",
+        "schedule = \"0 3 * * *\"\nafter_rotation = [ { kind = \"webhook\", url_file = \"reload.url\", key_file = \
+         \"reload.key\" } ]\n",
+    );
+    assert_ne!(with_hook, source, "the hook was added");
+    std::fs::write(&setup.config, &with_hook).expect("write");
+
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for file in ["reload.url", "reload.key"] {
+        assert!(err.contains(file) && err.contains("does not exist"), "{file}: {err}");
+    }
+
+    // The daemon does not start without them, and says which; it never runs a job it cannot reload after.
+    let out = setup.run(&["run"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("jobs.webhook.after_rotation[0]"), "names the hook: {said}");
+    assert!(said.contains("reload.key") || said.contains("reload.url"), "names the file: {said}");
+}

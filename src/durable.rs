@@ -7,20 +7,27 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Replaces `path` with `bytes`, durably (see the module documentation). Creates the directory if needed.
+/// Replaces `path` with `bytes`, durably (see the module documentation). Creates the directory if needed; a
+/// failed write leaves no temporary file behind.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // One temporary name per process and thread, so that two writers never write into each other's file; the
-    // callers serialize writers of one path with a lock, this only guards against a leftover from a crash.
+    // One temporary name per process, so that two processes never write into each other's file; writers of one
+    // path within a process are serialized by their callers' locks.
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]

@@ -365,12 +365,6 @@ impl AutotaskTenant {
         }
     }
 
-    /// The longest one call may take once its first attempt is sent: every attempt its full timeout, with the
-    /// longest back-off between two.
-    pub fn longest_call(&self) -> Duration {
-        self.settings.longest_call()
-    }
-
     pub(super) fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -15,7 +15,6 @@ use super::zone::Zone;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -161,25 +160,10 @@ fn read(path: &Path) -> BTreeMap<String, (Zone, DateTime<Utc>)> {
         .collect()
 }
 
-/// Temporary file, fsync, rename, fsync of the directory. The temporary name carries the process id, so two
-/// processes never write into one temporary file.
+/// The cache file, written durably (`durable`): another process reads the old file or the new, never half.
 fn write_atomically(path: &Path, file: &CacheFile) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let body = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
-    let result = (|| {
-        let mut out = std::fs::File::create(&tmp)?;
-        out.write_all(&body)?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::durable::write(path, &body)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 mod daemon;
 #[path = "kill/harness.rs"]
 mod harness;
+mod support;
 
 use daemon::message_is;
 use harness::{Harness, LATE, Subject, Update};

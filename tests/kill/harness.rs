@@ -12,7 +12,7 @@ use aws_sdk_secretsmanager::Client;
 use rotavault::sandbox::{Call, Fault, FaultAction, Sandbox, Seed};
 use rotavault::store::file::{FileStore, IdentitySource};
 use rotavault::store::{SecretRef, Store};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -269,27 +269,7 @@ stores = [ {{ store = "local", name = "{API_FILE_NAME}" }}, {{ store = "aws", na
 
     /// Runs a one-shot command to its end (bounded: killed after 60 s).
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rotavault runs");
-        if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-        }
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let out = child.wait_with_output();
-            let _ = tx.send(());
-            out
-        });
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        }
-        waiter.join().expect("waiter").expect("rotavault exits")
+        crate::support::binary::run_bounded(self.command(args), stdin, Duration::from_secs(60))
     }
 
     pub fn start_daemon(&self) -> Daemon {

@@ -42,27 +42,7 @@ impl Rotavault {
 
     /// Runs a one-shot command to its end, with `stdin` piped in when given.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rotavault runs");
-        if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-        }
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let out = child.wait_with_output();
-            let _ = tx.send(());
-            out
-        });
-        if rx.recv_timeout(COMMAND_LIMIT).is_err() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        }
-        waiter.join().expect("waiter").expect("rotavault exits")
+        run_bounded(self.command(args), stdin, COMMAND_LIMIT)
     }
 
     /// Runs a one-shot command whose standard output is `/dev/full`: every write to it fails.
@@ -191,4 +171,29 @@ pub fn text(out: &Output) -> String {
 /// Whether a JSON log line has exactly this message.
 pub fn message_is(line: &str, message: &str) -> bool {
     line.contains(&format!("\"message\":\"{message}\""))
+}
+
+/// Runs `command` to its end with `stdin` piped in when given, capturing its output; killed by PID (SIGKILL) if it
+/// is still running after `limit`, so a hung command fails its test instead of the whole run.
+pub fn run_bounded(mut command: Command, stdin: Option<&str>, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rotavault runs");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(limit).is_err() {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+    waiter.join().expect("waiter").expect("rotavault exits")
 }

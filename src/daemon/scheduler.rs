@@ -12,6 +12,7 @@
 
 use super::Daemon;
 use super::health::HEARTBEAT_EVERY;
+use crate::rotation::state::JobState;
 use crate::rotation::{RotationError, Trigger};
 use crate::runtime::{Runtime, ScheduledJob};
 use crate::schedule::next_due;
@@ -151,8 +152,8 @@ async fn next_run(
         // An apply was sent and its value is not settled yet: nothing can be decided before the apply horizon
         // ends (the target may still carry it out), and the job must be settled as soon as it has, not at the
         // next schedule fire.
-        Ok(state) if state.apply_intent.is_some() => {
-            let settles_at = runtime.engine.settles_at(&scheduled.job).ok().flatten().unwrap_or(now);
+        Ok(JobState { apply_intent: Some(intent), .. }) => {
+            let settles_at = runtime.engine.settles_at(&scheduled.job, &intent);
             let at = if failures > 0 { settles_at.max(now + retry_delay(failures)) } else { settles_at };
             let reason = "settle the value whose apply was sent: its apply horizon has passed".into();
             return Next::Rotate { at, reason };

@@ -38,7 +38,7 @@ use crate::lockout::LockoutGuard;
 use crate::schedule::Clock;
 use chrono::{DateTime, Utc};
 use lock::JobLocks;
-use state::{Attempt, AttemptOutcome, DivergedMark, StateDir, Success};
+use state::{ApplyIntent, Attempt, AttemptOutcome, DivergedMark, StateDir, Success};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -140,12 +140,10 @@ impl Engine {
         self.settings.apply_horizon(job.target.longest_apply())
     }
 
-    /// When a value of `job` left unsettled can next be settled: the end of the apply horizon of the apply sent
-    /// for it; `None` when no apply is in question.
-    pub fn settles_at(&self, job: &Job) -> Result<Option<DateTime<Utc>>, RotationError> {
-        let intent = self.states.load(&job.name)?.apply_intent;
+    /// When the value `intent` sent for `job` can be settled: the end of its apply horizon.
+    pub fn settles_at(&self, job: &Job, intent: &ApplyIntent) -> DateTime<Utc> {
         let horizon = chrono::Duration::from_std(self.apply_horizon(job)).unwrap_or(chrono::Duration::MAX);
-        Ok(intent.map(|i| i.at + horizon))
+        intent.at + horizon
     }
 
     /// Rotates `job`: settles anything pending first, then runs the whole protocol.

@@ -131,7 +131,7 @@ impl Engine {
             }
         }
         let horizon = self.apply_horizon(job);
-        let settles_at = intent.at + chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+        let settles_at = self.settles_at(job, &intent);
         let within = self.clock.now() < settles_at;
         // Within the horizon, keep a login for the new value and one for the old, for when the horizon has passed;
         // past it, one for the old. There is no old value to try when the account never had one stored.

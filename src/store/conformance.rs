@@ -11,7 +11,7 @@
 //! Cases use fresh random names, so a backend that shares state between tests (one server for the whole run)
 //! needs no clean-up between them, and the suite never wipes a store.
 
-use super::{Metadata, RotationId, SecretRef, Store, StoreError};
+use super::{Metadata, PendingSummary, RotationId, SecretRef, Store, StoreError, Summary};
 use crate::secret::SecretValue;
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
@@ -55,7 +55,9 @@ macro_rules! conformance_suite {
             a_foreign_secret_is_not_owned,
             adopt_takes_over_a_foreign_secret,
             a_secret_of_another_job_is_not_owned_even_with_adopt,
-            check_succeeds_and_changes_nothing
+            check_succeeds_and_changes_nothing,
+            summaries_answer_what_current_and_pending_answer_in_order,
+            a_summary_error_for_one_secret_leaves_the_others_answered
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -373,4 +375,52 @@ pub async fn check_succeeds_and_changes_nothing(f: &dyn Fixture) {
     store.check().await.expect("check");
     assert_eq!(current_text(&store.current(&s).await.expect("current")), Some("kept"));
     assert!(store.pending(&s).await.expect("pending").is_none());
+}
+
+pub async fn summaries_answer_what_current_and_pending_answer_in_order(f: &dyn Fixture) {
+    let store = f.store();
+    let (empty, settled, staged) = (fresh(), fresh(), fresh());
+    seed_current(store.as_ref(), &settled, "settled", 1).await;
+    let first = seed_current(store.as_ref(), &staged, "staged-current", 4).await;
+    let id = RotationId::new();
+    store.stage(&staged, &value("staged-pending"), &id, &meta(Some(&id), 5)).await.expect("stage");
+
+    // Asked out of order, and one twice: the answers follow the question.
+    let asked = [staged.clone(), empty.clone(), settled.clone(), staged.clone()];
+    let answers: Vec<Summary> =
+        store.summaries(&asked).await.into_iter().map(|a| a.expect("summary")).collect();
+    let expected_staged = Summary {
+        current: Some(meta(Some(&first), 4)),
+        pending: Some(PendingSummary { rotation_id: id.clone(), metadata: meta(Some(&id), 5) }),
+    };
+    assert_eq!(answers.len(), 4);
+    assert_eq!(answers[0], expected_staged);
+    assert_eq!(answers[1], Summary::default());
+    assert_eq!(answers[2].current.as_ref().map(|m| m.generation), Some(1));
+    assert_eq!(answers[2].pending, None);
+    assert_eq!(answers[3], expected_staged);
+    // The same as the single reads say.
+    for (secret, answer) in asked.iter().zip(&answers) {
+        let current = store.current(secret).await.expect("current");
+        let pending = store.pending(secret).await.expect("pending");
+        assert_eq!(*answer, Summary::of(current.as_ref(), pending.as_ref()), "{}", secret.name);
+    }
+    assert!(store.summaries(&[]).await.is_empty());
+}
+
+pub async fn a_summary_error_for_one_secret_leaves_the_others_answered(f: &dyn Fixture) {
+    let store = f.store();
+    let (mine, foreign) = (fresh(), fresh());
+    seed_current(store.as_ref(), &mine, "mine", 2).await;
+    f.plant_foreign(&foreign.name, &value("made-by-hand")).await;
+    let answers = store.summaries(&[foreign.clone(), mine.clone()]).await;
+    assert_eq!(answers.len(), 2);
+    let err = answers[0].as_ref().expect_err("a foreign secret");
+    assert!(matches!(err, StoreError::NotOwned { .. }), "expected NotOwned, got {err:?}");
+    let ok = answers[1].as_ref().expect("the job's own secret");
+    assert_eq!(ok.current.as_ref().map(|m| m.generation), Some(2));
+    // Adopting, the foreign secret is summarized like any other (generation 0: rotavault did not write it).
+    let adopted = store.summaries(&[foreign.adopting()]).await;
+    let adopted = adopted[0].as_ref().expect("adopting");
+    assert_eq!(adopted.current.as_ref().map(|m| m.generation), Some(0));
 }

@@ -3,7 +3,7 @@
 //! and every error leaves through [`StoreError::redacted`] (with the value the call sent, if any) before it is
 //! logged or returned: whatever a backend forgot to redact, no store error above this wrapper carries a value.
 
-use super::{Capabilities, Metadata, Pending, RotationId, SecretRef, Store, StoreError, Stored};
+use super::{Capabilities, Metadata, Pending, RotationId, SecretRef, Store, StoreError, Stored, Summary};
 use crate::secret::SecretValue;
 use crate::secret::redact::Redactor;
 use async_trait::async_trait;
@@ -126,6 +126,31 @@ impl Store for Instrumented {
 
     async fn check(&self) -> Result<(), StoreError> {
         self.observe("check", None, None, self.inner.check()).await
+    }
+
+    /// One span and one count for the batch: `ok` when every secret was answered, else the first error's label.
+    /// Each error leaves redacted, as every other call's does.
+    async fn summaries(&self, secrets: &[SecretRef]) -> Vec<Result<Summary, StoreError>> {
+        let span = tracing::debug_span!(
+            "store",
+            store = %self.label,
+            backend = self.inner.backend(),
+            call = "summaries",
+            secrets = secrets.len(),
+            status = tracing::field::Empty,
+        );
+        let answers: Vec<_> = self
+            .inner
+            .summaries(secrets)
+            .instrument(span.clone())
+            .await
+            .into_iter()
+            .map(|a| a.map_err(|e| e.redacted(&Redactor::none())))
+            .collect();
+        let status = answers.iter().find_map(|a| a.as_ref().err()).map_or("ok", StoreError::metric_label);
+        span.record("status", status);
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(("summaries", status)).or_default() += 1;
+        answers
     }
 }
 

@@ -27,6 +27,8 @@
 //! - A secret that exists but is not managed by rotavault is `NotOwned` for every read and write, unless the
 //!   [`SecretRef`] says `adopt`; a secret managed for another job is `NotOwned` even then.
 //! - `check` succeeds on a reachable, writable store and changes no secret.
+//! - `summaries` answers, for each secret asked and in the order asked, what `current` and `pending` answer of
+//!   its metadata (the value itself is never returned); one secret's error does not fail the others.
 //! - A backend never answers `Ok` for something that did not happen.
 
 #[cfg(feature = "aws")]
@@ -208,6 +210,35 @@ pub struct Pending {
     pub metadata: Metadata,
 }
 
+/// What [`Store::summaries`] reports of one secret: the metadata of its current and pending values, never a
+/// value. Enough to schedule a job and to show its status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub current: Option<Metadata>,
+    pub pending: Option<PendingSummary>,
+}
+
+/// The pending slot of a [`Summary`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingSummary {
+    pub rotation_id: RotationId,
+    pub metadata: Metadata,
+}
+
+impl Summary {
+    pub fn of(current: Option<&Stored>, pending: Option<&Pending>) -> Self {
+        Self {
+            current: current.map(|c| c.metadata.clone()),
+            pending: pending
+                .map(|p| PendingSummary { rotation_id: p.rotation_id.clone(), metadata: p.metadata.clone() }),
+        }
+    }
+}
+
+/// How many secrets the default [`Store::summaries`] reads at once: enough to hide a network store's latency,
+/// few enough not to trip its rate limits.
+pub const SUMMARY_CONCURRENCY: usize = 8;
+
 /// What a backend can do beyond the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Capabilities {
@@ -327,4 +358,24 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// A cheap probe that the store is reachable and writable; changes no secret.
     async fn check(&self) -> Result<(), StoreError>;
+
+    /// The metadata of many secrets' current and pending slots, one answer per secret in the order given: what
+    /// start-up, scheduling and `status` read of every job at once. The default asks `current` and `pending` of
+    /// each, [`SUMMARY_CONCURRENCY`] secrets at a time; a backend that can read many secrets in one pass
+    /// overrides it.
+    async fn summaries(&self, secrets: &[SecretRef]) -> Vec<Result<Summary, StoreError>> {
+        use futures_util::StreamExt;
+        // Indices rather than references: a closure over `&SecretRef` would have to be higher-ranked, which the
+        // `Send` future async_trait builds cannot prove.
+        futures_util::stream::iter(0..secrets.len())
+            .map(|i| async move {
+                let secret = &secrets[i];
+                let current = self.current(secret).await?;
+                let pending = self.pending(secret).await?;
+                Ok(Summary::of(current.as_ref(), pending.as_ref()))
+            })
+            .buffered(SUMMARY_CONCURRENCY)
+            .collect()
+            .await
+    }
 }

@@ -5,7 +5,6 @@ use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, Target
 use crate::events::{self, AuditFile, EventSink, Fanout, LogSink, age::AgeWarnings};
 use crate::lockout::LockoutGuard;
 use crate::notify::Notifier;
-use crate::retry::{Backoff, retry};
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
 use crate::schedule::{Clock, Schedule};
@@ -25,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 mod hooks;
 mod notifications;
+mod summaries;
+
+pub use summaries::JobSummaries;
 
 /// A job with what the scheduler needs to know of it.
 #[derive(Debug)]
@@ -32,35 +34,6 @@ pub struct ScheduledJob {
     pub job: Job,
     pub schedule: Option<Schedule>,
     pub max_age: Option<Duration>,
-}
-
-impl ScheduledJob {
-    /// When the secret was last rotated, from store metadata (so that a restart loses nothing): the oldest
-    /// current value among the job's stores, or `None` when any store has none yet. Each read has `timeout` and
-    /// is retried per `backoff`, as the engine's store calls are; an error names the store that gave it.
-    pub async fn rotated_at(
-        &self,
-        backoff: Backoff,
-        timeout: Duration,
-    ) -> Result<Option<DateTime<Utc>>, (String, StoreError)> {
-        let mut oldest: Option<DateTime<Utc>> = None;
-        for js in &self.job.stores {
-            let no_answer = || StoreError::Transient {
-                backend: js.store.backend(),
-                detail: format!("no answer within {}", humantime::format_duration(timeout)),
-                retry_after: None,
-            };
-            match retry(backoff, timeout, no_answer, || js.store.current(&js.secret)).await {
-                Ok(Some(stored)) => {
-                    let at = stored.metadata.rotated_at;
-                    oldest = Some(oldest.map_or(at, |o| o.min(at)));
-                }
-                Ok(None) => return Ok(None),
-                Err(e) => return Err((js.label.clone(), e)),
-            }
-        }
-        Ok(oldest)
-    }
 }
 
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 
 use crate::lockout::LockoutGuard;
 use crate::rotation::state::{AttemptOutcome, JobState};
-use crate::runtime::ScheduledJob;
+use crate::runtime::{JobSummaries, Runtime, ScheduledJob};
 use crate::schedule::next_due;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -51,9 +51,33 @@ pub struct StoreStatus {
     pub error: Option<String>,
 }
 
+/// Every job's status, in `runtime.jobs` order: each store is read once for all jobs, not once per job.
+pub async fn statuses(runtime: &Runtime, now: DateTime<Utc>) -> Vec<JobStatus> {
+    let all: Vec<usize> = (0..runtime.jobs.len()).collect();
+    statuses_of(runtime, &all, now).await
+}
+
+/// The statuses of the jobs at `jobs` (indices into `runtime.jobs`), in that order.
+pub async fn statuses_of(runtime: &Runtime, jobs: &[usize], now: DateTime<Utc>) -> Vec<JobStatus> {
+    let summaries = runtime.summaries(jobs).await;
+    let states = runtime.job_states(jobs).await;
+    let mut out = Vec::with_capacity(jobs.len());
+    for ((&index, summaries), state) in jobs.iter().zip(&summaries).zip(states) {
+        let scheduled = &runtime.jobs[index];
+        let state = state.unwrap_or_else(|e| {
+            tracing::warn!(job = %scheduled.job.name, error = %e, "unreadable job state");
+            JobState::default()
+        });
+        out.push(job_status(scheduled, &state, summaries, now, runtime.engine.lockout()).await);
+    }
+    out
+}
+
+/// One job's status from what its stores answered (`summaries`, in the order of its stores) and its state.
 pub async fn job_status(
     scheduled: &ScheduledJob,
     state: &JobState,
+    summaries: &JobSummaries,
     now: DateTime<Utc>,
     lockout: &LockoutGuard,
 ) -> JobStatus {
@@ -74,7 +98,7 @@ pub async fn job_status(
     let mut any_missing = false;
     let mut oldest: Option<DateTime<Utc>> = None;
     let mut generation: Option<u64> = None;
-    for js in &job.stores {
+    for (js, answer) in job.stores.iter().zip(&summaries.0) {
         let mut s = StoreStatus {
             store: js.label.clone(),
             backend: js.store.backend(),
@@ -85,25 +109,24 @@ pub async fn job_status(
             pending_rotation_id: None,
             error: None,
         };
-        match js.store.current(&js.secret).await {
-            Ok(Some(current)) => {
-                let m = current.metadata;
-                s.rotation_id = m.rotation_id.map(|r| r.to_string());
-                s.rotated_at = Some(m.rotated_at);
-                s.generation = Some(m.generation);
-                oldest = Some(oldest.map_or(m.rotated_at, |o| o.min(m.rotated_at)));
-                generation = Some(generation.map_or(m.generation, |g| g.min(m.generation)));
+        match answer {
+            Ok(summary) => {
+                match &summary.current {
+                    Some(m) => {
+                        s.rotation_id = m.rotation_id.as_ref().map(|r| r.to_string());
+                        s.rotated_at = Some(m.rotated_at);
+                        s.generation = Some(m.generation);
+                        oldest = Some(oldest.map_or(m.rotated_at, |o| o.min(m.rotated_at)));
+                        generation = Some(generation.map_or(m.generation, |g| g.min(m.generation)));
+                    }
+                    None => any_missing = true,
+                }
+                if let Some(p) = &summary.pending {
+                    any_pending = true;
+                    s.pending_rotation_id = Some(p.rotation_id.to_string());
+                }
             }
-            Ok(None) => any_missing = true,
             Err(e) => s.error = Some(e.to_string()),
-        }
-        match js.store.pending(&js.secret).await {
-            Ok(Some(p)) => {
-                any_pending = true;
-                s.pending_rotation_id = Some(p.rotation_id.to_string());
-            }
-            Ok(None) => {}
-            Err(e) => s.error = s.error.or(Some(e.to_string())),
         }
         stores.push(s);
     }

@@ -92,18 +92,19 @@ fn under_systemd(daemon: &Rotavault, notify: &NotifySocket, watchdog_usec: Optio
 }
 
 #[test]
-fn under_systemd_the_daemon_says_ready_after_recovery_pings_the_watchdog_and_says_stopping_on_sigterm() {
+fn under_systemd_the_daemon_says_ready_once_every_job_is_scheduled_pings_the_watchdog_and_says_stopping_on_sigterm()
+ {
     let dir = tempfile::tempdir().expect("tempdir");
     let rotavault = setup(dir.path(), &[("first", "30d")]);
     let mut notify = NotifySocket::bind(dir.path());
     // A 400 ms watchdog: a ping every 200 ms.
     let mut daemon = under_systemd(&rotavault, &notify, Some("400000"));
 
-    notify.expect(&|m| m == "STATUS=start-up recovery of 1 job(s)", "recovery status");
+    notify.expect(&|m| m == "STATUS=start-up: scheduling 1 job(s)", "start-up status");
     notify.expect(&|m| m == "READY=1", "READY=1");
     assert!(
-        daemon.wait_until(WAIT, &mut |log| log.iter().any(|l| message_is(l, "start-up recovery"))),
-        "the job's start-up recovery is logged"
+        daemon.wait_until(WAIT, &mut |log| log.iter().any(|l| message_is(l, "every job is scheduled"))),
+        "the end of start-up is logged"
     );
     assert!(notify.received.contains(&"STATUS=running 1 job(s)".to_owned()), "{:?}", notify.received);
 
@@ -147,7 +148,7 @@ fn sighup_with_a_valid_config_reloads_it_and_the_new_job_rotates() {
 
     let reloading = notify.expect(&|m| m.starts_with("RELOADING=1"), "RELOADING=1");
     assert!(reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")), "{reloading}");
-    notify.expect(&|m| m == "STATUS=start-up recovery of 2 job(s)", "the new runtime's recovery");
+    notify.expect(&|m| m == "STATUS=start-up: scheduling 2 job(s)", "the new runtime's start-up");
     notify.expect(&|m| m == "READY=1", "READY=1 after the reload");
     assert!(daemon.wait_until(WAIT, &mut |log| log.iter().any(rotated("second"))), "{}", daemon.text());
     assert!(daemon.log.iter().any(|l| message_is(l, "configuration reloaded")), "{}", daemon.text());

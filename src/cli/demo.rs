@@ -9,10 +9,9 @@
 //! daemon and the sandbox up to explore.
 
 use super::output::{Output, outln};
-use super::status::{JobStatus, job_status, print_table};
+use super::status::{JobStatus, print_table};
 use super::{CliError, exit, run};
 use crate::config;
-use crate::rotation::state::JobState;
 use crate::runtime::Runtime;
 use crate::sandbox::{Sandbox, Seed};
 use crate::schedule::{Clock, SystemClock};
@@ -76,11 +75,7 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
     }
 
     let now = SystemClock.now();
-    let mut table: Vec<JobStatus> = Vec::new();
-    for scheduled in &runtime.jobs {
-        let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|_| JobState::default());
-        table.push(job_status(scheduled, &state, now, runtime.engine.lockout()).await);
-    }
+    let table: Vec<JobStatus> = crate::status::statuses(&runtime, now).await;
     outln!(out);
     print_table(&mut out, &table, now);
     outln!(out);

@@ -4,10 +4,9 @@
 use super::output::{Output, outln};
 use super::{CliError, exit};
 use crate::config::Config;
-use crate::rotation::state::JobState;
 use crate::runtime::Runtime;
 use crate::schedule::{Clock, SystemClock};
-pub use crate::status::{JobStatus, job_status};
+pub use crate::status::JobStatus;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -30,14 +29,7 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
     }
     let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
     let now = SystemClock.now();
-    let mut all = Vec::new();
-    for scheduled in &runtime.jobs {
-        let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "unreadable job state");
-            JobState::default()
-        });
-        all.push(job_status(scheduled, &state, now, runtime.engine.lockout()).await);
-    }
+    let all = crate::status::statuses(&runtime, now).await;
     if json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| CliError::Failed(e.to_string()))?;
         outln!(out, "{text}");

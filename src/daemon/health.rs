@@ -66,7 +66,7 @@ impl Health {
         }
     }
 
-    /// A job's start-up recovery has ended (settled, or failed and logged: either way the job is scheduled).
+    /// A job is scheduled: read, and recovered first if something was pending (settled, or failed and logged).
     pub fn recovered(&self) {
         self.recovered.fetch_add(1, Ordering::Relaxed);
     }
@@ -84,7 +84,7 @@ impl Health {
         let mut reasons = Vec::new();
         let recovered = self.recovered.load(Ordering::Relaxed);
         if recovered < self.jobs {
-            reasons.push(format!("start-up recovery has ended for {recovered} of {} jobs", self.jobs));
+            reasons.push(format!("start-up has scheduled {recovered} of {} jobs", self.jobs));
         }
         for (store, check) in self.stores() {
             match check {
@@ -119,7 +119,7 @@ mod tests {
         health.set_store("mem", StoreCheck::Failed("denied".into()));
         assert_eq!(
             health.not_ready(),
-            ["start-up recovery has ended for 1 of 2 jobs", "store `mem` failed its last check: denied"]
+            ["start-up has scheduled 1 of 2 jobs", "store `mem` failed its last check: denied"]
         );
         health.recovered();
         health.set_store("mem", StoreCheck::Ok);

@@ -7,8 +7,6 @@
 
 use super::{Daemon, metrics};
 use crate::rotation::Trigger;
-use crate::rotation::state::JobState;
-use crate::status::job_status;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -96,28 +94,20 @@ async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
 }
 
 async fn jobs(State(daemon): State<Arc<Daemon>>) -> Response {
-    let mut all = Vec::new();
-    for index in 0..daemon.runtime.jobs.len() {
-        all.push(status_of(&daemon, index).await);
-    }
-    axum::Json(all).into_response()
+    let runtime = &daemon.runtime;
+    axum::Json(crate::status::statuses(runtime, runtime.engine.clock().now()).await).into_response()
 }
 
 async fn job(State(daemon): State<Arc<Daemon>>, Path(job): Path<String>) -> Response {
     match daemon.index(&job) {
-        Some(index) => axum::Json(status_of(&daemon, index).await).into_response(),
+        Some(index) => {
+            let runtime = &daemon.runtime;
+            let now = runtime.engine.clock().now();
+            let status = crate::status::statuses_of(runtime, &[index], now).await.pop();
+            axum::Json(status).into_response()
+        }
         None => unknown_job(&daemon, &job),
     }
-}
-
-async fn status_of(daemon: &Daemon, index: usize) -> crate::status::JobStatus {
-    let runtime = &daemon.runtime;
-    let scheduled = &runtime.jobs[index];
-    let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|e| {
-        tracing::warn!(job = %scheduled.job.name, error = %e, "unreadable job state");
-        JobState::default()
-    });
-    job_status(scheduled, &state, runtime.engine.clock().now(), runtime.engine.lockout()).await
 }
 
 fn unknown_job(daemon: &Daemon, job: &str) -> Response {
@@ -177,7 +167,8 @@ async fn rotate(State(daemon): State<Arc<Daemon>>, Path(job): Path<String>, head
             Err(e) => super::scheduler::log_failure(name, &e),
         }
         drop(claim);
-        task.jobs[index].wake.notify_one();
+        // The scheduler plans the job again from the new age; it has gone only if the daemon is stopping.
+        let _ = task.replan.send(index);
     });
     (StatusCode::ACCEPTED, axum::Json(json!({ "job": job, "status": "started" }))).into_response()
 }

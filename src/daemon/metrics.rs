@@ -8,9 +8,8 @@
 //! HTTP status or an error kind: never a value, and never more series than the config and those fixed sets allow.
 
 use crate::rotation::RotationError;
-use crate::rotation::state::JobState;
 use crate::runtime::Runtime;
-use crate::status::{JobStatus, job_status};
+use crate::status::JobStatus;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -195,15 +194,7 @@ impl Metrics {
     async fn read_statuses(&self, runtime: &Runtime) -> Arc<Vec<JobStatus>> {
         let epoch = self.epoch.load(Ordering::Acquire);
         let now = runtime.engine.clock().now();
-        let mut all = Vec::new();
-        for scheduled in &runtime.jobs {
-            let state = runtime.engine.states().load(&scheduled.job.name).unwrap_or_else(|e| {
-                tracing::warn!(job = %scheduled.job.name, error = %e, "unreadable job state");
-                JobState::default()
-            });
-            all.push(job_status(scheduled, &state, now, runtime.engine.lockout()).await);
-        }
-        let all = Arc::new(all);
+        let all = Arc::new(crate::status::statuses(runtime, now).await);
         let mut cache = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
         if self.epoch.load(Ordering::Acquire) == epoch {
             *cache = Some((Instant::now(), all.clone()));

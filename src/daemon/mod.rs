@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use systemd::{Notifier, Startup};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -133,21 +132,18 @@ pub(crate) struct Daemon {
     runtime: Arc<Runtime>,
     health: Health,
     metrics: Metrics,
-    /// One per job, in `runtime.jobs` order.
-    jobs: Vec<JobControl>,
+    /// Whether each job (in `runtime.jobs` order) is rotating in this process, so the scheduler and rotate-now
+    /// never run one job twice at once.
+    running: Vec<AtomicBool>,
+    /// Tells the scheduler to plan a job again: a rotation it did not start (rotate-now) has ended.
+    replan: tokio::sync::mpsc::UnboundedSender<usize>,
+    /// The other end, taken by the scheduler when it starts.
+    replans: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<usize>>>,
     token: Option<SecretValue>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     /// Told as each job ends its start-up recovery (systemd's `READY=1`).
     startup: Arc<Startup>,
-}
-
-/// A job's in-process claim, so the scheduler and rotate-now never run one job twice at once, and the bell that
-/// wakes the job's loop to read the new age after a rotation it did not start.
-#[derive(Default)]
-struct JobControl {
-    running: AtomicBool,
-    wake: Notify,
 }
 
 /// Held while a job rotates in this process; released on drop.
@@ -158,7 +154,7 @@ pub(crate) struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.daemon.jobs[self.index].running.store(false, Ordering::Release);
+        self.daemon.running[self.index].store(false, Ordering::Release);
     }
 }
 
@@ -170,12 +166,15 @@ impl Daemon {
         startup: Arc<Startup>,
     ) -> Self {
         let health = Health::new(runtime.jobs.len(), runtime.stores.keys().cloned());
-        let jobs = runtime.jobs.iter().map(|_| JobControl::default()).collect();
+        let running = runtime.jobs.iter().map(|_| AtomicBool::new(false)).collect();
+        let (replan, replans) = tokio::sync::mpsc::unbounded_channel();
         Self {
             metrics: Metrics::new(&runtime),
             runtime,
             health,
-            jobs,
+            running,
+            replan,
+            replans: std::sync::Mutex::new(Some(replans)),
             token,
             tracker: TaskTracker::new(),
             shutdown,
@@ -202,8 +201,7 @@ impl Daemon {
 
     /// Claims job `index` for a rotation in this process; `None` when one is running.
     fn claim(self: &Arc<Self>, index: usize) -> Option<Claim> {
-        self.jobs[index]
-            .running
+        self.running[index]
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
             .then(|| Claim { daemon: self.clone(), index })

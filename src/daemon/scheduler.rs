@@ -1,26 +1,38 @@
-//! The scheduler: one task per job.
+//! The scheduler: one task and one timer for every job.
 //!
-//! A heartbeat task stamps [`super::health::Health`] every few seconds while the runtime schedules tasks. At
-//! start-up every job's pending value, if any, is settled (recovery). Then each job gets a task that sleeps
-//! until the job is next due (schedule, age, or a fire missed while the daemon was down) and rotates it. The age
-//! comes from the stores; when it cannot be read, the task waits and reads again, and never rotates on a guess. A failed
-//! rotation is retried with a growing back-off; the job stays due, so nothing is forgotten. A diverged job is
-//! left alone until `rotavault resolve`.
+//! At start-up every store is read once for all jobs ([`Runtime::summaries`]) and every job state once. A job
+//! whose stores hold a pending value (or could not say, or whose state records a sent apply) goes through
+//! start-up recovery first; every other job is planned at once. A job's plan is a due time and what to do then
+//! (rotate, for a reason; or look again), kept in one priority queue. The task sleeps until the earliest due time
+//! (the clock wakes it at most once a minute to notice a wall-clock jump, whatever the number of jobs), hands what
+//! is due to at most [`WORKERS`] work tasks at a time, and plans each job again when its work ends, from what the
+//! work read back. So an idle job costs a heap entry and a few counters, and no wake-up of its own; 10,000 jobs
+//! due at once are rotated eight at a time, not all at once.
+//!
+//! The age comes from the stores; when it cannot be read, the job is looked at again later, and never rotated on
+//! a guess. A failed rotation is retried with a growing back-off; the job stays due, so nothing is forgotten. A
+//! diverged job is looked at every few minutes, to notice `rotavault resolve`. Looks are rounded up to a
+//! [`LOOK_GRID`], so that many jobs looking again share one wake-up and one batch read.
 //!
 //! The shutdown token stops scheduling; a rotation in flight stops cleanly before Apply or runs to its end after
-//! it (see `Engine::with_shutdown`).
+//! it (see `Engine::with_shutdown`). systemd's `READY=1` is sent when every job has been planned.
 
 use super::Daemon;
 use super::health::HEARTBEAT_EVERY;
 use crate::rotation::state::JobState;
 use crate::rotation::{RotationError, Trigger};
-use crate::runtime::{Runtime, ScheduledJob};
-use crate::schedule::next_due;
-use chrono::{DateTime, Utc};
+use crate::runtime::{JobSummaries, Runtime};
+use crate::schedule::{DueReason, next_due};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
+/// How many work tasks (rotations, recoveries, batch reads) run at once.
+const WORKERS: usize = 8;
 /// How long a job that failed waits before the next try, at most.
 const MAX_RETRY: Duration = Duration::from_secs(3600);
 const FIRST_RETRY: Duration = Duration::from_secs(30);
@@ -28,8 +40,10 @@ const FIRST_RETRY: Duration = Duration::from_secs(30);
 const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// How often a diverged job's mark is looked at again, to notice `rotavault resolve`.
 const DIVERGED_RECHECK: Duration = Duration::from_secs(300);
+/// Looks are rounded up to a multiple of this many seconds.
+const LOOK_GRID: i64 = 30;
 
-/// Spawns the heartbeat and one loop per job on the daemon's tracker.
+/// Spawns the heartbeat and the scheduler on the daemon's tracker.
 pub(super) fn spawn(daemon: &Arc<Daemon>) {
     let beat = daemon.clone();
     daemon.tracker.spawn(async move {
@@ -41,154 +55,392 @@ pub(super) fn spawn(daemon: &Arc<Daemon>) {
             }
         }
     });
-    for index in 0..daemon.runtime.jobs.len() {
-        let daemon = daemon.clone();
-        let span = tracing::info_span!("job", job = %daemon.runtime.jobs[index].job.name);
-        daemon.tracker.clone().spawn(async move { job_loop(&daemon, index).await }.instrument(span));
+    let replans = daemon.replans.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(replans) = replans else {
+        tracing::error!("the scheduler was started twice; the second is not run");
+        return;
+    };
+    let daemon = daemon.clone();
+    daemon.tracker.clone().spawn(async move { Scheduler::new(daemon, replans).run().await });
+}
+
+/// What a job does when it is due.
+#[derive(Clone, Debug)]
+enum Plan {
+    /// Rotate, for this reason.
+    Rotate(Reason),
+    /// Read the job's state and stores again, then plan it: it is diverged, its age could not be read, or
+    /// another process was rotating it.
+    Look,
+}
+
+#[derive(Clone, Debug)]
+enum Reason {
+    Due(DueReason),
+    /// An apply was sent and its value is not settled yet: settle it once its apply horizon has passed.
+    Settle,
+}
+
+impl Reason {
+    fn trigger(&self) -> String {
+        match self {
+            Reason::Due(reason) => reason.to_string(),
+            Reason::Settle => "settle the value whose apply was sent: its apply horizon has passed".into(),
+        }
     }
 }
 
-async fn job_loop(daemon: &Arc<Daemon>, index: usize) {
-    let runtime = &*daemon.runtime;
-    let shutdown = &daemon.shutdown;
-    let scheduled = &runtime.jobs[index];
-    let job = &scheduled.job;
-    let clock = runtime.engine.clock().clone();
+/// What the scheduler keeps of one job.
+#[derive(Default)]
+struct JobPlan {
+    /// Bumped at every new plan: a heap entry with an older epoch is stale and skipped.
+    epoch: u32,
+    next: Option<Plan>,
+    /// Work for the job is queued or running: it is planned again when that ends, not before.
+    busy: bool,
+    /// A rotation started elsewhere ended while work was running: look again once it ends.
+    look_after: bool,
+    /// Planned at least once (start-up is over for it).
+    started: bool,
+    /// Failed rotations in a row, for the back-off.
+    failures: u32,
+    /// Evaluations in a row that could not read the secret's age.
+    unread: u32,
+}
 
-    // Start-up recovery: a pending value left by a crash is settled before anything is scheduled.
-    match runtime.engine.recover(job).await {
-        Ok(recovery) => tracing::info!(job = %job.name, ?recovery, "start-up recovery"),
-        Err(e) => log_failure(&job.name, &e),
+/// A piece of work handed to a work task.
+enum Work {
+    Recover(usize),
+    Rotate(usize, Reason),
+    Look(Vec<usize>),
+}
+
+/// What a work task did to a job, and what it read back.
+struct Done {
+    index: usize,
+    did: Did,
+    state: Result<JobState, String>,
+    summaries: JobSummaries,
+}
+
+enum Did {
+    Recovered,
+    Rotated(Result<(), RotationError>),
+    /// A rotation started over HTTP holds the job; it asks for a new plan when it ends.
+    Skipped,
+    Looked,
+}
+
+struct Scheduler {
+    daemon: Arc<Daemon>,
+    plans: Vec<JobPlan>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, u32, u32)>>,
+    queue: VecDeque<Work>,
+    running: usize,
+    done_tx: mpsc::UnboundedSender<Vec<Done>>,
+    done_rx: mpsc::UnboundedReceiver<Vec<Done>>,
+    replans: mpsc::UnboundedReceiver<usize>,
+    /// Jobs not planned yet (start-up).
+    unplanned: usize,
+}
+
+impl Scheduler {
+    fn new(daemon: Arc<Daemon>, replans: mpsc::UnboundedReceiver<usize>) -> Self {
+        let jobs = daemon.runtime.jobs.len();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Self {
+            daemon,
+            plans: (0..jobs).map(|_| JobPlan::default()).collect(),
+            heap: BinaryHeap::with_capacity(jobs),
+            queue: VecDeque::new(),
+            running: 0,
+            done_tx,
+            done_rx,
+            replans,
+            unplanned: jobs,
+        }
     }
-    daemon.health.recovered();
-    daemon.startup.recovered(); // systemd: READY=1 after the last job's recovery
 
-    let mut failures: u32 = 0;
-    let mut unread: u32 = 0;
-    loop {
-        if shutdown.is_cancelled() {
-            return;
-        }
-        let now = clock.now();
-        // Reading the secret's age calls every store, with timeouts and retries: a store that hangs must not hold
-        // the daemon past SIGTERM.
-        let next = tokio::select! {
-            next = next_run(runtime, scheduled, failures, &mut unread, now) => next,
-            () = shutdown.cancelled() => return,
+    async fn run(mut self) {
+        let daemon = self.daemon.clone();
+        let runtime = &*daemon.runtime;
+        let all: Vec<usize> = (0..runtime.jobs.len()).collect();
+        let read = async { tokio::join!(runtime.summaries(&all), runtime.job_states(&all)) };
+        let (summaries, states) = tokio::select! {
+            read = read => read,
+            () = daemon.shutdown.cancelled() => return,
         };
-        let (at, reason) = match next {
-            Next::Rotate { at, reason } => (at, Some(reason)),
-            Next::Look { at } => (at, None),
-        };
-        if let Some(reason) = &reason
-            && at > now
-        {
-            tracing::info!(job = %job.name, next = %at, %reason, "next rotation");
+        let now = runtime.engine.clock().now();
+        for ((index, summaries), state) in all.into_iter().zip(summaries).zip(states) {
+            let unsettled = match &state {
+                Ok(state) => state.apply_intent.is_some(),
+                Err(_) => true,
+            };
+            if unsettled || summaries.may_be_pending() {
+                self.plans[index].busy = true;
+                self.queue.push_back(Work::Recover(index));
+            } else {
+                self.plan(Done { index, did: Did::Looked, state, summaries }, now, false);
+            }
         }
-        tokio::select! {
-            () = clock.sleep_until(at) => {}
-            // A rotation started over HTTP changed the age: plan again from it.
-            () = daemon.jobs[index].wake.notified() => continue,
-            () = shutdown.cancelled() => return,
-        }
-        let Some(reason) = reason else { continue };
-        let result = match daemon.claim(index) {
-            Some(claim) => daemon.rotate(&claim, Trigger::Due(reason)).await,
-            // A rotation started over HTTP is running; it wakes this loop when it ends.
-            None => {
-                tokio::select! {
-                    () = daemon.jobs[index].wake.notified() => {}
-                    () = shutdown.cancelled() => return,
+        loop {
+            self.dispatch();
+            let clock = runtime.engine.clock().clone();
+            let earliest = self.heap.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = async {
+                match earliest {
+                    Some(at) => clock.sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                biased;
+                () = daemon.shutdown.cancelled() => return,
+                Some(done) = self.done_rx.recv() => {
+                    self.running -= 1;
+                    let now = runtime.engine.clock().now();
+                    for done in done {
+                        self.plan(done, now, true);
+                    }
+                }
+                Some(index) = self.replans.recv() => self.look_soon(index),
+                () = sleep => {}
+            }
+        }
+    }
+
+    /// Queues what is due and starts work while fewer than [`WORKERS`] run.
+    fn dispatch(&mut self) {
+        let now = self.daemon.runtime.engine.clock().now();
+        let mut looks = Vec::new();
+        while let Some(&Reverse((at, index, epoch))) = self.heap.peek() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            let plan = &mut self.plans[index as usize];
+            if plan.epoch != epoch || plan.busy {
                 continue;
             }
-        };
-        match result {
-            Ok(outcome) => {
-                failures = 0;
-                tracing::info!(job = %job.name, ?outcome, "rotation done");
-            }
-            Err(RotationError::ShutDown { .. }) => return,
-            // Another process holds the job: it is doing the work, and the plan after it reads what it wrote.
-            Err(e @ RotationError::Busy(_)) => {
-                log_failure(&job.name, &e);
-                let resume = clock.now() + chrono::Duration::from_std(BUSY_RETRY).unwrap_or_default();
-                tokio::select! {
-                    () = clock.sleep_until(resume) => {}
-                    () = shutdown.cancelled() => return,
+            match plan.next.take() {
+                Some(Plan::Rotate(reason)) => {
+                    plan.busy = true;
+                    self.queue.push_back(Work::Rotate(index as usize, reason));
                 }
+                Some(Plan::Look) => {
+                    plan.busy = true;
+                    looks.push(index as usize);
+                }
+                None => {}
             }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                log_failure(&job.name, &e);
+        }
+        if !looks.is_empty() {
+            self.queue.push_back(Work::Look(looks));
+        }
+        while self.running < WORKERS
+            && let Some(work) = self.queue.pop_front()
+        {
+            self.running += 1;
+            let (daemon, done) = (self.daemon.clone(), self.done_tx.clone());
+            self.daemon.tracker.spawn(async move {
+                let result = tokio::select! {
+                    result = work_on(&daemon, work) => result,
+                    () = daemon.shutdown.cancelled() => return,
+                };
+                // The scheduler has gone only if the daemon is stopping.
+                let _ = done.send(result);
+            });
+        }
+    }
+
+    /// A rotation this scheduler did not start has ended: read the job again now.
+    fn look_soon(&mut self, index: usize) {
+        let Some(plan) = self.plans.get_mut(index) else { return };
+        if plan.busy {
+            plan.look_after = true;
+            return;
+        }
+        plan.epoch = plan.epoch.wrapping_add(1);
+        plan.next = Some(Plan::Look);
+        let now = self.daemon.runtime.engine.clock().now();
+        self.heap.push(Reverse((now, index as u32, plan.epoch)));
+    }
+
+    /// Plans a job from what its work did and read back. `log` says the plan is worth an info line (after work,
+    /// not for each of 10,000 jobs at start-up).
+    fn plan(&mut self, done: Done, now: DateTime<Utc>, log: bool) {
+        let daemon = &*self.daemon;
+        let runtime = &*daemon.runtime;
+        let index = done.index;
+        let name = &runtime.jobs[index].job.name;
+        let plan = &mut self.plans[index];
+        plan.busy = false;
+        match &done.did {
+            Did::Rotated(Ok(())) => plan.failures = 0,
+            Did::Rotated(Err(RotationError::ShutDown { .. })) => return,
+            Did::Rotated(Err(RotationError::Busy(_))) => {}
+            Did::Rotated(Err(_)) => plan.failures = plan.failures.saturating_add(1),
+            Did::Recovered | Did::Skipped | Did::Looked => {}
+        }
+        let (at, next) = if std::mem::take(&mut plan.look_after) {
+            (now, Plan::Look)
+        } else if let Did::Rotated(Err(RotationError::Busy(_))) = &done.did {
+            // Another process holds the job: it is doing the work, and the plan after it reads what it wrote.
+            (now + delta(BUSY_RETRY), Plan::Look)
+        } else {
+            next_plan(runtime, index, plan, &done, now)
+        };
+        if let Plan::Rotate(reason) = &next
+            && at > now
+        {
+            if log {
+                tracing::info!(job = %name, next = %at, reason = %reason.trigger(), "next rotation");
+            } else {
+                tracing::debug!(job = %name, next = %at, reason = %reason.trigger(), "next rotation");
+            }
+        }
+        plan.epoch = plan.epoch.wrapping_add(1);
+        plan.next = Some(next);
+        self.heap.push(Reverse((at, index as u32, plan.epoch)));
+        if !std::mem::replace(&mut plan.started, true) {
+            daemon.health.recovered();
+            daemon.startup.recovered(); // systemd: READY=1 once the last job is planned
+            self.unplanned -= 1;
+            if self.unplanned == 0 {
+                let first =
+                    self.heap.peek().map(|Reverse((at, i, _))| (*at, &runtime.jobs[*i as usize].job.name));
+                match first {
+                    Some((at, job)) => {
+                        tracing::info!(jobs = runtime.jobs.len(), next = %at, next_job = %job, "every job is scheduled")
+                    }
+                    None => tracing::info!(jobs = 0, "every job is scheduled"),
+                }
             }
         }
     }
 }
 
-/// What a job's loop does next.
-enum Next {
-    /// Rotate at `at`, for `reason`.
-    Rotate { at: DateTime<Utc>, reason: String },
-    /// Nothing before `at`, then evaluate again: the job is diverged, or its secret's age could not be read.
-    Look { at: DateTime<Utc> },
-}
-
-/// When and why the job runs next. `unread` counts the evaluations in a row that could not read the secret's age.
-async fn next_run(
+/// When and what a job does next, from its state and what its stores hold.
+fn next_plan(
     runtime: &Runtime,
-    scheduled: &ScheduledJob,
-    failures: u32,
-    unread: &mut u32,
+    index: usize,
+    plan: &mut JobPlan,
+    done: &Done,
     now: DateTime<Utc>,
-) -> Next {
+) -> (DateTime<Utc>, Plan) {
+    let scheduled = &runtime.jobs[index];
     let name = &scheduled.job.name;
-    match runtime.engine.states().load(name) {
+    match &done.state {
         Ok(state) if state.diverged.is_some() => {
-            runtime.warn_age(scheduled, state.last_success.map(|s| s.at), None, now);
+            runtime.warn_age(scheduled, state.last_success.as_ref().map(|s| s.at), None, now);
             tracing::error!(job = %name, "diverged: not rotated until `rotavault resolve {name}`");
-            return Next::Look { at: now + chrono::Duration::from_std(DIVERGED_RECHECK).unwrap_or_default() };
+            return (on_grid(now + delta(DIVERGED_RECHECK)), Plan::Look);
         }
         // An apply was sent and its value is not settled yet: nothing can be decided before the apply horizon
         // ends (the target may still carry it out), and the job must be settled as soon as it has, not at the
         // next schedule fire.
         Ok(JobState { apply_intent: Some(intent), .. }) => {
-            let settles_at = runtime.engine.settles_at(&scheduled.job, &intent);
-            let at = if failures > 0 { settles_at.max(now + retry_delay(failures)) } else { settles_at };
-            let reason = "settle the value whose apply was sent: its apply horizon has passed".into();
-            return Next::Rotate { at, reason };
+            let settles_at = runtime.engine.settles_at(&scheduled.job, intent);
+            let at =
+                if plan.failures > 0 { settles_at.max(now + retry_delay(plan.failures)) } else { settles_at };
+            return (at, Plan::Rotate(Reason::Settle));
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(job = %name, error = %e, "job state unreadable"),
     }
-    let settings = runtime.engine.settings();
-    let rotated_at = match scheduled.rotated_at(settings.backoff, settings.call_timeout).await {
+    let labels = scheduled.job.stores.iter().map(|js| js.label.as_str());
+    let rotated_at = match done.summaries.rotated_at(labels) {
         Ok(at) => {
-            *unread = 0;
+            plan.unread = 0;
             at
         }
         // Not knowing the age is not "never rotated" and not "due": a rotation started on a guess would replace a
         // secret that may be a minute old, and could not even stage while the store fails. Look again later.
         Err((store, e)) => {
-            *unread = unread.saturating_add(1);
-            let at = now + retry_delay(*unread);
+            plan.unread = plan.unread.saturating_add(1);
+            let at = on_grid(now + retry_delay(plan.unread));
             tracing::warn!(job = %name, %store, error = %e, next = %at, "cannot read the secret's age; not rotating");
-            return Next::Look { at };
+            return (at, Plan::Look);
         }
     };
     let due = next_due(name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
-    runtime.warn_age(scheduled, rotated_at, (failures == 0).then_some(due.at), now);
+    runtime.warn_age(scheduled, rotated_at, (plan.failures == 0).then_some(due.at), now);
     let mut at = due.at;
-    if failures > 0 {
+    if plan.failures > 0 {
         // Still due (the secret did not change), but not at once: back off.
-        at = at.max(now + retry_delay(failures));
+        at = at.max(now + retry_delay(plan.failures));
     }
-    Next::Rotate { at, reason: due.reason.to_string() }
+    (at, Plan::Rotate(Reason::Due(due.reason)))
 }
 
-fn retry_delay(failures: u32) -> chrono::Duration {
+/// Does one piece of work and reads back what each job it touched now holds.
+async fn work_on(daemon: &Arc<Daemon>, work: Work) -> Vec<Done> {
+    let runtime = &*daemon.runtime;
+    match work {
+        Work::Look(jobs) => {
+            let (summaries, states) = tokio::join!(runtime.summaries(&jobs), runtime.job_states(&jobs));
+            jobs.into_iter()
+                .zip(summaries)
+                .zip(states)
+                .map(|((index, summaries), state)| Done { index, did: Did::Looked, state, summaries })
+                .collect()
+        }
+        Work::Recover(index) => {
+            let job = &runtime.jobs[index].job;
+            let span = tracing::info_span!("job", job = %job.name);
+            // Start-up recovery: a pending value left by a crash is settled before the job is scheduled.
+            match runtime.engine.recover(job).instrument(span).await {
+                Ok(recovery) => tracing::info!(job = %job.name, ?recovery, "start-up recovery"),
+                Err(e) => log_failure(&job.name, &e),
+            }
+            vec![read_back(runtime, index, Did::Recovered).await]
+        }
+        Work::Rotate(index, reason) => {
+            let job = &runtime.jobs[index].job;
+            let did = match daemon.claim(index) {
+                Some(claim) => {
+                    let span = tracing::info_span!("job", job = %job.name);
+                    let result = daemon.rotate(&claim, Trigger::Due(reason.trigger())).instrument(span).await;
+                    drop(claim);
+                    match result {
+                        Ok(outcome) => {
+                            tracing::info!(job = %job.name, ?outcome, "rotation done");
+                            Did::Rotated(Ok(()))
+                        }
+                        Err(e) => {
+                            log_failure(&job.name, &e);
+                            Did::Rotated(Err(e))
+                        }
+                    }
+                }
+                None => Did::Skipped,
+            };
+            vec![read_back(runtime, index, did).await]
+        }
+    }
+}
+
+async fn read_back(runtime: &Runtime, index: usize, did: Did) -> Done {
+    let one = [index];
+    let (mut summaries, mut states) = tokio::join!(runtime.summaries(&one), runtime.job_states(&one));
+    let summaries = summaries.pop().unwrap_or_else(|| JobSummaries(Vec::new()));
+    let state = states.pop().unwrap_or_else(|| Err("the state was not read".into()));
+    Done { index, did, state, summaries }
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::hours(1))
+}
+
+/// `t` rounded up to the next multiple of [`LOOK_GRID`] seconds.
+fn on_grid(t: DateTime<Utc>) -> DateTime<Utc> {
+    let up = t.timestamp().div_euclid(LOOK_GRID) * LOOK_GRID + LOOK_GRID;
+    DateTime::from_timestamp(up, 0).unwrap_or(t)
+}
+
+fn retry_delay(failures: u32) -> TimeDelta {
     let d = FIRST_RETRY.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1))).min(MAX_RETRY);
-    chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::hours(1))
+    delta(d)
 }
 
 pub(super) fn log_failure(job: &str, e: &RotationError) {

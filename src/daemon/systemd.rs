@@ -122,8 +122,9 @@ impl Notifier {
     }
 }
 
-/// Counts down the jobs still in start-up recovery and says `READY=1` when the last one is done (at once when
-/// there are no jobs). One per runtime: a reload makes a new one, and its recovery ends in `READY=1` again.
+/// Counts down the jobs not yet scheduled (read, recovered where something was pending, and planned) and says
+/// `READY=1` when the last one is (at once when there are no jobs). One per runtime: a reload makes a new one,
+/// and its start-up ends in `READY=1` again.
 #[derive(Debug)]
 pub struct Startup {
     notifier: Notifier,
@@ -134,14 +135,15 @@ pub struct Startup {
 impl Startup {
     pub fn new(notifier: Notifier, jobs: usize) -> Arc<Startup> {
         let startup = Arc::new(Startup { notifier, left: AtomicUsize::new(jobs), jobs });
-        startup.notifier.status(&format!("start-up recovery of {jobs} job(s)"));
+        startup.notifier.status(&format!("start-up: scheduling {jobs} job(s)"));
         if jobs == 0 {
             startup.done();
         }
         startup
     }
 
-    /// One job's start-up recovery has ended (settled or failed: the job is scheduled either way).
+    /// One job is scheduled (its start-up recovery, if it needed one, settled or failed: it is scheduled either
+    /// way).
     pub fn recovered(&self) {
         if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.done();

@@ -137,7 +137,7 @@ async fn keep_watchdog_pings_every_interval_until_shutdown() {
 fn ready_comes_once_the_last_job_has_recovered() {
     let l = listener();
     let startup = Startup::new(l.notifier(), 2);
-    assert_eq!(l.next(), "STATUS=start-up recovery of 2 job(s)");
+    assert_eq!(l.next(), "STATUS=start-up: scheduling 2 job(s)");
     startup.recovered();
     assert!(l.nothing_waiting(), "not ready while a job is still recovering");
     startup.recovered();
@@ -149,7 +149,7 @@ fn ready_comes_once_the_last_job_has_recovered() {
 fn with_no_jobs_ready_comes_at_once() {
     let l = listener();
     let _startup = Startup::new(l.notifier(), 0);
-    assert_eq!(l.next(), "STATUS=start-up recovery of 0 job(s)");
+    assert_eq!(l.next(), "STATUS=start-up: scheduling 0 job(s)");
     assert_eq!(l.next(), "STATUS=running 0 job(s)");
     assert_eq!(l.next(), "READY=1");
 }

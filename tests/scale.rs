@@ -51,7 +51,7 @@ impl Clock for CountingClock {
 
 fn config(dir: &std::path::Path, jobs: usize) -> rotavault::config::Config {
     let mut source = format!(
-        "state_dir = \"{}\"\n\n[stores.mem]\nkind = \"memory\"\n\n[targets.shared]\nkind = \"generated\"\n",
+        "state_dir = \"{}\"\n\n[http]\nlisten = \"\"\n\n[stores.mem]\nkind = \"memory\"\n\n[targets.shared]\nkind = \"generated\"\n",
         dir.join("state").display()
     );
     for n in 0..jobs {

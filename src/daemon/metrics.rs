@@ -42,9 +42,30 @@ pub struct Metrics {
     rotations: Family<Labels, Counter>,
     duration: Family<Labels, Histogram, fn() -> Histogram>,
     collectors: Mutex<Vec<Collector>>,
-    statuses: Mutex<Option<(Instant, Arc<Vec<JobStatus>>)>>,
+    /// The figures of the last status read, one per job in `runtime.jobs` order: a few numbers each, so that
+    /// holding them between scrapes costs little at 10,000 jobs.
+    statuses: Mutex<Option<(Instant, Arc<Vec<JobFigures>>)>>,
     /// Moves on with every rotation, so a status read while one ran is not cached past its end.
     epoch: AtomicU64,
+}
+
+/// What the metrics show of a job's status.
+pub struct JobFigures {
+    state: &'static str,
+    hook_failed: bool,
+    last_rotation: Option<i64>,
+    next_due: Option<i64>,
+}
+
+impl From<JobStatus> for JobFigures {
+    fn from(status: JobStatus) -> Self {
+        Self {
+            state: status.state,
+            hook_failed: status.hook_failure.is_some(),
+            last_rotation: status.last_rotation.map(|at| at.timestamp()),
+            next_due: status.next_due.map(|at| at.timestamp()),
+        }
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -132,20 +153,21 @@ impl Metrics {
         let max_age = Family::<Labels, Gauge>::default();
         let next_due = Family::<Labels, Gauge>::default();
         let hook_failed = Family::<Labels, Gauge>::default();
-        for status in statuses.iter() {
-            let job = || vec![("job", status.job.clone())];
-            hook_failed.get_or_create(&job()).set(i64::from(status.hook_failure.is_some()));
-            for name in STATES {
-                let gauge = state.get_or_create(&vec![("job", status.job.clone()), ("state", name.into())]);
-                gauge.set(i64::from(status.state == name));
+        for (scheduled, figures) in runtime.jobs.iter().zip(statuses.iter()) {
+            let name = &scheduled.job.name;
+            let job = || vec![("job", name.clone())];
+            hook_failed.get_or_create(&job()).set(i64::from(figures.hook_failed));
+            for state_name in STATES {
+                let gauge = state.get_or_create(&vec![("job", name.clone()), ("state", state_name.into())]);
+                gauge.set(i64::from(figures.state == state_name));
             }
-            if let Some(at) = status.last_rotation {
-                last_success.get_or_create(&job()).set(at.timestamp());
+            if let Some(at) = figures.last_rotation {
+                last_success.get_or_create(&job()).set(at);
                 // Now, not the cached status's time: the age grows between refreshes.
-                age.get_or_create(&job()).set((now - at).num_seconds().max(0));
+                age.get_or_create(&job()).set((now.timestamp() - at).max(0));
             }
-            if let Some(at) = status.next_due {
-                next_due.get_or_create(&job()).set(at.timestamp());
+            if let Some(at) = figures.next_due {
+                next_due.get_or_create(&job()).set(at);
             }
         }
         for scheduled in &runtime.jobs {
@@ -191,10 +213,11 @@ impl Metrics {
     }
 
     /// Every job's status, read afresh (and cached unless a rotation ended meanwhile).
-    async fn read_statuses(&self, runtime: &Runtime) -> Arc<Vec<JobStatus>> {
+    async fn read_statuses(&self, runtime: &Runtime) -> Arc<Vec<JobFigures>> {
         let epoch = self.epoch.load(Ordering::Acquire);
         let now = runtime.engine.clock().now();
-        let all = Arc::new(crate::status::statuses(runtime, now).await);
+        let all = crate::status::statuses(runtime, now).await;
+        let all = Arc::new(all.into_iter().map(JobFigures::from).collect::<Vec<_>>());
         let mut cache = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
         if self.epoch.load(Ordering::Acquire) == epoch {
             *cache = Some((Instant::now(), all.clone()));

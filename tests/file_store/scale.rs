@@ -33,7 +33,7 @@ async fn an_operation_on_one_secret_reads_and_writes_only_that_secrets_files() {
     let current = store.current(&s).await.expect("current").expect("current");
     assert_eq!(current.value.expose(), "third");
     assert_eq!(store.previous(&s).await.expect("previous").expect("previous").value.expose(), "second");
-    let summary = store.summaries(&[s.clone()]).await.remove(0).expect("summary");
+    let summary = store.summaries(std::slice::from_ref(&s)).await.remove(0).expect("summary");
     assert_eq!(summary.current.map(|m| m.generation), Some(3));
 
     for (path, bytes) in others {

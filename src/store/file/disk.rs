@@ -112,10 +112,10 @@ impl StoreDir {
         let files = self.files(name)?;
         let _lock = self.lock(LockMode::Exclusive)?;
         let mut slots = self.load(name, &files)?;
-        if change(&mut slots)? {
-            if let Some(entry) = slots.entries.get(name) {
-                self.save(name, &files, entry)?;
-            }
+        if change(&mut slots)?
+            && let Some(entry) = slots.entries.get(name)
+        {
+            self.save(name, &files, entry)?;
         }
         Ok(())
     }

@@ -357,7 +357,7 @@ fn the_demo_rotates_every_job_and_proves_the_result_through_the_sandbox() {
     // What the demo printed holds no secret it stored.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let store =
-        FileStore::open(dir.path().join("secrets.age"), IdentitySource::File(dir.path().join("store.key")))
+        FileStore::open(dir.path().join("secrets"), IdentitySource::File(dir.path().join("store.key")))
             .expect("open");
     for (job, name) in [
         ("autotask-admin", "autotask/admin"),

@@ -1,9 +1,19 @@
-//! The `file` store beyond the contract: what is on disk (age, JSON, modes), durability across instances,
-//! refusing files it cannot read without ever overwriting them, and locking between instances.
+//! The `file` store beyond the contract: what is on disk (one age file and one metadata file per secret, modes),
+//! durability across instances, refusing files it cannot read without ever overwriting them, and locking between
+//! instances. The upgrade from the single-file layout, the cost of one operation in a large store and break-glass
+//! with the real `age` tool have their own files under `file_store/`.
+
+#[path = "file_store/break_glass.rs"]
+mod break_glass;
+#[path = "file_store/scale.rs"]
+mod scale;
+#[path = "file_store/upgrade.rs"]
+mod upgrade;
 
 use rotavault::secret::SecretValue;
 use rotavault::store::file::{FileStore, IdentitySource, keygen};
 use rotavault::store::{Metadata, RotationId, SecretRef, Store, StoreError};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
@@ -15,7 +25,7 @@ use tempfile::TempDir;
 
 const JOB: &str = "file-tests";
 
-/// A directory with a key and a store path in it.
+/// A directory with a key and a store path (`secrets`, the store's directory) in it.
 struct Setup {
     dir: TempDir,
     key: PathBuf,
@@ -27,7 +37,7 @@ impl Setup {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = dir.path().join("store.key");
         keygen(&key).expect("keygen");
-        let path = dir.path().join("secrets.age");
+        let path = dir.path().join("secrets");
         Self { dir, key, path }
     }
 
@@ -35,12 +45,27 @@ impl Setup {
         FileStore::open(self.path.clone(), IdentitySource::File(self.key.clone())).expect("open")
     }
 
+    /// The names in the temporary directory, beside the store's directory.
     fn listing(&self) -> BTreeSet<String> {
-        fs::read_dir(self.dir.path())
-            .expect("read dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect()
+        listing(self.dir.path())
     }
+
+    /// The path of a secret's file (`age` or `meta`) whose percent-encoded stem is `stem`.
+    fn file(&self, stem: &str, extension: &str) -> PathBuf {
+        self.path.join(format!("{stem}.{extension}"))
+    }
+
+    /// Creates the store's directory, for tests that put a file in it by hand.
+    fn make_dir(&self) {
+        fs::create_dir(&self.path).expect("create the store directory");
+    }
+}
+
+fn listing(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn secret(name: &str) -> SecretRef {
@@ -49,6 +74,10 @@ fn secret(name: &str) -> SecretRef {
 
 fn meta(id: Option<&RotationId>, generation: u64) -> Metadata {
     Metadata::new(id.cloned(), chrono::Utc::now(), generation)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 async fn rotate(store: &FileStore, name: &str, value: &str, generation: u64) -> RotationId {
@@ -128,34 +157,78 @@ async fn a_second_instance_reads_what_the_first_wrote() {
 }
 
 #[tokio::test]
-async fn the_file_is_binary_age_that_decrypts_with_the_key_file_to_the_documented_json() {
+async fn a_secrets_file_is_binary_age_that_decrypts_with_the_key_file_to_the_documented_json() {
     let setup = Setup::new();
     let store = setup.open();
     let id = rotate(&store, "autotask/optimize365", "pl41n-t3xt-s3cr3t", 1).await;
 
-    let raw = fs::read(&setup.path).expect("read the store file");
+    let raw = fs::read(setup.file("autotask%2Foptimize365", "age")).expect("read the secret's file");
     assert!(raw.starts_with(b"age-encryption.org/v1\n"), "binary age");
-    assert!(
-        !raw.windows(b"pl41n-t3xt-s3cr3t".len()).any(|w| w == b"pl41n-t3xt-s3cr3t"),
-        "the secret must not appear in the file"
-    );
-    assert!(!raw.windows(b"optimize365".len()).any(|w| w == b"optimize365"), "names are encrypted too");
+    assert!(!contains(&raw, "pl41n-t3xt-s3cr3t"), "the secret must not appear in the file");
 
     let json: serde_json::Value = serde_json::from_slice(&decrypt_with_age(&setup.key, &raw)).expect("JSON");
-    assert_eq!(json["format"], "rotavault-file-store");
-    assert_eq!(json["version"], 1);
-    let entry = &json["entries"]["autotask/optimize365"];
-    assert_eq!(entry["owner"], JOB);
-    assert_eq!(entry["current"]["value"], "pl41n-t3xt-s3cr3t");
-    assert_eq!(entry["current"]["metadata"]["rotation_id"], id.as_str());
-    assert_eq!(entry["current"]["metadata"]["generation"], 1);
-    assert!(entry["current"]["metadata"]["rotated_at"].is_string());
-    assert!(entry["previous"].is_null());
-    assert!(entry["pending"].is_null());
+    assert_eq!(json["format"], "rotavault-file-secret");
+    assert_eq!(json["version"], 2);
+    assert_eq!(json["name"], "autotask/optimize365");
+    assert_eq!(json["owner"], JOB);
+    assert_eq!(json["current"]["value"], "pl41n-t3xt-s3cr3t");
+    assert_eq!(json["current"]["metadata"]["rotation_id"], id.as_str());
+    assert_eq!(json["current"]["metadata"]["generation"], 1);
+    assert!(json["current"]["metadata"]["rotated_at"].is_string());
+    assert!(json["previous"].is_null());
+    assert!(json["pending"].is_null());
 }
 
 #[tokio::test]
-async fn the_store_and_lock_files_are_private_and_no_temporary_file_lingers() {
+async fn beside_each_age_file_a_plaintext_metadata_file_describes_it_without_the_value() {
+    let setup = Setup::new();
+    let store = setup.open();
+    let first = rotate(&store, "svc", "v4lue-0ne", 1).await;
+    let staged = RotationId::new();
+    let s = secret("svc");
+    store.stage(&s, &SecretValue::new("v4lue-tw0"), &staged, &meta(Some(&staged), 2)).await.expect("stage");
+
+    let age = fs::read(setup.file("svc", "age")).expect("age file");
+    let raw = fs::read(setup.file("svc", "meta")).expect("metadata file");
+    assert!(!contains(&raw, "v4lue"), "no value in the metadata file");
+    let json: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
+    assert_eq!(json["format"], "rotavault-file-meta");
+    assert_eq!(json["version"], 2);
+    assert_eq!(json["name"], "svc");
+    assert_eq!(json["owner"], JOB);
+    assert_eq!(json["current"]["rotation_id"], first.as_str());
+    assert_eq!(json["current"]["generation"], 1);
+    assert!(json["previous"].is_null());
+    assert_eq!(json["pending"]["rotation_id"], staged.as_str());
+    assert_eq!(json["pending"]["metadata"]["generation"], 2);
+    let digest: String = Sha256::digest(&age).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(json["age_sha256"], digest);
+}
+
+#[tokio::test]
+async fn names_map_to_percent_encoded_files_and_long_names_to_a_hash_and_all_read_back() {
+    let setup = Setup::new();
+    let store = setup.open();
+    let long = format!("tenant/{}", "x".repeat(300));
+    for (n, name) in [".hidden", "a b/ü", long.as_str(), "plain-name_1.2"].into_iter().enumerate() {
+        rotate(&store, name, &format!("value-{n}"), 1).await;
+    }
+    let inside = listing(&setup.path);
+    for file in ["%2Ehidden.age", "a%20b%2F%C3%BC.age", "plain-name_1.2.age", "plain-name_1.2.meta"] {
+        assert!(inside.contains(file), "{file} in {inside:?}");
+    }
+    let hashed: String = Sha256::digest(long.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(inside.contains(&format!("~{hashed}.age")), "{inside:?}");
+    assert!(inside.iter().all(|name| !name.starts_with('.') || name == ".tmp"), "{inside:?}");
+    let reader = setup.open();
+    for (n, name) in [".hidden", "a b/ü", long.as_str(), "plain-name_1.2"].into_iter().enumerate() {
+        let current = reader.current(&secret(name)).await.expect("current").expect("current");
+        assert_eq!(current.value.expose(), format!("value-{n}"));
+    }
+}
+
+#[tokio::test]
+async fn the_store_files_are_private_and_no_temporary_file_lingers() {
     let setup = Setup::new();
     let store = setup.open();
     for generation in 1..=3 {
@@ -164,11 +237,20 @@ async fn the_store_and_lock_files_are_private_and_no_temporary_file_lingers() {
     store.check().await.expect("check");
     assert_eq!(
         setup.listing(),
-        BTreeSet::from(["secrets.age".into(), "secrets.age.lock".into(), "store.key".into()])
+        BTreeSet::from(["secrets".into(), "secrets.lock".into(), "store.key".into()])
     );
-    for path in [&setup.path, &store.lock_path().to_path_buf()] {
-        let mode = fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "{}", path.display());
+    assert_eq!(listing(&setup.path), BTreeSet::from([".tmp".into(), "svc.age".into(), "svc.meta".into()]));
+    assert!(listing(&setup.path.join(".tmp")).is_empty());
+    let modes = [
+        (setup.path.clone(), 0o700),
+        (setup.path.join(".tmp"), 0o700),
+        (setup.file("svc", "age"), 0o600),
+        (setup.file("svc", "meta"), 0o600),
+        (store.lock_path().to_path_buf(), 0o600),
+    ];
+    for (path, expected) in modes {
+        let mode = fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, expected, "{}", path.display());
     }
 }
 
@@ -176,9 +258,10 @@ async fn the_store_and_lock_files_are_private_and_no_temporary_file_lingers() {
 async fn a_temporary_file_left_by_an_interrupted_write_is_removed_by_the_next_write() {
     let setup = Setup::new();
     let store = setup.open();
-    let stale = setup.dir.path().join("secrets.age.tmp-0123456789abcdef");
-    fs::write(&stale, b"half a write").expect("write");
     rotate(&store, "svc", "value", 1).await;
+    let stale = setup.path.join(".tmp").join("0123456789abcdef");
+    fs::write(&stale, b"half a write").expect("write");
+    rotate(&store, "other", "value", 1).await;
     assert!(!stale.exists());
 }
 
@@ -189,13 +272,13 @@ async fn check_on_a_new_store_creates_no_store_file() {
     store.check().await.expect("check");
     assert!(!setup.path.exists());
     assert!(store.current(&secret("svc")).await.expect("current").is_none());
-    assert_eq!(setup.listing(), BTreeSet::from(["secrets.age.lock".into(), "store.key".into()]));
+    assert_eq!(setup.listing(), BTreeSet::from(["secrets.lock".into(), "store.key".into()]));
 }
 
 #[tokio::test]
 async fn a_missing_directory_is_invalid_for_reads_writes_and_check() {
     let setup = Setup::new();
-    let path = setup.dir.path().join("missing").join("secrets.age");
+    let path = setup.dir.path().join("missing").join("secrets");
     let store = FileStore::open(path, IdentitySource::File(setup.key.clone())).expect("open");
     let expected = setup.dir.path().join("missing").display().to_string();
     let errors = [
@@ -259,45 +342,56 @@ async fn assert_refused_and_untouched(store: &FileStore, path: &Path, also: &str
     assert_eq!(fs::read(path).expect("read after"), before, "bytes changed");
 }
 
-#[tokio::test]
-async fn random_bytes_are_refused_and_never_overwritten() {
-    let setup = Setup::new();
-    // A fixed xorshift sequence: random-looking, and the same on every run.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let noise: Vec<u8> = (0..4096)
+/// A fixed xorshift sequence: random-looking, and the same on every run.
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state as u8
         })
-        .collect();
-    fs::write(&setup.path, &noise).expect("write");
-    assert_refused_and_untouched(&setup.open(), &setup.path, "not an age-encrypted file").await;
+        .collect()
+}
+
+/// Puts `bytes` where the secret `svc`'s age file belongs.
+fn plant_svc(setup: &Setup, bytes: &[u8]) -> PathBuf {
+    setup.make_dir();
+    let path = setup.file("svc", "age");
+    fs::write(&path, bytes).expect("write");
+    path
+}
+
+const SVC_V2: &str = r#"{"format":"rotavault-file-secret","version":2,"name":"svc","owner":null,"current":null,"previous":null,"pending":null}"#;
+
+#[tokio::test]
+async fn random_bytes_are_refused_and_never_overwritten() {
+    let setup = Setup::new();
+    let path = plant_svc(&setup, &noise(4096, 0x9e37_79b9_7f4a_7c15));
+    assert_refused_and_untouched(&setup.open(), &path, "not an age-encrypted file").await;
 }
 
 #[tokio::test]
 async fn an_empty_file_is_refused_and_never_overwritten() {
     let setup = Setup::new();
-    fs::write(&setup.path, b"").expect("write");
-    assert_refused_and_untouched(&setup.open(), &setup.path, "not an age-encrypted file").await;
+    let path = plant_svc(&setup, b"");
+    assert_refused_and_untouched(&setup.open(), &path, "not an age-encrypted file").await;
 }
 
 #[tokio::test]
 async fn a_truncated_file_is_refused_and_never_overwritten() {
     let setup = Setup::new();
     let store = setup.open();
-    // Enough entries that half the file cuts the payload, not the header.
-    for n in 0..20 {
-        rotate(&store, &format!("svc-{n}"), "some value of some length", 1).await;
-    }
-    let whole = fs::read(&setup.path).expect("read");
-    fs::write(&setup.path, &whole[..whole.len() / 2]).expect("truncate");
-    assert_refused_and_untouched(&store, &setup.path, "corrupt or truncated").await;
+    // A value long enough that half the file cuts the payload, not the header.
+    rotate(&store, "svc", &"some value of some length ".repeat(100), 1).await;
+    let path = setup.file("svc", "age");
+    let whole = fs::read(&path).expect("read");
+    fs::write(&path, &whole[..whole.len() / 2]).expect("truncate");
+    assert_refused_and_untouched(&store, &path, "corrupt or truncated").await;
 
     // Cut inside the header instead.
-    fs::write(&setup.path, &whole[..30]).expect("truncate");
-    assert_refused_and_untouched(&store, &setup.path, "cut short").await;
+    fs::write(&path, &whole[..30]).expect("truncate");
+    assert_refused_and_untouched(&store, &path, "cut short").await;
 }
 
 #[tokio::test]
@@ -305,10 +399,9 @@ async fn an_age_file_for_another_key_is_refused_and_never_overwritten() {
     let setup = Setup::new();
     let other_key = setup.dir.path().join("other.key");
     keygen(&other_key).expect("keygen");
-    let document = br#"{"format":"rotavault-file-store","version":1,"entries":{}}"#;
-    fs::write(&setup.path, encrypt_to_key(&other_key, document)).expect("write");
+    let path = plant_svc(&setup, &encrypt_to_key(&other_key, SVC_V2.as_bytes()));
     let expected = format!("identity in `{}`", setup.key.display());
-    assert_refused_and_untouched(&setup.open(), &setup.path, &expected).await;
+    assert_refused_and_untouched(&setup.open(), &path, &expected).await;
 }
 
 #[tokio::test]
@@ -320,7 +413,7 @@ async fn a_store_opened_with_the_wrong_identity_is_refused_and_never_overwritten
     let wrong = FileStore::open(setup.path.clone(), IdentitySource::File(wrong_key.clone())).expect("open");
     let expected =
         format!("could not be decrypted with the identity in `{}`: wrong key", wrong_key.display());
-    assert_refused_and_untouched(&wrong, &setup.path, &expected).await;
+    assert_refused_and_untouched(&wrong, &setup.file("svc", "age"), &expected).await;
     // The right key still reads it.
     let current = setup.open().current(&secret("svc")).await.expect("current");
     assert_eq!(current.expect("current").value.expose(), "value");
@@ -329,19 +422,35 @@ async fn a_store_opened_with_the_wrong_identity_is_refused_and_never_overwritten
 #[tokio::test]
 async fn an_age_file_that_is_not_our_document_is_refused_and_never_overwritten() {
     let setup = Setup::new();
-    for plaintext in [&br#"{"hello":"world"}"#[..], b"just some text"] {
-        fs::write(&setup.path, encrypt_to_key(&setup.key, plaintext)).expect("write");
-        assert_refused_and_untouched(&setup.open(), &setup.path, "does not hold a rotavault file store")
-            .await;
+    setup.make_dir();
+    let path = setup.file("svc", "age");
+    let v1 = br#"{"format":"rotavault-file-store","version":1,"entries":{}}"#;
+    for plaintext in [&br#"{"hello":"world"}"#[..], b"just some text", v1] {
+        fs::write(&path, encrypt_to_key(&setup.key, plaintext)).expect("write");
+        assert_refused_and_untouched(&setup.open(), &path, "does not hold a rotavault file store").await;
     }
 }
 
 #[tokio::test]
 async fn a_document_of_an_unknown_version_is_refused_and_never_overwritten() {
     let setup = Setup::new();
-    let document = br#"{"format":"rotavault-file-store","version":2,"entries":{}}"#;
-    fs::write(&setup.path, encrypt_to_key(&setup.key, document)).expect("write");
-    assert_refused_and_untouched(&setup.open(), &setup.path, "version 2").await;
+    let document = SVC_V2.replace(r#""version":2"#, r#""version":3"#);
+    let path = plant_svc(&setup, &encrypt_to_key(&setup.key, document.as_bytes()));
+    assert_refused_and_untouched(&setup.open(), &path, "version 3").await;
+}
+
+#[tokio::test]
+async fn a_secrets_file_renamed_by_hand_is_refused_naming_both_names() {
+    let setup = Setup::new();
+    let store = setup.open();
+    rotate(&store, "other", "value", 1).await;
+    let path = setup.file("svc", "age");
+    fs::rename(setup.file("other", "age"), &path).expect("rename");
+    fs::rename(setup.file("other", "meta"), setup.file("svc", "meta")).expect("rename");
+    assert_refused_and_untouched(&store, &path, "`other`").await;
+    let summary = store.summaries(&[secret("svc")]).await.remove(0);
+    let detail = invalid_detail(summary.expect_err("a summary of a renamed file"));
+    assert!(detail.contains("`svc`") && detail.contains("`other`"), "{detail}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

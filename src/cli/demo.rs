@@ -50,7 +50,7 @@ pub async fn demo(dir: Option<PathBuf>, rotations: u64, keep_running: bool) -> R
     let mut out = Output::stdout();
     outln!(out, "rotavault demo in {}", dir.display());
     outln!(out, "  key:     {}", dir.join("store.key").display());
-    outln!(out, "  store:   {} (age-encrypted)", dir.join("secrets.age").display());
+    outln!(out, "  store:   {} (one age-encrypted file per secret)", dir.join("secrets").display());
     outln!(out, "  config:  {}", config_path.display());
     outln!(out, "  sandbox: {} (a simulated Autotask tenant)", sandbox.zone_lookup_url());
     outln!(out);

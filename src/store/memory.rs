@@ -3,7 +3,7 @@
 //! For tests, dry runs and the conformance suite's own check of [`Slots`]. Nothing survives the process.
 
 use super::slots::{Entry, Slots};
-use super::{Capabilities, Metadata, Pending, RotationId, SecretRef, Store, StoreError, Stored};
+use super::{Capabilities, Metadata, Pending, RotationId, SecretRef, Store, StoreError, Stored, Summary};
 use crate::secret::SecretValue;
 use async_trait::async_trait;
 use std::sync::Mutex;
@@ -94,5 +94,11 @@ impl Store for MemoryStore {
 
     async fn check(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// The whole batch under one lock, copying no value.
+    async fn summaries(&self, secrets: &[SecretRef]) -> Vec<Result<Summary, StoreError>> {
+        let slots = self.lock();
+        secrets.iter().map(|secret| slots.summary(BACKEND, secret)).collect()
     }
 }

@@ -4,7 +4,7 @@
 //! operation and writes it back. Both therefore behave identically by construction, and the conformance suite
 //! checks that this one implementation is right.
 
-use super::{Metadata, Pending, RotationId, SecretRef, StoreError, Stored};
+use super::{Metadata, Pending, RotationId, SecretRef, StoreError, Stored, Summary};
 use crate::secret::SecretValue;
 use std::collections::BTreeMap;
 
@@ -30,7 +30,7 @@ impl Slots {
         let Some(entry) = self.entries.get(&secret.name) else {
             return Ok(None);
         };
-        check_owner(backend, secret, entry)?;
+        check_owner(backend, secret, entry.owner.as_ref())?;
         Ok(Some(entry))
     }
 
@@ -40,7 +40,7 @@ impl Slots {
         if entry.owner.is_none() && entry.current.is_none() && entry.pending.is_none() {
             entry.owner = Some(secret.job.clone());
         }
-        check_owner(backend, secret, entry)?;
+        check_owner(backend, secret, entry.owner.as_ref())?;
         entry.owner = Some(secret.job.clone());
         Ok(entry)
     }
@@ -51,6 +51,12 @@ impl Slots {
 
     pub fn pending(&self, backend: &'static str, secret: &SecretRef) -> Result<Option<Pending>, StoreError> {
         Ok(self.owned(backend, secret)?.and_then(|e| e.pending.clone()))
+    }
+
+    /// What `current` and `pending` say of their metadata, without copying a value.
+    pub fn summary(&self, backend: &'static str, secret: &SecretRef) -> Result<Summary, StoreError> {
+        let entry = self.owned(backend, secret)?;
+        Ok(entry.map_or_else(Summary::default, |e| Summary::of(e.current.as_ref(), e.pending.as_ref())))
     }
 
     pub fn previous(&self, backend: &'static str, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {
@@ -165,15 +171,21 @@ impl Slots {
     }
 }
 
-fn check_owner(backend: &'static str, secret: &SecretRef, entry: &Entry) -> Result<(), StoreError> {
-    match &entry.owner {
+/// Whether `secret`'s job may touch an existing secret owned by `owner`. Public for a backend that knows a
+/// secret's owner without loading its slots (the file store's plaintext metadata).
+pub fn check_owner(
+    backend: &'static str,
+    secret: &SecretRef,
+    owner: Option<&String>,
+) -> Result<(), StoreError> {
+    match owner {
         Some(owner) if *owner == secret.job => Ok(()),
         None if secret.adopt => Ok(()),
         owner => Err(StoreError::NotOwned {
             backend,
             name: secret.name.clone(),
             job: secret.job.clone(),
-            owner: owner.clone(),
+            owner: owner.cloned(),
         }),
     }
 }

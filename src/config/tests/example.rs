@@ -18,7 +18,7 @@ fn the_example_config_loads() {
     assert_eq!(config.rotation.failed_login_window, None, "Autotask resets only on an accepted login");
     match &config.stores["local"] {
         StoreConfig::File { path, identity } => {
-            assert_eq!(path, Path::new("/var/lib/rotavault/secrets.age"));
+            assert_eq!(path, Path::new("/var/lib/rotavault/secrets"));
             assert!(
                 matches!(identity, IdentitySource::File(p) if p == Path::new("/etc/rotavault/store.key")),
                 "{identity:?}"

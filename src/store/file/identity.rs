@@ -1,13 +1,14 @@
 //! The file store's X25519 identity: where it comes from ([`IdentitySource`]), loading it, and [`keygen`].
 //!
 //! The key file is in the standard age identity format, as `age-keygen` writes it (`# ` comment lines and one
-//! `AGE-SECRET-KEY-1…` line), so that an operator can decrypt the store with `age -d -i store.key secrets.age`.
+//! `AGE-SECRET-KEY-1…` line), so that an operator can decrypt any secret's file with
+//! `age -d -i store.key secrets/NAME.age`.
 //! The file store needs exactly one identity: it encrypts to that identity's public key.
 //!
 //! No message, log or `Debug` output here ever contains the key: parse errors name a line number, not its text.
 
 use super::BACKEND;
-use super::disk::io_error;
+use super::errors::io_error;
 use crate::store::StoreError;
 use age::secrecy::ExposeSecret;
 use age::x25519;

@@ -108,6 +108,7 @@ mod tests {
     fn jobs_sharing_a_schedule_measure_it_once() {
         let verdicts = Verdicts::default();
         let now = Utc::now();
+        // Spacing is normalised, so this is the same schedule as `0 3 * * SUN` written plainly.
         for _ in 0..1_000 {
             let weekly = schedule("0 3  * * SUN", Some("Europe/Amsterdam"), Some(Duration::from_secs(7200)));
             assert_eq!(verdicts.longest_interval_over(&weekly, now, 90 * DAY), None);

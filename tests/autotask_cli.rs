@@ -1,5 +1,8 @@
 //! The real binary against the real sandbox process: `rotavault sandbox`, `import` from standard input,
 //! `check --connect` passing and failing, `rotate` and `status`; and nothing any of them print holds a secret.
+//! Also what a rotation costs Autotask, read from the sandbox's request log: in steady state (zones resolved by an
+//! earlier process) a rotation from `rotate` or from the daemon makes four authenticated requests and no zone
+//! lookup.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
@@ -147,11 +150,49 @@ fn sandbox_passwords(zone: &str) -> Vec<String> {
         .collect()
 }
 
+/// The requests the sandbox has logged, as `(call, user)`, from the `from`-th on.
+fn requests_since(zone: &str, from: usize) -> Vec<(String, String)> {
+    let base = zone.trim_end_matches("atservicesrest/");
+    let log: serde_json::Value =
+        serde_json::from_str(&reqwest::blocking_get(&format!("{base}_sandbox/log"))).expect("log JSON");
+    let entries = log.as_array().expect("a list");
+    entries[from.min(entries.len())..]
+        .iter()
+        .map(|e| {
+            let field = |name: &str| e[name].as_str().unwrap_or("-").to_owned();
+            (field("call"), field("user"))
+        })
+        .collect()
+}
+
+/// The four requests a rotation of `user`'s password makes, in order: its current secret verified (REST), the
+/// resource queried and updated whole by the admin (SOAP), the new secret verified (REST).
+fn one_rotation(user: &str) -> Vec<(String, String)> {
+    [
+        ("threshold_information", user),
+        ("soap_query", ADMIN),
+        ("soap_update", ADMIN),
+        ("threshold_information", user),
+    ]
+    .into_iter()
+    .map(|(call, user)| (call.to_owned(), user.to_owned()))
+    .collect()
+}
+
 mod reqwest {
     /// A blocking GET without another HTTP client: the tests already depend on the async one.
     pub fn blocking_get(url: &str) -> String {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async { ::reqwest::get(url).await.expect("GET").text().await.expect("body") })
+    }
+
+    /// A blocking POST with a bearer token and no body; the status code.
+    pub fn blocking_post(url: &str, token: &str) -> u16 {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let response = ::reqwest::Client::new().post(url).bearer_auth(token).send().await.expect("POST");
+            response.status().as_u16()
+        })
     }
 }
 
@@ -277,4 +318,76 @@ fn a_credential_changed_behind_rotavaults_back_is_diverged_visible_and_untouched
     let out = run(&config, &["rotate", "api"], None);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(store_files(dir.path()), before);
+}
+
+#[test]
+fn a_rotate_in_steady_state_makes_four_authenticated_requests_and_no_zone_lookup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_sandbox(dir.path(), "api_admin");
+    let config = write_config(dir.path(), &sandbox.zone);
+    assert!(run(&config, &["import", "admin", "--no-rotate"], Some(ADMIN_PASSWORD)).status.success());
+    // The first rotation resolves the user's zone; the processes after it find it in the state directory.
+    assert!(run(&config, &["rotate", "api"], None).status.success());
+
+    for job in ["api", "admin"] {
+        let before = requests_since(&sandbox.zone, 0).len();
+        let out = run(&config, &["rotate", job], None);
+        assert!(out.status.success(), "{}", text(&out));
+        let user = if job == "api" { USER } else { ADMIN };
+        assert_eq!(requests_since(&sandbox.zone, before), one_rotation(user), "`rotate {job}`");
+    }
+}
+
+#[test]
+fn a_daemon_rotation_in_steady_state_makes_four_authenticated_requests_and_no_zone_lookup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_sandbox(dir.path(), "api_admin");
+    let config = write_config(dir.path(), &sandbox.zone);
+    let token = "rotate-now-token-for-the-request-count";
+    std::fs::write(dir.path().join("token"), token).expect("token");
+    let source = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, source.replace("[http]\n", "[http]\ntoken_file = \"token\"\n")).expect("config");
+    assert!(run(&config, &["import", "admin", "--no-rotate"], Some(ADMIN_PASSWORD)).status.success());
+    assert!(run(&config, &["rotate", "api"], None).status.success());
+    let before = requests_since(&sandbox.zone, 0).len();
+
+    // Every job was rotated just now, so the daemon rotates only when asked; start-up itself sends nothing.
+    let mut daemon = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--log-format", "json", "run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the daemon starts");
+    // Read on a thread, so that a daemon that never logs what is awaited fails the test instead of hanging it.
+    let stderr = daemon.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            match value["fields"]["message"].as_str() {
+                Some("HTTP server listening") => {
+                    let _ = addr_tx.send(value["fields"]["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                Some("rotation complete") => {
+                    let _ = done_tx.send(());
+                }
+                _ => {}
+            }
+        }
+    });
+    let addr =
+        addr_rx.recv_timeout(Duration::from_secs(30)).expect("the daemon logs where its HTTP server listens");
+    assert_eq!(reqwest::blocking_post(&format!("http://{addr}/v1/jobs/api/rotate"), token), 202);
+    let done = done_rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    let kill = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let status = daemon.wait().expect("the daemon exits");
+    reader.join().expect("reader");
+    assert!(done, "the daemon never completed the rotation");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(requests_since(&sandbox.zone, before), one_rotation(USER));
 }

@@ -2,14 +2,15 @@
 //! [`JobConfig`].
 //!
 //! The rules that need more than one table live here: references to stores and targets, the rotation trigger,
-//! the `[policy]` maximum age, and that no two references name the same secret in the same store (two jobs
+//! the `[policy]` maximum age (in `max_age.rs`), and that no two references name the same secret in the same store (two jobs
 //! rotating one secret would each invalidate the other's).
 
 use super::document::Document;
-use super::duration::{ConfigDuration, display};
+use super::duration::ConfigDuration;
 use super::error::ConfigError;
 use super::hooks::{self, HookConfig};
 use super::locate::KeyPath;
+use super::max_age::{self, Verdicts};
 use super::policy::{GlobalPolicy, MAX_AGE_LIMIT};
 use super::schema::FormatSchema;
 use super::schema::JobSchema;
@@ -105,6 +106,9 @@ pub(super) struct Context<'c> {
     pub policy: &'c GlobalPolicy,
     /// Schedules are measured from here (a schedule's gaps can depend on the date: months, DST).
     pub now: DateTime<Utc>,
+    /// What each distinct schedule was found to be against `[policy] max_age`, so that jobs sharing a schedule
+    /// measure it once.
+    pub max_age_verdicts: Verdicts,
 }
 
 pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result<JobConfig, ConfigError> {
@@ -155,7 +159,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
              or both",
         ));
     }
-    check_max_age(ctx, &at, &job, schedule.as_ref(), max_age)?;
+    max_age::check(ctx, &at, &job, schedule.as_ref(), max_age)?;
 
     let secret_policy =
         secret_rules::effective(doc, &at, &job.target, target, ctx.policy, job.secret.as_ref())?;
@@ -341,55 +345,6 @@ fn schedule(doc: &Document<'_>, at: &KeyPath, job: &JobSchema) -> Result<Option<
             Err(doc.error(&at.key(key), err.to_string()))
         }
     }
-}
-
-/// The `[policy]` maximum age holds when the job is guaranteed to rotate before it: through its own `max_age`,
-/// or else through its schedule's longest gap between two fires (window included).
-fn check_max_age(
-    ctx: &Context<'_>,
-    at: &KeyPath,
-    job: &JobSchema,
-    schedule: Option<&Schedule>,
-    max_age: Option<Duration>,
-) -> Result<(), ConfigError> {
-    let Some(limit) = ctx.policy.max_age else {
-        return Ok(());
-    };
-    if let Some(max_age) = max_age {
-        if max_age > limit {
-            return Err(ctx.doc.error(
-                &at.key("max_age"),
-                format!(
-                    "{} is longer than [policy] max_age = {}: expected at most {}",
-                    display(max_age),
-                    display(limit),
-                    display(limit)
-                ),
-            ));
-        }
-        return Ok(());
-    }
-    if let Some(schedule) = schedule {
-        let longest = schedule.longest_interval(ctx.now);
-        if longest > limit {
-            let cron = job.schedule.as_deref().unwrap_or_default();
-            let window = match job.window {
-                Some(ConfigDuration(w)) if !w.is_zero() => format!(" and window {}", display(w)),
-                _ => String::new(),
-            };
-            return Err(ctx.doc.error(
-                &at.key("schedule"),
-                format!(
-                    "rotates at most every {} (schedule `{cron}`{window}), longer than [policy] max_age = {}: set a \
-                     more frequent schedule or max_age <= {}",
-                    display(longest),
-                    display(limit),
-                    display(limit)
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// No two references, in one job or in two, name the same secret in the same store. Reported at the later one in

@@ -108,7 +108,8 @@ fn walk<'d, 'i>(
     let mut array: Option<&'d [Spanned<DeValue<'i>>]> = None;
     for segment in &path.0 {
         let (key, value) = match (segment, table, array) {
-            (Segment::Key(key), Some(t), _) => match t.iter().find(|(k, _)| k.get_ref() == key) {
+            // A lookup, not a scan: a config of 10,000 jobs is located key by key, once per job or more.
+            (Segment::Key(key), Some(t), _) => match t.get_key_value(key.as_str()) {
                 Some((k, v)) => (Some(k.span()), v),
                 None => break,
             },

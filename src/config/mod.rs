@@ -10,7 +10,7 @@
 //!   back; `toml_error.rs` words `toml` and serde errors (never repeating a string value).
 //! - `schema.rs` holds the serde structs, all `deny_unknown_fields`; `duration.rs` reads `"90d"`.
 //! - `validate.rs` walks the sections; `policy.rs`, `rotation_settings.rs`, `store.rs`, `target.rs`, `job.rs`
-//!   (with `hooks.rs`), `audit.rs` and `secret_rules.rs` each own the rules and output type of theirs; `files.rs` lists the files the config
+//!   (with `hooks.rs` and `max_age.rs`), `audit.rs` and `secret_rules.rs` each own the rules and output type of theirs; `files.rs` lists the files the config
 //!   names, for `check` to find.
 
 mod audit;
@@ -23,6 +23,7 @@ mod hooks_webhook;
 mod http;
 mod job;
 mod locate;
+mod max_age;
 mod notify;
 mod policy;
 mod rotation_settings;

@@ -50,7 +50,14 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
     let rotation = rotation_settings::build(doc, schema.rotation, &targets)?;
     let http = http::build(doc, schema.http, base)?;
 
-    let context = job::Context { doc, stores: &stores, targets: &targets, policy: &policy, now };
+    let context = job::Context {
+        doc,
+        stores: &stores,
+        targets: &targets,
+        policy: &policy,
+        now,
+        max_age_verdicts: Default::default(),
+    };
     let mut jobs = BTreeMap::new();
     for (name, schema) in schema.jobs {
         check_name(doc, &root.key("jobs").key(&name), &name, "job")?;

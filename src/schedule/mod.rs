@@ -8,6 +8,8 @@
 //! from the job name and the fire, so the daemon keeps no scheduling state of its own, and a restart, a second
 //! replica, or a re-evaluation after every rotation all reach the same answer. The [`Clock`] is injected: production
 //! waits on the wall clock ([`SystemClock`]); tests drive days of schedule in paused tokio time ([`TokioClock`]).
+//! `interval.rs` says how old a secret can get under a schedule alone ([`Schedule::longest_interval`]) and, cheaply,
+//! whether that stays within a limit ([`Schedule::longest_interval_over`]), for the `[policy] max_age` check.
 //!
 //! Time zones: croner walks the wall clock of the schedule's zone and every result here is an instant in UTC, so
 //! `0 3 * * SUN` in `Europe/Amsterdam` fires at 02:00 UTC in winter and 01:00 UTC in summer. Across a change of
@@ -19,6 +21,7 @@
 mod clock;
 mod cron;
 mod due;
+mod interval;
 
 #[cfg(test)]
 mod tests;
@@ -26,18 +29,11 @@ mod tests;
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use chrono_tz::Tz;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use due::{Due, DueReason, next_due};
-
-/// How far ahead [`Schedule::longest_interval`] looks: two years and a day, so that every month, both changes of
-/// clocks and a leap day can be seen, whatever day it starts on.
-const LONGEST_INTERVAL_HORIZON: TimeDelta = TimeDelta::days(731);
-
-/// How many consecutive fires [`Schedule::longest_interval`] measures one by one before it starts jumping ahead.
-const DENSE_FIRES: u32 = 10_000;
 
 /// The longest window accepted: longer is surely a mistake, and bounding it keeps the date arithmetic in range.
 const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 60 * 60);
@@ -152,44 +148,6 @@ impl Schedule {
         self.window
     }
 
-    /// The longest time between two consecutive fires over the two years after `from`, plus the window: the oldest
-    /// a secret can get under this schedule alone (rotated at the very start of one window, next at the very end of
-    /// the next). The policy check compares it with `max_age`.
-    ///
-    /// The interval is measured in real time, so a weekly fire in a zone with summer time has a longest interval of
-    /// 7 days and 1 hour (the week the clocks go back). `Duration::MAX` if the schedule stops firing.
-    pub fn longest_interval(&self, from: DateTime<Utc>) -> Duration {
-        let horizon = from + LONGEST_INTERVAL_HORIZON;
-        let Some(mut fire) = self.next_fire_after(from) else {
-            return Duration::MAX;
-        };
-        let mut longest = TimeDelta::zero();
-        let mut measured = 0;
-        while fire < horizon {
-            // A dense schedule (every minute in January, say) has too many fires to visit one by one. After the
-            // first DENSE_FIRES, jump to the last fire within `step`: every gap jumped over is at most `step` long,
-            // so only a gap longer than `step` can still change the answer, and that one stops the jump and is
-            // measured below. `step` is at least an hour because gaps shorter than an hour repeat hour after hour,
-            // and the dense part has already seen them.
-            if measured >= DENSE_FIRES {
-                let step = longest.max(TimeDelta::hours(1));
-                if let Some(reach) = self.last_fire_at_or_before(fire + step)
-                    && reach > fire
-                {
-                    fire = reach;
-                    continue;
-                }
-            }
-            let Some(next) = self.next_fire_after(fire) else {
-                return Duration::MAX;
-            };
-            longest = longest.max(next - fire);
-            measured += 1;
-            fire = next;
-        }
-        longest.to_std().unwrap_or(Duration::MAX).saturating_add(self.window.unwrap_or_default())
-    }
-
     /// One line for logs and status, e.g. `0 3 * * SUN (Europe/Amsterdam), window 2h`.
     pub fn describe(&self) -> String {
         let mut line = format!("{} ({})", self.expression, self.zone.name());
@@ -197,6 +155,25 @@ impl Schedule {
             line.push_str(&format!(", window {}", humantime::format_duration(window)));
         }
         line
+    }
+}
+
+/// Two schedules are equal when they are written the same: the same expression (whitespace normalised), zone and
+/// window. Equal schedules fire at the same moments, so what is measured of one holds for the other (the config
+/// check measures each distinct schedule once).
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.expression == other.expression && self.zone == other.zone && self.window == other.window
+    }
+}
+
+impl Eq for Schedule {}
+
+impl std::hash::Hash for Schedule {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.expression.hash(state);
+        self.zone.name().hash(state);
+        self.window.hash(state);
     }
 }
 

@@ -235,3 +235,67 @@ fn longest_interval_finds_the_gap_after_many_dense_fires() {
     let every_ten_minutes = Schedule::new("*/10 * * * *", None, None).expect("valid");
     assert_eq!(every_ten_minutes.longest_interval(utc("2024-01-01T00:00:00Z")), Duration::from_secs(600));
 }
+
+#[test]
+fn a_leap_day_schedule_is_four_years_between_fires_whatever_the_date() {
+    let leap_day = Schedule::new("0 0 29 2 *", None, None).expect("valid");
+    let four_years = hours((3 * 365 + 366) * 24);
+    // From a date whose two years hold no 29 February, the gap it falls in still counts.
+    for from in ["2024-01-01T00:00:00Z", "2026-01-05T12:00:00Z", "2027-06-01T00:00:00Z"] {
+        assert_eq!(leap_day.longest_interval(utc(from)), four_years, "from {from}");
+        assert_eq!(
+            leap_day.longest_interval_over(utc(from), hours(730 * 24)),
+            Some(four_years),
+            "from {from}"
+        );
+    }
+}
+
+/// The schedules the cheap check must agree with the measurement on: DST zones, months of every length, dense
+/// fires with one gap, the leap day, windows, weekends, seconds.
+const COMPARED: &[(&str, Option<&str>, Option<u64>)] = &[
+    ("0 3 * * SUN", Some("Europe/Amsterdam"), Some(2)),
+    ("0 3 * * SUN", None, None),
+    ("0 0 1 * *", None, None),
+    ("0 0 31 * *", None, None),
+    ("0 12 1 */3 *", Some("America/New_York"), Some(24)),
+    ("* 0-22 * * *", None, None),
+    ("* * * 1 *", None, None),
+    ("*/10 * * * *", Some("America/New_York"), None),
+    ("0 0 29 2 *", None, None),
+    ("0 3 * * *", None, Some(12)),
+    ("0 3 * * SUN", Some("Europe/Amsterdam"), Some(6 * 24)),
+    ("30 2 * * *", Some("Europe/Amsterdam"), None),
+    ("30 1 * * *", Some("Australia/Lord_Howe"), None),
+    ("0 9 * * MON-FRI", Some("Europe/London"), Some(1)),
+    ("0 0 12 * * SAT,SUN", None, None),
+];
+
+#[test]
+fn the_cheap_check_agrees_with_the_measured_longest_interval() {
+    let limits =
+        [1, 2, 6, 13, 24, 25, 48, 72, 73, 7 * 24, 7 * 24 + 1, 8 * 24, 9 * 24, 31 * 24, 62 * 24, 92 * 24];
+    let limits = limits.into_iter().map(hours).chain([hours(366 * 24), hours(730 * 24)]);
+    let limits: Vec<Duration> = limits.collect();
+    for &(cron, zone, window) in COMPARED {
+        let schedule = Schedule::new(cron, zone, window.map(hours)).expect("valid");
+        for from in ["2024-01-01T00:00:00Z", "2025-03-30T00:30:00Z", "2026-12-05T13:00:00Z"] {
+            let from = utc(from);
+            let longest = schedule.longest_interval(from);
+            let context = format!("{cron} {zone:?} window {window:?}h from {from}: longest {longest:?}");
+            // Exactly at the longest interval it fits; a second less, half, or any shorter limit does not.
+            assert_eq!(schedule.longest_interval_over(from, longest), None, "{context}");
+            let second_less = longest - Duration::from_secs(1);
+            assert_eq!(schedule.longest_interval_over(from, second_less), Some(longest), "{context}");
+            assert_eq!(schedule.longest_interval_over(from, longest / 2), Some(longest), "{context}");
+            for &limit in &limits {
+                let expected = (longest > limit).then_some(longest);
+                assert_eq!(
+                    schedule.longest_interval_over(from, limit),
+                    expected,
+                    "{context}, limit {limit:?}"
+                );
+            }
+        }
+    }
+}

@@ -36,6 +36,37 @@ fn a_schedule_that_cannot_keep_the_secret_young_enough_is_refused() {
 }
 
 #[test]
+fn a_leap_day_schedule_is_refused_even_in_years_without_a_leap_day_near() {
+    // Measured from 5 January 2026: the next 29 February is in 2028, beyond the two years looked at, but the gap
+    // the date falls in runs from 2024 to 2028.
+    error(
+        &with("max_age = \"730d\"", "schedule = \"0 0 29 2 *\"\n"),
+        10,
+        "jobs.webhook.schedule",
+        &["rotates at most every 1461d (schedule `0 0 29 2 *`), longer than [policy] max_age = 730d"],
+    );
+}
+
+#[test]
+fn a_verdict_shared_by_a_thousand_jobs_never_covers_a_job_with_another_window() {
+    let mut source = with("max_age = \"8d\"", "schedule = \"0 3 * * SUN\"\nwindow = \"1d\"\n");
+    for i in 0..1_000 {
+        source.push_str(&format!(
+            "[jobs.j{i}]\ntarget = \"shared\"\nstores = [ {{ store = \"local\", name = \"k{i}\" }} ]\n\
+             schedule = \"0 3 * * SUN\"\nwindow = \"1d\"\n"
+        ));
+    }
+    assert_eq!(valid(&source).jobs.len(), 1_001);
+    // The last job alone is refused when its window makes it too slow, although its schedule is shared.
+    source.push_str(
+        "[jobs.late]\ntarget = \"shared\"\nstores = [ { store = \"local\", name = \"late\" } ]\n\
+         schedule = \"0 3 * * SUN\"\nwindow = \"2d\"\n",
+    );
+    let err = load(&source).expect_err("the late job is refused");
+    assert_eq!(err.key.as_deref(), Some("jobs.late.schedule"), "{err:?}");
+}
+
+#[test]
 fn a_job_max_age_within_the_policy_covers_a_slow_schedule() {
     let config = valid(&with("max_age = \"7d\"", "schedule = \"0 0 1 * *\"\nmax_age = \"7d\"\n"));
     assert_eq!(config.policy.max_age, Some(7 * DAY));

@@ -6,6 +6,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// Threads for blocking work: twice the daemon's eight workers, with room for the reads of start-up and status.
+const MAX_BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     // Before anything can hold a secret: no core file, no reading of this process's memory by its peers.
     if let Err(e) = rotavault::hygiene::harden_process() {
@@ -14,7 +17,13 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     init_telemetry(cli.log_format, cli.default_log_level());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Blocking work (file store operations, job state files, fsync) is bounded by the scheduler's workers; the cap
+    // makes the thread count a small constant whatever the number of jobs, where tokio's default is 512.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             cli::output::warn(&format!("cannot start the async runtime: {e}"));

@@ -103,22 +103,31 @@ impl Runtime {
     /// The job states of the jobs at `jobs`, in that order, read on the blocking pool in chunks (a state is a
     /// small file per job).
     pub async fn job_states(&self, jobs: &[usize]) -> Vec<Result<JobState, String>> {
-        let mut out = Vec::with_capacity(jobs.len());
-        let mut reads = Vec::new();
-        for chunk in jobs.chunks(STATE_CHUNK) {
-            let states = self.engine.states().clone();
-            let names: Vec<String> = chunk.iter().map(|&i| self.jobs[i].job.name.clone()).collect();
-            reads.push(tokio::task::spawn_blocking(move || {
-                names.iter().map(|name| states.load(name).map_err(|e| e.to_string())).collect::<Vec<_>>()
-            }));
-        }
-        for (read, chunk) in reads.into_iter().zip(jobs.chunks(STATE_CHUNK)) {
-            match read.await {
-                Ok(states) => out.extend(states),
-                Err(e) => out.extend(chunk.iter().map(|_| Err(format!("the state read stopped: {e}")))),
-            }
-        }
-        out
+        // Collected first: a lazy map over `&[usize]` would put a higher-ranked closure in the future, which the
+        // `Send` bound of a spawned task cannot prove.
+        let reads: Vec<_> = jobs
+            .chunks(STATE_CHUNK)
+            .map(|chunk| {
+                let states = self.engine.states().clone();
+                let names: Vec<String> = chunk.iter().map(|&i| self.jobs[i].job.name.clone()).collect();
+                async move {
+                    let n = names.len();
+                    let read = tokio::task::spawn_blocking(move || {
+                        names
+                            .iter()
+                            .map(|name| states.load(name).map_err(|e| e.to_string()))
+                            .collect::<Vec<_>>()
+                    });
+                    match read.await {
+                        Ok(states) => states,
+                        Err(e) => (0..n).map(|_| Err(format!("the state read stopped: {e}"))).collect(),
+                    }
+                }
+            })
+            .collect();
+        // Two at a time: both cores busy, and no more threads than that.
+        let chunks: Vec<Vec<_>> = futures_util::stream::iter(reads).buffered(2).collect().await;
+        chunks.into_iter().flatten().collect()
     }
 }
 

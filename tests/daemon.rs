@@ -237,3 +237,30 @@ async fn a_value_whose_apply_was_sent_is_settled_when_the_apply_horizon_ends_not
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(600), daemon).await.expect("stops").expect("no panic");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rotation_past_apply_when_the_daemon_is_told_to_stop_runs_to_its_end() {
+    use support::scripted_target::ScriptedTarget;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shutdown = CancellationToken::new();
+    let (runtime, _) = faulty_rig(dir.path(), &shutdown).await;
+    let mut runtime = Arc::into_inner(runtime).expect("one owner");
+    let target = Arc::new(ScriptedTarget::new());
+    target.set_behind_the_back("fresh-secret-from-a-minute-ago");
+    // SIGTERM arrives as the apply request leaves, when the secret turns 6 hours old.
+    let stop = shutdown.clone();
+    target.before_apply(move || stop.cancel());
+    runtime.jobs[0].job.target = target.clone();
+    let runtime = Arc::new(runtime);
+    let daemon = tokio::spawn(serve(runtime.clone(), shutdown.clone()));
+
+    tokio::time::timeout(Duration::from_secs(7 * 3600), daemon).await.expect("stops").expect("no panic");
+    assert_eq!(target.applies(), 1);
+    // Not left pending: the target has the new value, so every store must have it as current.
+    let js = &runtime.jobs[0].job.stores[0];
+    assert!(js.store.pending(&js.secret).await.expect("pending").is_none(), "left pending at the stop");
+    let current = js.store.current(&js.secret).await.expect("current").expect("a value");
+    assert_eq!(current.metadata.generation, 2);
+    assert_eq!(target.accepted().as_deref(), Some(current.value.expose()));
+}

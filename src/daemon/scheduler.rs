@@ -242,11 +242,10 @@ impl Scheduler {
         {
             self.running += 1;
             let (daemon, done) = (self.daemon.clone(), self.done_tx.clone());
+            // Not cut off at shutdown: a rotation stops at its own safe point (the engine watches the token), and
+            // one past Apply runs to its end.
             self.daemon.tracker.spawn(async move {
-                let result = tokio::select! {
-                    result = work_on(&daemon, work) => result,
-                    () = daemon.shutdown.cancelled() => return,
-                };
+                let result = work_on(&daemon, work).await;
                 // The scheduler has gone only if the daemon is stopping.
                 let _ = done.send(result);
             });
@@ -378,7 +377,12 @@ async fn work_on(daemon: &Arc<Daemon>, work: Work) -> Vec<Done> {
     let runtime = &*daemon.runtime;
     match work {
         Work::Look(jobs) => {
-            let (summaries, states) = tokio::join!(runtime.summaries(&jobs), runtime.job_states(&jobs));
+            // Reads only: a store that hangs must not hold the daemon past SIGTERM.
+            let read = async { tokio::join!(runtime.summaries(&jobs), runtime.job_states(&jobs)) };
+            let (summaries, states) = tokio::select! {
+                read = read => read,
+                () = daemon.shutdown.cancelled() => return Vec::new(),
+            };
             jobs.into_iter()
                 .zip(summaries)
                 .zip(states)
@@ -393,7 +397,7 @@ async fn work_on(daemon: &Arc<Daemon>, work: Work) -> Vec<Done> {
                 Ok(recovery) => tracing::info!(job = %job.name, ?recovery, "start-up recovery"),
                 Err(e) => log_failure(&job.name, &e),
             }
-            vec![read_back(runtime, index, Did::Recovered).await]
+            read_back(daemon, index, Did::Recovered).await
         }
         Work::Rotate(index, reason) => {
             let job = &runtime.jobs[index].job;
@@ -415,17 +419,22 @@ async fn work_on(daemon: &Arc<Daemon>, work: Work) -> Vec<Done> {
                 }
                 None => Did::Skipped,
             };
-            vec![read_back(runtime, index, did).await]
+            read_back(daemon, index, did).await
         }
     }
 }
 
-async fn read_back(runtime: &Runtime, index: usize, did: Did) -> Done {
+async fn read_back(daemon: &Daemon, index: usize, did: Did) -> Vec<Done> {
+    let runtime = &*daemon.runtime;
     let one = [index];
-    let (mut summaries, mut states) = tokio::join!(runtime.summaries(&one), runtime.job_states(&one));
+    let read = async { tokio::join!(runtime.summaries(&one), runtime.job_states(&one)) };
+    let (mut summaries, mut states) = tokio::select! {
+        read = read => read,
+        () = daemon.shutdown.cancelled() => return Vec::new(),
+    };
     let summaries = summaries.pop().unwrap_or_else(|| JobSummaries(Vec::new()));
     let state = states.pop().unwrap_or_else(|| Err("the state was not read".into()));
-    Done { index, did, state, summaries }
+    vec![Done { index, did, state, summaries }]
 }
 
 fn delta(d: Duration) -> TimeDelta {

@@ -31,6 +31,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+/// How many jobs start-up reads at once (four chunks of a store's batch read).
+const START_SLICE: usize = 1024;
 /// How many work tasks (rotations, recoveries, batch reads) run at once.
 const WORKERS: usize = 8;
 /// How long a job that failed waits before the next try, at most.
@@ -165,22 +167,26 @@ impl Scheduler {
         let daemon = self.daemon.clone();
         let runtime = &*daemon.runtime;
         let all: Vec<usize> = (0..runtime.jobs.len()).collect();
-        let read = async { tokio::join!(runtime.summaries(&all), runtime.job_states(&all)) };
-        let (summaries, states) = tokio::select! {
-            read = read => read,
-            () = daemon.shutdown.cancelled() => return,
-        };
-        let now = runtime.engine.clock().now();
-        for ((index, summaries), state) in all.into_iter().zip(summaries).zip(states) {
-            let unsettled = match &state {
-                Ok(state) => state.apply_intent.is_some(),
-                Err(_) => true,
+        // A slice of the jobs at a time: what was read of one is planned and dropped before the next is read, so
+        // start-up's peak memory does not grow with the number of jobs.
+        for slice in all.chunks(START_SLICE) {
+            let read = async { tokio::join!(runtime.summaries(slice), runtime.job_states(slice)) };
+            let (summaries, states) = tokio::select! {
+                read = read => read,
+                () = daemon.shutdown.cancelled() => return,
             };
-            if unsettled || summaries.may_be_pending() {
-                self.plans[index].busy = true;
-                self.queue.push_back(Work::Recover(index));
-            } else {
-                self.plan(Done { index, did: Did::Looked, state, summaries }, now, false);
+            let now = runtime.engine.clock().now();
+            for ((&index, summaries), state) in slice.iter().zip(summaries).zip(states) {
+                let unsettled = match &state {
+                    Ok(state) => state.apply_intent.is_some(),
+                    Err(_) => true,
+                };
+                if unsettled || summaries.may_be_pending() {
+                    self.plans[index].busy = true;
+                    self.queue.push_back(Work::Recover(index));
+                } else {
+                    self.plan(Done { index, did: Did::Looked, state, summaries }, now, false);
+                }
             }
         }
         loop {

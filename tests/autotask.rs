@@ -297,6 +297,42 @@ async fn a_new_process_takes_zones_from_the_state_directory_and_looks_up_an_expi
 }
 
 #[tokio::test]
+async fn zones_half_their_lifetime_old_are_refreshed_ahead_so_the_next_rotation_looks_none_up() {
+    let rig = rig().await;
+    rig.rotate("backup").await.expect("rotation");
+    let cache = rig.dir.path().join("state/zones/autotask.json");
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).expect("the zone cache file")).expect("JSON");
+    let users: Vec<String> = file["zones"].as_object().expect("zones").keys().cloned().collect();
+    assert!(users.len() >= 2, "the user's and the admin's zones are cached: {users:?}");
+    // One entry resolved 13 hours ago (past half its lifetime, not expired), the others an hour ago.
+    let aged = USER.to_ascii_lowercase();
+    for user in &users {
+        let hours = if *user == aged { 13 } else { 1 };
+        let at = (chrono::Utc::now() - chrono::Duration::hours(hours)).to_rfc3339();
+        file["zones"][user]["resolved_at"] = serde_json::json!(at);
+    }
+    std::fs::write(&cache, file.to_string()).expect("write");
+
+    let daemon = rig.another_process().await;
+    let tenant = daemon.tenants.get("autotask").expect("the tenant");
+    let before = rig.zone_lookups();
+    assert_eq!(tenant.refresh_zones().await, 1, "only the aged entry is looked up again");
+    assert_eq!(rig.zone_lookups(), before + 1);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).expect("read")).expect("JSON");
+    let resolved_at = file["zones"][&aged]["resolved_at"].as_str().expect("time");
+    let resolved_at = chrono::DateTime::parse_from_rfc3339(resolved_at).expect("rfc3339");
+    assert!(chrono::Utc::now() - resolved_at.with_timezone(&chrono::Utc) < chrono::Duration::minutes(5));
+    assert_eq!(tenant.refresh_zones().await, 0, "nothing is aged any more");
+
+    // The refreshed entries serve the next rotation: it looks no zone up.
+    let rotations = rig.zone_lookups();
+    daemon.engine.rotate(&daemon.job("backup").expect("job").job, Trigger::Manual).await.expect("rotation");
+    assert_eq!(rig.zone_lookups(), rotations, "the rotation looked no zone up");
+}
+
+#[tokio::test]
 async fn the_update_sends_the_whole_entity_so_no_field_is_cleared() {
     let rig = rig().await;
     let before = rig.sandbox.resource(USER).expect("resource");

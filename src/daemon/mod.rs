@@ -22,6 +22,9 @@ use systemd::{Notifier, Startup};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How often the daemon looks for Autotask zones to refresh.
+const ZONE_REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Runs only the scheduler, with no HTTP server, until `shutdown`; returns once every job task has stopped.
 pub async fn serve(runtime: Arc<Runtime>, shutdown: CancellationToken) {
     let startup = Startup::new(Notifier::default(), runtime.jobs.len());
@@ -187,6 +190,10 @@ impl Daemon {
         scheduler::spawn(self);
         let daemon = self.clone();
         self.tracker.spawn(async move { daemon.check_stores().await });
+        if !self.runtime.tenants.is_empty() {
+            let daemon = self.clone();
+            self.tracker.spawn(async move { daemon.refresh_zones().await });
+        }
     }
 
     async fn wait(&self) {
@@ -214,6 +221,23 @@ impl Daemon {
         let result = self.runtime.engine.rotate(job, trigger).await;
         self.metrics.rotation(&job.name, result.as_ref().err(), started.elapsed());
         result
+    }
+
+    /// Looks up again, every [`ZONE_REFRESH_EVERY`], the Autotask zones that are half their lifetime old, so that
+    /// no rotation has to.
+    async fn refresh_zones(&self) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(ZONE_REFRESH_EVERY) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            for tenant in self.runtime.tenants.values() {
+                tokio::select! {
+                    _ = tenant.refresh_zones() => {}
+                    () = self.shutdown.cancelled() => return,
+                }
+            }
+        }
     }
 
     /// Asks every store whether it answers, at start and every [`STORE_CHECK_EVERY`], for `/readyz`.

@@ -374,6 +374,25 @@ impl AutotaskTenant {
         if let Some(zone) = self.zones.get(user) {
             return Ok(zone);
         }
+        self.resolve_zone(user).await
+    }
+
+    /// Looks up again every cached zone that is half its lifetime old, off any rotation (the daemon calls it
+    /// every hour): a rotation then finds its zones cached whenever it comes, and a zone that moved is noticed
+    /// before a rotation needs it. Unauthenticated, and exempt from Autotask's limits; a lookup that fails is
+    /// logged and leaves the entry to expire as before. Returns how many were looked up.
+    pub async fn refresh_zones(&self) -> usize {
+        let users = self.zones.aging(chrono::Utc::now());
+        for user in &users {
+            match self.resolve_zone(user).await {
+                Ok(_) => tracing::debug!(user = %user, "zone refreshed ahead of its expiry"),
+                Err(e) => tracing::warn!(user = %user, error = %e, "the zone could not be refreshed"),
+            }
+        }
+        users.len()
+    }
+
+    async fn resolve_zone(&self, user: &str) -> Result<Zone, TargetError> {
         let what = "GET V1.0/zoneInformation";
         let mut patience = self.patience(what);
         let zone = loop {

@@ -9,7 +9,9 @@
 //! between two writes loses at most an entry, which costs one lookup).
 //!
 //! An entry is used until it is [`ZONE_LIFETIME`] old, and dropped at once when the zone fails a call (the callers
-//! in `rest` and `soap` forget it, and the next call looks it up again and rewrites the file).
+//! in `rest` and `soap` forget it, and the next call looks it up again and rewrites the file). The daemon looks up
+//! again, off any rotation, every entry [`REFRESH_AFTER`] old ([`ZoneCache::aging`]), so that a rotation, whenever
+//! it comes, finds its zones cached and makes no lookup.
 
 use super::zone::Zone;
 use chrono::{DateTime, Utc};
@@ -23,6 +25,10 @@ use std::time::Duration;
 /// centre in 2026), and a call that fails at a stale zone re-resolves at once anyway; the lifetime only bounds how
 /// long an answer goes unchecked, so a day costs one lookup per user per day and nothing more.
 pub(super) const ZONE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How old an entry is when the daemon looks it up again ahead of its expiry: half its lifetime, so that a
+/// refresh that fails once still has hours to succeed before a rotation would need a lookup of its own.
+pub(super) const REFRESH_AFTER: Duration = Duration::from_secs(12 * 3600);
 
 /// The file's layout, versioned so that a later layout is recognised rather than misread.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -66,6 +72,27 @@ impl ZoneCache {
         let entries = self.lock();
         let (zone, at) = entries.get(&user.to_ascii_lowercase())?;
         fresh(*at, now).then(|| zone.clone())
+    }
+
+    /// The users whose entries are at least [`REFRESH_AFTER`] old at `now` (expired ones included): what a
+    /// refresh looks up again. A user never resolved is not here: its first call looks it up.
+    pub fn aging(&self, now: DateTime<Utc>) -> Vec<String> {
+        let refresh_after = chrono::Duration::from_std(REFRESH_AFTER).unwrap_or(chrono::Duration::hours(12));
+        let mut entries = self.lock();
+        // Other processes' entries too: each of them is a zone some rotation will need.
+        if let Some(path) = &self.file {
+            for (user, entry) in read(path) {
+                let newer = entries.get(&user).is_none_or(|(_, at)| *at < entry.1);
+                if newer {
+                    entries.insert(user, entry);
+                }
+            }
+        }
+        entries
+            .iter()
+            .filter(|(_, (_, at))| now - *at >= refresh_after)
+            .map(|(user, _)| user.clone())
+            .collect()
     }
 
     pub fn put(&self, user: &str, zone: Zone) {

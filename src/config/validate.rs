@@ -57,6 +57,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         policy: &policy,
         now,
         max_age_verdicts: Default::default(),
+        schedules: Default::default(),
     };
     let mut jobs = BTreeMap::new();
     for (name, schema) in schema.jobs {

@@ -78,7 +78,9 @@ pub enum ScheduleError {
 pub struct Schedule {
     /// The expression as given, whitespace normalised: what [`Schedule::describe`] shows.
     expression: String,
-    cron: croner::Cron,
+    /// Shared by clones: a parsed expression is a few kilobytes (croner keeps a byte per possible year), and every
+    /// job of a config with the same schedule shares one (see `config::job::Schedules`).
+    cron: std::sync::Arc<croner::Cron>,
     zone: Tz,
     /// `None` when no window was given, or a zero one: then each rotation happens at its fire.
     window: Option<Duration>,
@@ -108,8 +110,12 @@ impl Schedule {
         {
             return Err(ScheduleError::WindowTooLong { days: window.as_secs().div_ceil(24 * 60 * 60) });
         }
-        let schedule =
-            Schedule { expression, cron: parsed, zone, window: window.filter(|window| !window.is_zero()) };
+        let schedule = Schedule {
+            expression,
+            cron: std::sync::Arc::new(parsed),
+            zone,
+            window: window.filter(|window| !window.is_zero()),
+        };
         // Without a year field an expression that fires once fires again at the latest 400 years on (the Gregorian
         // calendar repeats, weekdays included, every 400 years), so one fire after any date proves it is alive.
         let reference = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();

@@ -39,7 +39,7 @@ pub fn check(path: &Path) -> Result<u8, CliError> {
                 .map_err(|message| at(format!("jobs.{name}.integration_code"), message))?;
         }
     }
-    let mut out = Output::stdout();
+    let mut out = Output::stdout_buffered();
     outln!(out, "{}: configuration valid", config.path.display());
     outln!(out, "  stores: {}", config.stores.keys().cloned().collect::<Vec<_>>().join(", "));
     for (name, job) in &config.jobs {

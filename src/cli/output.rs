@@ -31,6 +31,14 @@ impl Output {
     }
 }
 
+impl Output<io::BufWriter<io::Stdout>> {
+    /// For a report printed all at once (`check`, `status`): one write at the end instead of one per line, which
+    /// standard output's line buffering would make (thousands with thousands of jobs).
+    pub fn stdout_buffered() -> Self {
+        Self::new(io::BufWriter::with_capacity(64 * 1024, io::stdout()))
+    }
+}
+
 impl<W: Write> Output<W> {
     pub fn new(writer: W) -> Self {
         Self { writer, failed: None }

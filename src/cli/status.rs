@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
-    let mut out = Output::stdout();
+    let mut out = Output::stdout_buffered();
     if config.jobs.is_empty() {
         // Shown rather than refused: a person asking what rotavault does should hear "nothing", and why.
         if json {
@@ -39,7 +39,7 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
     Ok(out.reported(exit::OK))
 }
 
-pub(super) fn print_table(out: &mut Output, all: &[JobStatus], now: DateTime<Utc>) {
+pub(super) fn print_table<W: std::io::Write>(out: &mut Output<W>, all: &[JobStatus], now: DateTime<Utc>) {
     outln!(out, "{:<24} {:<9} {:<21} {:>10} {:<21}", "JOB", "STATE", "LAST ROTATION", "AGE", "NEXT DUE");
     for s in all {
         let last = s.last_rotation.map(short).unwrap_or_else(|| "-".into());

@@ -111,6 +111,8 @@ pub(super) struct Context<'c> {
     pub max_age_verdicts: Verdicts,
     /// Every distinct schedule parsed once and shared by the jobs that name it.
     pub schedules: Schedules,
+    /// The effective secret policy of each target for jobs with no `secret` rules of their own.
+    pub policies: std::cell::RefCell<BTreeMap<String, SecretPolicy>>,
 }
 
 /// Schedules by (expression, time zone, window): 10,000 jobs on a few schedules hold a few parsed expressions,
@@ -187,8 +189,21 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
     }
     max_age::check(ctx, &at, &job, schedule.as_ref(), max_age)?;
 
-    let secret_policy =
-        secret_rules::effective(doc, &at, &job.target, target, ctx.policy, job.secret.as_ref())?;
+    let secret_policy = match &job.secret {
+        // The same for every job on the target without rules of its own: combined and proven once.
+        None => {
+            let known = ctx.policies.borrow().get(&job.target).cloned();
+            match known {
+                Some(policy) => policy,
+                None => {
+                    let policy = secret_rules::effective(doc, &at, &job.target, target, ctx.policy, None)?;
+                    ctx.policies.borrow_mut().insert(job.target.clone(), policy.clone());
+                    policy
+                }
+            }
+        }
+        Some(rules) => secret_rules::effective(doc, &at, &job.target, target, ctx.policy, Some(rules))?,
+    };
     let autotask = autotask_account(ctx, &at, target, &mut job)?;
     let base = doc.file().parent().unwrap_or(std::path::Path::new(""));
     let after_rotation =
@@ -384,6 +399,11 @@ pub(super) fn check_unique_secrets(
     doc: &Document<'_>,
     jobs: &BTreeMap<String, JobConfig>,
 ) -> Result<(), ConfigError> {
+    // Almost always every secret is named once: prove that cheaply, and locate keys in the file only to report.
+    let mut names = std::collections::HashSet::new();
+    if jobs.values().flat_map(|job| &job.stores).all(|entry| names.insert((&entry.store, &entry.name))) {
+        return Ok(());
+    }
     let mut references: Vec<(usize, KeyPath, &str, &JobStore)> = Vec::new();
     for (name, job) in jobs {
         for (i, entry) in job.stores.iter().enumerate() {

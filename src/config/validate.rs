@@ -58,6 +58,7 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         now,
         max_age_verdicts: Default::default(),
         schedules: Default::default(),
+        policies: Default::default(),
     };
     let mut jobs = BTreeMap::new();
     for (name, schema) in schema.jobs {

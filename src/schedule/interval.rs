@@ -52,14 +52,14 @@ impl Schedule {
             // and the dense part has already seen them.
             if measured >= DENSE_FIRES {
                 let step = longest.max(SHORTEST_JUMP);
-                if let Some(reach) = self.last_fire_at_or_before(fire + step)
+                if let Some(reach) = self.find_last_at_or_before(fire + step)
                     && reach > fire
                 {
                     fire = reach;
                     continue;
                 }
             }
-            let Some(next) = self.next_fire_after(fire) else {
+            let Some(next) = self.find_next_after(fire) else {
                 return Duration::MAX;
             };
             longest = longest.max(next - fire);
@@ -92,7 +92,7 @@ impl Schedule {
         while fire < horizon {
             // Every gap between `fire` and the last fire within `room` of it fits. If that last fire is `fire`
             // itself, the next one is more than `room` away: that gap does not fit.
-            let reach = fire.checked_add_signed(room).and_then(|t| self.last_fire_at_or_before(t));
+            let reach = fire.checked_add_signed(room).and_then(|t| self.find_last_at_or_before(t));
             match reach {
                 Some(reach) if reach > fire => fire = reach,
                 _ => return exceeded(),
@@ -104,7 +104,7 @@ impl Schedule {
     /// Where measuring starts: the last fire at or before `from` (so the gap `from` falls in counts), or the first
     /// fire after it when there is none before.
     fn first_fire_measured(&self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.last_fire_at_or_before(from).or_else(|| self.next_fire_after(from))
+        self.find_last_at_or_before(from).or_else(|| self.find_next_after(from))
     }
 }
 

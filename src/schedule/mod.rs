@@ -21,6 +21,7 @@
 mod clock;
 mod cron;
 mod due;
+mod gaps;
 mod interval;
 
 #[cfg(test)]
@@ -81,6 +82,9 @@ pub struct Schedule {
     /// Shared by clones: a parsed expression is a few kilobytes (croner keeps a byte per possible year), and every
     /// job of a config with the same schedule shares one (see `config::job::Schedules`).
     cron: std::sync::Arc<croner::Cron>,
+    /// Pairs of consecutive fires met lately, shared by clones: thousands of jobs on one schedule ask about the
+    /// same few fires, and croner's search is tens of microseconds.
+    gaps: std::sync::Arc<gaps::Gaps>,
     zone: Tz,
     /// `None` when no window was given, or a zero one: then each rotation happens at its fire.
     window: Option<Duration>,
@@ -113,6 +117,7 @@ impl Schedule {
         let schedule = Schedule {
             expression,
             cron: std::sync::Arc::new(parsed),
+            gaps: Default::default(),
             zone,
             window: window.filter(|window| !window.is_zero()),
         };
@@ -128,6 +133,50 @@ impl Schedule {
     /// The first fire strictly after `t`, or `None` if croner finds none (not for a schedule that [`Schedule::new`]
     /// accepted, short of croner's year 5000 limit).
     pub fn next_fire_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let x = whole_second(t);
+        if let Some((_, b)) = self.gaps.around(x) {
+            return Some(b);
+        }
+        let b = self.find_next_after(t)?;
+        if let Some(a) = self.find_before(b) {
+            self.learn(a, b);
+        }
+        Some(b)
+    }
+
+    /// The latest fire at or before `t`, or `None` if there is none.
+    pub fn last_fire_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Some((a, _)) = self.gaps.around(whole_second(t)) {
+            return Some(a);
+        }
+        let a = self.find_last_at_or_before(t)?;
+        if let Some(b) = self.find_next_after(a) {
+            self.learn(a, b);
+        }
+        Some(a)
+    }
+
+    /// The latest fire strictly before `fire`, where `fire` is itself a fire.
+    fn fire_before(&self, fire: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Some(a) = self.gaps.ending_at(whole_second(fire)) {
+            return Some(a);
+        }
+        let a = self.find_before(fire)?;
+        self.learn(a, whole_second(fire));
+        Some(a)
+    }
+
+    /// Remembers that `b` follows `a` with no fire between, once croner agrees both ways (so that a quirk of a
+    /// change of clocks can never make the memo answer what croner would not).
+    fn learn(&self, a: DateTime<Utc>, b: DateTime<Utc>) {
+        if self.find_next_after(a) == Some(b) && self.find_before(b) == Some(a) {
+            self.gaps.remember(a, b);
+        }
+    }
+
+    /// croner's answer to [`Schedule::next_fire_after`], not remembered: for walks over years of fires, which
+    /// would only churn the memo.
+    fn find_next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Fires fall on whole seconds and croner searches whole seconds: searching after `t` rounded down finds the
         // first fire at or past the next whole second, which is the first one strictly after `t`.
         let start = whole_second(t).with_timezone(&self.zone);
@@ -135,15 +184,13 @@ impl Schedule {
         Some(fire.with_timezone(&Utc))
     }
 
-    /// The latest fire at or before `t`, or `None` if there is none.
-    pub fn last_fire_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn find_last_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let start = whole_second(t).with_timezone(&self.zone);
         let fire = self.cron.find_previous_occurrence(&start, true).ok()?;
         Some(fire.with_timezone(&Utc))
     }
 
-    /// The latest fire strictly before `fire`, where `fire` is itself a fire.
-    fn fire_before(&self, fire: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn find_before(&self, fire: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let start = whole_second(fire).with_timezone(&self.zone);
         let fire = self.cron.find_previous_occurrence(&start, false).ok()?;
         Some(fire.with_timezone(&Utc))

@@ -299,3 +299,47 @@ fn the_cheap_check_agrees_with_the_measured_longest_interval() {
         }
     }
 }
+
+#[test]
+fn remembered_fires_answer_exactly_what_croner_answers_across_changes_of_clocks() {
+    let schedules = [
+        ("0 3 * * *", "Europe/Amsterdam"),
+        ("30 2 * * *", "Europe/Amsterdam"),
+        ("*/10 1-3 * * *", "America/New_York"),
+        ("0 1-3 * * SUN", "Europe/London"),
+        ("15 0 1 * *", "UTC"),
+    ];
+    // Four days around each change of clocks in 2024, every 47 minutes: the memo is asked about gaps it has
+    // learnt (hits) and gaps it has not (misses) alike.
+    let periods =
+        [("2024-03-29T00:00:00Z", "2024-04-02T00:00:00Z"), ("2024-10-25T00:00:00Z", "2024-10-29T00:00:00Z")];
+    for (cron, zone) in schedules {
+        let memo = Schedule::new(cron, Some(zone), None).expect("valid");
+        let mut hits = 0;
+        for (from, to) in periods {
+            let (mut t, end) = (utc(from), utc(to));
+            while t < end {
+                hits += usize::from(memo.gaps.around(t.trunc_subsecs(0)).is_some());
+                assert_eq!(
+                    memo.next_fire_after(t),
+                    memo.find_next_after(t),
+                    "{cron} ({zone}) next after {t}"
+                );
+                assert_eq!(
+                    memo.last_fire_at_or_before(t),
+                    memo.find_last_at_or_before(t),
+                    "{cron} ({zone}) last at or before {t}"
+                );
+                if let Some(fire) = memo.find_next_after(t) {
+                    assert_eq!(
+                        memo.fire_before(fire),
+                        memo.find_before(fire),
+                        "{cron} ({zone}) before {fire}"
+                    );
+                }
+                t += chrono::TimeDelta::minutes(47) + chrono::TimeDelta::milliseconds(250);
+            }
+        }
+        assert!(hits > 0, "{cron} ({zone}): the memo never answered");
+    }
+}

@@ -81,7 +81,18 @@ pub(super) fn print_table<W: std::io::Write>(out: &mut Output<W>, all: &[JobStat
 }
 
 fn short(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%SZ").to_string()
+    // Fields by hand rather than a strftime pattern, which chrono parses again at every call.
+    use chrono::{Datelike, Timelike};
+    let (d, t) = (at.date_naive(), at.time());
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        d.year(),
+        d.month(),
+        d.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 fn human(seconds: i64) -> String {
@@ -91,5 +102,19 @@ fn human(seconds: i64) -> String {
         60..3600 => format!("{}m", s / 60),
         3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_the_table_are_utc_to_the_second_with_a_z() {
+        let at =
+            DateTime::parse_from_rfc3339("2026-03-04T05:06:07.891+02:00").expect("time").with_timezone(&Utc);
+        assert_eq!(short(at), "2026-03-04 03:06:07Z");
+        assert_eq!(human(59), "59s");
+        assert_eq!(human(3 * 86400 + 7200 + 5), "3d2h");
     }
 }

@@ -50,7 +50,14 @@ pub struct Meta {
 
 /// The hex SHA-256 of an age file's header, which ties a metadata file to the one age file it describes.
 pub fn digest(age_bytes: &[u8]) -> String {
-    Sha256::digest(header(age_bytes)).iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // By hand rather than through `format!`: at 10,000 secrets per batch read the formatting machinery showed.
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(header(age_bytes)) {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 /// The age header: everything up to the end of its MAC line (`--- <mac>`), or the whole of something that has none.

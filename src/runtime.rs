@@ -32,12 +32,15 @@ pub use summaries::JobSummaries;
 #[derive(Debug)]
 pub struct ScheduledJob {
     pub job: Job,
+    /// The name of its `[targets.X]`, shared by that target's jobs: a bounded label for metrics.
+    pub target: Arc<str>,
     pub schedule: Option<Schedule>,
     pub max_age: Option<Duration>,
 }
 
 #[derive(Debug)]
 pub struct Runtime {
+    /// The config it was built from, without its jobs: those live in `jobs`, built.
     pub config: Config,
     pub engine: Engine,
     pub jobs: Vec<ScheduledJob>,
@@ -113,12 +116,26 @@ impl Runtime {
             }
         }
 
-        let mut jobs = Vec::new();
+        let mut jobs = Vec::with_capacity(config.jobs.len());
+        // One `generated` target per `[targets.X]`, shared by its jobs: it holds nothing of a job's own.
+        let mut generated: BTreeMap<&str, Arc<dyn Target>> = BTreeMap::new();
+        let target_names: BTreeMap<&str, Arc<str>> =
+            config.targets.keys().map(|name| (name.as_str(), Arc::from(name.as_str()))).collect();
         for (name, job) in &config.jobs {
-            let target = build_target(&config, job, &tenants)
-                .map_err(|detail| BuildError::Job { name: name.clone(), detail })?;
+            let target = match (config.targets.get(&job.target), generated.get(job.target.as_str())) {
+                (Some(TargetConfig::Generated), Some(shared)) => shared.clone(),
+                _ => build_target(&config, job, &tenants)
+                    .map_err(|detail| BuildError::Job { name: name.clone(), detail })?,
+            };
+            if matches!(config.targets.get(&job.target), Some(TargetConfig::Generated)) {
+                generated.entry(job.target.as_str()).or_insert_with(|| target.clone());
+            }
             let job_stores = job_stores(name, job, &stores)?;
             jobs.push(ScheduledJob {
+                target: target_names
+                    .get(job.target.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(job.target.as_str())),
                 job: Job {
                     name: name.clone(),
                     target,
@@ -149,6 +166,9 @@ impl Runtime {
             .with_lockout(lockout)
             .with_events(events.clone())
             .with_hooks(hooks);
+        // Every job now lives in `jobs`, built; its config would only double what each job costs in memory.
+        let mut config = config;
+        config.jobs.clear();
         Ok(Self {
             config,
             engine,

@@ -183,7 +183,7 @@ async fn metrics_show_rotations_store_calls_ages_and_build_info_and_never_the_se
     assert_eq!(status, 200);
     for expected in [
         "rotavault_build_info{version=",
-        r#"rotavault_rotation_duration_seconds_count{job="webhook"} 1"#,
+        r#"rotavault_rotation_duration_seconds_count{target="shared"} 1"#,
         r#"rotavault_store_calls_total{store="mem",call="stage",status="ok"} 1"#,
         r#"rotavault_secret_max_age_seconds{job="webhook"} 2592000"#,
         "rotavault_failed_logins_max ",

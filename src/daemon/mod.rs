@@ -216,10 +216,11 @@ impl Daemon {
 
     /// Rotates a claimed job through the engine, and counts it.
     async fn rotate(&self, claim: &Claim, trigger: Trigger) -> Result<Outcome, RotationError> {
-        let job = &self.runtime.jobs[claim.index].job;
+        let scheduled = &self.runtime.jobs[claim.index];
+        let job = &scheduled.job;
         let started = tokio::time::Instant::now();
         let result = self.runtime.engine.rotate(job, trigger).await;
-        self.metrics.rotation(&job.name, result.as_ref().err(), started.elapsed());
+        self.metrics.rotation(&job.name, &scheduled.target, result.as_ref().err(), started.elapsed());
         result
     }
 

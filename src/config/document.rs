@@ -10,7 +10,7 @@ use super::toml_error;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use std::path::Path;
 use toml::Spanned;
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 pub(super) struct Document<'a> {
     file: &'a Path,
@@ -33,9 +33,33 @@ impl<'a> Document<'a> {
         self.file
     }
 
-    /// The whole document as `T`.
-    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        T::deserialize(toml::de::Deserializer::from(self.root.clone())).map_err(|e| self.schema_error(&e))
+    /// The whole document as `T`, with the top-level table `apart` left out: that one is read entry by entry
+    /// ([`Document::table_keys`], [`Document::deserialize_at`]), so that a config of 10,000 jobs is never copied
+    /// whole. Such a copy would double the parse's peak memory, and a peak stays resident for the daemon's life.
+    pub fn deserialize_without<T: DeserializeOwned>(&self, apart: &str) -> Result<T, ConfigError> {
+        let mut rest = DeTable::new();
+        for (key, value) in self.root.get_ref() {
+            if key.get_ref().as_ref() != apart {
+                rest.insert(key.clone(), value.clone());
+            }
+        }
+        let rest = Spanned::new(self.root.span(), rest);
+        T::deserialize(toml::de::Deserializer::from(rest)).map_err(|e| self.schema_error(&e))
+    }
+
+    /// The keys of the table at `path`, sorted; none when it is absent. When it is something else than a table,
+    /// the error is the one deserializing it as `T` gives.
+    pub fn table_keys<T: DeserializeOwned>(&self, path: &KeyPath) -> Result<Vec<String>, ConfigError> {
+        let Some(node) = locate::node(self.root.get_ref(), path) else {
+            return Ok(Vec::new());
+        };
+        if let DeValue::Table(table) = node.get_ref() {
+            let mut keys: Vec<String> = table.keys().map(|key| key.get_ref().to_string()).collect();
+            keys.sort();
+            return Ok(keys);
+        }
+        self.deserialize_at::<T>(path)?;
+        Ok(Vec::new())
     }
 
     /// The value at `path` as `T`. Spans stay those of the whole file, so errors point into it.

@@ -26,8 +26,10 @@ pub(super) struct DocumentSchema {
     pub stores: BTreeMap<String, Kind<StoreKind>>,
     #[serde(default)]
     pub targets: BTreeMap<String, Kind<TargetKind>>,
-    #[serde(default)]
-    pub jobs: BTreeMap<String, JobSchema>,
+    /// Named here so that an unknown top-level key lists it among those expected; its content is read one job at
+    /// a time (see `Document::deserialize_without`), never through this field.
+    #[serde(default, rename = "jobs")]
+    pub _jobs: serde::de::IgnoredAny,
     #[serde(default)]
     pub notify: BTreeMap<String, Kind<super::notify::NotifyKind>>,
     #[serde(default)]

@@ -8,7 +8,7 @@ use super::document::Document;
 use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::schema::DocumentSchema;
+use super::schema::{DocumentSchema, JobSchema};
 use super::{Config, Jobs, audit, files, http, job, notify, policy, rotation_settings, store, target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +22,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/rotavault";
 const NAME_MAX: usize = 64;
 
 pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> Result<Config, ConfigError> {
-    let schema: DocumentSchema = doc.deserialize()?;
+    let schema: DocumentSchema = doc.deserialize_without("jobs")?;
     let root = KeyPath::root();
     // Relative paths are relative to the config file, not to whatever directory the daemon was started in.
     let base = doc.file().parent().unwrap_or(Path::new(""));
@@ -61,8 +61,12 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         policies: Default::default(),
     };
     let mut jobs = BTreeMap::new();
-    for (name, schema) in schema.jobs {
-        check_name(doc, &root.key("jobs").key(&name), &name, "job")?;
+    let jobs_at = root.key("jobs");
+    // One job's part of the document at a time (see `Document::deserialize_without`).
+    for name in doc.table_keys::<BTreeMap<String, JobSchema>>(&jobs_at)? {
+        let at = jobs_at.key(&name);
+        check_name(doc, &at, &name, "job")?;
+        let schema: JobSchema = doc.deserialize_at(&at)?;
         let config = job::build(&context, &name, schema)?;
         jobs.insert(name, config);
     }

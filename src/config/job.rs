@@ -118,9 +118,10 @@ pub(super) struct Context<'c> {
 /// Schedules by (expression, time zone, window): 10,000 jobs on a few schedules hold a few parsed expressions,
 /// not 10,000.
 #[derive(Default)]
-pub(super) struct Schedules(
-    std::cell::RefCell<std::collections::HashMap<(String, Option<String>, Option<Duration>), Schedule>>,
-);
+pub(super) struct Schedules(std::cell::RefCell<std::collections::HashMap<ScheduleKey, Schedule>>);
+
+/// A schedule as written: expression, time zone, window.
+type ScheduleKey = (String, Option<String>, Option<Duration>);
 
 impl Schedules {
     fn get(

@@ -1,6 +1,6 @@
 //! The age envelope around the document: binary age format, one X25519 recipient (the store's own identity).
 //!
-//! Binary rather than ASCII-armored so that the plain `age -d -i store.key secrets.age` works without flags, and
+//! Binary rather than ASCII-armored so that the plain `age -d -i store.key secrets/NAME.age` works without flags, and
 //! because armor needs a cargo feature of `age` for no gain. Decryption failures are sorted into the three cases an
 //! operator acts on differently; the disk layer turns them into messages that name the file and the identity.
 

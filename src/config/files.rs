@@ -29,6 +29,12 @@ pub struct NamedFile {
 }
 
 impl NamedFile {
+    /// The file at `path`, named by the key at `at`, located in `doc`.
+    pub(super) fn at(doc: &Document<'_>, at: &KeyPath, path: &Path, holds: &'static str) -> Self {
+        let place = doc.error(at, "");
+        Self { key: at.to_string(), line: place.line, column: place.column, path: path.to_owned(), holds }
+    }
+
     /// A config error at the key when the file is not there (or cannot be looked at), naming the path.
     pub fn check(&self, config: &Path) -> Result<(), ConfigError> {
         let problem = match std::fs::metadata(&self.path) {
@@ -108,17 +114,5 @@ pub(super) fn named(
         }
     }
     found.sort_by_key(|(at, ..)| doc.offset(at));
-    found
-        .into_iter()
-        .map(|(at, path, holds)| {
-            let place = doc.error(&at, "");
-            NamedFile {
-                key: at.to_string(),
-                line: place.line,
-                column: place.column,
-                path: path.to_owned(),
-                holds,
-            }
-        })
-        .collect()
+    found.into_iter().map(|(at, path, holds)| NamedFile::at(doc, &at, path, holds)).collect()
 }

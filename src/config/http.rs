@@ -66,14 +66,7 @@ pub(super) fn build(
 pub(super) fn files(doc: &Document<'_>, http: &HttpSettings) -> Vec<super::NamedFile> {
     let Some(path) = &http.token_file else { return Vec::new() };
     let at = KeyPath::root().key("http").key("token_file");
-    let place = doc.error(&at, "");
-    vec![super::NamedFile {
-        key: at.to_string(),
-        line: place.line,
-        column: place.column,
-        path: path.clone(),
-        holds: "the bearer token of POST /v1/jobs/{job}/rotate",
-    }]
+    vec![super::NamedFile::at(doc, &at, path, "the bearer token of POST /v1/jobs/{job}/rotate")]
 }
 
 #[cfg(test)]

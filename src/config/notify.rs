@@ -318,17 +318,5 @@ pub(super) fn files(doc: &Document<'_>, notify: &BTreeMap<String, NotifyConfig>)
             }
         }
     }
-    found
-        .into_iter()
-        .map(|(at, path, holds)| {
-            let place = doc.error(&at, "");
-            NamedFile {
-                key: at.to_string(),
-                line: place.line,
-                column: place.column,
-                path: path.to_owned(),
-                holds,
-            }
-        })
-        .collect()
+    found.into_iter().map(|(at, path, holds)| NamedFile::at(doc, &at, path, holds)).collect()
 }

@@ -106,30 +106,30 @@ impl Runtime {
             config.rotation.failed_login_window,
             clock.clone(),
         ));
+        // What the jobs of one `[targets.X]` share, built once: an Autotask tenant; a `generated` target whole,
+        // since it holds nothing of a job's own.
         let mut tenants = BTreeMap::new();
+        let mut generated: BTreeMap<String, Arc<dyn Target>> = BTreeMap::new();
         for (name, target) in &config.targets {
-            if let TargetConfig::Autotask(autotask) = target {
-                let zone_cache = config.state_dir.join("zones").join(format!("{name}.json"));
-                let tenant = autotask_tenant(autotask, &stores, lockout.clone(), zone_cache)
-                    .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
-                tenants.insert(name.clone(), tenant);
+            match target {
+                TargetConfig::Autotask(autotask) => {
+                    let zone_cache = config.state_dir.join("zones").join(format!("{name}.json"));
+                    let tenant = autotask_tenant(autotask, &stores, lockout.clone(), zone_cache)
+                        .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
+                    tenants.insert(name.clone(), tenant);
+                }
+                TargetConfig::Generated => {
+                    generated.insert(name.clone(), Arc::new(GeneratedTarget::new(SecretPolicy::default())));
+                }
             }
         }
 
         let mut jobs = Vec::with_capacity(config.jobs.len());
-        // One `generated` target per `[targets.X]`, shared by its jobs: it holds nothing of a job's own.
-        let mut generated: BTreeMap<&str, Arc<dyn Target>> = BTreeMap::new();
         let target_names: BTreeMap<&str, Arc<str>> =
             config.targets.keys().map(|name| (name.as_str(), Arc::from(name.as_str()))).collect();
         for (name, job) in &config.jobs {
-            let target = match (config.targets.get(&job.target), generated.get(job.target.as_str())) {
-                (Some(TargetConfig::Generated), Some(shared)) => shared.clone(),
-                _ => build_target(&config, job, &tenants)
-                    .map_err(|detail| BuildError::Job { name: name.clone(), detail })?,
-            };
-            if matches!(config.targets.get(&job.target), Some(TargetConfig::Generated)) {
-                generated.entry(job.target.as_str()).or_insert_with(|| target.clone());
-            }
+            let target = build_target(&config, job, &tenants, &generated)
+                .map_err(|detail| BuildError::Job { name: name.clone(), detail })?;
             let job_stores = job_stores(name, job, &stores)?;
             jobs.push(ScheduledJob {
                 target: target_names
@@ -363,9 +363,12 @@ fn build_target(
     config: &Config,
     job: &JobConfig,
     tenants: &BTreeMap<String, Arc<AutotaskTenant>>,
+    generated: &BTreeMap<String, Arc<dyn Target>>,
 ) -> Result<Arc<dyn Target>, String> {
     match config.targets.get(&job.target) {
-        Some(TargetConfig::Generated) => Ok(Arc::new(GeneratedTarget::new(SecretPolicy::default()))),
+        Some(TargetConfig::Generated) => {
+            generated.get(&job.target).cloned().ok_or_else(|| "the generated target was not built".into())
+        }
         Some(TargetConfig::Autotask(_)) => {
             let tenant = tenants.get(&job.target).ok_or("the Autotask target was not built")?;
             let account = job.autotask.as_ref().ok_or("the job names no Autotask user")?;

@@ -17,6 +17,7 @@ mod admin;
 mod answer;
 mod budget;
 mod checks;
+mod patience;
 mod payload;
 mod policy;
 mod requests;

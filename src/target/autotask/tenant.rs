@@ -17,13 +17,13 @@
 
 use super::KIND;
 use super::admin::AdminSource;
-use super::answer::{Refusal, classify, rest_messages, retry_after};
+use super::answer::retry_after;
 use super::budget::Budget;
+pub(super) use super::patience::{ATTEMPTS, Attempt, Patience};
 use super::requests::RequestCounts;
-use super::zone::{REST_VERSION, Zone, check_transport, parse_zone_information, without_version};
+use super::zone::{REST_VERSION, check_transport, without_version};
 use super::zone_cache::ZoneCache;
 use crate::lockout::{LockoutError, LockoutGuard, Login};
-use crate::retry::Backoff;
 use crate::secret::redact::Redactor;
 use crate::store::Metadata;
 use crate::target::TargetError;
@@ -35,12 +35,11 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+mod zones;
+
 /// Autotask's own zone lookup host.
 pub const DEFAULT_ZONE_LOOKUP_URL: &str = "https://webservices2.autotask.net/atservicesrest/";
 
-/// Attempts per call, the first included; see [`TenantSettings::longest_call`] for what they add up to.
-const ATTEMPTS: u32 = 3;
-const FIRST_WAIT: Duration = Duration::from_millis(500);
 /// A TCP or TLS connect that takes longer than this will not succeed; failing fast leaves time for a retry.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bigger than any answer rotavault asks for; a bound so that a misbehaving proxy cannot fill memory.
@@ -131,30 +130,6 @@ pub(super) enum Failure {
     Broken(String),
     /// The lockout guard allows no login as this account now; nothing was sent.
     Guard(LockoutError),
-}
-
-/// What one attempt of a call came to.
-pub(super) enum Attempt<T, E> {
-    Done(T),
-    /// Nothing happened at Autotask; try again after a back-off (at least `retry_after`), or at once when
-    /// `at_once` (the zone was just re-resolved).
-    Again {
-        detail: String,
-        retry_after: Option<Duration>,
-        at_once: bool,
-    },
-    Stop(E),
-}
-
-impl<T, E> Attempt<T, E> {
-    /// The attempt that follows a temporary refusal.
-    pub fn after(refusal: &Refusal) -> Self {
-        let retry_after = match refusal {
-            Refusal::Throttled { retry_after, .. } => *retry_after,
-            _ => None,
-        };
-        Self::Again { detail: refusal.to_string(), retry_after, at_once: false }
-    }
 }
 
 pub(super) fn transient(detail: String, retry_after: Option<Duration>) -> TargetError {
@@ -369,72 +344,6 @@ impl AutotaskTenant {
         &self.http
     }
 
-    /// The zone of `user`, from the cache or looked up.
-    pub(super) async fn zone(&self, user: &str) -> Result<Zone, TargetError> {
-        if let Some(zone) = self.zones.get(user) {
-            return Ok(zone);
-        }
-        self.resolve_zone(user).await
-    }
-
-    /// Looks up again every cached zone that is half its lifetime old, off any rotation (the daemon calls it
-    /// every hour): a rotation then finds its zones cached whenever it comes, and a zone that moved is noticed
-    /// before a rotation needs it. Unauthenticated, and exempt from Autotask's limits; a lookup that fails is
-    /// logged and leaves the entry to expire as before. Returns how many were looked up.
-    pub async fn refresh_zones(&self) -> usize {
-        let users = self.zones.aging(chrono::Utc::now());
-        for user in &users {
-            match self.resolve_zone(user).await {
-                Ok(_) => tracing::debug!(user = %user, "zone refreshed ahead of its expiry"),
-                Err(e) => tracing::warn!(user = %user, error = %e, "the zone could not be refreshed"),
-            }
-        }
-        users.len()
-    }
-
-    async fn resolve_zone(&self, user: &str) -> Result<Zone, TargetError> {
-        let what = "GET V1.0/zoneInformation";
-        let mut patience = self.patience(what);
-        let zone = loop {
-            let attempt = self.lookup_zone(user, what).await;
-            if let Some(zone) = patience.settle(attempt).await? {
-                break zone;
-            }
-        };
-        tracing::debug!(user, zone = %zone.rest, "zone resolved");
-        self.zones.put(user, zone.clone());
-        Ok(zone)
-    }
-
-    async fn lookup_zone(&self, user: &str, what: &str) -> Attempt<Zone, TargetError> {
-        let request = self.http.get(self.lookup.clone()).query(&[("user", user)]);
-        let answer = match self.exchange(None, what, request, None).await {
-            Ok(answer) => answer,
-            Err(failure) => return safe_failure(failure, what),
-        };
-        if answer.status == 200 {
-            return match parse_zone_information(&answer.body).and_then(|url| Zone::from_rest_base(&url)) {
-                Ok(zone) => Attempt::Done(zone),
-                Err(why) => Attempt::Stop(invalid(format!("{what} for `{user}`: {why}"))),
-            };
-        }
-        // The zone lookup is unauthenticated: it sends no secret that could come back.
-        match classify(answer.status, answer.retry_after, &rest_messages(&answer.body, &Redactor::none())) {
-            Refusal::UnknownUser => Attempt::Stop(invalid(format!(
-                "Autotask knows no API user `{user}` (the zone lookup at {} cannot place it)",
-                self.lookup
-            ))),
-            refusal if refusal.is_temporary() => Attempt::after(&refusal),
-            refusal => Attempt::Stop(invalid(format!("{what} for `{user}`: {refusal}"))),
-        }
-    }
-
-    /// Drops `user`'s cached zone, so that the next call looks it up again.
-    pub(super) fn forget_zone(&self, user: &str) {
-        tracing::debug!(user, "zone forgotten; it is looked up again");
-        self.zones.forget(user);
-    }
-
     /// Sends one request and reads its answer. `endpoint` is `None` for the unauthenticated zone lookup, which
     /// neither Autotask's limits nor rotavault's budget count. `what` (method and path) is all an error says.
     /// `login`: the account the request logs in as, when this is where its login is counted (the admin's; a
@@ -531,42 +440,7 @@ impl AutotaskTenant {
 
     /// The back-off state of one call: see [`Patience::settle`].
     pub(super) fn patience<'a>(&self, what: &'a str) -> Patience<'a> {
-        let max = self.settings.max_backoff;
-        Patience { what, n: 0, max, backoff: Backoff { attempts: ATTEMPTS, first: FIRST_WAIT.min(max), max } }
-    }
-}
-
-/// One call's attempts. A caller loops: make an attempt, hand it to [`Patience::settle`], stop on its answer.
-pub(super) struct Patience<'a> {
-    what: &'a str,
-    n: u32,
-    max: Duration,
-    backoff: Backoff,
-}
-
-impl Patience<'_> {
-    /// `Ok(Some)` when done, `Err` when stopped, `Ok(None)` (after the back-off) to try again. Gives up with
-    /// `Transient` (and the wait it would have made) after [`ATTEMPTS`], or at once when the server asks for a
-    /// longer wait than `max_backoff`: the engine schedules long waits, so that no job holds a thread meanwhile.
-    pub async fn settle<T, E: From<TargetError>>(&mut self, attempt: Attempt<T, E>) -> Result<Option<T>, E> {
-        self.n += 1;
-        let (detail, hint, at_once) = match attempt {
-            Attempt::Done(value) => return Ok(Some(value)),
-            Attempt::Stop(e) => return Err(e),
-            Attempt::Again { detail, retry_after, at_once } => (detail, retry_after, at_once),
-        };
-        let (what, n) = (self.what, self.n);
-        if n >= ATTEMPTS || hint.is_some_and(|h| h > self.max) {
-            let wait = hint.unwrap_or_else(|| self.backoff.delay(n, None));
-            tracing::warn!(what, %detail, attempts = n, "giving up for now");
-            return Err(transient(format!("{detail} (after {n} attempt(s))"), Some(wait)).into());
-        }
-        if !at_once {
-            let wait = self.backoff.delay(n, hint);
-            tracing::info!(what, %detail, wait_ms = wait.as_millis() as u64, "backing off");
-            tokio::time::sleep(wait).await;
-        }
-        Ok(None)
+        Patience::new(what, self.settings.max_backoff)
     }
 }
 

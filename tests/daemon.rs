@@ -14,6 +14,7 @@ use rotavault::store::{Metadata, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use support::faulty_store::{Fault, FaultyStore, Op};
+use support::scripted_target::ScriptedTarget;
 use tokio_util::sync::CancellationToken;
 
 fn start() -> DateTime<Utc> {
@@ -136,6 +137,16 @@ max_age = "6h"
     (Arc::new(runtime), faulty)
 }
 
+/// [`faulty_rig`]'s job on a scripted target that accepts the seeded secret, for tests that play the target.
+async fn scripted_rig(dir: &std::path::Path, shutdown: &CancellationToken) -> (Runtime, Arc<ScriptedTarget>) {
+    let (runtime, _) = faulty_rig(dir, shutdown).await;
+    let mut runtime = Arc::into_inner(runtime).expect("one owner");
+    let target = Arc::new(ScriptedTarget::new());
+    target.set_behind_the_back("fresh-secret-from-a-minute-ago");
+    runtime.jobs[0].job.target = target.clone();
+    (runtime, target)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_store_read_error_while_working_out_when_a_job_is_due_never_starts_a_rotation() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -188,17 +199,11 @@ async fn a_store_that_hangs_while_the_age_is_read_times_out_and_gives_way_to_sig
 async fn a_value_whose_apply_was_sent_is_settled_when_the_apply_horizon_ends_not_at_the_next_fire() {
     use rotavault::rotation::state::ApplyIntent;
     use rotavault::store::RotationId;
-    use support::scripted_target::ScriptedTarget;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let shutdown = CancellationToken::new();
-    let (runtime, _) = faulty_rig(dir.path(), &shutdown).await;
-    let mut runtime = Arc::into_inner(runtime).expect("one owner");
     // A target that still takes the old value: the apply of the new one was sent just before a crash, and the
     // server carries it out a minute later.
-    let target = Arc::new(ScriptedTarget::new());
-    target.set_behind_the_back("fresh-secret-from-a-minute-ago");
-    runtime.jobs[0].job.target = target.clone();
+    let (runtime, target) = scripted_rig(dir.path(), &shutdown).await;
     let job = runtime.jobs[0].job.clone();
     let id = RotationId::new();
     let js = &job.stores[0];
@@ -240,18 +245,12 @@ async fn a_value_whose_apply_was_sent_is_settled_when_the_apply_horizon_ends_not
 
 #[tokio::test(start_paused = true)]
 async fn a_rotation_past_apply_when_the_daemon_is_told_to_stop_runs_to_its_end() {
-    use support::scripted_target::ScriptedTarget;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let shutdown = CancellationToken::new();
-    let (runtime, _) = faulty_rig(dir.path(), &shutdown).await;
-    let mut runtime = Arc::into_inner(runtime).expect("one owner");
-    let target = Arc::new(ScriptedTarget::new());
-    target.set_behind_the_back("fresh-secret-from-a-minute-ago");
+    let (runtime, target) = scripted_rig(dir.path(), &shutdown).await;
     // SIGTERM arrives as the apply request leaves, when the secret turns 6 hours old.
     let stop = shutdown.clone();
     target.before_apply(move || stop.cancel());
-    runtime.jobs[0].job.target = target.clone();
     let runtime = Arc::new(runtime);
     let daemon = tokio::spawn(serve(runtime.clone(), shutdown.clone()));
 

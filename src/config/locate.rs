@@ -7,17 +7,27 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// A dotted key such as `jobs.webhook.stores[0].store`, spelled as TOML spells it: a key that is not bare is
 /// quoted (`jobs."a.b".target`), an array element is `[index]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyPath(Vec<Segment>);
+///
+/// A path shares its parent instead of copying it: validation names the path of every key it reads (for the error
+/// it might raise), tens of paths per job, and a copy of the whole path each time showed at 10,000 jobs.
+#[derive(Clone, Default)]
+pub struct KeyPath(Option<Arc<Node>>);
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+struct Node {
+    parent: KeyPath,
+    segment: Segment,
+    depth: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
 enum Segment {
-    Key(String),
+    Key(Box<str>),
     Index(usize),
 }
 
@@ -28,34 +38,64 @@ impl KeyPath {
 
     /// This path extended by a table key.
     pub fn key(&self, key: &str) -> Self {
-        let mut path = self.clone();
-        path.0.push(Segment::Key(key.to_owned()));
-        path
+        self.push(Segment::Key(key.into()))
     }
 
     /// This path extended by an array index.
     pub fn index(&self, index: usize) -> Self {
-        let mut path = self.clone();
-        path.0.push(Segment::Index(index));
-        path
+        self.push(Segment::Index(index))
+    }
+
+    fn push(&self, segment: Segment) -> Self {
+        Self(Some(Arc::new(Node { parent: self.clone(), segment, depth: self.depth() + 1 })))
     }
 
     pub fn is_root(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
+    }
+
+    fn depth(&self) -> usize {
+        self.0.as_ref().map_or(0, |node| node.depth)
     }
 
     /// The last table key, if the path ends in one.
     pub fn last_key(&self) -> Option<&str> {
-        match self.0.last() {
+        match self.0.as_deref().map(|node| &node.segment) {
             Some(Segment::Key(key)) => Some(key),
             _ => None,
         }
+    }
+
+    /// The segments from the outermost in.
+    fn segments(&self) -> Vec<&Segment> {
+        let mut segments = Vec::with_capacity(self.depth());
+        let mut at = self;
+        while let Some(node) = at.0.as_deref() {
+            segments.push(&node.segment);
+            at = &node.parent;
+        }
+        segments.reverse();
+        segments
+    }
+}
+
+impl PartialEq for KeyPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.depth() == other.depth() && self.segments() == other.segments()
+    }
+}
+
+impl Eq for KeyPath {}
+
+impl fmt::Debug for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KeyPath").field(&self.segments()).finish()
     }
 }
 
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, segment) in self.0.iter().enumerate() {
+        for (i, segment) in self.segments().into_iter().enumerate() {
             match segment {
                 Segment::Index(index) => write!(f, "[{index}]")?,
                 Segment::Key(key) => {
@@ -95,7 +135,7 @@ pub fn spans_of(root: &DeTable<'_>, path: &KeyPath) -> Option<Spans> {
 /// The value at `path`, when it is present.
 pub fn node<'d, 'i>(root: &'d DeTable<'i>, path: &KeyPath) -> Option<&'d Spanned<DeValue<'i>>> {
     let mut nodes = walk(root, path);
-    (nodes.len() == path.0.len()).then(|| nodes.pop()).flatten().map(|(_, value)| value)
+    (nodes.len() == path.depth()).then(|| nodes.pop()).flatten().map(|(_, value)| value)
 }
 
 /// The key span and value of every prefix of `path` present in the document, outermost first.
@@ -106,10 +146,10 @@ fn walk<'d, 'i>(
     let mut found = Vec::new();
     let mut table = Some(root);
     let mut array: Option<&'d [Spanned<DeValue<'i>>]> = None;
-    for segment in &path.0 {
+    for segment in path.segments() {
         let (key, value) = match (segment, table, array) {
             // A lookup, not a scan: a config of 10,000 jobs is located key by key, once per job or more.
-            (Segment::Key(key), Some(t), _) => match t.get_key_value(key.as_str()) {
+            (Segment::Key(key), Some(t), _) => match t.get_key_value(&**key) {
                 Some((k, v)) => (Some(k.span()), v),
                 None => break,
             },
@@ -134,8 +174,8 @@ pub fn path_at(root: &DeTable<'_>, span: &Range<usize>) -> Option<KeyPath> {
     let mut best: Option<(usize, KeyPath)> = None;
     visit_table(root, &KeyPath::root(), &mut |path, key, value| {
         let hit = key.is_some_and(|k| covers(k, span)) || covers(value.span(), span);
-        if hit && best.as_ref().is_none_or(|(depth, _)| path.0.len() > *depth) {
-            best = Some((path.0.len(), path.clone()));
+        if hit && best.as_ref().is_none_or(|(depth, _)| path.depth() > *depth) {
+            best = Some((path.depth(), path.clone()));
         }
     });
     best.map(|(_, path)| path)

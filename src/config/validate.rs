@@ -63,13 +63,12 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
     let mut jobs = BTreeMap::new();
     let jobs_at = root.key("jobs");
     // One job's part of the document at a time (see `Document::deserialize_without`).
-    for name in doc.table_keys::<BTreeMap<String, JobSchema>>(&jobs_at)? {
-        let at = jobs_at.key(&name);
-        check_name(doc, &at, &name, "job")?;
-        let schema: JobSchema = doc.deserialize_at(&at)?;
-        let config = job::build(&context, &name, schema)?;
-        jobs.insert(name, config);
-    }
+    doc.each_entry(&jobs_at, |name, schema: &dyn Fn() -> Result<JobSchema, ConfigError>| {
+        check_name(doc, &jobs_at.key(name), name, "job")?;
+        let config = job::build(&context, name, schema()?)?;
+        jobs.insert(name.to_owned(), config);
+        Ok(())
+    })?;
     if jobs.is_empty() && required == Jobs::Required {
         return Err(doc.no_jobs());
     }

@@ -115,7 +115,7 @@ impl StateDir {
     /// The job's state; a job never run has the default state (in the current format).
     pub fn load(&self, job: &str) -> Result<JobState, StateError> {
         let path = self.path(job);
-        match std::fs::read(&path) {
+        match crate::durable::read_small(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError {
                 path,
                 detail: format!("not a rotavault job state file ({e}); move it away to start afresh"),

@@ -135,7 +135,8 @@ impl StoreDir {
         let Some(age) = self.read_age(&files)? else {
             return Ok(Summary::default());
         };
-        let described = fs::read(&files.meta).ok().and_then(|bytes| meta::decode(&bytes, &age));
+        let described =
+            crate::durable::read_small(&files.meta).ok().and_then(|bytes| meta::decode(&bytes, &age));
         if let Some(meta) = described.filter(|m| m.name == secret.name) {
             slots::check_owner(BACKEND, secret, meta.owner.as_ref())?;
             return Ok(meta.summary);
@@ -264,7 +265,7 @@ impl StoreDir {
 
     /// The age file's bytes; `None` for a secret never written (or a store never written).
     fn read_age(&self, files: &SecretFiles) -> Result<Option<Vec<u8>>, StoreError> {
-        match fs::read(&files.age) {
+        match crate::durable::read_small(&files.age) {
             Ok(bytes) => Ok(Some(bytes)),
             // The lock file was opened first, so the parent exists: a missing file is a secret never written.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

@@ -38,14 +38,40 @@ impl ConfigError {
         key: Option<String>,
         message: impl Into<String>,
     ) -> Self {
-        let (line, column) = match offset {
-            Some(offset) => {
-                let (line, column) = line_column(source, offset);
-                (Some(line), Some(column))
-            }
-            None => (None, None),
-        };
+        Self::placed(file, offset.map(|offset| line_column(source, offset)), key, message)
+    }
+
+    /// An error at a line and column already found.
+    pub(super) fn placed(
+        file: &Path,
+        place: Option<(usize, usize)>,
+        key: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let (line, column) = place.map_or((None, None), |(line, column)| (Some(line), Some(column)));
         Self { file: file.to_owned(), line, column, key, message: message.into() }
+    }
+}
+
+/// Where each line of a text starts, so that the line and column of a place are found without counting every
+/// line before it: a config of 10,000 jobs locates a file it names once per job or more.
+pub(super) struct Lines(Vec<usize>);
+
+impl Lines {
+    pub fn new(source: &str) -> Self {
+        Self(std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect())
+    }
+
+    /// What [`line_column`] gives for `source`, the text these lines were found in (or one with its newlines in
+    /// the same places).
+    pub fn locate(&self, source: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(source.len());
+        while !source.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.0.partition_point(|&start| start <= offset);
+        let start = self.0[line - 1].min(offset);
+        (line, source[start..offset].chars().count() + 1)
     }
 }
 
@@ -91,6 +117,10 @@ mod tests {
         let c = source.find('c').expect("in source");
         assert_eq!(line_column(source, c), (3, 1));
         assert_eq!(line_column(source, c - 2), (2, 7), "é is one column");
+        let lines = Lines::new(source);
+        for offset in 0..=source.len() + 2 {
+            assert_eq!(lines.locate(source, offset), line_column(source, offset), "at byte {offset}");
+        }
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! The schema is deserialized from this tree (not from the text again), so the spans in serde errors and the
 //! spans validation looks up are the same.
 
-use super::error::{ConfigError, line_column};
+use super::error::{ConfigError, Lines};
 use super::locate::{self, KeyPath};
 use super::toml_error;
 use serde::de::{DeserializeOwned, IntoDeserializer};
+use std::ops::Range;
 use std::path::Path;
+use std::rc::Rc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -16,17 +18,61 @@ pub(super) struct Document<'a> {
     file: &'a Path,
     source: &'a str,
     root: Spanned<DeTable<'a>>,
+    /// Where the text `root` was parsed from lies in `source`, as (offset in that text, offset in `source`) at the
+    /// start of each piece: one piece at 0 for the whole file; a job's section parsed on its own, or the file
+    /// without its job sections, otherwise (see `sections`).
+    pieces: Rc<[(usize, usize)]>,
+    lines: Rc<Lines>,
 }
 
 impl<'a> Document<'a> {
     pub fn parse(source: &'a str, file: &'a Path) -> Result<Self, ConfigError> {
         match DeTable::parse(source) {
-            Ok(root) => Ok(Self { file, source, root }),
+            Ok(root) => {
+                Ok(Self { file, source, root, pieces: Rc::new([(0, 0)]), lines: Rc::new(Lines::new(source)) })
+            }
             Err(err) => {
                 let (recovered, _) = DeTable::parse_recoverable(source);
                 Err(toml_error::syntax(file, source, recovered.get_ref(), &err))
             }
         }
+    }
+
+    /// The part of `source` at `range` as a document of its own whose places are still those of `source`; `None`
+    /// when the part does not parse (the caller then parses the whole file, which reports the error). `like` is
+    /// a document of a text with its newlines where `source` has them.
+    pub fn parse_part(like: &Self, source: &'a str, range: Range<usize>) -> Option<Self> {
+        let root = DeTable::parse(source.get(range.clone())?).ok()?;
+        Some(Self {
+            file: like.file,
+            source,
+            root,
+            pieces: Rc::new([(0, range.start)]),
+            lines: Rc::clone(&like.lines),
+        })
+    }
+
+    /// `text`, made of the pieces of `source` that `pieces` locates, as a document whose places are those of
+    /// `source`; `None` when it does not parse.
+    pub fn parse_pieces(
+        text: &'a str,
+        pieces: Vec<(usize, usize)>,
+        source: &'a str,
+        file: &'a Path,
+    ) -> Option<Self> {
+        let root = DeTable::parse(text).ok()?;
+        Some(Self { file, source, root, pieces: pieces.into(), lines: Rc::new(Lines::new(source)) })
+    }
+
+    /// The top-level keys of the document.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.root.get_ref().keys().map(|key| key.get_ref().as_ref())
+    }
+
+    /// Whether the value at `path` is an empty table.
+    pub fn is_empty_table(&self, path: &KeyPath) -> bool {
+        locate::node(self.root.get_ref(), path)
+            .is_some_and(|node| node.get_ref().as_table().is_some_and(|table| table.is_empty()))
     }
 
     pub fn file(&self) -> &Path {
@@ -87,14 +133,14 @@ impl<'a> Document<'a> {
 
     /// An error about the value at `path` (or, when `path` is absent, the table that lacks it).
     pub fn error(&self, path: &KeyPath, message: impl Into<String>) -> ConfigError {
-        let offset = self.spans(path).map(|s| s.value.start);
-        ConfigError::at(self.file, self.source, offset, Some(path.to_string()), message)
+        let place = self.spans(path).map(|s| self.lines.locate(self.source, s.value.start));
+        ConfigError::placed(self.file, place, Some(path.to_string()), message)
     }
 
     /// An error about the key at `path` itself, such as a table name that is not allowed.
     pub fn error_at_key(&self, path: &KeyPath, message: impl Into<String>) -> ConfigError {
-        let offset = self.spans(path).map(|s| s.key.unwrap_or(s.value).start);
-        ConfigError::at(self.file, self.source, offset, Some(path.to_string()), message)
+        let place = self.spans(path).map(|s| self.lines.locate(self.source, s.key.unwrap_or(s.value).start));
+        ConfigError::placed(self.file, place, Some(path.to_string()), message)
     }
 
     /// The error for a config without jobs: at an empty `[jobs]` table when there is one, else at the end of the
@@ -120,10 +166,17 @@ impl<'a> Document<'a> {
     /// The 1-based line of the value at `path`, for messages that refer to another place in the file.
     pub fn line(&self, path: &KeyPath) -> Option<usize> {
         let offset = self.spans(path)?.value.start;
-        Some(line_column(self.source, offset).0)
+        Some(self.lines.locate(self.source, offset).0)
     }
 
     fn spans(&self, path: &KeyPath) -> Option<locate::Spans> {
-        locate::spans_of(self.root.get_ref(), path)
+        let spans = locate::spans_of(self.root.get_ref(), path)?;
+        let to_source = |at: usize| {
+            let piece = self.pieces.partition_point(|&(start, _)| start <= at).saturating_sub(1);
+            let (start, in_source) = self.pieces[piece];
+            at - start + in_source
+        };
+        let shift = |r: Range<usize>| to_source(r.start)..to_source(r.end);
+        Some(locate::Spans { key: spans.key.map(shift), value: shift(spans.value) })
     }
 }

@@ -53,12 +53,11 @@ impl NamedFile {
     }
 }
 
-/// Every file named by `stores` and `jobs`, in the order of the file.
-pub(super) fn named(
-    doc: &Document<'_>,
-    stores: &BTreeMap<String, StoreConfig>,
-    jobs: &BTreeMap<String, JobConfig>,
-) -> Vec<NamedFile> {
+/// A named file with where its key starts in the config, to put every file in the order of the file.
+pub(super) type Placed = (usize, NamedFile);
+
+/// Every file `stores` name.
+pub(super) fn of_stores(doc: &Document<'_>, stores: &BTreeMap<String, StoreConfig>) -> Vec<Placed> {
     let mut found: Vec<(KeyPath, &Path, &'static str)> = Vec::new();
     for (name, store) in stores {
         let at = KeyPath::root().key("stores").key(name);
@@ -100,19 +99,35 @@ pub(super) fn named(
             _ => {}
         }
     }
-    for (name, job) in jobs {
-        if let Some(FileRef::File(path)) = job.autotask.as_ref().map(|a| &a.integration_code) {
-            let at = KeyPath::root().key("jobs").key(name).key("integration_code_file");
-            found.push((at, path, "the job's integration code"));
-        }
-        for (i, hook) in job.after_rotation.iter().enumerate() {
-            if let HookConfig::Webhook(webhook) = hook {
-                let at = KeyPath::root().key("jobs").key(name).key("after_rotation").index(i);
-                found.push((at.key("url_file"), &webhook.url_file, "the webhook hook's URL"));
-                found.push((at.key("key_file"), &webhook.key_file, "the webhook hook's signing key"));
-            }
+    placed(doc, found)
+}
+
+/// Every file the job `name` names; `doc` is the document it was read from.
+pub(super) fn of_job(doc: &Document<'_>, name: &str, job: &JobConfig) -> Vec<Placed> {
+    let mut found: Vec<(KeyPath, &Path, &'static str)> = Vec::new();
+    if let Some(FileRef::File(path)) = job.autotask.as_ref().map(|a| &a.integration_code) {
+        let at = KeyPath::root().key("jobs").key(name).key("integration_code_file");
+        found.push((at, path, "the job's integration code"));
+    }
+    for (i, hook) in job.after_rotation.iter().enumerate() {
+        if let HookConfig::Webhook(webhook) = hook {
+            let at = KeyPath::root().key("jobs").key(name).key("after_rotation").index(i);
+            found.push((at.key("url_file"), &webhook.url_file, "the webhook hook's URL"));
+            found.push((at.key("key_file"), &webhook.key_file, "the webhook hook's signing key"));
         }
     }
-    found.sort_by_key(|(at, ..)| doc.offset(at));
-    found.into_iter().map(|(at, path, holds)| NamedFile::at(doc, &at, path, holds)).collect()
+    placed(doc, found)
+}
+
+fn placed(doc: &Document<'_>, found: Vec<(KeyPath, &Path, &'static str)>) -> Vec<Placed> {
+    found
+        .into_iter()
+        .map(|(at, path, holds)| (doc.offset(&at), NamedFile::at(doc, &at, path, holds)))
+        .collect()
+}
+
+/// `files` in the order of the config file.
+pub(super) fn in_file_order(mut files: Vec<Placed>) -> Vec<NamedFile> {
+    files.sort_by_key(|(offset, _)| *offset);
+    files.into_iter().map(|(_, file)| file).collect()
 }

@@ -100,12 +100,19 @@ pub struct JobStore {
 
 /// What every job is checked against.
 pub(super) struct Context<'c> {
+    /// The document the job was read from: the whole file, or the job's own section (see `sections`).
     pub doc: &'c Document<'c>,
     pub stores: &'c BTreeMap<String, StoreConfig>,
     pub targets: &'c BTreeMap<String, TargetConfig>,
     pub policy: &'c GlobalPolicy,
     /// Schedules are measured from here (a schedule's gaps can depend on the date: months, DST).
     pub now: DateTime<Utc>,
+    pub memos: &'c Memos,
+}
+
+/// What jobs share and is worked out once for all of them.
+#[derive(Default)]
+pub(super) struct Memos {
     /// What each distinct schedule was found to be against `[policy] max_age`, so that jobs sharing a schedule
     /// measure it once.
     pub max_age_verdicts: Verdicts,
@@ -179,7 +186,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
         ));
     }
 
-    let schedule = schedule(doc, &ctx.schedules, &at, &job)?;
+    let schedule = schedule(doc, &ctx.memos.schedules, &at, &job)?;
     let max_age = nonzero(doc, &at.key("max_age"), job.max_age, MAX_AGE_LIMIT)?;
     if schedule.is_none() && max_age.is_none() {
         return Err(doc.error(
@@ -193,12 +200,12 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
     let secret_policy = match &job.secret {
         // The same for every job on the target without rules of its own: combined and proven once.
         None => {
-            let known = ctx.policies.borrow().get(&job.target).cloned();
+            let known = ctx.memos.policies.borrow().get(&job.target).cloned();
             match known {
                 Some(policy) => policy,
                 None => {
                     let policy = secret_rules::effective(doc, &at, &job.target, target, ctx.policy, None)?;
-                    ctx.policies.borrow_mut().insert(job.target.clone(), policy.clone());
+                    ctx.memos.policies.borrow_mut().insert(job.target.clone(), policy.clone());
                     policy
                 }
             }

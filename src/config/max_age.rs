@@ -73,7 +73,7 @@ pub(super) fn check(
         return Ok(());
     }
     if let Some(schedule) = schedule
-        && let Some(longest) = ctx.max_age_verdicts.longest_interval_over(schedule, ctx.now, limit)
+        && let Some(longest) = ctx.memos.max_age_verdicts.longest_interval_over(schedule, ctx.now, limit)
     {
         let cron = job.schedule.as_deref().unwrap_or_default();
         let window = match job.window {

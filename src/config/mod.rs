@@ -29,6 +29,7 @@ mod policy;
 mod rotation_settings;
 mod schema;
 mod secret_rules;
+mod sections;
 mod store;
 mod target;
 mod toml_error;
@@ -131,7 +132,30 @@ fn text<'b>(bytes: &'b [u8], path: &Path) -> Result<&'b str, ConfigError> {
 }
 
 /// [`parse`] with the moment schedules are measured from.
+///
+/// A config whose jobs are plain `[jobs.NAME]` sections is read a job at a time ([`parse_apart`]); anything that
+/// is not, and any error, is read again as one document ([`parse_whole`]), so that what is accepted and every
+/// error are exactly those of the one-document read.
 fn parse_at(source: &str, path: &Path, now: DateTime<Utc>, jobs: Jobs) -> Result<Config, ConfigError> {
+    match parse_apart(source, path, now, jobs) {
+        Some(config) => Ok(config),
+        None => parse_whole(source, path, now, jobs),
+    }
+}
+
+/// The config read a job section at a time (see `sections`), when it is valid and can be read that way.
+fn parse_apart(source: &str, path: &Path, now: DateTime<Utc>, jobs: Jobs) -> Option<Config> {
+    let split = sections::split(source)?;
+    let rest = Document::parse_pieces(&split.rest, split.pieces, source, path)?;
+    let jobs_at = locate::KeyPath::root().key("jobs");
+    if rest.keys().any(|key| key == "jobs") && !rest.is_empty_table(&jobs_at) {
+        return None;
+    }
+    validate::build(&rest, validate::JobsIn::Sections { source, jobs: &split.jobs }, now, jobs).ok()
+}
+
+/// The config read as one document.
+fn parse_whole(source: &str, path: &Path, now: DateTime<Utc>, jobs: Jobs) -> Result<Config, ConfigError> {
     let doc = Document::parse(source, path)?;
-    validate::build(&doc, now, jobs)
+    validate::build(&doc, validate::JobsIn::Document, now, jobs)
 }

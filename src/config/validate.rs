@@ -12,6 +12,7 @@ use super::schema::{DocumentSchema, JobSchema};
 use super::{Config, Jobs, audit, files, http, job, notify, policy, rotation_settings, store, target};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,7 +22,18 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/rotavault";
 /// The longest store, target or job name.
 const NAME_MAX: usize = 64;
 
-pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> Result<Config, ConfigError> {
+/// Where the jobs are: in the document itself, or each in its own section of `source` (see `sections`).
+pub(super) enum JobsIn<'s> {
+    Document,
+    Sections { source: &'s str, jobs: &'s [(String, Range<usize>)] },
+}
+
+pub(super) fn build(
+    doc: &Document<'_>,
+    jobs_in: JobsIn<'_>,
+    now: DateTime<Utc>,
+    required: Jobs,
+) -> Result<Config, ConfigError> {
     let schema: DocumentSchema = doc.deserialize_without("jobs")?;
     let root = KeyPath::root();
     // Relative paths are relative to the config file, not to whatever directory the daemon was started in.
@@ -50,25 +62,49 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
     let rotation = rotation_settings::build(doc, schema.rotation, &targets)?;
     let http = http::build(doc, schema.http, base)?;
 
-    let context = job::Context {
-        doc,
-        stores: &stores,
-        targets: &targets,
-        policy: &policy,
-        now,
-        max_age_verdicts: Default::default(),
-        schedules: Default::default(),
-        policies: Default::default(),
-    };
+    let memos = job::Memos::default();
     let mut jobs = BTreeMap::new();
+    let mut job_files = Vec::new();
     let jobs_at = root.key("jobs");
-    // One job's part of the document at a time (see `Document::deserialize_without`).
-    doc.each_entry(&jobs_at, |name, schema: &dyn Fn() -> Result<JobSchema, ConfigError>| {
+    let mut add = |doc: &Document<'_>, name: &str, schema: &dyn Fn() -> Result<JobSchema, ConfigError>| {
         check_name(doc, &jobs_at.key(name), name, "job")?;
+        let context =
+            job::Context { doc, stores: &stores, targets: &targets, policy: &policy, now, memos: &memos };
         let config = job::build(&context, name, schema()?)?;
-        jobs.insert(name.to_owned(), config);
-        Ok(())
-    })?;
+        job_files.extend(files::of_job(doc, name, &config));
+        // Only sections read apart can name a job twice: the one-document read refuses that as TOML.
+        match jobs.insert(name.to_owned(), config) {
+            None => Ok(()),
+            Some(_) => Err(not_apart()),
+        }
+    };
+    match jobs_in {
+        // One job's part of the document at a time (see `Document::deserialize_without`).
+        JobsIn::Document => doc.each_entry(&jobs_at, |name, schema| add(doc, name, schema))?,
+        // A group of adjacent sections at a time, parsed, read and dropped before the next: the peak is a group's
+        // tree, and the parse's own set-up is paid once per group rather than once per job.
+        JobsIn::Sections { source, jobs: sections } => {
+            for group in groups(sections) {
+                let range = group[0].1.start..group[group.len() - 1].1.end;
+                let part = Document::parse_part(doc, source, range).ok_or_else(not_apart)?;
+                if !part.keys().eq(["jobs"]) {
+                    return Err(not_apart());
+                }
+                let expected: BTreeSet<&str> = group.iter().map(|(name, _)| name.as_str()).collect();
+                let mut read = 0;
+                part.each_entry(&jobs_at, |name, schema| {
+                    read += 1;
+                    if !expected.contains(name) {
+                        return Err(not_apart());
+                    }
+                    add(&part, name, schema)
+                })?;
+                if read != group.len() {
+                    return Err(not_apart());
+                }
+            }
+        }
+    }
     if jobs.is_empty() && required == Jobs::Required {
         return Err(doc.no_jobs());
     }
@@ -83,7 +119,9 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         sinks.insert(name, notify::build(doc, &at, kind.kind, &jobs, base)?);
     }
 
-    let mut files = files::named(doc, &stores, &jobs);
+    let mut placed = files::of_stores(doc, &stores);
+    placed.extend(job_files);
+    let mut files = files::in_file_order(placed);
     files.extend(notify::files(doc, &sinks));
     files.extend(http::files(doc, &http));
     Ok(Config {
@@ -99,6 +137,29 @@ pub(super) fn build(doc: &Document<'_>, now: DateTime<Utc>, required: Jobs) -> R
         notify: sinks,
         files,
     })
+}
+
+/// The most job sections parsed together: a few hundred KB of tree at most.
+const GROUP: usize = 64;
+
+/// Runs of adjacent job sections (nothing else between them), at most [`GROUP`] each.
+fn groups(sections: &[(String, Range<usize>)]) -> Vec<&[(String, Range<usize>)]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=sections.len() {
+        let ends = i == sections.len() || sections[i].1.start != sections[i - 1].1.end || i - start == GROUP;
+        if ends {
+            groups.push(&sections[start..i]);
+            start = i;
+        }
+    }
+    groups
+}
+
+/// Sections that are not the jobs `sections` expected: never shown, the caller then reads the file as one
+/// document, which reports whatever is wrong.
+fn not_apart() -> ConfigError {
+    ConfigError::file(Path::new(""), "a job's section does not stand on its own")
 }
 
 /// Store, target and job names end up in file names, lock names, tags and metric labels, so they are kept to

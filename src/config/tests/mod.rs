@@ -2,6 +2,7 @@
 //!
 //! Configs are written inline so that the line numbers asserted can be counted by eye.
 
+mod apart;
 mod audit_hooks;
 mod autotask;
 mod example;

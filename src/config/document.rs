@@ -64,15 +64,10 @@ impl<'a> Document<'a> {
         Some(Self { file, source, root, pieces: pieces.into(), lines: Rc::new(Lines::new(source)) })
     }
 
-    /// The top-level keys of the document.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.root.get_ref().keys().map(|key| key.get_ref().as_ref())
-    }
-
-    /// Whether the value at `path` is an empty table.
-    pub fn is_empty_table(&self, path: &KeyPath) -> bool {
+    /// Whether there is a value at `path` other than an empty table.
+    pub fn holds_anything_at(&self, path: &KeyPath) -> bool {
         locate::node(self.root.get_ref(), path)
-            .is_some_and(|node| node.get_ref().as_table().is_some_and(|table| table.is_empty()))
+            .is_some_and(|node| node.get_ref().as_table().is_none_or(|table| !table.is_empty()))
     }
 
     pub fn file(&self) -> &Path {

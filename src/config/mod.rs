@@ -147,11 +147,10 @@ fn parse_at(source: &str, path: &Path, now: DateTime<Utc>, jobs: Jobs) -> Result
 fn parse_apart(source: &str, path: &Path, now: DateTime<Utc>, jobs: Jobs) -> Option<Config> {
     let split = sections::split(source)?;
     let rest = Document::parse_pieces(&split.rest, split.pieces, source, path)?;
-    let jobs_at = locate::KeyPath::root().key("jobs");
-    if rest.keys().any(|key| key == "jobs") && !rest.is_empty_table(&jobs_at) {
+    if rest.holds_anything_at(&locate::KeyPath::root().key("jobs")) {
         return None;
     }
-    validate::build(&rest, validate::JobsIn::Sections { source, jobs: &split.jobs }, now, jobs).ok()
+    validate::build(&rest, validate::JobsIn::Sections { source, groups: &split.groups }, now, jobs).ok()
 }
 
 /// The config read as one document.

@@ -5,9 +5,9 @@
 //!
 //! [`split`] only proposes: each job's run of lines, from a `[jobs.NAME…]` (or `[[jobs.NAME…]]`) header to the
 //! next header of another job or of anything else, and the rest of the file with where each of its pieces lies,
-//! so that every line and column can still be told. The caller parses each part on its own and keeps the result
-//! only when every part parses, the rest defines no job, each run defines exactly its own job and no job twice,
-//! and the whole validates; anything else is read again as one document, which gives the error exactly as
+//! so that every line and column can still be told. Runs are parsed in groups of adjacent ones. The caller keeps
+//! the result only when every part parses, the rest defines no job, no job is read twice (a job in two runs), and
+//! the whole validates; anything else is read again as one document, which gives the error exactly as
 //! before. That makes the header test safe to be simple: a line that only looks like a header (inside a
 //! multi-line string or array) leaves the part that opened the string or array unterminated, which fails to
 //! parse. Every piece of the rest after the first starts at a header, so the rest means what those lines mean in
@@ -15,19 +15,25 @@
 
 use std::ops::Range;
 
-/// The parts of a config: each job's run of lines, and the rest of the file (the text between the runs, with
-/// where each piece of it lies in the file).
+/// The parts of a config: its job sections in groups, and the rest of the file (the text between the sections,
+/// with where each piece of it lies in the file).
 pub(super) struct Split {
-    pub jobs: Vec<(String, Range<usize>)>,
+    /// Adjacent job sections, at most [`GROUP`] jobs each: the text of each group is `[jobs.NAME…]` sections and
+    /// nothing else, so it parses to a `jobs` table and nothing else.
+    pub groups: Vec<Range<usize>>,
     pub rest: String,
     /// (offset in `rest`, offset in the file) at the start of each piece of `rest`.
     pub pieces: Vec<(usize, usize)>,
 }
 
+/// The most job runs parsed together: a few hundred KB of tree at most, and the parse's own set-up paid once per
+/// group rather than once per job.
+const GROUP: usize = 64;
+
 /// The parts of `source`, or `None` when it has no job section. A job found in two runs is left for the caller
-/// to notice (it reads two jobs of one name).
+/// to notice (it reads two jobs of one name, or half a job).
 pub(super) fn split(source: &str) -> Option<Split> {
-    let mut jobs: Vec<(String, Range<usize>)> = Vec::new();
+    let mut runs: Vec<Range<usize>> = Vec::new();
     let mut open: Option<(&str, usize)> = None;
     let mut offset = 0;
     for line in source.split_inclusive('\n') {
@@ -43,33 +49,41 @@ pub(super) fn split(source: &str) -> Option<Split> {
         {
             continue;
         }
-        if let Some((current, from)) = open.take() {
-            jobs.push((current.to_owned(), from..start));
+        if let Some((_, from)) = open.take() {
+            runs.push(from..start);
         }
         open = name.map(|name| (name, start));
     }
-    if let Some((current, from)) = open {
-        jobs.push((current.to_owned(), from..source.len()));
+    if let Some((_, from)) = open {
+        runs.push(from..source.len());
     }
-    if jobs.is_empty() {
+    if runs.is_empty() {
         return None;
     }
-    let mut rest = String::new();
-    let mut pieces = vec![(0, 0)];
-    let mut from = 0;
-    let ends = jobs.iter().map(|(_, range)| (range.start, range.end)).chain([(source.len(), source.len())]);
-    for (until, next) in ends {
-        if until > from {
-            if !rest.is_empty() {
-                pieces.push((rest.len(), from));
-            } else {
-                pieces[0] = (0, from);
+    let mut groups: Vec<(Range<usize>, usize)> = Vec::new();
+    for run in &runs {
+        match groups.last_mut() {
+            Some((group, count)) if group.end == run.start && *count < GROUP => {
+                group.end = run.end;
+                *count += 1;
             }
+            _ => groups.push((run.clone(), 1)),
+        }
+    }
+    let mut rest = String::new();
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for (until, next) in runs.iter().map(|run| (run.start, run.end)).chain([(source.len(), source.len())]) {
+        if until > from {
+            pieces.push((rest.len(), from));
             rest.push_str(&source[from..until]);
         }
         from = next;
     }
-    Some(Split { jobs, rest, pieces })
+    if pieces.is_empty() {
+        pieces.push((0, 0));
+    }
+    Some(Split { groups: groups.into_iter().map(|(group, _)| group).collect(), rest, pieces })
 }
 
 /// The job a header line opens (`[jobs.NAME]`, `[jobs.NAME.sub]`, `[[jobs.NAME.list]]`), for a bare NAME. Any
@@ -99,20 +113,29 @@ mod tests {
     }
 
     #[test]
-    fn each_job_is_one_run_of_lines_and_the_rest_knows_where_its_pieces_lie() {
+    fn adjacent_jobs_are_one_group_and_the_rest_knows_where_its_pieces_lie() {
         let source = "state_dir = \"s\"\n[jobs.a]\nx = 1\n[jobs.a.secret]\ny = 2\n[stores.s]\nkind = \"memory\"\n\
                       [jobs.b]\nz = \"é\"\n[notify.n]\n";
         let split = split(source).expect("two jobs");
-        let names: Vec<&str> = split.jobs.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["a", "b"]);
-        assert_eq!(&source[split.jobs[0].1.clone()], "[jobs.a]\nx = 1\n[jobs.a.secret]\ny = 2\n");
-        assert_eq!(&source[split.jobs[1].1.clone()], "[jobs.b]\nz = \"é\"\n");
+        let groups: Vec<&str> = split.groups.iter().map(|g| &source[g.clone()]).collect();
+        assert_eq!(groups, ["[jobs.a]\nx = 1\n[jobs.a.secret]\ny = 2\n", "[jobs.b]\nz = \"é\"\n"]);
         assert_eq!(split.rest, "state_dir = \"s\"\n[stores.s]\nkind = \"memory\"\n[notify.n]\n");
         for &(in_rest, in_source) in &split.pieces {
             let line = split.rest[in_rest..].lines().next().expect("a line");
             assert!(source[in_source..].starts_with(line), "{line:?} is not at {in_source}");
         }
         assert_eq!(split.pieces.len(), 3);
+    }
+
+    #[test]
+    fn a_group_holds_at_most_group_jobs() {
+        let source: String =
+            (0..2 * GROUP + 1).map(|i| format!("[jobs.j{i}]\nx = {i}\n[jobs.j{i}.s]\n")).collect();
+        let split = split(&source).expect("jobs");
+        let sizes: Vec<usize> =
+            split.groups.iter().map(|g| source[g.clone()].matches("x = ").count()).collect();
+        assert_eq!(sizes, [GROUP, GROUP, 1]);
+        assert_eq!(split.groups.last().map(|g| g.end), Some(source.len()));
     }
 
     #[test]

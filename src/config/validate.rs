@@ -22,10 +22,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/rotavault";
 /// The longest store, target or job name.
 const NAME_MAX: usize = 64;
 
-/// Where the jobs are: in the document itself, or each in its own section of `source` (see `sections`).
+/// Where the jobs are: in the document itself, or in groups of sections of `source` (see `sections`).
 pub(super) enum JobsIn<'s> {
     Document,
-    Sections { source: &'s str, jobs: &'s [(String, Range<usize>)] },
+    Sections { source: &'s str, groups: &'s [Range<usize>] },
 }
 
 pub(super) fn build(
@@ -81,27 +81,11 @@ pub(super) fn build(
     match jobs_in {
         // One job's part of the document at a time (see `Document::deserialize_without`).
         JobsIn::Document => doc.each_entry(&jobs_at, |name, schema| add(doc, name, schema))?,
-        // A group of adjacent sections at a time, parsed, read and dropped before the next: the peak is a group's
-        // tree, and the parse's own set-up is paid once per group rather than once per job.
-        JobsIn::Sections { source, jobs: sections } => {
-            for group in groups(sections) {
-                let range = group[0].1.start..group[group.len() - 1].1.end;
-                let part = Document::parse_part(doc, source, range).ok_or_else(not_apart)?;
-                if !part.keys().eq(["jobs"]) {
-                    return Err(not_apart());
-                }
-                let expected: BTreeSet<&str> = group.iter().map(|(name, _)| name.as_str()).collect();
-                let mut read = 0;
-                part.each_entry(&jobs_at, |name, schema| {
-                    read += 1;
-                    if !expected.contains(name) {
-                        return Err(not_apart());
-                    }
-                    add(&part, name, schema)
-                })?;
-                if read != group.len() {
-                    return Err(not_apart());
-                }
+        // A group of sections at a time, parsed, read and dropped before the next: the peak is a group's tree.
+        JobsIn::Sections { source, groups } => {
+            for group in groups {
+                let part = Document::parse_part(doc, source, group.clone()).ok_or_else(not_apart)?;
+                part.each_entry(&jobs_at, |name, schema| add(&part, name, schema))?;
             }
         }
     }
@@ -139,25 +123,8 @@ pub(super) fn build(
     })
 }
 
-/// The most job sections parsed together: a few hundred KB of tree at most.
-const GROUP: usize = 64;
-
-/// Runs of adjacent job sections (nothing else between them), at most [`GROUP`] each.
-fn groups(sections: &[(String, Range<usize>)]) -> Vec<&[(String, Range<usize>)]> {
-    let mut groups = Vec::new();
-    let mut start = 0;
-    for i in 1..=sections.len() {
-        let ends = i == sections.len() || sections[i].1.start != sections[i - 1].1.end || i - start == GROUP;
-        if ends {
-            groups.push(&sections[start..i]);
-            start = i;
-        }
-    }
-    groups
-}
-
-/// Sections that are not the jobs `sections` expected: never shown, the caller then reads the file as one
-/// document, which reports whatever is wrong.
+/// A group of sections that does not parse, or a job read twice: never shown, the caller then reads the file as
+/// one document, which reports whatever is wrong.
 fn not_apart() -> ConfigError {
     ConfigError::file(Path::new(""), "a job's section does not stand on its own")
 }

@@ -231,25 +231,26 @@ fn job_stores(
     if job.stores.is_empty() {
         return Err(refuse("it names no store: expected at least one".into()));
     }
-    job.stores
-        .iter()
-        .map(|js| {
-            let store: Arc<dyn Store> = stores
-                .get(&js.store)
-                .ok_or_else(|| {
-                    refuse(format!(
-                        "it names store `{}`, which is not defined: expected one of {}",
-                        js.store,
-                        stores.keys().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                    ))
-                })?
-                .clone();
-            let mut secret = SecretRef::new(js.name.clone(), name.to_owned());
-            secret.adopt = js.adopt;
-            secret.max_age = job.max_age;
-            Ok(JobStore { label: js.store.clone(), store, secret })
-        })
-        .collect()
+    // Sized exactly: collected through a `Result`, a one-store job's list would keep room for four for the
+    // daemon's life.
+    let mut resolved = Vec::with_capacity(job.stores.len());
+    for js in &job.stores {
+        let store: Arc<dyn Store> = stores
+            .get(&js.store)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "it names store `{}`, which is not defined: expected one of {}",
+                    js.store,
+                    stores.keys().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ))
+            })?
+            .clone();
+        let mut secret = SecretRef::new(js.name.clone(), name.to_owned());
+        secret.adopt = js.adopt;
+        secret.max_age = job.max_age;
+        resolved.push(JobStore { label: js.store.clone(), store, secret });
+    }
+    Ok(resolved)
 }
 
 async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {

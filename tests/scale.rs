@@ -175,3 +175,31 @@ async fn three_hundred_jobs_due_at_once_rotate_with_a_bounded_number_of_store_ca
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(600), started.wait()).await.expect("stops");
 }
+
+/// The memory goal rests on the binary's allocator configuration (`.cargo/config.toml`): one arena, and freed pages
+/// given back by jemalloc's background thread. A build without it still works, and quietly keeps its peaks.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[test]
+fn the_binary_allocates_from_one_jemalloc_arena_whose_freed_pages_go_back_to_the_system() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rotavault"))
+        .arg("--version")
+        // jemalloc prints its options, among its statistics, when the process exits.
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .expect("run rotavault --version");
+    assert!(output.status.success(), "rotavault --version failed: {output:?}");
+    let stats = String::from_utf8_lossy(&output.stderr);
+    for option in [
+        "opt.narenas: 1\n",
+        "opt.background_thread: true",
+        "opt.dirty_decay_ms: 1000",
+        "opt.muzzy_decay_ms: 0",
+        "opt.tcache_max: 1024\n",
+    ] {
+        assert!(
+            stats.contains(option),
+            "jemalloc's options lack `{}`; its statistics:\n{stats}",
+            option.trim()
+        );
+    }
+}

@@ -10,7 +10,7 @@ use super::toml_error;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use std::ops::Range;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -21,16 +21,20 @@ pub(super) struct Document<'a> {
     /// Where the text `root` was parsed from lies in `source`, as (offset in that text, offset in `source`) at the
     /// start of each piece: one piece at 0 for the whole file; a job's section parsed on its own, or the file
     /// without its job sections, otherwise (see `sections`).
-    pieces: Rc<[(usize, usize)]>,
-    lines: Rc<Lines>,
+    pieces: Arc<[(usize, usize)]>,
+    lines: Arc<Lines>,
 }
 
 impl<'a> Document<'a> {
     pub fn parse(source: &'a str, file: &'a Path) -> Result<Self, ConfigError> {
         match DeTable::parse(source) {
-            Ok(root) => {
-                Ok(Self { file, source, root, pieces: Rc::new([(0, 0)]), lines: Rc::new(Lines::new(source)) })
-            }
+            Ok(root) => Ok(Self {
+                file,
+                source,
+                root,
+                pieces: Arc::new([(0, 0)]),
+                lines: Arc::new(Lines::new(source)),
+            }),
             Err(err) => {
                 let (recovered, _) = DeTable::parse_recoverable(source);
                 Err(toml_error::syntax(file, source, recovered.get_ref(), &err))
@@ -47,8 +51,8 @@ impl<'a> Document<'a> {
             file: like.file,
             source,
             root,
-            pieces: Rc::new([(0, range.start)]),
-            lines: Rc::clone(&like.lines),
+            pieces: Arc::new([(0, range.start)]),
+            lines: Arc::clone(&like.lines),
         })
     }
 
@@ -61,7 +65,7 @@ impl<'a> Document<'a> {
         file: &'a Path,
     ) -> Option<Self> {
         let root = DeTable::parse(text).ok()?;
-        Some(Self { file, source, root, pieces: pieces.into(), lines: Rc::new(Lines::new(source)) })
+        Some(Self { file, source, root, pieces: pieces.into(), lines: Arc::new(Lines::new(source)) })
     }
 
     /// Whether there is a value at `path` other than an empty table.

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// The verdict on each distinct (schedule, limit) measured so far: `None` when every interval fits, else the
-/// longest one. A config is checked in one thread, front to back, hence the `RefCell`.
+/// longest one. Each thread that reads jobs keeps its own (see `validate`), hence the `RefCell`.
 #[derive(Debug, Default)]
 pub(super) struct Verdicts(RefCell<HashMap<(Schedule, Duration), Option<Duration>>>);
 

@@ -9,7 +9,10 @@ use super::duration::{ConfigDuration, display};
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::{DocumentSchema, JobSchema};
-use super::{Config, Jobs, audit, files, http, job, notify, policy, rotation_settings, store, target};
+use super::{
+    Config, GlobalPolicy, JobConfig, Jobs, StoreConfig, TargetConfig, audit, files, http, job, notify,
+    policy, rotation_settings, store, target,
+};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -62,31 +65,27 @@ pub(super) fn build(
     let rotation = rotation_settings::build(doc, schema.rotation, &targets)?;
     let http = http::build(doc, schema.http, base)?;
 
-    let memos = job::Memos::default();
+    let shared = Shared { stores: &stores, targets: &targets, policy: &policy, now };
+    let read = match jobs_in {
+        // One job's part of the document at a time (see `Document::deserialize_without`).
+        JobsIn::Document => {
+            let memos = job::Memos::default();
+            let mut read = Vec::new();
+            doc.each_entry(&root.key("jobs"), |name, schema| {
+                read.push(read_job(doc, &shared, &memos, name, schema)?);
+                Ok(())
+            })?;
+            read
+        }
+        JobsIn::Sections { source, groups } => read_groups_in_two(doc, source, groups, &shared)?,
+    };
     let mut jobs = BTreeMap::new();
     let mut job_files = Vec::new();
-    let jobs_at = root.key("jobs");
-    let mut add = |doc: &Document<'_>, name: &str, schema: &dyn Fn() -> Result<JobSchema, ConfigError>| {
-        check_name(doc, &jobs_at.key(name), name, "job")?;
-        let context =
-            job::Context { doc, stores: &stores, targets: &targets, policy: &policy, now, memos: &memos };
-        let config = job::build(&context, name, schema()?)?;
-        job_files.extend(files::of_job(doc, name, &config));
+    for (name, config, files) in read {
+        job_files.extend(files);
         // Only sections read apart can name a job twice: the one-document read refuses that as TOML.
-        match jobs.insert(name.to_owned(), config) {
-            None => Ok(()),
-            Some(_) => Err(not_apart()),
-        }
-    };
-    match jobs_in {
-        // One job's part of the document at a time (see `Document::deserialize_without`).
-        JobsIn::Document => doc.each_entry(&jobs_at, |name, schema| add(doc, name, schema))?,
-        // A group of sections at a time, parsed, read and dropped before the next: the peak is a group's tree.
-        JobsIn::Sections { source, groups } => {
-            for group in groups {
-                let part = Document::parse_part(doc, source, group.clone()).ok_or_else(not_apart)?;
-                part.each_entry(&jobs_at, |name, schema| add(&part, name, schema))?;
-            }
+        if jobs.insert(name, config).is_some() {
+            return Err(not_apart());
         }
     }
     if jobs.is_empty() && required == Jobs::Required {
@@ -120,6 +119,82 @@ pub(super) fn build(
         audit,
         notify: sinks,
         files,
+    })
+}
+
+/// What every job is checked against, but for the memos, which each thread reading jobs keeps its own of.
+struct Shared<'c> {
+    stores: &'c BTreeMap<String, StoreConfig>,
+    targets: &'c BTreeMap<String, TargetConfig>,
+    policy: &'c GlobalPolicy,
+    now: DateTime<Utc>,
+}
+
+/// A job as read: its name, its config, and the files it names with their place in the config.
+type ReadJob = (String, JobConfig, Vec<files::Placed>);
+
+fn read_job(
+    doc: &Document<'_>,
+    shared: &Shared<'_>,
+    memos: &job::Memos,
+    name: &str,
+    schema: &dyn Fn() -> Result<JobSchema, ConfigError>,
+) -> Result<ReadJob, ConfigError> {
+    check_name(doc, &KeyPath::root().key("jobs").key(name), name, "job")?;
+    let context = job::Context {
+        doc,
+        stores: shared.stores,
+        targets: shared.targets,
+        policy: shared.policy,
+        now: shared.now,
+        memos,
+    };
+    let config = job::build(&context, name, schema()?)?;
+    let files = files::of_job(doc, name, &config);
+    Ok((name.to_owned(), config, files))
+}
+
+/// The jobs of `groups`, a group of sections at a time, parsed, read and dropped before the next: the peak is a
+/// group's tree.
+fn read_groups(
+    rest: &Document<'_>,
+    source: &str,
+    groups: &[Range<usize>],
+    shared: &Shared<'_>,
+) -> Result<Vec<ReadJob>, ConfigError> {
+    let memos = job::Memos::default();
+    let jobs_at = KeyPath::root().key("jobs");
+    let mut read = Vec::new();
+    for group in groups {
+        let part = Document::parse_part(rest, source, group.clone()).ok_or_else(not_apart)?;
+        part.each_entry(&jobs_at, |name, schema| {
+            read.push(read_job(&part, shared, &memos, name, schema)?);
+            Ok(())
+        })?;
+    }
+    Ok(read)
+}
+
+/// The jobs of `groups`, the second half read on a thread of its own: parsing and checking jobs is most of what
+/// loading a large config costs, and the groups do not depend on each other. In file order; on any error, one of
+/// them (the caller then reads the file as one document, which reports them all in order).
+fn read_groups_in_two(
+    rest: &Document<'_>,
+    source: &str,
+    groups: &[Range<usize>],
+    shared: &Shared<'_>,
+) -> Result<Vec<ReadJob>, ConfigError> {
+    if groups.len() < 2 {
+        return read_groups(rest, source, groups, shared);
+    }
+    let (first, second) = groups.split_at(groups.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| read_groups(rest, source, second, shared));
+        let mut read = read_groups(rest, source, first, shared)?;
+        // A panic on the other thread is a panic here too, as it would be with one thread.
+        let rest_read = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        read.extend(rest_read);
+        Ok(read)
     })
 }
 

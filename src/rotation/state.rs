@@ -109,7 +109,10 @@ impl StateDir {
     }
 
     fn path(&self, job: &str) -> PathBuf {
-        self.root.join("jobs").join(format!("{job}.json"))
+        // Without `format!`: `status` and start-up build one for every job.
+        let mut path = self.root.join("jobs").join(job).into_os_string();
+        path.push(".json");
+        path.into()
     }
 
     /// The job's state; a job never run has the default state (in the current format).

@@ -221,10 +221,12 @@ impl StoreDir {
 
     fn files(&self, name: &str) -> Result<SecretFiles, StoreError> {
         let stem = names::stem(name).ok_or_else(|| invalid("a secret name cannot be empty".into()))?;
-        Ok(SecretFiles {
-            age: self.path.join(format!("{stem}.age")),
-            meta: self.path.join(format!("{stem}.meta")),
-        })
+        // One join for both: `status` and start-up build these for every secret.
+        let mut age = self.path.join(stem).into_os_string();
+        let mut meta = age.clone();
+        age.push(".age");
+        meta.push(".meta");
+        Ok(SecretFiles { age: age.into(), meta: meta.into() })
     }
 
     /// The store's exclusive lock, for the upgrade.

@@ -32,6 +32,7 @@ pub mod hygiene;
 pub mod lockout;
 pub mod notify;
 pub mod retry;
+mod rfc3339;
 pub mod rotation;
 pub mod runtime;
 #[cfg(feature = "sandbox")]

@@ -27,6 +27,7 @@ pub enum AttemptOutcome {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub at: DateTime<Utc>,
     pub rotation_id: Option<RotationId>,
     pub outcome: AttemptOutcome,
@@ -36,6 +37,7 @@ pub struct Attempt {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Success {
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub at: DateTime<Utc>,
     pub rotation_id: RotationId,
     pub generation: u64,
@@ -43,6 +45,7 @@ pub struct Success {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DivergedMark {
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub since: DateTime<Utc>,
     pub reason: String,
 }
@@ -53,6 +56,7 @@ pub struct ApplyIntent {
     pub rotation_id: RotationId,
     /// The account whose credential the apply changes, when the target has accounts.
     pub account: Option<String>,
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub at: DateTime<Utc>,
     /// The target answered that the apply was done (its value is the likelier one when only one login is left).
     #[serde(default)]
@@ -80,6 +84,7 @@ pub struct JobState {
 /// A reload hook that failed after rotation `rotation_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookFailure {
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub at: DateTime<Utc>,
     pub rotation_id: RotationId,
     /// Names the hook and what happened (never its output).

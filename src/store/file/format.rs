@@ -105,6 +105,7 @@ pub struct PendingDoc {
 #[serde(deny_unknown_fields)]
 pub struct MetadataDoc {
     rotation_id: Option<RotationId>,
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     rotated_at: DateTime<Utc>,
     generation: u64,
 }

@@ -50,12 +50,17 @@ pub struct Meta {
 
 /// The hex SHA-256 of an age file's header, which ties a metadata file to the one age file it describes.
 pub fn digest(age_bytes: &[u8]) -> String {
+    hex_digest(age_bytes).into_iter().map(char::from).collect()
+}
+
+/// [`digest`] on the stack: every metadata file a batch read finds is compared with one, and building each as a
+/// `String` was a fortieth of `status` at 1,000 jobs.
+fn hex_digest(age_bytes: &[u8]) -> [u8; 64] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // By hand rather than through `format!`: at 10,000 secrets per batch read the formatting machinery showed.
-    let mut hex = String::with_capacity(64);
-    for byte in Sha256::digest(header(age_bytes)) {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    let mut hex = [0; 64];
+    for (i, byte) in Sha256::digest(header(age_bytes)).into_iter().enumerate() {
+        hex[2 * i] = HEX[usize::from(byte >> 4)];
+        hex[2 * i + 1] = HEX[usize::from(byte & 0xf)];
     }
     hex
 }
@@ -90,7 +95,7 @@ pub fn decode(bytes: &[u8], age_bytes: &[u8]) -> Option<Meta> {
     let document: Document = serde_json::from_slice(bytes).ok()?;
     if document.format != FORMAT
         || document.version != VERSION
-        || document.age_header_sha256 != digest(age_bytes)
+        || document.age_header_sha256.as_bytes() != hex_digest(age_bytes).as_slice()
     {
         return None;
     }

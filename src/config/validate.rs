@@ -66,28 +66,15 @@ pub(super) fn build(
     let http = http::build(doc, schema.http, base)?;
 
     let shared = Shared { stores: &stores, targets: &targets, policy: &policy, now };
-    let read = match jobs_in {
+    let ReadJobs { jobs, files: job_files } = match jobs_in {
         // One job's part of the document at a time (see `Document::deserialize_without`).
         JobsIn::Document => {
-            let memos = job::Memos::default();
-            let mut read = Vec::new();
-            doc.each_entry(&root.key("jobs"), |name, schema| {
-                read.push(read_job(doc, &shared, &memos, name, schema)?);
-                Ok(())
-            })?;
+            let (memos, mut read) = (job::Memos::default(), ReadJobs::default());
+            doc.each_entry(&root.key("jobs"), |name, schema| read.add(doc, &shared, &memos, name, schema))?;
             read
         }
         JobsIn::Sections { source, groups } => read_groups_in_two(doc, source, groups, &shared)?,
     };
-    let mut jobs = BTreeMap::new();
-    let mut job_files = Vec::new();
-    for (name, config, files) in read {
-        job_files.extend(files);
-        // Only sections read apart can name a job twice: the one-document read refuses that as TOML.
-        if jobs.insert(name, config).is_some() {
-            return Err(not_apart());
-        }
-    }
     if jobs.is_empty() && required == Jobs::Required {
         return Err(doc.no_jobs());
     }
@@ -130,28 +117,53 @@ struct Shared<'c> {
     now: DateTime<Utc>,
 }
 
-/// A job as read: its name, its config, and the files it names with their place in the config.
-type ReadJob = (String, JobConfig, Vec<files::Placed>);
+/// Jobs as read, and the files they name with their place in the config.
+#[derive(Default)]
+struct ReadJobs {
+    jobs: BTreeMap<String, JobConfig>,
+    files: Vec<files::Placed>,
+}
 
-fn read_job(
-    doc: &Document<'_>,
-    shared: &Shared<'_>,
-    memos: &job::Memos,
-    name: &str,
-    schema: &dyn Fn() -> Result<JobSchema, ConfigError>,
-) -> Result<ReadJob, ConfigError> {
-    check_name(doc, &KeyPath::root().key("jobs").key(name), name, "job")?;
-    let context = job::Context {
-        doc,
-        stores: shared.stores,
-        targets: shared.targets,
-        policy: shared.policy,
-        now: shared.now,
-        memos,
-    };
-    let config = job::build(&context, name, schema()?)?;
-    let files = files::of_job(doc, name, &config);
-    Ok((name.to_owned(), config, files))
+impl ReadJobs {
+    fn add(
+        &mut self,
+        doc: &Document<'_>,
+        shared: &Shared<'_>,
+        memos: &job::Memos,
+        name: &str,
+        schema: &dyn Fn() -> Result<JobSchema, ConfigError>,
+    ) -> Result<(), ConfigError> {
+        check_name(doc, &KeyPath::root().key("jobs").key(name), name, "job")?;
+        let context = job::Context {
+            doc,
+            stores: shared.stores,
+            targets: shared.targets,
+            policy: shared.policy,
+            now: shared.now,
+            memos,
+        };
+        let config = job::build(&context, name, schema()?)?;
+        self.files.extend(files::of_job(doc, name, &config));
+        self.insert(name.to_owned(), config)
+    }
+
+    fn insert(&mut self, name: String, config: JobConfig) -> Result<(), ConfigError> {
+        // Only sections read apart can name a job twice: the one-document read refuses that as TOML.
+        match self.jobs.insert(name, config) {
+            None => Ok(()),
+            Some(_) => Err(not_apart()),
+        }
+    }
+
+    /// `other`'s jobs moved in one by one; the map they leave frees each of its nodes once emptied, so that the
+    /// jobs are not held twice (10,000 jobs' configs are several megabytes).
+    fn merge(&mut self, other: ReadJobs) -> Result<(), ConfigError> {
+        self.files.extend(other.files);
+        for (name, config) in other.jobs {
+            self.insert(name, config)?;
+        }
+        Ok(())
+    }
 }
 
 /// The jobs of `groups`, a group of sections at a time, parsed, read and dropped before the next: the peak is a
@@ -161,39 +173,41 @@ fn read_groups(
     source: &str,
     groups: &[Range<usize>],
     shared: &Shared<'_>,
-) -> Result<Vec<ReadJob>, ConfigError> {
-    let memos = job::Memos::default();
+) -> Result<ReadJobs, ConfigError> {
+    let (memos, mut read) = (job::Memos::default(), ReadJobs::default());
     let jobs_at = KeyPath::root().key("jobs");
-    let mut read = Vec::new();
     for group in groups {
         let part = Document::parse_part(rest, source, group.clone()).ok_or_else(not_apart)?;
-        part.each_entry(&jobs_at, |name, schema| {
-            read.push(read_job(&part, shared, &memos, name, schema)?);
-            Ok(())
-        })?;
+        part.each_entry(&jobs_at, |name, schema| read.add(&part, shared, &memos, name, schema))?;
     }
     Ok(read)
 }
 
 /// The jobs of `groups`, the second half read on a thread of its own: parsing and checking jobs is most of what
-/// loading a large config costs, and the groups do not depend on each other. In file order; on any error, one of
-/// them (the caller then reads the file as one document, which reports them all in order).
+/// loading a large config costs, and the groups do not depend on each other. On any error, one of them (the
+/// caller then reads the file as one document, which reports them all in order).
 fn read_groups_in_two(
     rest: &Document<'_>,
     source: &str,
     groups: &[Range<usize>],
     shared: &Shared<'_>,
-) -> Result<Vec<ReadJob>, ConfigError> {
+) -> Result<ReadJobs, ConfigError> {
     if groups.len() < 2 {
         return read_groups(rest, source, groups, shared);
     }
     let (first, second) = groups.split_at(groups.len() / 2);
     std::thread::scope(|scope| {
-        let other = scope.spawn(|| read_groups(rest, source, second, shared));
+        // No thread to be had (a `TasksMax` reached, say) is no error: the second half is then read here too.
+        let other = std::thread::Builder::new()
+            .name("config".into())
+            .spawn_scoped(scope, || read_groups(rest, source, second, shared));
         let mut read = read_groups(rest, source, first, shared)?;
-        // A panic on the other thread is a panic here too, as it would be with one thread.
-        let rest_read = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        read.extend(rest_read);
+        let second_read = match other {
+            // A panic on the other thread is a panic here too, as it would be with one thread.
+            Ok(other) => other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+            Err(_) => read_groups(rest, source, second, shared)?,
+        };
+        read.merge(second_read)?;
         Ok(read)
     })
 }

@@ -29,8 +29,9 @@ pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Room for what rotavault's own small files hold (a few hundred bytes); a larger file only grows the buffer.
-const SMALL: usize = 2048;
+/// Room for what rotavault's own small files hold (a few hundred bytes); a larger file only grows the buffer. No
+/// more than the allocator's thread cache takes (1 KiB, `.cargo/config.toml`): a larger buffer takes the arena's lock.
+const SMALL: usize = 1024;
 
 /// Replaces `path` with `bytes`, durably (see the module documentation). Creates the directory if needed; a
 /// failed write leaves no temporary file behind.

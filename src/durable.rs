@@ -11,7 +11,27 @@ use std::path::Path;
 /// `std::fs::read`, and `File::read_to_end` too, spend a `statx` and an `lseek` on that, which at 1,000 jobs were
 /// a third of the system calls of `status`.
 pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
+    read_all(std::fs::File::open(path)?)
+}
+
+/// A directory opened once for many small reads in it: each of its files is then found by its name alone, where
+/// opening by path walks every directory of the path again (about a twentieth of `status` at 1,000 jobs).
+pub struct Dir(std::os::fd::OwnedFd);
+
+impl Dir {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        use rustix::fs::{Mode, OFlags};
+        Ok(Self(rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?))
+    }
+
+    /// [`read_small`] of the file `name` in this directory.
+    pub fn read_small(&self, name: &std::ffi::OsStr) -> std::io::Result<Vec<u8>> {
+        use rustix::fs::{Mode, OFlags};
+        read_all(rustix::fs::openat(&self.0, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?.into())
+    }
+}
+
+fn read_all(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
     let mut bytes = vec![0; SMALL];
     let mut len = 0;
     loop {

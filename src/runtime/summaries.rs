@@ -113,9 +113,10 @@ impl Runtime {
                 async move {
                     let n = names.len();
                     let read = tokio::task::spawn_blocking(move || {
-                        names
-                            .iter()
-                            .map(|name| states.load(name).map_err(|e| e.to_string()))
+                        states
+                            .load_many(&names)
+                            .into_iter()
+                            .map(|r| r.map_err(|e| e.to_string()))
                             .collect::<Vec<_>>()
                     });
                     match read.await {

@@ -125,18 +125,21 @@ impl StoreDir {
     pub fn summaries(&self, secrets: &[SecretRef]) -> Vec<Result<Summary, StoreError>> {
         let lock = self.layout().and_then(|()| self.lock(LockMode::Shared));
         match lock {
-            Ok(_lock) => secrets.iter().map(|secret| self.summary(secret)).collect(),
+            Ok(_lock) => {
+                // Opened once for the batch; a store never written has no directory, and each read then says so.
+                let dir = crate::durable::Dir::open(&self.path).ok();
+                secrets.iter().map(|secret| self.summary(secret, dir.as_ref())).collect()
+            }
             Err(e) => vec![Err(e); secrets.len()],
         }
     }
 
-    fn summary(&self, secret: &SecretRef) -> Result<Summary, StoreError> {
+    fn summary(&self, secret: &SecretRef, dir: Option<&crate::durable::Dir>) -> Result<Summary, StoreError> {
         let files = self.files(&secret.name)?;
-        let Some(age) = self.read_age(&files)? else {
+        let Some(age) = self.read_age_in(&files, dir)? else {
             return Ok(Summary::default());
         };
-        let described =
-            crate::durable::read_small(&files.meta).ok().and_then(|bytes| meta::decode(&bytes, &age));
+        let described = read_in(dir, &files.meta).ok().and_then(|bytes| meta::decode(&bytes, &age));
         if let Some(meta) = described.filter(|m| m.name == secret.name) {
             slots::check_owner(BACKEND, secret, meta.owner.as_ref())?;
             return Ok(meta.summary);
@@ -267,7 +270,16 @@ impl StoreDir {
 
     /// The age file's bytes; `None` for a secret never written (or a store never written).
     fn read_age(&self, files: &SecretFiles) -> Result<Option<Vec<u8>>, StoreError> {
-        match crate::durable::read_small(&files.age) {
+        self.read_age_in(files, None)
+    }
+
+    /// [`StoreDir::read_age`], through the store's directory when it is open.
+    fn read_age_in(
+        &self,
+        files: &SecretFiles,
+        dir: Option<&crate::durable::Dir>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match read_in(dir, &files.age) {
             Ok(bytes) => Ok(Some(bytes)),
             // The lock file was opened first, so the parent exists: a missing file is a secret never written.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -398,4 +410,12 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_error(e, format!("cannot sync the directory `{}`", dir.display())))
+}
+
+/// A file of the store's directory, found by its name in `dir` when the directory is open, else by its path.
+fn read_in(dir: Option<&crate::durable::Dir>, path: &Path) -> io::Result<Vec<u8>> {
+    match (dir, path.file_name()) {
+        (Some(dir), Some(name)) => dir.read_small(name),
+        _ => crate::durable::read_small(path),
+    }
 }

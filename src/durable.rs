@@ -31,6 +31,15 @@ impl Dir {
     }
 }
 
+/// [`read_small`] of `path`, found by its name in `dir` when its directory is open there (a batch read), else by
+/// its path (no such directory yet, or one that did not open: the path's own error then says why).
+pub fn read_small_in(dir: Option<&Dir>, path: &Path) -> std::io::Result<Vec<u8>> {
+    match (dir, path.file_name()) {
+        (Some(dir), Some(name)) => dir.read_small(name),
+        _ => read_small(path),
+    }
+}
+
 fn read_all(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
     let mut bytes = vec![0; SMALL];
     let mut len = 0;

@@ -147,10 +147,9 @@ impl<'a> Document<'a> {
     pub fn no_jobs(&self) -> ConfigError {
         let at = KeyPath::root().key("jobs");
         let offset = self.spans(&at).map_or(self.source.len(), |s| s.value.start);
-        ConfigError::at(
+        ConfigError::placed(
             self.file,
-            self.source,
-            Some(offset),
+            Some(self.lines.locate(self.source, offset)),
             Some(at.to_string()),
             "no job is defined, so there is nothing to rotate: expected at least one [jobs.NAME] table with a \
              `target`, `stores` and a `schedule` or `max_age`",

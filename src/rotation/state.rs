@@ -129,14 +129,10 @@ impl StateDir {
 
     /// The states of `jobs`, in order, as [`StateDir::load`] gives each; their directory is opened once.
     pub fn load_many(&self, jobs: &[String]) -> Vec<Result<JobState, StateError>> {
-        let dir = crate::durable::Dir::open(&self.root.join("jobs"));
+        let dir = crate::durable::Dir::open(&self.root.join("jobs")).ok();
         let load = |job: &String| {
             let path = self.path(job);
-            let read = match &dir {
-                Ok(dir) => dir.read_small(path.file_name().unwrap_or_default()),
-                // No directory yet (no job has run), or none that opens: each path says which.
-                Err(_) => crate::durable::read_small(&path),
-            };
+            let read = crate::durable::read_small_in(dir.as_ref(), &path);
             Self::decode(path, read)
         };
         jobs.iter().map(load).collect()

@@ -20,6 +20,7 @@ use super::identity::StoreIdentity;
 use super::meta;
 use super::names;
 use super::upgrade;
+use crate::durable::Dir;
 use crate::store::slots::{self, Entry, Slots};
 use crate::store::{SecretRef, StoreError, Summary};
 use std::ffi::OsString;
@@ -127,19 +128,20 @@ impl StoreDir {
         match lock {
             Ok(_lock) => {
                 // Opened once for the batch; a store never written has no directory, and each read then says so.
-                let dir = crate::durable::Dir::open(&self.path).ok();
+                let dir = Dir::open(&self.path).ok();
                 secrets.iter().map(|secret| self.summary(secret, dir.as_ref())).collect()
             }
             Err(e) => vec![Err(e); secrets.len()],
         }
     }
 
-    fn summary(&self, secret: &SecretRef, dir: Option<&crate::durable::Dir>) -> Result<Summary, StoreError> {
+    fn summary(&self, secret: &SecretRef, dir: Option<&Dir>) -> Result<Summary, StoreError> {
         let files = self.files(&secret.name)?;
-        let Some(age) = self.read_age_in(&files, dir)? else {
+        let Some(age) = self.read_age(&files, dir)? else {
             return Ok(Summary::default());
         };
-        let described = read_in(dir, &files.meta).ok().and_then(|bytes| meta::decode(&bytes, &age));
+        let described =
+            crate::durable::read_small_in(dir, &files.meta).ok().and_then(|bytes| meta::decode(&bytes, &age));
         if let Some(meta) = described.filter(|m| m.name == secret.name) {
             slots::check_owner(BACKEND, secret, meta.owner.as_ref())?;
             return Ok(meta.summary);
@@ -268,18 +270,10 @@ impl StoreDir {
         Ok(file)
     }
 
-    /// The age file's bytes; `None` for a secret never written (or a store never written).
-    fn read_age(&self, files: &SecretFiles) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read_age_in(files, None)
-    }
-
-    /// [`StoreDir::read_age`], through the store's directory when it is open.
-    fn read_age_in(
-        &self,
-        files: &SecretFiles,
-        dir: Option<&crate::durable::Dir>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        match read_in(dir, &files.age) {
+    /// The age file's bytes, through the store's directory when a batch read has it open; `None` for a secret
+    /// never written (or a store never written).
+    fn read_age(&self, files: &SecretFiles, dir: Option<&Dir>) -> Result<Option<Vec<u8>>, StoreError> {
+        match crate::durable::read_small_in(dir, &files.age) {
             Ok(bytes) => Ok(Some(bytes)),
             // The lock file was opened first, so the parent exists: a missing file is a secret never written.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -288,7 +282,7 @@ impl StoreDir {
     }
 
     fn load(&self, name: &str, files: &SecretFiles) -> Result<Slots, StoreError> {
-        match self.read_age(files)? {
+        match self.read_age(files, None)? {
             Some(age) => self.decode_age(name, files, &age),
             None => Ok(Slots::default()),
         }
@@ -410,12 +404,4 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_error(e, format!("cannot sync the directory `{}`", dir.display())))
-}
-
-/// A file of the store's directory, found by its name in `dir` when the directory is open, else by its path.
-fn read_in(dir: Option<&crate::durable::Dir>, path: &Path) -> io::Result<Vec<u8>> {
-    match (dir, path.file_name()) {
-        (Some(dir), Some(name)) => dir.read_small(name),
-        _ => crate::durable::read_small(path),
-    }
 }

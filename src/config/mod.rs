@@ -22,6 +22,7 @@ mod hooks;
 mod hooks_webhook;
 mod http;
 mod job;
+mod lease;
 mod locate;
 mod max_age;
 mod notify;
@@ -45,6 +46,7 @@ pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookConfig};
 pub use hooks_webhook::WebhookHookConfig;
 pub use http::{DEFAULT_LISTEN, HttpSettings};
 pub use job::{AutotaskAccount, FileRef, JobConfig, JobStore};
+pub use lease::{KubernetesLease, LeaseConfig};
 pub use notify::{EmailConfig, NotifyChannelConfig, NotifyConfig};
 pub use policy::GlobalPolicy;
 pub use rotation_settings::RotationSettings;
@@ -76,6 +78,8 @@ pub struct Config {
     pub jobs: BTreeMap<String, JobConfig>,
     /// `[audit]`: the audit file and age warnings.
     pub audit: AuditConfig,
+    /// `[lease]`: how replicas agree on which one runs the jobs.
+    pub lease: LeaseConfig,
     /// `[notify.NAME]`: notification sinks.
     pub notify: BTreeMap<String, NotifyConfig>,
     /// Every file a store, target or job names, for `check` to prove present.

@@ -34,6 +34,8 @@ pub(super) struct DocumentSchema {
     pub notify: BTreeMap<String, Kind<super::notify::NotifyKind>>,
     #[serde(default)]
     pub audit: AuditSchema,
+    #[serde(default)]
+    pub lease: super::lease::LeaseSchema,
 }
 
 /// `[audit]`: the audit file and the age warning's lead time.

@@ -10,7 +10,7 @@ use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::{DocumentSchema, JobSchema};
 use super::{
-    Config, GlobalPolicy, JobConfig, Jobs, StoreConfig, TargetConfig, audit, files, http, job, notify,
+    Config, GlobalPolicy, JobConfig, Jobs, StoreConfig, TargetConfig, audit, files, http, job, lease, notify,
     policy, rotation_settings, store, target,
 };
 use chrono::{DateTime, Utc};
@@ -82,6 +82,7 @@ pub(super) fn build(
     job::link_admins(doc, &mut targets, &jobs)?;
 
     let audit = audit::build(doc, schema.audit, base)?;
+    let lease = lease::build(doc, schema.lease, &stores)?;
     let mut sinks = BTreeMap::new();
     for (name, kind) in schema.notify {
         let at = root.key("notify").key(&name);
@@ -104,6 +105,7 @@ pub(super) fn build(
         targets,
         jobs,
         audit,
+        lease,
         notify: sinks,
         files,
     })

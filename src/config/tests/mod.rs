@@ -8,6 +8,7 @@ mod autotask;
 mod example;
 mod files;
 mod jobs;
+mod lease;
 mod limits;
 mod notify;
 mod policy;

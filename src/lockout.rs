@@ -17,6 +17,7 @@
 //! failed login on an account every job of the tenant depends on.
 
 use crate::schedule::Clock;
+use crate::shared::SharedState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -40,6 +41,9 @@ pub enum LockoutError {
     AtCap { account: String, consecutive: u32, in_flight: u32, max: u32, reserve: u32 },
     #[error("the lockout guard's record `{path}` cannot be used ({detail}); no login is made without it")]
     Io { path: PathBuf, detail: String },
+    /// Replicas: the login's record could not be written where the next leader reads it, so it was not sent.
+    #[error("no login as `{account}` was made: {reason}")]
+    Unpublished { account: String, reason: crate::shared::Unpublished },
 }
 
 impl LockoutError {
@@ -49,7 +53,7 @@ impl LockoutError {
     pub fn needs_a_person(&self) -> bool {
         match self {
             Self::AtCap { consecutive, in_flight, max, .. } => consecutive.saturating_sub(*in_flight) >= *max,
-            Self::Io { .. } => false,
+            Self::Io { .. } | Self::Unpublished { .. } => false,
         }
     }
 }
@@ -79,11 +83,16 @@ fn process_token() -> &'static str {
     TOKEN.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
-/// Whether the process that recorded `f` may still be waiting for its answer.
-fn may_be_in_flight(f: &InFlight, now: DateTime<Utc>) -> bool {
+/// Whether the process that recorded `f` may still be waiting for its answer. `shared`: the records are shared by
+/// replicas on other hosts, where a pid says nothing; a login recorded by another process there was sent by a
+/// leader that is gone (only the lease's holder logs in), so it is not waiting any more.
+fn may_be_in_flight(f: &InFlight, now: DateTime<Utc>, shared: bool) -> bool {
     let young = (now - f.at).to_std().unwrap_or_default() < IN_FLIGHT_LIFETIME;
-    let owner_alive =
-        if f.process == process_token() { true } else { f.pid != std::process::id() && process_alive(f.pid) };
+    let owner_alive = if f.process == process_token() {
+        true
+    } else {
+        !shared && f.pid != std::process::id() && process_alive(f.pid)
+    };
     young && owner_alive
 }
 
@@ -129,6 +138,8 @@ pub struct LockoutGuard {
     reset_after: Option<Duration>,
     clock: Arc<dyn Clock>,
     memory: Mutex<HashMap<String, Record>>,
+    /// Set with `[lease] kind = "kubernetes"`: the records live in the state every replica reads, not in files.
+    shared: Option<Arc<SharedState>>,
 }
 
 impl std::fmt::Debug for LockoutGuard {
@@ -151,12 +162,25 @@ impl LockoutGuard {
         reset_after: Option<Duration>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { root: Some(state_dir.to_path_buf()), max_failed, reset_after, clock, memory: Mutex::default() }
+        Self {
+            root: Some(state_dir.to_path_buf()),
+            max_failed,
+            reset_after,
+            clock,
+            memory: Mutex::default(),
+            shared: None,
+        }
+    }
+
+    /// Keeps the records in `shared` (what every replica reads) instead of files on this host.
+    pub fn with_shared(mut self, shared: Arc<SharedState>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// A guard for one process that writes nothing to disk.
     pub fn in_memory(max_failed: u32, clock: Arc<dyn Clock>) -> Self {
-        Self { root: None, max_failed, reset_after: None, clock, memory: Mutex::default() }
+        Self { root: None, max_failed, reset_after: None, clock, memory: Mutex::default(), shared: None }
     }
 
     pub fn max_failed(&self) -> u32 {
@@ -169,7 +193,8 @@ impl LockoutGuard {
         self.with_record(Kind::Account, account, false, |r| Ok(self.count(r, now)))
     }
 
-    /// Takes a login as `account`, recorded as in flight before the caller sends it. Refused when the login could
+    /// Takes a login as `account`, recorded as in flight before the caller sends it (logins that are sent go
+    /// through [`LockoutGuard::take`], which also waits for the record to be shared). Refused when the login could
     /// bring the account past the cap with `reserve` logins still kept for what must come after (settling a
     /// pending value needs two: the new value and the old).
     pub fn begin(&self, account: &str, reserve: u32) -> Result<Login<'_>, LockoutError> {
@@ -181,8 +206,13 @@ impl LockoutGuard {
                 return Err(LockoutError::AtCap {
                     account: account.to_owned(),
                     consecutive,
-                    in_flight: u32::try_from(r.in_flight.iter().filter(|f| may_be_in_flight(f, now)).count())
-                        .unwrap_or(u32::MAX),
+                    in_flight: u32::try_from(
+                        r.in_flight
+                            .iter()
+                            .filter(|f| may_be_in_flight(f, now, self.shared.is_some()))
+                            .count(),
+                    )
+                    .unwrap_or(u32::MAX),
                     max: self.max_failed,
                     reserve,
                 });
@@ -198,13 +228,33 @@ impl LockoutGuard {
         Ok(Login { guard: self, account: account.to_owned(), id, settled: false })
     }
 
+    /// [`LockoutGuard::begin`], and then, when the records are shared by replicas, waits until the login's record
+    /// is written where the next leader reads it (at most `within`): a leader that dies while its login is in
+    /// flight leaves it counted. Every login that is sent is taken here.
+    pub async fn take(
+        &self,
+        account: &str,
+        reserve: u32,
+        within: Duration,
+    ) -> Result<Login<'_>, LockoutError> {
+        let login = self.begin(account, reserve)?;
+        if let Some(shared) = &self.shared
+            && let Err(reason) = shared.published(within).await
+        {
+            login.not_sent();
+            return Err(LockoutError::Unpublished { account: account.to_owned(), reason });
+        }
+        Ok(login)
+    }
+
     /// Starts `account`'s count afresh: a person has checked the account at the target (`rotavault resolve`), or
     /// stored a new credential for it.
     pub fn reset(&self, account: &str) -> Result<(), LockoutError> {
         let now = self.clock.now();
         self.with_record(Kind::Account, account, true, |r| {
             r.failed.clear();
-            r.in_flight.retain(|f| f.process == process_token() && may_be_in_flight(f, now));
+            r.in_flight
+                .retain(|f| f.process == process_token() && may_be_in_flight(f, now, self.shared.is_some()));
             Ok(())
         })
     }
@@ -249,7 +299,7 @@ impl LockoutGuard {
                     r.failed.clear();
                     // Logins still in flight elsewhere may yet be refused after this one; those whose process died
                     // or that ended long ago were counted by the target before this accepted login reset it.
-                    r.in_flight.retain(|f| may_be_in_flight(f, now));
+                    r.in_flight.retain(|f| may_be_in_flight(f, now, self.shared.is_some()));
                 }
                 Answer::Refused | Answer::Unknown => r.failed.push(now),
                 Answer::NotSent => {}
@@ -270,6 +320,34 @@ impl LockoutGuard {
         write: bool,
         change: impl FnOnce(&mut Record) -> Result<T, LockoutError>,
     ) -> Result<T, LockoutError> {
+        if let Some(shared) = &self.shared {
+            let key = format!("{}/{key}", kind.dir());
+            return shared.update(&key, |value| {
+                let mut record = match value.as_ref() {
+                    Some(stored) => serde_json::from_value(stored.clone()).map_err(|e| LockoutError::Io {
+                        path: PathBuf::from(&key),
+                        detail: format!(
+                            "the shared record is not a lockout guard record ({e}); check the account in the \
+                             target, then run `rotavault resolve`"
+                        ),
+                    })?,
+                    None => Record::default(),
+                };
+                let out = change(&mut record)?;
+                if write {
+                    // Only what still counts is kept: every replica reads the shared state at every renewal.
+                    *value = if record == Record::default() {
+                        None
+                    } else {
+                        Some(serde_json::to_value(&record).map_err(|e| LockoutError::Io {
+                            path: PathBuf::from(&key),
+                            detail: e.to_string(),
+                        })?)
+                    };
+                }
+                Ok(out)
+            });
+        }
         let Some(root) = &self.root else {
             let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
             let record = memory.entry(format!("{}/{key}", kind.dir())).or_default();

@@ -9,16 +9,18 @@ mod support;
 mod events;
 
 use chrono::{TimeZone, Utc};
+use rotavault::lockout::LockoutGuard;
 use rotavault::retry::Backoff;
 use rotavault::rotation::state::{ApplyIntent, AttemptOutcome, StateDir};
 use rotavault::rotation::{Engine, Job, JobStore, Outcome, Recovery, RotationError, Settings, Step, Trigger};
 use rotavault::schedule::TokioClock;
 use rotavault::secret::SecretValue;
+use rotavault::shared::SharedState;
 use rotavault::store::memory::MemoryStore;
 use rotavault::store::{Metadata, RotationId, SecretRef};
 use std::sync::Arc;
 use std::time::Duration;
-use support::faulty_store::{Fault, FaultyStore, Op};
+use support::faulty_store::{Fault, FaultyStore, INTERLOPER, Op};
 use support::recording_sink::RecordingSink;
 use support::scripted_target::{ApplyFault, ScriptedTarget, VerifyFault};
 
@@ -683,4 +685,83 @@ async fn a_credential_changed_outside_rotavault_is_diverged_before_anything_is_w
     assert_eq!(rig.target.applies(), 1, "the target was not touched");
     assert_eq!(rig.target.failed_logins(), 1, "one login told it");
     assert_eq!(rig.outcome(), AttemptOutcome::Diverged);
+}
+
+/// A replica that staged after this rotation's Stage and before its Apply (two leaders for a moment, or a store
+/// whose stages raced) is never applied over: the fence reads pending again in every store.
+#[tokio::test(start_paused = true)]
+async fn a_rotation_overtaken_in_a_store_before_apply_sends_nothing_and_leaves_the_other_rotation_alone() {
+    let rig = rig();
+    rig.target.set_behind_the_back("Initial-secret-1!");
+    rig.b.overtake_next_stage();
+    let err = rig.rotate().await.expect_err("fenced");
+    assert!(matches!(err, RotationError::Fenced { .. }), "{err}");
+    assert!(err.to_string().contains("store `b` no longer holds this rotation's value as pending"), "{err}");
+    assert_eq!(rig.target.applies(), 0, "nothing was sent to the target");
+    assert_eq!(rig.pending(0).await, None, "this rotation's value is discarded where it was staged");
+    assert_eq!(rig.pending(1).await.as_deref(), Some(INTERLOPER), "the other rotation's value is left alone");
+    assert_eq!(
+        rig.states.load(JOB).expect("state").apply_intent,
+        None,
+        "no intent outlives an apply never sent"
+    );
+}
+
+/// Replicas: the apply intent is written where the next leader reads it before the apply is sent, and a replica
+/// that cannot write it (its lease lost) sends nothing.
+#[tokio::test(start_paused = true)]
+async fn the_apply_intent_is_shared_before_the_apply_and_a_replica_that_cannot_share_it_sends_nothing() {
+    let shared = Arc::new(SharedState::new());
+    let mut rig = rig();
+    rig.states = rig.states.clone().with_shared(shared.clone());
+    let clock = rig.engine.clock().clone();
+    let lockout =
+        Arc::new(LockoutGuard::new(rig._dir.path(), 3, None, clock.clone()).with_shared(shared.clone()));
+    rig.engine = Engine::new(settings(), clock, rig.states.clone(), true).with_lockout(lockout);
+    // The publisher: writes every change, as the lease does with every renewal.
+    let publisher = shared.clone();
+    let published = tokio::spawn(async move {
+        loop {
+            publisher.changed().await;
+            let (_, changes) = publisher.snapshot();
+            publisher.mark_published(changes);
+        }
+    });
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let (at_apply, watched) = (seen.clone(), shared.clone());
+    rig.target.before_apply(move || {
+        *at_apply.lock().expect("seen") = watched.get(&format!("jobs/{JOB}"));
+    });
+    rig.target.set_behind_the_back("Initial-secret-1!");
+    assert!(matches!(rig.rotate().await.expect("rotated"), Outcome::Rotated { .. }));
+    let at_apply = seen.lock().expect("seen").clone().expect("the job's shared state at apply");
+    assert!(at_apply["apply_intent"]["rotation_id"].is_string(), "{at_apply}");
+    assert_eq!(shared.get(&format!("jobs/{JOB}")), None, "settled: nothing left to share");
+    published.abort();
+
+    // The lease is lost just as the next intent is written: no apply is sent, and nothing stays pending.
+    let publisher = shared.clone();
+    let published = tokio::spawn(async move {
+        loop {
+            publisher.changed().await;
+            if publisher.get(&format!("jobs/{JOB}")).is_some_and(|j| j["apply_intent"].is_object()) {
+                publisher.mark_lost();
+                return;
+            }
+            let (_, changes) = publisher.snapshot();
+            publisher.mark_published(changes);
+        }
+    });
+    let applies = rig.target.applies();
+    let err = rig.rotate().await.expect_err("fenced");
+    assert!(matches!(err, RotationError::Fenced { .. }), "{err}");
+    assert!(err.to_string().contains("no longer holds the lease"), "{err}");
+    assert_eq!(rig.target.applies(), applies, "nothing was sent");
+    assert_eq!((rig.pending(0).await, rig.pending(1).await), (None, None));
+    published.await.expect("publisher");
+    // And with the lease lost, not even a login is made.
+    let logins = rig.target.logins();
+    let err = rig.rotate().await.expect_err("no lease");
+    assert!(err.to_string().contains("no longer holds the lease"), "{err}");
+    assert_eq!(rig.target.logins(), logins);
 }

@@ -72,6 +72,10 @@ pub enum RotationError {
         stores.iter().map(|(s, e)| format!("`{s}` ({e})")).collect::<Vec<_>>().join(", ")
     )]
     PromoteIncomplete { rotation_id: RotationId, stores: Vec<(String, StoreError)> },
+    /// The fence before Apply did not hold: another rotation's value is pending in a store, or this replica could
+    /// not prove its lease. Nothing was sent to the target.
+    #[error("apply: not sent, and rotation {rotation_id}'s value was discarded: {detail}")]
+    Fenced { rotation_id: RotationId, detail: String },
     #[error(transparent)]
     State(#[from] StateError),
     #[error("{step}: stopped by shutdown before the target was changed; nothing is left pending")]
@@ -120,6 +124,7 @@ impl RotationError {
             Self::VerifyFailed { .. } => "verify_failed",
             Self::Unsettled { .. } => "unsettled",
             Self::PromoteIncomplete { .. } => "promote_incomplete",
+            Self::Fenced { .. } => "fenced",
             Self::State(_) => "state",
             Self::ShutDown { .. } => "shutdown",
             Self::ImportRejected(_) => "import_rejected",

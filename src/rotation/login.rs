@@ -81,7 +81,13 @@ impl Engine {
                 );
             }
             let account = job.target.login_account(payload);
-            let login = match account.as_deref().map(|a| self.lockout.begin(a, reserve)).transpose() {
+            let taken = match account.as_deref() {
+                Some(account) => {
+                    self.lockout.take(account, reserve, self.settings.call_timeout).await.map(Some)
+                }
+                None => Ok(None),
+            };
+            let login = match taken {
                 Ok(login) => login,
                 Err(e) if e.needs_a_person() && !refused => {
                     return Verdict::Blocked(format!(

@@ -7,10 +7,12 @@
 //! so that recovery knows instead of inferring). One small JSON file per job under `<state_dir>/jobs/`, written
 //! durably, never containing a secret.
 
+use crate::shared::SharedState;
 use crate::store::RotationId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The outcome of the last attempt, as `status` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,11 +104,54 @@ pub struct StateError {
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// Set with `[lease] kind = "kubernetes"`: the apply intent and the diverged mark are kept where every replica
+    /// reads them, and that copy is the one that counts (see `crate::shared`).
+    shared: Option<Arc<SharedState>>,
+}
+
+/// What of a job's state the next leader must know.
+#[derive(Default, Serialize, Deserialize, PartialEq)]
+struct SharedJob {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    apply_intent: Option<ApplyIntent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    diverged: Option<DivergedMark>,
 }
 
 impl StateDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), shared: None }
+    }
+
+    /// Keeps the apply intents and diverged marks in `shared` too, and reads them from there.
+    pub fn with_shared(mut self, shared: Arc<SharedState>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Where the intents and marks are shared with other replicas, when they are.
+    pub fn shared(&self) -> Option<&Arc<SharedState>> {
+        self.shared.as_ref()
+    }
+
+    fn shared_key(job: &str) -> String {
+        format!("jobs/{job}")
+    }
+
+    /// Puts the shared copy of `job`'s intent and mark into `state`: that copy is the truth when there is one.
+    fn overlay(&self, job: &str, state: &mut JobState) -> Result<(), StateError> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let key = Self::shared_key(job);
+        let read: SharedJob = match shared.get(&key) {
+            Some(value) => serde_json::from_value(value).map_err(|e| StateError {
+                path: PathBuf::from(&key),
+                detail: format!("the shared job state cannot be read ({e})"),
+            })?,
+            None => SharedJob::default(),
+        };
+        state.apply_intent = read.apply_intent;
+        state.diverged = read.diverged;
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -124,7 +169,9 @@ impl StateDir {
     pub fn load(&self, job: &str) -> Result<JobState, StateError> {
         let path = self.path(job);
         let read = crate::durable::read_small(&path);
-        Self::decode(path, read)
+        let mut state = Self::decode(path, read)?;
+        self.overlay(job, &mut state)?;
+        Ok(state)
     }
 
     /// The states of `jobs`, in order, as [`StateDir::load`] gives each; their directory is opened once.
@@ -133,7 +180,9 @@ impl StateDir {
         let load = |job: &String| {
             let path = self.path(job);
             let read = crate::durable::read_small_in(dir.as_ref(), &path);
-            Self::decode(path, read)
+            let mut state = Self::decode(path, read)?;
+            self.overlay(job, &mut state)?;
+            Ok(state)
         };
         jobs.iter().map(load).collect()
     }
@@ -154,6 +203,20 @@ impl StateDir {
     /// Replaces the job's state durably (see `durable`): a crash leaves the old state or the new one, never a
     /// torn file, and a state that was saved is on disk.
     pub fn save(&self, job: &str, state: &JobState) -> Result<(), StateError> {
+        if let Some(shared) = &self.shared {
+            let part =
+                SharedJob { apply_intent: state.apply_intent.clone(), diverged: state.diverged.clone() };
+            let key = Self::shared_key(job);
+            let value = if part == SharedJob::default() {
+                None
+            } else {
+                Some(
+                    serde_json::to_value(&part)
+                        .map_err(|e| StateError { path: PathBuf::from(&key), detail: e.to_string() })?,
+                )
+            };
+            shared.set(&key, value);
+        }
         let path = self.path(job);
         let body = serde_json::to_vec_pretty(state)
             .map_err(|e| StateError { path: path.clone(), detail: e.to_string() })?;

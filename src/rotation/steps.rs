@@ -140,6 +140,16 @@ impl Engine {
             self.discard_everywhere(job, &rotation_id).await?;
             return Err(e.into());
         }
+        if let Err(detail) = self.fence(job, &rotation_id).instrument(tracing::info_span!("fence")).await {
+            tracing::error!(%detail, "the fence before apply did not hold; nothing is sent");
+            // Where another rotation's value is pending, this discard is refused and that value left alone; where
+            // this one's stays, recovery discards it (no intent: never sent).
+            if let Err(e) = self.discard_everywhere(job, &rotation_id).await {
+                tracing::warn!(error = %e, "not every store discarded the value after the fence");
+            }
+            self.clear_intent(job, &rotation_id)?;
+            return Err(RotationError::Fenced { rotation_id, detail });
+        }
         let applied = self.apply(job, &payload).instrument(tracing::info_span!("apply")).await;
         match applied {
             // Should this process die now, recovery knows the new value is the likelier one.
@@ -347,6 +357,34 @@ impl Engine {
             call,
         )
         .await
+    }
+
+    /// The fence before Apply (invariant 3 across replicas): the apply intent is written where the next leader
+    /// reads it, which proves this replica still holds the lease, and every store still holds this rotation's
+    /// value as pending, so that no other process has staged since. Either failing, nothing is sent.
+    async fn fence(&self, job: &Job, rotation_id: &RotationId) -> Result<(), String> {
+        if let Some(shared) = self.states.shared() {
+            shared.published(self.settings.call_timeout).await.map_err(|e| e.to_string())?;
+        }
+        for js in &job.stores {
+            let pending = self
+                .store_call(js, || js.store.pending(&js.secret))
+                .await
+                .map_err(|e| format!("store `{}`: reading pending again: {e}", js.label))?;
+            let id = pending.as_ref().map(|p| &p.rotation_id);
+            if id != Some(rotation_id) {
+                return Err(format!(
+                    "store `{}` no longer holds this rotation's value as pending ({}): another process has \
+                     staged since",
+                    js.label,
+                    id.map_or_else(
+                        || "nothing is pending".to_owned(),
+                        |id| format!("rotation {id} is pending")
+                    )
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Forgets the apply intent of `rotation_id` once its value is settled (current, or discarded).

@@ -7,6 +7,9 @@ use rotavault::store::{Capabilities, Metadata, Pending, RotationId, SecretRef, S
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// The value another rotation stages when it overtakes one (`overtake_next_stage`).
+pub const INTERLOPER: &str = "Interloper-value-7!x";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     Current,
@@ -32,11 +35,13 @@ pub struct FaultyStore {
     inner: Arc<dyn Store>,
     faults: Mutex<HashMap<Op, Vec<Fault>>>,
     calls: Mutex<Vec<Op>>,
+    /// How many of the next stages another rotation overtakes (see [`FaultyStore::overtake_next_stage`]).
+    overtaken: Mutex<usize>,
 }
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, faults: Mutex::default(), calls: Mutex::default() }
+        Self { inner, faults: Mutex::default(), calls: Mutex::default(), overtaken: Mutex::default() }
     }
 
     /// The next `times` calls of `op` get `fault`.
@@ -46,6 +51,12 @@ impl FaultyStore {
         for _ in 0..times {
             queue.push(fault.clone());
         }
+    }
+
+    /// The next stage happens and is answered; then another process's rotation takes the pending slot (a replica
+    /// that staged between this one's Stage and its Apply), with the value [`INTERLOPER`].
+    pub fn overtake_next_stage(&self) {
+        *self.overtaken.lock().expect("overtaken") += 1;
     }
 
     pub fn clear(&self) {
@@ -114,7 +125,18 @@ impl Store for FaultyStore {
         id: &RotationId,
         m: &Metadata,
     ) -> Result<(), StoreError> {
-        self.run(Op::Stage, self.inner.stage(secret, value, id, m)).await
+        let staged = self.run(Op::Stage, self.inner.stage(secret, value, id, m)).await;
+        let overtake = {
+            let mut left = self.overtaken.lock().expect("overtaken");
+            let overtake = staged.is_ok() && *left > 0;
+            *left -= usize::from(overtake);
+            overtake
+        };
+        if overtake {
+            self.inner.discard(secret, id).await?;
+            self.inner.stage(secret, &SecretValue::new(INTERLOPER), &RotationId::new(), m).await?;
+        }
+        staged
     }
 
     async fn promote(&self, secret: &SecretRef, id: &RotationId) -> Result<(), StoreError> {

@@ -389,8 +389,12 @@ impl AutotaskTenant {
             }
             None => None,
         };
-        let login =
-            login.map(|account| self.lockout.begin(account, 0)).transpose().map_err(Failure::Guard)?;
+        let login = match login {
+            Some(account) => {
+                Some(self.lockout.take(account, 0, self.settings.timeout).await.map_err(Failure::Guard)?)
+            }
+            None => None,
+        };
         let answer = self.send(request, what).await;
         match (&answer, login) {
             (_, None) => {}

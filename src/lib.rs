@@ -10,6 +10,10 @@
 //!   state.
 //! - [`events`]: audit events (CloudEvents 1.0) and the `EventSink` they go to.
 //! - [`lockout`]: the lockout guard: consecutive failed logins per account, shared by every job and process.
+//! - [`lease`]: which process may run the jobs: the per-job lock files on one host, or a Kubernetes Lease shared
+//!   by replicas (feature `kubernetes`), and the fence the engine passes before every Apply.
+//! - [`shared`]: what the next leader must know (apply intents, login counts, diverged marks), kept where every
+//!   replica reads it.
 //! - [`retry`]: bounded back-off with jitter, and a timeout on every call.
 //! - `durable`: files that survive a crash whole.
 //! - [`schedule`]: cron schedules, windows, `max_age`, and the injectable clock.
@@ -29,6 +33,7 @@ mod durable;
 pub mod events;
 pub mod hooks;
 pub mod hygiene;
+pub mod lease;
 pub mod lockout;
 pub mod notify;
 pub mod retry;
@@ -39,6 +44,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod schedule;
 pub mod secret;
+pub mod shared;
 pub mod status;
 pub mod store;
 pub mod target;

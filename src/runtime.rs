@@ -1,7 +1,7 @@
 //! Builds the running objects from a validated [`Config`]: every store (wrapped in [`Instrumented`]), every
 //! target, the [`Engine`] and its jobs. The one place that turns config kinds into backends, by one `match` each.
 
-use crate::config::{AutotaskTargetConfig, Config, JobConfig, StoreConfig, TargetConfig};
+use crate::config::{AutotaskTargetConfig, Config, JobConfig, LeaseConfig, StoreConfig, TargetConfig};
 use crate::events::{self, AuditFile, EventSink, Fanout, LogSink, age::AgeWarnings};
 use crate::lockout::LockoutGuard;
 use crate::notify::Notifier;
@@ -9,6 +9,7 @@ use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
 use crate::schedule::{Clock, Schedule};
 use crate::secret::SecretPolicy;
+use crate::shared::SharedState;
 use crate::store::file::FileStore;
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
@@ -55,6 +56,12 @@ pub struct Runtime {
     pub age_warnings: AgeWarnings,
     /// The `[notify.NAME]` sinks, delivering already; an [`crate::events::EventSink`] for the engine's events.
     pub notifier: Notifier,
+    /// With `[lease] kind = "kubernetes"`: what the next leader must know (apply intents, login counts, diverged
+    /// marks), which the engine and the lockout guard keep here and the lease writes into the Lease.
+    pub shared: Option<Arc<SharedState>>,
+    /// `None`: this process runs its jobs at once (`[lease] kind = "file"`). `Some`: it runs them once the token is
+    /// cancelled, when this replica holds the Kubernetes Lease; until then it stands by (`cli::run` sets it).
+    pub leading: Option<CancellationToken>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +77,8 @@ pub enum BuildError {
     /// `key` is the dotted config key of the hook (`jobs.app.after_rotation[0]`).
     #[error("{key}: {detail}")]
     Hook { key: String, detail: String },
+    #[error("{0}")]
+    Lease(String),
 }
 
 impl Runtime {
@@ -87,8 +96,45 @@ impl Runtime {
         config: Config,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
-        mut ready: BTreeMap<String, Arc<dyn Store>>,
+        ready: BTreeMap<String, Arc<dyn Store>>,
     ) -> Result<Self, BuildError> {
+        Self::build_inner(config, clock, shutdown, ready, None).await
+    }
+
+    /// Builds a reloaded configuration to replace `current`: the same clock, and the same shared state, which the
+    /// process's lease goes on writing. The lease itself is the process's: a reload that changes `[lease]` is
+    /// refused.
+    pub async fn build_reloaded(
+        config: Config,
+        current: &Runtime,
+        shutdown: CancellationToken,
+    ) -> Result<Self, BuildError> {
+        if config.lease != current.config.lease {
+            return Err(BuildError::Lease(
+                "[lease] changed: the lease is taken once per process, so the new one takes effect at the next \
+                 start"
+                    .into(),
+            ));
+        }
+        let clock = current.engine.clock().clone();
+        let mut next =
+            Self::build_inner(config, clock, shutdown, BTreeMap::new(), current.shared.clone()).await?;
+        next.leading = current.leading.clone();
+        Ok(next)
+    }
+
+    async fn build_inner(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+        mut ready: BTreeMap<String, Arc<dyn Store>>,
+        shared: Option<Arc<SharedState>>,
+    ) -> Result<Self, BuildError> {
+        // Replicas keep what the next leader must know where every replica reads it; one host, in its files.
+        let shared = match config.lease {
+            LeaseConfig::File => None,
+            LeaseConfig::Kubernetes(_) => Some(shared.unwrap_or_default()),
+        };
         let mut stores = BTreeMap::new();
         for (name, store_config) in &config.stores {
             let store = match ready.remove(name) {
@@ -100,12 +146,16 @@ impl Runtime {
             stores.insert(name.clone(), Arc::new(Instrumented::new(name.clone(), store)));
         }
         // One lockout guard for every login of this process, on the state directory every other process shares.
-        let lockout = Arc::new(LockoutGuard::new(
+        let mut lockout = LockoutGuard::new(
             &config.state_dir,
             config.rotation.max_failed_logins,
             config.rotation.failed_login_window,
             clock.clone(),
-        ));
+        );
+        if let Some(shared) = &shared {
+            lockout = lockout.with_shared(shared.clone());
+        }
+        let lockout = Arc::new(lockout);
         // What the jobs of one `[targets.X]` share, built once: an Autotask tenant; a `generated` target whole,
         // since it holds nothing of a job's own.
         let mut tenants = BTreeMap::new();
@@ -161,7 +211,11 @@ impl Runtime {
         let hooks = hooks::build(&config, &shutdown)?;
 
         let settings = config.rotation.clone();
-        let engine = Engine::new(settings, clock, StateDir::new(&config.state_dir), true)
+        let mut states = StateDir::new(&config.state_dir);
+        if let Some(shared) = &shared {
+            states = states.with_shared(shared.clone());
+        }
+        let engine = Engine::new(settings, clock, states, true)
             .with_shutdown(shutdown)
             .with_lockout(lockout)
             .with_events(events.clone())
@@ -179,6 +233,8 @@ impl Runtime {
             audit,
             age_warnings: AgeWarnings::default(),
             notifier,
+            shared,
+            leading: None,
         })
     }
 

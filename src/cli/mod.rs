@@ -9,6 +9,7 @@ mod demo;
 mod import;
 mod keygen;
 pub mod output;
+mod replicas;
 mod resolve;
 mod rotate;
 pub mod run;
@@ -162,6 +163,9 @@ pub enum CliError {
     Rotation(#[from] RotationError),
     #[error("{0}")]
     Failed(String),
+    /// Nothing is wrong that waiting cannot mend (another replica holds the lease; this one lost it).
+    #[error("{0}")]
+    TryLater(String),
 }
 
 impl CliError {
@@ -171,6 +175,7 @@ impl CliError {
             Self::Usage(_) => exit::USAGE,
             Self::Build(_) | Self::Failed(_) => exit::FAILURE,
             Self::Rotation(e) => rotation_exit_code(e),
+            Self::TryLater(_) => exit::TEMPFAIL,
         }
     }
 }
@@ -183,6 +188,7 @@ fn rotation_exit_code(e: &RotationError) -> u8 {
         | RotationError::Unsettled { .. }
         | RotationError::PromoteIncomplete { .. }
         | RotationError::ShutDown { .. }
+        | RotationError::Fenced { .. }
         | RotationError::Target { source: TargetError::Transient { .. }, .. } => exit::TEMPFAIL,
         _ => exit::FAILURE,
     }

@@ -21,15 +21,28 @@ pub async fn run(config: Config) -> Result<u8, CliError> {
     // Taken before any job runs: SIGHUP's default action kills the process.
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| CliError::Failed(format!("SIGHUP handler: {e}")))?;
-    let runtime = Arc::new(Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?);
+    let mut runtime = Runtime::build(config, Arc::new(SystemClock), shutdown.clone()).await?;
+    // Kept renewed until every task of the daemon has ended, then released: a standby takes over only once no
+    // rotation of this process can still be running.
+    let done = CancellationToken::new();
+    let leader = super::replicas::stand_by(&mut runtime, &shutdown, &done).await?;
+    let runtime = Arc::new(runtime);
     spawn_signal_handler(shutdown.clone())?;
     // systemd: STOPPING=1 on shutdown, WATCHDOG=1 while the runtime runs.
     tokio::spawn(notifier.clone().stopping_on(shutdown.clone()));
     tokio::spawn(notifier.clone().keep_watchdog(shutdown.clone()));
-    serve_reloading(runtime, shutdown, notifier, hangup, crate::daemon::run_telling)
-        .await
-        .map_err(CliError::Failed)?;
-    Ok(exit::OK)
+    let served = serve_reloading(runtime, shutdown, notifier, hangup, crate::daemon::run_telling).await;
+    done.cancel();
+    let lost = match leader {
+        Some(leader) => leader.await.unwrap_or_else(|e| Some(format!("the lease task failed: {e}"))),
+        None => None,
+    };
+    served.map_err(CliError::Failed)?;
+    match lost {
+        // The orchestrator starts the process again, as a standby.
+        Some(reason) => Err(CliError::TryLater(format!("stopped leading: {reason}"))),
+        None => Ok(exit::OK),
+    }
 }
 
 pub(super) fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), CliError> {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -30,6 +30,8 @@ pub struct Health {
     jobs: usize,
     recovered: AtomicUsize,
     stores: Mutex<BTreeMap<String, StoreCheck>>,
+    /// A replica standing by runs no jobs, so it is ready without their start-up.
+    standby: AtomicBool,
 }
 
 impl Health {
@@ -39,7 +41,18 @@ impl Health {
             jobs,
             recovered: AtomicUsize::new(0),
             stores: Mutex::new(stores.into_iter().map(|s| (s, StoreCheck::NotYet)).collect()),
+            standby: AtomicBool::new(false),
         }
+    }
+
+    /// Whether this replica stands by (another holds the lease); from leading on, readiness waits for the jobs'
+    /// start-up again.
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Relaxed);
+    }
+
+    pub fn standby(&self) -> bool {
+        self.standby.load(Ordering::Relaxed)
     }
 
     pub fn beat(&self) {
@@ -83,7 +96,7 @@ impl Health {
     pub fn not_ready(&self) -> Vec<String> {
         let mut reasons = Vec::new();
         let recovered = self.recovered.load(Ordering::Relaxed);
-        if recovered < self.jobs {
+        if recovered < self.jobs && !self.standby() {
             reasons.push(format!("start-up has scheduled {recovered} of {} jobs", self.jobs));
         }
         for (store, check) in self.stores() {

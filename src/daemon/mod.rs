@@ -192,7 +192,16 @@ impl Daemon {
         self.tracker.spawn(async move { daemon.check_stores().await });
         if !self.runtime.tenants.is_empty() {
             let daemon = self.clone();
-            self.tracker.spawn(async move { daemon.refresh_zones().await });
+            self.tracker.spawn(async move {
+                // Only the replica that runs the jobs looks zones up.
+                if let Some(leading) = &daemon.runtime.leading {
+                    tokio::select! {
+                        () = leading.cancelled() => {}
+                        () = daemon.shutdown.cancelled() => return,
+                    }
+                }
+                daemon.refresh_zones().await
+            });
         }
     }
 

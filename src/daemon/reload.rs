@@ -34,7 +34,7 @@ pub async fn reload(
     shutdown: CancellationToken,
 ) -> Result<Runtime, ReloadError> {
     let config = config::load(path)?;
-    Ok(Runtime::build(config, current.engine.clock().clone(), shutdown).await?)
+    Ok(Runtime::build_reloaded(config, current, shutdown).await?)
 }
 
 /// Runs `runtime`'s jobs through `serve` until `shutdown`, replacing them by a reloaded configuration at every

@@ -63,7 +63,21 @@ pub(super) fn spawn(daemon: &Arc<Daemon>) {
         return;
     };
     let daemon = daemon.clone();
-    daemon.tracker.clone().spawn(async move { Scheduler::new(daemon, replans).run().await });
+    daemon.tracker.clone().spawn(async move {
+        // A standby runs no job until its replica holds the lease.
+        if let Some(leading) = daemon.runtime.leading.clone()
+            && !leading.is_cancelled()
+        {
+            daemon.health.set_standby(true);
+            daemon.startup.standing_by();
+            tokio::select! {
+                () = leading.cancelled() => {}
+                () = daemon.shutdown.cancelled() => return,
+            }
+            daemon.health.set_standby(false);
+        }
+        Scheduler::new(daemon, replans).run().await
+    });
 }
 
 /// What a job does when it is due.

@@ -150,6 +150,13 @@ impl Startup {
         }
     }
 
+    /// A standby replica is ready as it is: another replica runs the jobs, and this one's start-up begins when it
+    /// takes over (its status says so then).
+    pub fn standing_by(&self) {
+        self.notifier.status("standing by: another replica holds the lease and runs the jobs");
+        self.notifier.ready();
+    }
+
     fn done(&self) {
         self.notifier.status(&format!("running {} job(s)", self.jobs));
         self.notifier.ready();

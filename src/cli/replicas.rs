@@ -1,0 +1,121 @@
+//! The Kubernetes lease of `[lease] kind = "kubernetes"`, for the commands: `run` stands by for it and leads
+//! while it holds it; `rotate`, `import` and `resolve` take it for their one engine call, or say who holds it
+//! (exit 75). Without that lease (or without the `kubernetes` feature) every function here does nothing.
+
+use super::CliError;
+use crate::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What a one-shot command holds while it works: the lease task, renewing until [`Held::release`].
+pub struct Held {
+    task: JoinHandle<()>,
+    done: CancellationToken,
+}
+
+impl Held {
+    /// Writes what the command changed (the shared state) into the Lease and gives the Lease up.
+    pub async fn release(self) {
+        self.done.cancel();
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the lease task failed; a standby takes the lease once it expires");
+        }
+    }
+}
+
+#[cfg(feature = "kubernetes")]
+mod kubernetes {
+    use super::{CliError, Held};
+    use crate::config::LeaseConfig;
+    use crate::lease::kubernetes::{Attempt, Ended, KubeLease};
+    use crate::runtime::Runtime;
+    use tokio::task::JoinHandle;
+    use tokio_util::sync::CancellationToken;
+
+    async fn connect(runtime: &Runtime) -> Result<Option<KubeLease>, CliError> {
+        let LeaseConfig::Kubernetes(settings) = &runtime.config.lease else { return Ok(None) };
+        let Some(shared) = runtime.shared.clone() else {
+            return Err(CliError::Failed("the Kubernetes lease has no shared state to keep".into()));
+        };
+        KubeLease::connect(settings.clone(), shared)
+            .await
+            .map(Some)
+            .map_err(|e| CliError::Failed(e.to_string()))
+    }
+
+    /// `run`: stands by for the lease, then leads until `done` (every task of the daemon has ended, and the lease
+    /// is released) or until the lease is lost (then `shutdown` is cancelled, and the task ends with why).
+    pub async fn stand_by(
+        runtime: &mut Runtime,
+        shutdown: &CancellationToken,
+        done: &CancellationToken,
+    ) -> Result<Option<JoinHandle<Option<String>>>, CliError> {
+        let Some(lease) = connect(runtime).await? else { return Ok(None) };
+        let leading = CancellationToken::new();
+        runtime.leading = Some(leading.clone());
+        let (shutdown, done) = (shutdown.clone(), done.clone());
+        Ok(Some(tokio::spawn(async move {
+            if !lease.acquire(&shutdown).await.unwrap_or(false) {
+                return None;
+            }
+            leading.cancel();
+            match lease.keep(&done).await {
+                Ended::Stopped => None,
+                Ended::Lost(reason) => {
+                    // Rotations not yet at Apply stop there; one past it runs to its end (the engine's shutdown).
+                    shutdown.cancel();
+                    Some(reason)
+                }
+            }
+        })))
+    }
+
+    /// A one-shot command: takes the lease (its holder gone) or says who holds it.
+    pub async fn hold(runtime: &Runtime, command: &str) -> Result<Option<Held>, CliError> {
+        let Some(lease) = connect(runtime).await? else { return Ok(None) };
+        match lease.take_unless_held().await.map_err(|e| CliError::TryLater(e.to_string()))? {
+            Attempt::Leading => {}
+            Attempt::HeldBy(holder) => {
+                return Err(CliError::TryLater(format!(
+                    "the lease {} is held by {holder}, which runs the jobs: `{command}` runs only on the replica \
+                     that holds it (for a rotation, ask the leader: POST /v1/jobs/JOB/rotate); try again later",
+                    lease.describe()
+                )));
+            }
+        }
+        let done = CancellationToken::new();
+        let stop = done.clone();
+        let task = tokio::spawn(async move {
+            if let Ended::Lost(reason) = lease.keep(&stop).await {
+                tracing::error!(%reason, "lost the lease while the command ran");
+            }
+        });
+        Ok(Some(Held { task, done }))
+    }
+}
+
+/// `run`: see the `kubernetes` module; `None` without a Kubernetes lease.
+pub async fn stand_by(
+    runtime: &mut Runtime,
+    shutdown: &CancellationToken,
+    done: &CancellationToken,
+) -> Result<Option<JoinHandle<Option<String>>>, CliError> {
+    #[cfg(feature = "kubernetes")]
+    return kubernetes::stand_by(runtime, shutdown, done).await;
+    #[cfg(not(feature = "kubernetes"))]
+    {
+        let _ = (runtime, shutdown, done);
+        Ok(None)
+    }
+}
+
+/// A one-shot command's hold on the lease; `None` without a Kubernetes lease.
+pub async fn hold(runtime: &Runtime, command: &str) -> Result<Option<Held>, CliError> {
+    #[cfg(feature = "kubernetes")]
+    return kubernetes::hold(runtime, command).await;
+    #[cfg(not(feature = "kubernetes"))]
+    {
+        let _ = (runtime, command);
+        Ok(None)
+    }
+}

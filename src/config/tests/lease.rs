@@ -81,3 +81,28 @@ fn replicas_refuse_a_store_that_lives_on_one_replica() {
     assert!(err.message.contains("lives on one replica only"), "{err}");
     assert!(err.message.contains("aws_secrets_manager, azure_key_vault or hashicorp_vault"), "{err}");
 }
+
+#[test]
+fn the_configs_shipped_for_kubernetes_load_with_a_kubernetes_lease() {
+    let shipped = [
+        ("deploy/kubernetes/config.toml", include_str!("../../../deploy/kubernetes/config.toml")),
+        (
+            "deploy/kubernetes/examples/vault-kubernetes-auth/config.toml",
+            include_str!("../../../deploy/kubernetes/examples/vault-kubernetes-auth/config.toml"),
+        ),
+        (
+            "deploy/kubernetes/examples/azure-workload-identity/config.toml",
+            include_str!("../../../deploy/kubernetes/examples/azure-workload-identity/config.toml"),
+        ),
+        (
+            "deploy/helm/rotavault/files/config.toml",
+            include_str!("../../../deploy/helm/rotavault/files/config.toml"),
+        ),
+    ];
+    for (name, source) in shipped {
+        let config = parse_at(source, Path::new(name), now(), Jobs::Required)
+            .unwrap_or_else(|e| panic!("{name} does not load: {e}"));
+        assert!(matches!(config.lease, LeaseConfig::Kubernetes(_)), "{name}: {:?}", config.lease);
+        assert!(config.http.listen.is_some_and(|a| !a.ip().is_loopback()), "{name}: the probes reach it");
+    }
+}

@@ -27,9 +27,13 @@ pub struct LoggedRequest {
     pub call: Option<Call>,
     /// The user name presented (header, Basic auth, `?user=` or `<UserName>`), if any.
     pub user: Option<String>,
-    /// The HTTP status answered; `None` when the request was never answered (a hang, apply-then-drop).
+    /// The HTTP status answered; `None` when the request was never answered (a hang, apply-then-drop, or a
+    /// client that left before the answer).
     pub status: Option<u16>,
+    /// When it was answered, or known never to be.
     pub at: DateTime<Utc>,
+    /// When it arrived: with `at`, the time the sandbox spent on it, so that a test sees requests that overlapped.
+    pub arrived: DateTime<Utc>,
 }
 
 #[derive(Debug, Default)]
@@ -54,32 +58,50 @@ pub(crate) struct Exchange {
     pub(crate) api: Api,
     pub(crate) call: Option<Call>,
     pub(crate) user: Option<String>,
+    arrived: DateTime<Utc>,
+    recorded: bool,
+}
+
+/// A request whose client left before its answer (the handler was dropped) is logged too, unanswered.
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(None);
+        }
+    }
 }
 
 impl Exchange {
     pub(crate) fn new(sandbox: &Sandbox, api: Api, user: Option<String>) -> Exchange {
-        Exchange { sandbox: sandbox.clone(), api, call: None, user }
+        Exchange { sandbox: sandbox.clone(), api, call: None, user, arrived: Utc::now(), recorded: false }
     }
 
     /// Logs the answer and hands it back.
-    pub(crate) fn finish(self, response: Response) -> Response {
+    pub(crate) fn finish(mut self, response: Response) -> Response {
         self.record(Some(response.status().as_u16()));
         response
     }
 
     /// Logs a request that will never be answered, then waits for the sandbox to shut down (so a graceful
     /// shutdown is not held up by it) and gives a 503 that nobody is expected to read.
-    pub(crate) async fn never_answer(self) -> Response {
+    pub(crate) async fn never_answer(mut self) -> Response {
         self.record(None);
         self.sandbox.until_shutdown().await;
         StatusCode::SERVICE_UNAVAILABLE.into_response()
     }
 
-    fn record(&self, status: Option<u16>) {
+    fn record(&mut self, status: Option<u16>) {
+        self.recorded = true;
         let call = self.call.map(Call::name);
         tracing::debug!(api = ?self.api, call, user = self.user.as_deref(), status, "sandbox request");
-        let entry =
-            LoggedRequest { api: self.api, call: self.call, user: self.user.clone(), status, at: Utc::now() };
+        let entry = LoggedRequest {
+            api: self.api,
+            call: self.call,
+            user: self.user.clone(),
+            status,
+            at: Utc::now(),
+            arrived: self.arrived,
+        };
         self.sandbox.state().log.push(entry);
     }
 }

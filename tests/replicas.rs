@@ -1,0 +1,432 @@
+//! Replicas: two real `rotavault run` processes, each with its own state directory, sharing one Kubernetes Lease
+//! (the fake Lease API of `tests/support/lease_api.rs`, reached through a kubeconfig), two shared stores (AWS
+//! Secrets Manager on moto, OpenBao's KV v2) and the Autotask sandbox. The API user's job rotates every second.
+//!
+//! The leader is killed with SIGKILL at random moments, and a fresh process is started in its place as a standby;
+//! after every kill, before the standby may take over (the Lease's duration has not passed), the state is frozen
+//! and checked: the password the sandbox holds is in every store as current or pending (no loss), and no account
+//! had more consecutive failed logins than the lockout guard's cap, across both processes and every kill (the
+//! guard's counts live in the Lease, not on one replica's disk). The standby must take over within the Lease's
+//! duration plus one retry and one schedule tick. From the sandbox's request log: no SOAP request overlaps
+//! another in time (two rotations of the job at once would). At the end, with both stopped, a one-shot `rotate`
+//! takes the Lease, and every store's current value is the one the sandbox accepts.
+//!
+//! Violations are counted, not panicked on, and the test fails at the end if there were any. 10 failovers by
+//! default, 50 with `ROTAVAULT_TEST_FULL=1`; `ROTAVAULT_TEST_SEED=N` replays the moments of an earlier run. Needs
+//! moto and OpenBao (`ROTAVAULT_TEST_AWS_ENDPOINT`, `ROTAVAULT_TEST_VAULT_ADDR`; it fails saying so when unset).
+
+#![cfg(all(feature = "sandbox", feature = "aws", feature = "vault", feature = "kubernetes"))]
+
+#[path = "kill/daemon.rs"]
+#[allow(dead_code)]
+mod daemon;
+mod support;
+
+use daemon::{Daemon, message_is, text};
+use rotavault::runtime::Runtime;
+use rotavault::sandbox::{Api, Call, Fault, FaultAction, Sandbox, Seed};
+use rotavault::schedule::SystemClock;
+use rotavault::store::SecretRef;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+use support::lease_api::LeaseApi;
+use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rotavault");
+const ADMIN: &str = "admin@replicas.example";
+const ADMIN_PASSWORD: &str = "Ad#min-replica-Passw0rd";
+const API_USER: &str = "api@replicas.example";
+const API_PASSWORD: &str = "Api#replica-initial-1";
+const CODE: &str = "REPLICA-TEST-CODE";
+/// The sandbox locks an account after this many failed logins in a row; rotavault's guard stops at `GUARD`.
+const LOCKOUT: u32 = 5;
+const GUARD: u32 = 3;
+const DURATION: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_millis(300);
+/// One schedule tick: the job is due every second.
+const TICK: Duration = Duration::from_secs(1);
+
+fn full() -> bool {
+    std::env::var("ROTAVAULT_TEST_FULL").is_ok_and(|v| v == "1")
+}
+
+fn env(name: &str, what: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{what} is not running: {name} is unset; run the tests through scripts/test")
+    })
+}
+
+/// xorshift64*: the random moments, replayable from the printed seed.
+struct Moments(u64);
+
+impl Moments {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below.max(1)
+    }
+}
+
+struct World {
+    rt: tokio::runtime::Runtime,
+    api: LeaseApi,
+    sandbox: Sandbox,
+    _shutdown: CancellationToken,
+    dir: tempfile::TempDir,
+    violations: Vec<String>,
+    logs: Vec<String>,
+}
+
+impl World {
+    fn new() -> World {
+        let aws = env("ROTAVAULT_TEST_AWS_ENDPOINT", "moto");
+        let bao = env("ROTAVAULT_TEST_VAULT_ADDR", "OpenBao");
+        let token = env("ROTAVAULT_TEST_VAULT_TOKEN", "OpenBao");
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let shutdown = CancellationToken::new();
+        let seed = Seed::from_toml(&format!(
+            r#"integration_codes = ["{CODE}"]
+lockout_threshold = {LOCKOUT}
+
+[[resources]]
+id = 1
+user_name = "{ADMIN}"
+password = "{ADMIN_PASSWORD}"
+security_level = "api_admin"
+
+[[resources]]
+id = 2
+user_name = "{API_USER}"
+password = "{API_PASSWORD}"
+security_level = "api_user"
+"#
+        ))
+        .expect("seed");
+        let (api, sandbox) = rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
+            (LeaseApi::start().await, sandbox)
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("code"), CODE).expect("code");
+        std::fs::write(dir.path().join("bao-token"), &token).expect("token");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (aws_name, bao_name) =
+            (format!("rotavault-replicas/{}", &id[..12]), format!("replicas/{}", &id[..12]));
+        let base = dir.path().display().to_string();
+        for replica in ["a", "b"] {
+            std::fs::create_dir_all(dir.path().join(replica)).expect("replica dir");
+            std::fs::write(
+                dir.path().join(replica).join("config.toml"),
+                format!(
+                    r#"state_dir = "state"
+
+[http]
+listen = "127.0.0.1:0"
+
+[lease]
+kind = "kubernetes"
+name = "rotavault"
+duration = "2s"
+renew_deadline = "1200ms"
+retry_period = "300ms"
+
+[rotation]
+settle = "50ms"
+verify_backoff = "100ms"
+apply_horizon = "1s"
+max_failed_logins = {GUARD}
+
+[stores.aws]
+kind = "aws_secrets_manager"
+region = "us-east-1"
+endpoint_url = "{aws}"
+
+[stores.bao]
+kind = "hashicorp_vault"
+address = "{bao}"
+auth = "token"
+token_file = "{base}/bao-token"
+
+[targets.autotask]
+kind = "autotask"
+zone_lookup_url = "{zone}"
+admin = {{ store = "aws", name = "{aws_name}-admin" }}
+
+[jobs.admin]
+target = "autotask"
+users = ["{ADMIN}"]
+integration_code_file = "{base}/code"
+stores = [ {{ store = "aws", name = "{aws_name}-admin" }} ]
+max_age = "30d"
+
+[jobs.api]
+target = "autotask"
+users = ["{API_USER}"]
+integration_code_file = "{base}/code"
+stores = [ {{ store = "aws", name = "{aws_name}" }}, {{ store = "bao", name = "{bao_name}" }} ]
+schedule = "* * * * * *"
+max_age = "30d"
+"#,
+                    zone = sandbox.zone_lookup_url(),
+                ),
+            )
+            .expect("config");
+        }
+        let mut world =
+            World { rt, api, sandbox, _shutdown: shutdown, dir, violations: Vec::new(), logs: Vec::new() };
+        for (job, password) in [("admin", ADMIN_PASSWORD), ("api", API_PASSWORD)] {
+            let out = world.cli("a", &["import", job, "--no-rotate"], Some(&format!("{password}\n")));
+            assert!(out.status.success(), "import {job}: {}", text(&out));
+        }
+        // Widen the window between the steps of a rotation, so that kills land inside them.
+        world
+            .sandbox
+            .add_fault(Fault::always(Call::SoapUpdate, FaultAction::Delay(Duration::from_millis(150))));
+        world.frozen_check("after the imports");
+        assert!(world.violations.is_empty(), "the starting state is already wrong: {:?}", world.violations);
+        world
+    }
+
+    fn config(&self, replica: &str) -> PathBuf {
+        self.dir.path().join(replica).join("config.toml")
+    }
+
+    fn command(&self, replica: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(self.dir.path().join(replica))
+            .arg("--config")
+            .arg(self.config(replica))
+            .args(args)
+            .env("KUBECONFIG", &self.api.kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "t")
+            .env("AWS_SECRET_ACCESS_KEY", "t")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        command
+    }
+
+    fn cli(&self, replica: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        support::binary::run_bounded(self.command(replica, args), stdin, Duration::from_secs(60))
+    }
+
+    fn start(&self, replica: &str) -> Daemon {
+        let mut child = self
+            .command(replica, &["--log-format", "json", "run"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the daemon starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines, dead: false }
+    }
+
+    fn violation(&mut self, what: String) {
+        eprintln!("VIOLATION: {what}");
+        self.violations.push(what);
+    }
+
+    /// (current, pending) secrets of every store of `job`, read through the stores' own backends.
+    fn slots(&self, job: &str) -> Vec<(String, Slots)> {
+        let config = rotavault::config::load(&self.config("a")).expect("config");
+        self.rt.block_on(async {
+            let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new())
+                .await
+                .expect("runtime");
+            let scheduled = runtime.job(job).expect("job");
+            let mut out = Vec::new();
+            for js in &scheduled.job.stores {
+                let secret: &SecretRef = &js.secret;
+                let read = async {
+                    let current = js.store.current(secret).await.map_err(|e| e.to_string())?;
+                    let pending = js.store.pending(secret).await.map_err(|e| e.to_string())?;
+                    Ok((
+                        current.and_then(|s| secret_of(s.value.expose())),
+                        pending.and_then(|p| secret_of(p.value.expose())),
+                    ))
+                };
+                out.push((js.label.clone(), read.await));
+            }
+            out
+        })
+    }
+
+    /// No loss for both jobs, and the lockout cap, on state no process changes now. Returns whether something
+    /// was pending (the kill landed inside a rotation).
+    fn frozen_check(&mut self, when: &str) -> bool {
+        let mut inside = false;
+        for (job, user) in [("api", API_USER), ("admin", ADMIN)] {
+            let target = self.sandbox.password_of(user).expect("the user exists");
+            for (store, slots) in self.slots(job) {
+                match slots {
+                    Err(e) => self.violation(format!("{when}: {job}: store {store} cannot be read: {e}")),
+                    Ok((current, pending)) => {
+                        inside |= pending.is_some();
+                        let held = [current, pending].iter().any(|s| s.as_deref() == Some(target.as_str()));
+                        if !held {
+                            self.violation(format!(
+                                "{when}: no loss broken: store {store} holds the {job} job's password at the target \
+                                 neither as current nor as pending"
+                            ));
+                        }
+                    }
+                }
+            }
+            let most = self.sandbox.most_failed_logins(user);
+            if most > GUARD {
+                self.violation(format!(
+                    "{when}: {user} had {most} failed logins in a row; the guard allows {GUARD}"
+                ));
+            }
+        }
+        inside
+    }
+
+    /// Which of `daemons` says it leads, within `limit`; every line read is kept.
+    fn leader(&mut self, daemons: &[&Daemon], limit: Duration) -> Option<(usize, Instant)> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            for (i, daemon) in daemons.iter().enumerate() {
+                let mut hit = |line: &str| message_is(line, "leading: this replica runs the jobs");
+                if daemon.wait_for(Duration::from_millis(20), &mut self.logs, &mut hit) {
+                    return Some((i, Instant::now()));
+                }
+            }
+        }
+        None
+    }
+
+    /// No SOAP request overlapped another in time: each rotation's query and update come one after the other.
+    fn overlap_check(&mut self) {
+        let mut soap: Vec<_> =
+            self.sandbox.request_log().into_iter().filter(|r| r.api == Api::Soap).collect();
+        soap.sort_by_key(|r| r.arrived);
+        let updates = soap.iter().filter(|r| r.call == Some(Call::SoapUpdate)).count();
+        assert!(updates > 0, "no rotation reached the target: the test proves nothing");
+        for pair in soap.windows(2) {
+            if pair[1].arrived < pair[0].at {
+                let what = format!(
+                    "two SOAP requests at once ({:?} from {} to {}, {:?} from {}): two rotations of one job overlapped",
+                    pair[0].call, pair[0].arrived, pair[0].at, pair[1].call, pair[1].arrived
+                );
+                self.violation(what);
+            }
+        }
+    }
+}
+
+/// A store's (current, pending) secrets, or why they could not be read.
+type Slots = Result<(Option<String>, Option<String>), String>;
+
+/// The `secret` field of a stored JSON payload.
+fn secret_of(payload: &str) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_str(payload).ok()?;
+    doc["secret"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn the_leader_killed_at_random_moments_is_replaced_by_the_standby_and_no_invariant_breaks() {
+    let failovers = if full() { 50 } else { 10 };
+    let seed = std::env::var("ROTAVAULT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        u64::from(std::process::id()) << 20 | u64::from(chrono::Utc::now().timestamp_subsec_micros())
+    });
+    eprintln!("ROTAVAULT_TEST_SEED={seed}");
+    let mut moments = Moments(seed | 1);
+    let mut world = World::new();
+    let mut daemons = [Some(world.start("a")), Some(world.start("b"))];
+    let replicas = ["a", "b"];
+    let Some((mut leader, _)) = world
+        .leader(&[daemons[0].as_ref().expect("a"), daemons[1].as_ref().expect("b")], Duration::from_secs(30))
+    else {
+        panic!("no replica took the lease within 30 s; logs:\n{}", world.logs.join("\n"));
+    };
+    let mut slowest = Duration::ZERO;
+    let mut inside = 0;
+    for kill in 0..failovers {
+        // Let it rotate for a while: most kills land inside a rotation.
+        std::thread::sleep(Duration::from_millis(300 + moments.next(2200)));
+        let killed_at = Instant::now();
+        let killed = daemons[leader].as_mut().expect("leader");
+        killed.sigkill();
+        // What was on its way to the sandbox has arrived; the standby cannot take over before the duration.
+        std::thread::sleep(Duration::from_millis(250));
+        if world.frozen_check(&format!("kill {kill}")) {
+            inside += 1;
+        }
+        killed.drain(&mut world.logs);
+        let standby = 1 - leader;
+        daemons[leader] = Some(world.start(replicas[leader]));
+        let Some((_, took_over)) =
+            world.leader(&[daemons[standby].as_ref().expect("standby")], Duration::from_secs(20))
+        else {
+            world.violation(format!("kill {kill}: the standby did not take over within 20 s"));
+            break;
+        };
+        let waited = took_over - killed_at;
+        slowest = slowest.max(waited);
+        let bound = DURATION + RETRY + TICK;
+        if waited > bound + Duration::from_millis(500) {
+            world.violation(format!(
+                "kill {kill}: the standby took over after {waited:?}, more than {bound:?}"
+            ));
+        }
+        leader = standby;
+    }
+    for daemon in daemons.iter_mut().flatten() {
+        let code = daemon.sigterm();
+        if code != Some(0) {
+            world.violation(format!("a replica stopped with {code:?} on SIGTERM"));
+        }
+    }
+    world.overlap_check();
+    // Both stopped (the leader released the Lease): a one-shot rotate takes it, settles what is left and rotates.
+    std::thread::sleep(Duration::from_secs(1));
+    let out = world.cli("b", &["rotate", "api"], None);
+    if !out.status.success() {
+        world.violation(format!("the final rotate failed: {}", text(&out)));
+    }
+    for (job, user) in [("api", API_USER), ("admin", ADMIN)] {
+        let target = world.sandbox.password_of(user).expect("user");
+        for (store, slots) in world.slots(job) {
+            match slots {
+                Ok((Some(current), None)) if current == target => {}
+                other => world.violation(format!(
+                    "at the end: {job}: store {store} does not hold the target's password as current with nothing \
+                     pending ({:?})",
+                    other.map(|(c, p)| (c.is_some(), p.is_some()))
+                )),
+            }
+        }
+    }
+    let rotations = world.logs.iter().filter(|l| message_is(l, "rotation complete")).count();
+    let updates = world.sandbox.request_log().iter().filter(|r| r.call == Some(Call::SoapUpdate)).count();
+    eprintln!(
+        "{failovers} failovers ({inside} inside a rotation), slowest takeover {slowest:?}; the killed leaders \
+         completed {rotations} rotations; {updates} SOAP updates; {} lease writes",
+        world.api.writes().len()
+    );
+    if inside == 0 {
+        world.violation("no kill landed inside a rotation: the test proved little".into());
+    }
+    assert!(
+        world.violations.is_empty(),
+        "{} violation(s) (seed {seed}):\n{}",
+        world.violations.len(),
+        world.violations.join("\n")
+    );
+}

@@ -35,7 +35,7 @@ fn replica(api: &LeaseApi) -> (Arc<KubeLease>, Arc<SharedState>) {
 fn keep(lease: &Arc<KubeLease>) -> (CancellationToken, tokio::task::JoinHandle<Ended>) {
     let stop = CancellationToken::new();
     let (lease, token) = (lease.clone(), stop.clone());
-    (stop, tokio::spawn(async move { lease.keep(&token).await }))
+    (stop, tokio::spawn(async move { lease.keep(&token, &CancellationToken::new()).await }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,4 +188,62 @@ async fn a_lease_deleted_under_its_leader_is_created_again() {
     api.delete(NAME);
     assert!(matches!(one.try_acquire().await.expect("again"), Attempt::Leading));
     assert_eq!(api.holder(NAME).as_deref(), Some(one.identity()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_asks_the_leader_to_hand_over_and_a_standby_leaves_the_released_lease_to_it() {
+    let api = LeaseApi::start().await;
+    let (leader, shared) = replica(&api);
+    let (standby, _) = replica(&api);
+    let (command, _) = replica(&api);
+    assert_eq!(leader.try_acquire().await.expect("first"), Attempt::Leading);
+    let (stop, handover) = (CancellationToken::new(), CancellationToken::new());
+    let kept = {
+        let (leader, stop, handover) = (leader.clone(), stop.clone(), handover.clone());
+        tokio::spawn(async move { leader.keep(&stop, &handover).await })
+    };
+    let asking = {
+        let command = command.clone();
+        tokio::spawn(async move { command.take_by_handover(Duration::from_secs(20)).await })
+    };
+    tokio::time::timeout(Duration::from_secs(5), handover.cancelled()).await.expect("the leader is asked");
+    // The leader goes on renewing while it finishes what runs, and what it shares still reaches the Lease.
+    shared.set("jobs/app", Some(json!({"diverged": {"reason": "r"}})));
+    shared.published(Duration::from_secs(5)).await.expect("still leading");
+    assert_eq!(api.holder(NAME).as_deref(), Some(leader.identity()));
+    stop.cancel();
+    assert_eq!(kept.await.expect("keep"), Ended::Stopped);
+    // Released, and marked for the command: a standby leaves it.
+    let attempt = standby.try_acquire().await.expect("standby");
+    assert!(matches!(&attempt, Attempt::HeldBy(h) if h.contains(command.identity())), "{attempt:?}");
+    let taken = tokio::time::timeout(Duration::from_secs(10), asking).await.expect("taken").expect("task");
+    assert_eq!(taken.expect("handover"), Attempt::Leading);
+    let object = api.object(NAME).expect("lease");
+    assert_eq!(object["spec"]["holderIdentity"], json!(command.identity()));
+    assert!(
+        object["metadata"]["annotations"].get("rotavault.io/handover-to").is_none(),
+        "the request is done"
+    );
+    assert_eq!(
+        api.shared(NAME)["jobs/app"]["diverged"]["reason"],
+        json!("r"),
+        "what the leader shared is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_request_nobody_answers_is_withdrawn() {
+    let api = LeaseApi::start().await;
+    let (leader, _) = replica(&api);
+    let (command, _) = replica(&api);
+    assert_eq!(leader.try_acquire().await.expect("first"), Attempt::Leading);
+    // A leader that renews but never finishes (its stop never comes).
+    let (_stop, _kept) = keep(&leader);
+    let attempt = command.take_by_handover(Duration::from_secs(2)).await.expect("answer");
+    assert_eq!(attempt, Attempt::HeldBy(leader.identity().to_owned()));
+    let object = api.object(NAME).expect("lease");
+    assert!(
+        object["metadata"]["annotations"].get("rotavault.io/handover-to").is_none(),
+        "withdrawn: {object}"
+    );
 }

@@ -430,3 +430,32 @@ fn the_leader_killed_at_random_moments_is_replaced_by_the_standby_and_no_invaria
         world.violations.join("\n")
     );
 }
+
+/// A person runs `resolve` while the daemons run: the leader is asked to hand the Lease over, finishes what it
+/// runs, releases it and exits 75 (to be started again as a standby); the command runs on the Lease and releases
+/// it, and a replica leads again.
+#[test]
+fn a_person_resolves_a_job_while_replicas_run_through_a_handover_of_the_lease() {
+    let mut world = World::new();
+    let mut daemons = [world.start("a"), world.start("b")];
+    let Some((leader, _)) = world.leader(&[&daemons[0], &daemons[1]], Duration::from_secs(30)) else {
+        panic!("no replica took the lease within 30 s; logs:\n{}", world.logs.join("\n"));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let out = world.cli("a", &["resolve", "api"], None);
+    assert!(out.status.success(), "resolve: {}", text(&out));
+    let stopped = (0..600).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        daemons[leader].child.try_wait().expect("try_wait")
+    });
+    daemons[leader].dead = true;
+    assert_eq!(stopped.and_then(|s| s.code()), Some(75), "the leader that handed the lease over exits 75");
+    let standby = 1 - leader;
+    assert!(
+        world.leader(&[&daemons[standby]], Duration::from_secs(20)).is_some(),
+        "the standby leads once the command has released the lease"
+    );
+    daemons[standby].sigterm();
+    world.frozen_check("after the handover");
+    assert!(world.violations.is_empty(), "{}", world.violations.join("\n"));
+}

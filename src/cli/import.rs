@@ -25,7 +25,7 @@ pub async fn import(
     no_rotate: bool,
 ) -> Result<u8, CliError> {
     let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
-    let held = super::replicas::hold(&runtime, "import").await?;
+    let held = super::replicas::hold(&runtime, "import", true).await?;
     let result = import_into(&runtime, name, user, no_rotate).await;
     if let Some(held) = held {
         held.release().await;

@@ -1,6 +1,6 @@
 //! The Kubernetes lease of `[lease] kind = "kubernetes"`, for the commands: `run` stands by for it and leads
-//! while it holds it; `rotate`, `import` and `resolve` take it for their one engine call, or say who holds it
-//! (exit 75). Without that lease (or without the `kubernetes` feature) every function here does nothing.
+//! while it holds it, and hands it over when asked; `rotate` takes it for its one engine call or says who holds it
+//! (exit 75); `import` and `resolve`, which a person runs while the daemon leads, ask the leader to hand it over. Without that lease (or without the `kubernetes` feature) every function here does nothing.
 
 use super::CliError;
 use crate::runtime::Runtime;
@@ -29,8 +29,12 @@ mod kubernetes {
     use crate::config::LeaseConfig;
     use crate::lease::kubernetes::{Attempt, Ended, KubeLease};
     use crate::runtime::Runtime;
+    use std::time::Duration;
     use tokio::task::JoinHandle;
     use tokio_util::sync::CancellationToken;
+
+    /// How long `import` and `resolve` wait for a leader to finish its rotations and hand the lease over.
+    const HANDOVER_WAIT: Duration = Duration::from_secs(300);
 
     async fn connect(runtime: &Runtime) -> Result<Option<KubeLease>, CliError> {
         let LeaseConfig::Kubernetes(settings) = &runtime.config.lease else { return Ok(None) };
@@ -59,7 +63,19 @@ mod kubernetes {
                 return None;
             }
             leading.cancel();
-            match lease.keep(&done).await {
+            // Asked to hand over (a person runs `import` or `resolve`): stop as on SIGTERM; the Lease is released
+            // once every rotation in flight has ended, and the process is started again as a standby.
+            let handover = CancellationToken::new();
+            let asked = handover.clone();
+            let stopping = shutdown.clone();
+            tokio::spawn(async move {
+                asked.cancelled().await;
+                stopping.cancel();
+            });
+            match lease.keep(&done, &handover).await {
+                Ended::Stopped if handover.is_cancelled() => {
+                    Some("handed the lease over on request".to_owned())
+                }
                 Ended::Stopped => None,
                 Ended::Lost(reason) => {
                     // Rotations not yet at Apply stop there; one past it runs to its end (the engine's shutdown).
@@ -70,15 +86,29 @@ mod kubernetes {
         })))
     }
 
-    /// A one-shot command: takes the lease (its holder gone) or says who holds it.
-    pub async fn hold(runtime: &Runtime, command: &str) -> Result<Option<Held>, CliError> {
+    /// A one-shot command: takes the lease (its holder gone), or, with `handover`, asks a live holder to hand it
+    /// over; else says who holds it.
+    pub async fn hold(runtime: &Runtime, command: &str, handover: bool) -> Result<Option<Held>, CliError> {
         let Some(lease) = connect(runtime).await? else { return Ok(None) };
-        match lease.take_unless_held().await.map_err(|e| CliError::TryLater(e.to_string()))? {
+        let attempt = if handover {
+            lease.take_by_handover(HANDOVER_WAIT).await
+        } else {
+            lease.take_unless_held().await
+        };
+        match attempt.map_err(|e| CliError::TryLater(e.to_string()))? {
             Attempt::Leading => {}
+            Attempt::HeldBy(holder) if handover => {
+                return Err(CliError::TryLater(format!(
+                    "the lease {} is held by {holder}, which did not hand it over within {}: it may be finishing \
+                     long rotations; try again later",
+                    lease.describe(),
+                    humantime::format_duration(HANDOVER_WAIT)
+                )));
+            }
             Attempt::HeldBy(holder) => {
                 return Err(CliError::TryLater(format!(
-                    "the lease {} is held by {holder}, which runs the jobs: `{command}` runs only on the replica \
-                     that holds it (for a rotation, ask the leader: POST /v1/jobs/JOB/rotate); try again later",
+                    "the lease {} is held by {holder}, which runs the jobs: `{command}` runs only where no replica \
+                     leads; ask the leader instead (POST /v1/jobs/JOB/rotate), or try again later",
                     lease.describe()
                 )));
             }
@@ -86,7 +116,7 @@ mod kubernetes {
         let done = CancellationToken::new();
         let stop = done.clone();
         let task = tokio::spawn(async move {
-            if let Ended::Lost(reason) = lease.keep(&stop).await {
+            if let Ended::Lost(reason) = lease.keep(&stop, &CancellationToken::new()).await {
                 tracing::error!(%reason, "lost the lease while the command ran");
             }
         });
@@ -109,13 +139,14 @@ pub async fn stand_by(
     }
 }
 
-/// A one-shot command's hold on the lease; `None` without a Kubernetes lease.
-pub async fn hold(runtime: &Runtime, command: &str) -> Result<Option<Held>, CliError> {
+/// A one-shot command's hold on the lease; `None` without a Kubernetes lease. With `handover`, a leader is asked
+/// to hand the lease over (it finishes what it runs, releases the lease and is started again as a standby).
+pub async fn hold(runtime: &Runtime, command: &str, handover: bool) -> Result<Option<Held>, CliError> {
     #[cfg(feature = "kubernetes")]
-    return kubernetes::hold(runtime, command).await;
+    return kubernetes::hold(runtime, command, handover).await;
     #[cfg(not(feature = "kubernetes"))]
     {
-        let _ = (runtime, command);
+        let _ = (runtime, command, handover);
         Ok(None)
     }
 }

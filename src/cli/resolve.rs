@@ -15,7 +15,7 @@ pub async fn resolve(config: Config, name: &str) -> Result<u8, CliError> {
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };
-    let held = super::replicas::hold(&runtime, "resolve").await?;
+    let held = super::replicas::hold(&runtime, "resolve", true).await?;
     let mut out = Output::stdout();
     let resolved = runtime.engine.resolve(&scheduled.job).await;
     if let Some(held) = held {

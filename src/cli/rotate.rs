@@ -14,7 +14,7 @@ pub async fn rotate(config: Config, name: &str) -> Result<u8, CliError> {
     let Some(scheduled) = runtime.job(name) else {
         return Err(unknown_job(name, &runtime.job_names()));
     };
-    let held = super::replicas::hold(&runtime, "rotate").await?;
+    let held = super::replicas::hold(&runtime, "rotate", false).await?;
     let result = runtime.engine.rotate(&scheduled.job, Trigger::Manual).await;
     if let Some(held) = held {
         held.release().await;

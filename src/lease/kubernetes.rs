@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 /// The annotation that holds the shared state, as one JSON object.
 pub const SHARED_ANNOTATION: &str = "rotavault.io/shared";
+/// The annotation by which a one-shot command (`import`, `resolve`) asks the leader to hand the Lease over: its
+/// identity. The leader finishes what it runs and releases the Lease; standbys leave a released Lease so marked to
+/// the one who asked, unless it goes untouched for the Lease's duration (the asker died).
+pub const HANDOVER_ANNOTATION: &str = "rotavault.io/handover-to";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
@@ -167,6 +171,65 @@ impl KubeLease {
         self.try_acquire().await
     }
 
+    /// For a one-shot command that a person runs while the daemon leads (`import`, `resolve`): asks the holder to
+    /// hand the Lease over ([`HANDOVER_ANNOTATION`]) and takes it once released, waiting at most `within` (the
+    /// holder first finishes the rotations it runs). A holder that is gone is waited out as by
+    /// [`KubeLease::take_unless_held`]. When `within` passes, the request is withdrawn.
+    pub async fn take_by_handover(&self, within: Duration) -> Result<Attempt, LeaseError> {
+        let first = self.try_acquire().await?;
+        let Attempt::HeldBy(holder) = first else { return Ok(first) };
+        self.mark_handover(Some(self.identity.clone())).await?;
+        tracing::info!(lease = %self.describe(), %holder, "asked the holder to hand the lease over; waiting for it");
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            tokio::time::sleep(self.settings.retry_period).await;
+            if self.try_acquire().await? == Attempt::Leading {
+                return Ok(Attempt::Leading);
+            }
+        }
+        self.mark_handover(None).await?;
+        Ok(Attempt::HeldBy(holder))
+    }
+
+    /// Sets (or withdraws) this process's handover request on the Lease, whoever holds it: a compare-and-set of
+    /// the annotation alone, read again after a 409.
+    async fn mark_handover(&self, to: Option<String>) -> Result<(), LeaseError> {
+        let mut seen = self.seen.lock().await;
+        for _ in 0..5 {
+            let Some(mut lease) = self.call(self.api.get_opt(&self.name)).await? else { return Ok(()) };
+            let annotations = lease.metadata.annotations.get_or_insert_with(Default::default);
+            match &to {
+                Some(to) => annotations.insert(HANDOVER_ANNOTATION.to_owned(), to.clone()),
+                None if annotations.get(HANDOVER_ANNOTATION) == Some(&self.identity) => {
+                    annotations.remove(HANDOVER_ANNOTATION)
+                }
+                None => return Ok(()),
+            };
+            match self.call_raw(self.api.replace(&self.name, &PostParams::default(), &lease)).await {
+                Ok(written) => {
+                    if seen.object.as_ref().map(version) != Some(version(&written)) {
+                        seen.since = Some(Instant::now());
+                    }
+                    seen.object = Some(written);
+                    return Ok(());
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(e) => return Err(self.api_error(&e)),
+            }
+        }
+        Err(LeaseError::Api {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            detail: "the lease kept changing while a handover was asked for".into(),
+        })
+    }
+
+    /// Whether someone other than this process asked for the Lease to be handed over (as last seen).
+    pub async fn handover_asked(&self) -> Option<String> {
+        let seen = self.seen.lock().await;
+        seen.object.as_ref().and_then(handover).filter(|to| *to != self.identity).map(str::to_owned)
+    }
+
     /// One try: takes the Lease when nobody holds it or its holder has not renewed it for its duration, renews it
     /// when this process holds it.
     pub async fn try_acquire(&self) -> Result<Attempt, LeaseError> {
@@ -199,6 +262,18 @@ impl KubeLease {
                 self.shared.replace(&shared_text).map_err(|e| self.shared_error(e))?;
                 Ok(Attempt::HeldBy(h))
             }
+            // A released Lease keeps a duration of one second; the one who asked for it gets the whole configured
+            // duration to come and take it.
+            None if seen.object.as_ref().and_then(handover).is_some_and(|to| to != self.identity)
+                && seen.since.is_some_and(|since| {
+                    now.duration_since(since) < self.settings.duration.max(duration)
+                }) =>
+            {
+                // Released to the one who asked for it.
+                let to = seen.object.as_ref().and_then(handover).unwrap_or_default().to_owned();
+                self.shared.replace(&shared_text).map_err(|e| self.shared_error(e))?;
+                Ok(Attempt::HeldBy(format!("{to} (handed over)")))
+            }
             previous => {
                 // Nobody holds it, or its holder is gone: take what it knew, then the Lease.
                 self.shared.replace(&shared_text).map_err(|e| self.shared_error(e))?;
@@ -228,7 +303,9 @@ impl KubeLease {
     /// intent or a login waits for that write). Returns when `stop` is cancelled (releasing the Lease) or when
     /// leading has ended: another holder, or no successful renewal for `renew_deadline`. Either way, whoever waits
     /// for a write of the shared state is told at once that none will come.
-    pub async fn keep(&self, stop: &CancellationToken) -> Ended {
+    /// `handover` is cancelled when someone asks for the Lease ([`HANDOVER_ANNOTATION`]); leading goes on (and
+    /// the Lease is renewed) until `stop`, so that what runs can finish first.
+    pub async fn keep(&self, stop: &CancellationToken, handover: &CancellationToken) -> Ended {
         let ended = loop {
             tokio::select! {
                 () = self.shared.changed() => {}
@@ -236,7 +313,14 @@ impl KubeLease {
                 () = stop.cancelled() => break Ended::Stopped,
             }
             match self.renew().await {
-                Ok(()) => {}
+                Ok(()) => {
+                    if !handover.is_cancelled()
+                        && let Some(to) = self.handover_asked().await
+                    {
+                        tracing::info!(lease = %self.describe(), %to, "asked to hand the lease over: finishing what runs, then releasing it");
+                        handover.cancel();
+                    }
+                }
                 Err(e) => {
                     let renewed = self.seen.lock().await.renewed;
                     let late = renewed.is_none_or(|at| at.elapsed() >= self.settings.renew_deadline);
@@ -360,6 +444,12 @@ impl KubeLease {
 
     /// Sets this process as the holder, renewed now; `take` starts a new holding (one more transition).
     fn hold(&self, lease: &mut Lease, take: bool) {
+        if take
+            && let Some(annotations) = lease.metadata.annotations.as_mut()
+            && annotations.get(HANDOVER_ANNOTATION).is_some_and(|to| *to == self.identity)
+        {
+            annotations.remove(HANDOVER_ANNOTATION);
+        }
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let now = micro_now();
         if take {
@@ -419,6 +509,10 @@ fn version(lease: &Lease) -> Option<String> {
 
 fn holder(lease: &Lease) -> Option<&str> {
     lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).filter(|h| !h.is_empty())
+}
+
+fn handover(lease: &Lease) -> Option<&str> {
+    lease.metadata.annotations.as_ref().and_then(|a| a.get(HANDOVER_ANNOTATION)).map(String::as_str)
 }
 
 fn annotation(lease: &Lease) -> Option<String> {

@@ -3,8 +3,8 @@
 //! Two layers, both taken without waiting: a mutex per job inside the process (the daemon's scheduler and a
 //! manual rotation), and an advisory lock on `<state_dir>/locks/<job>.lock` across processes on one machine
 //! (`rotavault run` and `rotavault rotate`, or two daemons on one config). The OS releases the file lock when the
-//! process dies, so a crash never leaves a job locked. Replicas on several machines need a shared lease (a later
-//! Kubernetes Lease backend); a file lock does not reach across machines.
+//! process dies, so a crash never leaves a job locked. A file lock does not reach across machines: replicas share
+//! a Kubernetes Lease (`crate::lease`), and the engine's fence before Apply holds across them.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};

@@ -79,6 +79,8 @@ struct World {
     dir: tempfile::TempDir,
     violations: Vec<String>,
     logs: Vec<String>,
+    /// Every password seen at the target or in a store, for the search of everything printed and shared.
+    secrets: std::collections::BTreeSet<String>,
 }
 
 impl World {
@@ -178,8 +180,16 @@ max_age = "30d"
             )
             .expect("config");
         }
-        let mut world =
-            World { rt, api, sandbox, _shutdown: shutdown, dir, violations: Vec::new(), logs: Vec::new() };
+        let mut world = World {
+            rt,
+            api,
+            sandbox,
+            _shutdown: shutdown,
+            dir,
+            violations: Vec::new(),
+            logs: Vec::new(),
+            secrets: [ADMIN_PASSWORD, API_PASSWORD].map(str::to_owned).into(),
+        };
         for (job, password) in [("admin", ADMIN_PASSWORD), ("api", API_PASSWORD)] {
             let out = world.cli("a", &["import", job, "--no-rotate"], Some(&format!("{password}\n")));
             assert!(out.status.success(), "import {job}: {}", text(&out));
@@ -272,11 +282,13 @@ max_age = "30d"
         let mut inside = false;
         for (job, user) in [("api", API_USER), ("admin", ADMIN)] {
             let target = self.sandbox.password_of(user).expect("the user exists");
+            self.secrets.insert(target.clone());
             for (store, slots) in self.slots(job) {
                 match slots {
                     Err(e) => self.violation(format!("{when}: {job}: store {store} cannot be read: {e}")),
                     Ok((current, pending)) => {
                         inside |= pending.is_some();
+                        self.secrets.extend(current.iter().chain(&pending).cloned());
                         let held = [current, pending].iter().any(|s| s.as_deref() == Some(target.as_str()));
                         if !held {
                             self.violation(format!(
@@ -309,6 +321,21 @@ max_age = "30d"
             }
         }
         None
+    }
+
+    /// No secret in anything the replicas printed (every line read) or shared (every write of the Lease).
+    fn secret_search(&mut self) {
+        let lease: Vec<String> = self.api.writes().iter().map(|w| w.object.to_string()).collect();
+        let found: Vec<String> = self
+            .secrets
+            .iter()
+            .filter(|secret| self.logs.iter().chain(&lease).any(|text| text.contains(secret.as_str())))
+            .map(|secret| format!("a secret of {} characters was printed or shared", secret.len()))
+            .collect();
+        assert!(self.logs.len() > 10 && lease.len() > 10, "too little output to search");
+        for what in found {
+            self.violation(what);
+        }
     }
 
     /// No SOAP request overlapped another in time: each rotation's query and update come one after the other.
@@ -394,6 +421,7 @@ fn the_leader_killed_at_random_moments_is_replaced_by_the_standby_and_no_invaria
         }
     }
     world.overlap_check();
+    world.secret_search();
     // Both stopped (the leader released the Lease): a one-shot rotate takes it, settles what is left and rotates.
     std::thread::sleep(Duration::from_secs(1));
     let out = world.cli("b", &["rotate", "api"], None);
@@ -442,6 +470,10 @@ fn a_person_resolves_a_job_while_replicas_run_through_a_handover_of_the_lease() 
         panic!("no replica took the lease within 30 s; logs:\n{}", world.logs.join("\n"));
     };
     std::thread::sleep(Duration::from_millis(500));
+    // `rotate` does not ask for the Lease: a live leader holds it, so it is busy.
+    let out = world.cli("a", &["rotate", "api"], None);
+    assert_eq!(out.status.code(), Some(75), "rotate while a replica leads: {}", text(&out));
+    assert!(text(&out).contains("POST /v1/jobs/JOB/rotate"), "{}", text(&out));
     let out = world.cli("a", &["resolve", "api"], None);
     assert!(out.status.success(), "resolve: {}", text(&out));
     let stopped = (0..600).find_map(|_| {

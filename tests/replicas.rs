@@ -491,3 +491,22 @@ fn a_person_resolves_a_job_while_replicas_run_through_a_handover_of_the_lease() 
     world.frozen_check("after the handover");
     assert!(world.violations.is_empty(), "{}", world.violations.join("\n"));
 }
+
+/// `status` on any replica shows what the leader shares: a diverged mark that lives only in the Lease.
+#[test]
+fn status_shows_the_diverged_mark_the_leader_shared() {
+    let world = World::new();
+    world.api.touch("rotavault", |lease| {
+        let shared = serde_json::json!({
+            "jobs/api": {"diverged": {"since": "2026-12-01T00:00:00Z", "reason": "both values refused"}}
+        });
+        lease["metadata"]["annotations"]["rotavault.io/shared"] = serde_json::json!(shared.to_string());
+    });
+    let out = world.cli("b", &["status", "--json"], None);
+    assert!(out.status.success(), "status: {}", text(&out));
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let api = jobs.as_array().expect("array").iter().find(|j| j["job"] == "api").expect("api job");
+    assert_eq!(api["state"], "diverged", "{api}");
+    let admin = jobs.as_array().expect("array").iter().find(|j| j["job"] == "admin").expect("admin job");
+    assert_eq!(admin["state"], "ok", "{admin}");
+}

@@ -59,11 +59,21 @@ pub fn check(path: &Path) -> Result<u8, CliError> {
 pub async fn check_connect(config: crate::config::Config) -> Result<u8, CliError> {
     use crate::runtime::Runtime;
     use crate::schedule::SystemClock;
-    use crate::target::ConnectCheck;
     use std::sync::Arc;
 
     let runtime =
         Runtime::build(config, Arc::new(SystemClock), tokio_util::sync::CancellationToken::new()).await?;
+    // Its logins count in the lockout guard every replica shares, which only the holder of the lease writes.
+    let held = super::replicas::hold(&runtime, "check --connect", true).await?;
+    let result = connect_rows(&runtime).await;
+    if let Some(held) = held {
+        held.release().await;
+    }
+    result
+}
+
+async fn connect_rows(runtime: &crate::runtime::Runtime) -> Result<u8, CliError> {
+    use crate::target::ConnectCheck;
     let mut rows: Vec<(String, ConnectCheck)> = Vec::new();
     for (name, store) in &runtime.stores {
         let check = match crate::store::Store::check(store.as_ref()).await {

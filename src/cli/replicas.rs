@@ -1,6 +1,7 @@
 //! The Kubernetes lease of `[lease] kind = "kubernetes"`, for the commands: `run` stands by for it and leads
 //! while it holds it, and hands it over when asked; `rotate` takes it for its one engine call or says who holds it
-//! (exit 75); `import` and `resolve`, which a person runs while the daemon leads, ask the leader to hand it over. Without that lease (or without the `kubernetes` feature) every function here does nothing.
+//! (exit 75); `import`, `resolve` and `check --connect` (which logs in), run by a person while the daemon leads,
+//! ask the leader to hand it over; `status` reads what the leader shares. Without that lease (or without the `kubernetes` feature) every function here does nothing.
 
 use super::CliError;
 use crate::runtime::Runtime;
@@ -86,6 +87,12 @@ mod kubernetes {
         })))
     }
 
+    /// `status`: the holder's shared state, read once.
+    pub async fn follow(runtime: &Runtime) -> Result<(), CliError> {
+        let Some(lease) = connect(runtime).await? else { return Ok(()) };
+        lease.read_shared().await.map_err(|e| CliError::Failed(e.to_string()))
+    }
+
     /// A one-shot command: takes the lease (its holder gone), or, with `handover`, asks a live holder to hand it
     /// over; else says who holds it.
     pub async fn hold(runtime: &Runtime, command: &str, handover: bool) -> Result<Option<Held>, CliError> {
@@ -136,6 +143,18 @@ pub async fn stand_by(
     {
         let _ = (runtime, shutdown, done);
         Ok(None)
+    }
+}
+
+/// `status` with a Kubernetes lease: the apply intents and diverged marks the leader shares, read from the Lease
+/// (the state directory's copy is not the one that counts then).
+pub async fn follow(runtime: &Runtime) -> Result<(), CliError> {
+    #[cfg(feature = "kubernetes")]
+    return kubernetes::follow(runtime).await;
+    #[cfg(not(feature = "kubernetes"))]
+    {
+        let _ = runtime;
+        Ok(())
     }
 }
 

@@ -28,6 +28,7 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
         return Ok(out.reported(exit::OK));
     }
     let runtime = Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await?;
+    super::replicas::follow(&runtime).await?;
     let now = SystemClock.now();
     let all = crate::status::statuses(&runtime, now).await;
     if json {

@@ -230,6 +230,13 @@ impl KubeLease {
         seen.object.as_ref().and_then(handover).filter(|to| *to != self.identity).map(str::to_owned)
     }
 
+    /// Reads what the holder shares, without taking part (`status`): the marks and intents a one-shot reader shows.
+    pub async fn read_shared(&self) -> Result<(), LeaseError> {
+        let read = self.call(self.api.get_opt(&self.name)).await?;
+        let text = read.as_ref().and_then(annotation).unwrap_or_default();
+        self.shared.replace(&text).map_err(|e| self.shared_error(e))
+    }
+
     /// One try: takes the Lease when nobody holds it or its holder has not renewed it for its duration, renews it
     /// when this process holds it.
     pub async fn try_acquire(&self) -> Result<Attempt, LeaseError> {

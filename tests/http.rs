@@ -187,6 +187,7 @@ async fn metrics_show_rotations_store_calls_ages_and_build_info_and_never_the_se
         r#"rotavault_store_calls_total{store="mem",call="stage",status="ok"} 1"#,
         r#"rotavault_secret_max_age_seconds{job="webhook"} 2592000"#,
         "rotavault_failed_logins_max ",
+        "rotavault_leading 1",
         r#"rotavault_job_state{job="webhook",state="ok"} 1"#,
         r#"rotavault_hook_failed{job="webhook"} 0"#,
         "# EOF",

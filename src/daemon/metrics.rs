@@ -124,6 +124,13 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             self.duration.clone(),
         );
+        let leading: Gauge = Gauge::default();
+        leading.set(i64::from(runtime.leading.as_ref().is_none_or(|l| l.is_cancelled())));
+        registry.register(
+            "leading",
+            "1 when this process runs the jobs (it holds the Kubernetes Lease, or there is none); 0 on a standby",
+            leading,
+        );
         self.register_jobs(&mut registry, runtime).await;
         register_stores(&mut registry, runtime);
         register_logins(&mut registry, runtime);

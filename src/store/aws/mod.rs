@@ -38,7 +38,7 @@ use crate::secret::SecretValue;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
-use client::Api;
+use client::{Api, Fetched};
 use snapshot::{CURRENT, PENDING, PREVIOUS, is_placeholder};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -111,19 +111,22 @@ impl AwsSecretsManagerStore {
         if is_placeholder(version) {
             return Ok(None);
         }
-        let Some(fetched) = self.api.get_version(name, version).await? else {
-            // AWS deletes only versions without labels: this one lost its label after the describe.
-            return Err(StoreError::Transient {
-                backend: BACKEND,
-                detail: format!("version {version} of `{name}` changed while it was read"),
-                retry_after: None,
-            });
-        };
+        let fetched = self.fetch(name, version).await?;
         let (metadata, tracked) = match snapshot.metadata(version, name)? {
             Some(metadata) => (metadata, true),
-            None => (metadata::synthesized(fetched.created), false),
+            None => (Metadata::synthesized(fetched.created), false),
         };
         Ok(Some(Slot { version: version.to_owned(), value: fetched.value, metadata, tracked }))
+    }
+
+    /// A version the snapshot listed; its absence now means it changed under us (AWS deletes only versions
+    /// without labels, so this one lost its label after the describe).
+    async fn fetch(&self, name: &str, version: &str) -> Result<Fetched, StoreError> {
+        self.api.get_version(name, version).await?.ok_or_else(|| StoreError::Transient {
+            backend: BACKEND,
+            detail: format!("version {version} of `{name}` changed while it was read"),
+            retry_after: None,
+        })
     }
 
     async fn read_stored(&self, secret: &SecretRef, label: &str) -> Result<Option<Stored>, StoreError> {

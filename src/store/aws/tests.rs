@@ -5,10 +5,11 @@
 //! promote cut between its two calls. They need `ROTAVAULT_TEST_AWS_ENDPOINT` (set by `scripts/test`) and fail
 //! without it. Names are fresh per test; the shared server is never reset.
 
-use super::metadata::{JOB_KEY, MANAGED_BY_KEY, VERSION_PREFIX};
+use super::metadata::{LEGACY_JOB_KEY, VERSION_PREFIX};
 use super::snapshot::{PLACEHOLDER_VALUE, WRITING};
 use super::{AwsSecretsManagerStore, AwsSettings};
 use crate::secret::SecretValue;
+use crate::store::contract::{JOB_KEY, MANAGED_BY_KEY};
 use crate::store::{Metadata, RotationId, SecretRef, Store, StoreError};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
@@ -497,4 +498,29 @@ async fn a_write_that_fails_does_not_adopt() {
     // The write that succeeds adopts it.
     store.discard(&s, &RotationId::parse(&foreign).expect("a rotation id")).await.expect("discard");
     assert_eq!(tags(&client, &s.name).await.get(JOB_KEY).map(String::as_str), Some(JOB));
+}
+
+#[tokio::test]
+async fn a_secret_tagged_with_the_old_job_tag_is_still_the_jobs_own() {
+    let (store, client) = store();
+    let s = fresh();
+    let legacy = [(MANAGED_BY_KEY, "rotavault"), (LEGACY_JOB_KEY, JOB)]
+        .map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build());
+    client
+        .create_secret()
+        .name(&s.name)
+        .secret_string("tagged-before")
+        .set_tags(Some(legacy.to_vec()))
+        .send()
+        .await
+        .expect("a secret as an older rotavault tagged it");
+    // Not adopting: it is the job's own.
+    seed(&store, &s, "rotated", 1).await;
+    assert_eq!(store.current(&s).await.expect("current").expect("current").value.expose(), "rotated");
+    let tags = tags(&client, &s.name).await;
+    assert_eq!(tags.get(LEGACY_JOB_KEY).map(String::as_str), Some(JOB), "the old tag is left as it was");
+    assert!(!tags.contains_key(JOB_KEY), "an owned secret is not tagged again");
+    let other = SecretRef::new(s.name.clone(), "another-job").adopting();
+    let err = store.current(&other).await.expect_err("another job");
+    assert!(matches!(err, StoreError::NotOwned { owner: Some(ref o), .. } if o == JOB), "{err:?}");
 }

@@ -14,19 +14,13 @@
 //! promote finds its version current and only removes `AWSPENDING`, and a repeated `write_current` finds its
 //! version current.
 
-use super::client::Fetched;
 use super::metadata::{self, check_budget, version_key};
-use super::snapshot::{
-    CURRENT, Ownership, PENDING, PLACEHOLDER_VALUE, Snapshot, WRITING, is_placeholder, placeholder_id,
-};
+use super::snapshot::{CURRENT, PENDING, PLACEHOLDER_VALUE, Snapshot, WRITING, placeholder_id};
 use super::{AwsSecretsManagerStore, BACKEND, invalid};
 use crate::secret::SecretValue;
+use crate::store::contract::{self, Next, Ownership, PendingView};
 use crate::store::{Metadata, RotationId, SecretRef, StoreError};
 use std::collections::BTreeMap;
-
-fn conflict(detail: String) -> StoreError {
-    StoreError::Conflict { backend: BACKEND, detail }
-}
 
 impl AwsSecretsManagerStore {
     pub(super) async fn stage_value(
@@ -39,18 +33,23 @@ impl AwsSecretsManagerStore {
         let (name, id) = (&secret.name, rotation_id.as_str());
         let (mut snapshot, ownership) = self.open_for_write(secret).await?;
         // AWS moves AWSPENDING to whatever version a put names (and moto overwrites a pending version's value
-        // for the same token), so what is pending is checked here, before anything is put.
-        match snapshot.holder(PENDING, name)? {
-            Some(pending) if pending == id => {
-                let staged = self.fetch(name, id).await?;
-                return if staged.value == *value {
-                    Ok(())
-                } else {
-                    Err(conflict(format!("rotation {id} is already pending for `{name}` with another value")))
-                };
+        // for the same token), so what is pending is decided here, before anything is put.
+        let pending = snapshot.holder(PENDING, name)?.map(str::to_owned);
+        let view = match pending.as_deref() {
+            None => None,
+            Some(pending) if pending == id => Some(PendingView {
+                rotation_id: pending,
+                same_value: self.fetch(name, id).await?.value == *value,
+            }),
+            // Some other tool's rotation left it: not a rotation id's, and the error says how to clear it.
+            // Recovery can also discard it, through `pending()` and `discard`, when its id is a rotation id.
+            Some(pending) if !snapshot.tracked(pending) => {
+                return Err(super::errors::foreign_pending(name, pending));
             }
-            Some(pending) => return Err(pending_conflict(&snapshot, name, pending, id)),
-            None => {}
+            Some(pending) => Some(PendingView { rotation_id: pending, same_value: false }),
+        };
+        if contract::stage(BACKEND, name, rotation_id, view)? == Next::Nothing {
+            return Ok(());
         }
         if snapshot.has_version(id) {
             // The version exists without AWSPENDING (staged and discarded before, say). A version's value
@@ -80,21 +79,16 @@ impl AwsSecretsManagerStore {
         rotation_id: &RotationId,
     ) -> Result<(), StoreError> {
         let (name, id) = (&secret.name, rotation_id.as_str());
-        let not_found =
-            || StoreError::NotFound { backend: BACKEND, what: format!("pending rotation {id} for `{name}`") };
         let Some(mut snapshot) = self.api.describe(name).await? else {
-            return Err(not_found());
+            return contract::promote(BACKEND, name, rotation_id, None, false).map(drop);
         };
         let ownership = snapshot.check(secret)?;
         let current = snapshot.holder(CURRENT, name)?.map(str::to_owned);
-        match snapshot.holder(PENDING, name)? {
-            // A promote whose answer was lost, repeated.
-            None if current.as_deref() == Some(id) => return Ok(()),
-            None => return Err(not_found()),
-            Some(pending) if pending != id => {
-                return Err(conflict(format!("rotation {pending} is pending for `{name}`, not {id}")));
-            }
-            Some(_) => {}
+        let pending = snapshot.holder(PENDING, name)?;
+        if contract::promote(BACKEND, name, rotation_id, pending, current.as_deref() == Some(id))?
+            == Next::Nothing
+        {
+            return Ok(());
         }
         self.claim(secret, &mut snapshot, ownership).await?;
         // If the version is already current, the promote was cut between its two calls: finish it.
@@ -102,10 +96,7 @@ impl AwsSecretsManagerStore {
             self.api.move_label(name, CURRENT, Some(id), current.as_deref()).await?;
             snapshot.move_label(CURRENT, Some(id), current.as_deref());
         }
-        self.api.move_label(name, PENDING, None, Some(id)).await?;
-        snapshot.move_label(PENDING, None, Some(id));
-        self.prune(&snapshot, name).await;
-        Ok(())
+        self.unlabel_pending(&mut snapshot, name, id).await
     }
 
     pub(super) async fn discard_pending(
@@ -118,18 +109,11 @@ impl AwsSecretsManagerStore {
             return Ok(());
         };
         let ownership = snapshot.check(secret)?;
-        match snapshot.holder(PENDING, name)? {
-            None => return Ok(()),
-            Some(pending) if pending != id => {
-                return Err(conflict(format!("rotation {pending} is pending for `{name}`, not {id}")));
-            }
-            Some(_) => {}
+        if contract::discard(BACKEND, name, rotation_id, snapshot.holder(PENDING, name)?)? == Next::Nothing {
+            return Ok(());
         }
         self.claim(secret, &mut snapshot, ownership).await?;
-        self.api.move_label(name, PENDING, None, Some(id)).await?;
-        snapshot.move_label(PENDING, None, Some(id));
-        self.prune(&snapshot, name).await;
-        Ok(())
+        self.unlabel_pending(&mut snapshot, name, id).await
     }
 
     pub(super) async fn write_value(
@@ -171,6 +155,20 @@ impl AwsSecretsManagerStore {
             tracing::warn!(error = %e, "could not remove the {WRITING} label");
         }
         self.prune(&snapshot, name).await;
+        Ok(())
+    }
+
+    /// Takes `AWSPENDING` off `version` (the last step of a promote and a discard), then prunes what that left
+    /// stale.
+    async fn unlabel_pending(
+        &self,
+        snapshot: &mut Snapshot,
+        name: &str,
+        version: &str,
+    ) -> Result<(), StoreError> {
+        self.api.move_label(name, PENDING, None, Some(version)).await?;
+        snapshot.move_label(PENDING, None, Some(version));
+        self.prune(snapshot, name).await;
         Ok(())
     }
 
@@ -269,7 +267,7 @@ impl AwsSecretsManagerStore {
         for key in &stale {
             snapshot.tags.remove(key);
         }
-        let (key, text) = (version_key(version), metadata::encode(metadata));
+        let (key, text) = (version_key(version), metadata.encode());
         if snapshot.tags.get(&key) == Some(&text) {
             return Ok(());
         }
@@ -288,29 +286,11 @@ impl AwsSecretsManagerStore {
             tracing::warn!(error = %e, "could not remove the metadata tags of old versions; the next write retries");
         }
     }
-
-    /// A version the snapshot listed; its absence now means it changed under us.
-    async fn fetch(&self, name: &str, version: &str) -> Result<Fetched, StoreError> {
-        self.api.get_version(name, version).await?.ok_or_else(|| StoreError::Transient {
-            backend: BACKEND,
-            detail: format!("version {version} of `{name}` changed while it was read"),
-            retry_after: None,
-        })
-    }
 }
 
 fn version_taken(name: &str, id: &str) -> StoreError {
-    conflict(format!("`{name}` already has a version {id} with another value; a rotation id is used once"))
-}
-
-/// Another version is pending. If rotavault staged it, it is another rotation's; if not (no metadata tag), some
-/// other tool's rotation left it, and the message says how to clear it. Recovery can also discard it, through
-/// `pending()` and `discard`, when its id is a rotation id.
-fn pending_conflict(snapshot: &Snapshot, name: &str, pending: &str, id: &str) -> StoreError {
-    let ours = snapshot.tags.contains_key(&version_key(pending)) && !is_placeholder(pending);
-    if ours {
-        conflict(format!("rotation {pending} is pending for `{name}`; cannot stage rotation {id}"))
-    } else {
-        super::errors::foreign_pending(name, pending)
+    StoreError::Conflict {
+        backend: BACKEND,
+        detail: format!("`{name}` already has a version {id} with another value; a rotation id is used once"),
     }
 }

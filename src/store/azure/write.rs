@@ -15,11 +15,8 @@ use super::pair::{Pair, Staged};
 use super::tags::{self, State};
 use super::{AzureKeyVaultStore, BACKEND, pending_name};
 use crate::secret::SecretValue;
+use crate::store::contract::{self, Next, Owner, PendingView};
 use crate::store::{Metadata, RotationId, SecretRef, StoreError};
-
-fn conflict(detail: String) -> StoreError {
-    StoreError::Conflict { backend: BACKEND, detail }
-}
 
 impl AzureKeyVaultStore {
     pub(super) async fn stage_value(
@@ -33,23 +30,13 @@ impl AzureKeyVaultStore {
         let pair = self.open_for_write(secret).await?;
         // Whatever happens to the pending value later, the current one must be readable to be replaced.
         pair.current(name)?;
-        match pair.staged(name)? {
-            Some(staged) if staged.rotation_id == *rotation_id => {
-                return if staged.version.value == *value {
-                    Ok(())
-                } else {
-                    Err(conflict(format!(
-                        "rotation {rotation_id} is already pending for `{name}` with another value"
-                    )))
-                };
-            }
-            Some(staged) => {
-                return Err(conflict(format!(
-                    "rotation {} is pending for `{name}`; cannot stage rotation {rotation_id}",
-                    staged.rotation_id
-                )));
-            }
-            None => {}
+        let staged = pair.staged(name)?;
+        let view = staged.as_ref().map(|staged| PendingView {
+            rotation_id: staged.rotation_id.as_str(),
+            same_value: staged.version.value == *value,
+        });
+        if contract::stage(BACKEND, name, rotation_id, view)? == Next::Nothing {
+            return Ok(());
         }
         if matches!(pair.current, Read::Absent) && self.api.is_deleted(name).await? == Some(true) {
             // The first rotation of a name that is deleted but recoverable: staging would succeed, the target
@@ -75,21 +62,12 @@ impl AzureKeyVaultStore {
         let pair = self.open_for_write(secret).await?;
         let current = pair.current(name)?;
         let current_is_r = current.as_ref().is_some_and(|(_, m)| m.rotation_id.as_ref() == Some(rotation_id));
-        let staged = match pair.staged(name)? {
-            None if current_is_r => return Ok(()),
-            None => {
-                return Err(StoreError::NotFound {
-                    backend: BACKEND,
-                    what: format!("pending rotation {rotation_id} for `{name}`"),
-                });
-            }
-            Some(staged) if staged.rotation_id != *rotation_id => {
-                return Err(conflict(format!(
-                    "rotation {} is pending for `{name}`, not {rotation_id}",
-                    staged.rotation_id
-                )));
-            }
-            Some(staged) => staged,
+        let staged = pair.staged(name)?;
+        let pending = staged.as_ref().map(|staged| staged.rotation_id.as_str());
+        let next = contract::promote(BACKEND, name, rotation_id, pending, current_is_r)?;
+        // The rules ask for a write only of what is pending.
+        let (Next::Write, Some(staged)) = (next, staged) else {
+            return Ok(());
         };
         // A promote cut after the new version of NAME was written finds R current: only the marking is left.
         if !current_is_r {
@@ -106,13 +84,12 @@ impl AzureKeyVaultStore {
     ) -> Result<(), StoreError> {
         let name = &secret.name;
         let pair = self.open_for_write(secret).await?;
-        match pair.staged(name)? {
-            None => Ok(()),
-            Some(staged) if staged.rotation_id != *rotation_id => Err(conflict(format!(
-                "rotation {} is pending for `{name}`, not {rotation_id}",
-                staged.rotation_id
-            ))),
-            Some(staged) => self.finish(name, &staged, State::Discarded).await,
+        let staged = pair.staged(name)?;
+        let pending = staged.as_ref().map(|staged| staged.rotation_id.as_str());
+        let next = contract::discard(BACKEND, name, rotation_id, pending)?;
+        match (next, staged) {
+            (Next::Write, Some(staged)) => self.finish(name, &staged, State::Discarded).await,
+            _ => Ok(()),
         }
     }
 
@@ -126,7 +103,7 @@ impl AzureKeyVaultStore {
         let pair = self.open_for_write(secret).await?;
         let current = pair.current(name)?;
         if let Some((version, current_metadata)) = &current
-            && tags::owner(&version.tags) != tags::Owner::Foreign
+            && tags::owner(&version.tags) != Owner::Foreign
             && current_metadata == metadata
             && version.value == *value
         {

@@ -4,8 +4,10 @@
 //! rotation id is a version id (`ClientRequestToken`), so this is the protocol AWS's own rotation functions
 //! speak, and AWS-native consumers and tooling understand what rotavault leaves behind:
 //!
-//! - **stage(R)**: `PutSecretValue(ClientRequestToken = R, VersionStages = [AWSPENDING])`, after checking what is
-//!   pending (AWS would move the label silently; moto would even overwrite the value).
+//! - **stage(R)**: after checking what is pending (AWS would move the label silently; moto would even overwrite
+//!   the value), `PutSecretValue(ClientRequestToken = R)` under rotavault's own label, then
+//!   `UpdateSecretVersionStage(AWSPENDING, MoveToVersionId = R)`, which AWS refuses when another version holds
+//!   the label, then a read-back: of two concurrent stages, at most one holds `AWSPENDING` at the end.
 //! - **promote(R)**: `UpdateSecretVersionStage(AWSCURRENT, MoveToVersionId = R, RemoveFromVersionId = current)`
 //!   (AWS gives the old current `AWSPREVIOUS`), then remove `AWSPENDING` from R. A promote cut between the two
 //!   calls finds R current and only removes the label.

@@ -6,8 +6,9 @@
 //! with the snapshot even if a label moves meanwhile.
 //!
 //! The slots map to AWS's staging labels: current = `AWSCURRENT`, previous = `AWSPREVIOUS`, pending =
-//! `AWSPENDING`. One more label is rotavault's own ([`WRITING`], held only during `write_current`), and one kind
-//! of version is too: the [placeholder](is_placeholder) a secret is created with.
+//! `AWSPENDING`. One more label is rotavault's own ([`WRITING`], held by a new version only until a stage or
+//! `write_current` has moved AWS's label to it), and one kind of version is too: the
+//! [placeholder](is_placeholder) a secret is created with.
 
 use super::BACKEND;
 use super::errors::scheduled_for_deletion;
@@ -20,8 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(super) const CURRENT: &str = "AWSCURRENT";
 pub(super) const PREVIOUS: &str = "AWSPREVIOUS";
 pub(super) const PENDING: &str = "AWSPENDING";
-/// The label `write_current` puts its new version under before moving `AWSCURRENT` to it: a put with no label
-/// would default to `AWSCURRENT`, and moto then can leave two versions labelled `AWSCURRENT`.
+/// The label a stage or `write_current` puts its new version under before moving `AWSPENDING` or `AWSCURRENT`
+/// to it: a put naming `AWSPENDING` would take it from a rival stage that already holds it, and a put with no
+/// label would default to `AWSCURRENT` (and moto then can leave two versions labelled `AWSCURRENT`).
 pub(super) const WRITING: &str = "rotavault-writing";
 
 /// Version ids of placeholders start with this (and go on with 32 hex digits: 48 characters, inside AWS's 32–64).

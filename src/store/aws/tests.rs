@@ -524,3 +524,31 @@ async fn a_secret_tagged_with_the_old_job_tag_is_still_the_jobs_own() {
     let err = store.current(&other).await.expect_err("another job");
     assert!(matches!(err, StoreError::NotOwned { owner: Some(ref o), .. } if o == JOB), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_stage_that_loses_a_race_leaves_no_label_on_its_version() {
+    let (store, client) = store();
+    for _ in 0..8 {
+        let s = fresh();
+        seed(&store, &s, "current", 1).await;
+        let (a, b) = (RotationId::new(), RotationId::new());
+        let (from_a, from_b) = (value("from-a"), value("from-b"));
+        let (meta_a, meta_b) = (meta(Some(&a), 2), meta(Some(&b), 2));
+        let (staged_a, staged_b) =
+            tokio::join!(store.stage(&s, &from_a, &a, &meta_a), store.stage(&s, &from_b, &b, &meta_b));
+        let labels = labels(&client, &s.name).await;
+        let winner = match (&staged_a, &staged_b) {
+            (Ok(()), Err(_)) => Some(a.as_str()),
+            (Err(_), Ok(())) => Some(b.as_str()),
+            (Err(_), Err(_)) => None,
+            (Ok(()), Ok(())) => panic!("both stages won: {labels:?}"),
+        };
+        assert_eq!(holders(&labels, "AWSPENDING"), winner.into_iter().collect::<Vec<_>>(), "{labels:?}");
+        assert!(holders(&labels, WRITING).is_empty(), "rotavault's own label is gone: {labels:?}");
+        // The winner's metadata survived the race; the loser's is pruned by the next write that prunes.
+        if let Some(winner) = winner {
+            assert!(tags(&client, &s.name).await.contains_key(&format!("{VERSION_PREFIX}{winner}")));
+            store.pending(&s).await.expect("pending").expect("the winner's value");
+        }
+    }
+}

@@ -5,9 +5,10 @@
 //! second rotation. Values only ever go into new versions; what changes afterwards is a pending version's
 //! tags and `enabled`.
 //!
-//! Between the reads and the writes nothing is locked in Key Vault (it has no compare-and-set on secrets): a
-//! write relies on the engine's one-rotation-per-job lock (invariant 3). Idempotency is what makes a lost answer
-//! safe: a repeated stage of the same value is a no-op, a repeated promote finds its rotation current and only
+//! Between the reads and the writes nothing is locked in Key Vault (it has no compare-and-set on secrets). A
+//! stage reads back what is pending after it wrote, which settles a race with a rival stage in every
+//! interleaving but one (see `read_back`); the other writes rely on the engine's one-rotation-per-job lock
+//! (invariant 3). Idempotency is what makes a lost answer safe: a repeated stage of the same value is a no-op, a repeated promote finds its rotation current and only
 //! finishes marking the pending version, and a repeated `write_current` finds its value current.
 
 use super::client::{NewVersion, Read, Version};
@@ -17,6 +18,7 @@ use super::{AzureKeyVaultStore, BACKEND, pending_name};
 use crate::secret::SecretValue;
 use crate::store::contract::{self, Next, Owner, PendingView};
 use crate::store::{Metadata, RotationId, SecretRef, StoreError};
+use std::collections::BTreeMap;
 
 impl AzureKeyVaultStore {
     pub(super) async fn stage_value(
@@ -50,7 +52,44 @@ impl AzureKeyVaultStore {
             content_type: self.settings.content_type.as_deref(),
             expires: None,
         };
-        self.api.set(&pending_name(name), new).await.map(drop)
+        let written = self.api.set(&pending_name(name), new).await?;
+        let retired = tags::pending(&self.settings.tags, &secret.job, metadata, State::Discarded);
+        self.read_back(secret, value, rotation_id, &written, &retired).await
+    }
+
+    /// Settles a race with a rival stage by reading back what is pending: Key Vault has no conditional write, so
+    /// a rival that read the pair before this stage wrote has written too, and pending is the latest
+    /// `NAME-pending` version, whoever wrote it last. A stage whose version is not the latest has lost: it
+    /// answers `Conflict`, and retires its own version (marked discarded, disabled), which, not being the latest,
+    /// never changes what pending reads: the winner's.
+    ///
+    /// What this cannot see: a rival that read the pair before this stage wrote, and writes only after this
+    /// read-back. Both then answer `Ok`, and pending holds the later one. Only a conditional write (or listing
+    /// the versions, with the `list` permission) could close that window; the fence before Apply finds it.
+    async fn read_back(
+        &self,
+        secret: &SecretRef,
+        value: &SecretValue,
+        rotation_id: &RotationId,
+        written: &str,
+        retired: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let name = &secret.name;
+        let pair = self.read_pair(secret).await?;
+        let staged = pair.staged(name)?;
+        if staged.as_ref().is_some_and(|s| s.rotation_id == *rotation_id && s.version.value == *value) {
+            return Ok(());
+        }
+        // Housekeeping: a later version hides this one from every read already.
+        if let Err(e) = self.api.update(&pending_name(name), written, retired, false).await {
+            tracing::debug!(error = %e, "a version that lost a race was not retired");
+        }
+        let winner =
+            staged.map_or_else(|| "another stage".to_owned(), |s| format!("rotation {}", s.rotation_id));
+        Err(StoreError::Conflict {
+            backend: BACKEND,
+            detail: format!("{winner} won a race to stage `{name}`; rotation {rotation_id} was not staged"),
+        })
     }
 
     pub(super) async fn promote_pending(

@@ -14,6 +14,13 @@
 //! - `stage` with the rotation id already pending and the same value is a no-op; with another value it is
 //!   `Conflict`.
 //! - `stage` while another rotation id is pending is `Conflict`, and the pending value is kept.
+//! - Of two concurrent stages with different rotation ids, at most one succeeds; the other is `Conflict`, and
+//!   pending then holds the winner's id and value. Both may fail instead (a backend that cannot tell which came
+//!   first refuses both rather than guess): then nothing is pending once each has discarded its own id, and the
+//!   next stage succeeds. The one exception is a backend whose [`Capabilities`] say `exclusive_stage: false`
+//!   (Azure Key Vault, which has no conditional write): there, when one stage writes only after the other has
+//!   read its own write back, neither sees the other, both succeed, and pending holds the later one. Even
+//!   there, pending never holds a stage that answered `Conflict`.
 //! - `promote(R)` makes pending R current and the old current previous, and clears pending.
 //! - `promote(R)` when R is already current and nothing is pending is `Ok` (a promote whose answer was lost is
 //!   retried safely).
@@ -257,6 +264,10 @@ pub struct Capabilities {
     pub durable: bool,
     /// Promote is one atomic step in the backend (not a sequence of writes that recovery may have to finish).
     pub atomic_promote: bool,
+    /// Of two concurrent stages with different rotation ids, at most one succeeds, however their calls
+    /// interleave (the Contract's concurrency sentence holds without the exception it names). True where the
+    /// backend can compare and set, or rotavault holds a lock; false for Azure Key Vault, which has neither.
+    pub exclusive_stage: bool,
     /// Older versions than previous stay readable in the backend itself.
     pub versioned: bool,
 }

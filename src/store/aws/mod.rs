@@ -170,6 +170,8 @@ impl Store for AwsSecretsManagerStore {
             durable: true,
             // Promote is two calls: move AWSCURRENT, then remove AWSPENDING (safe to repeat after a cut).
             atomic_promote: false,
+            // AWSPENDING is attached only where no version holds it (AWS's compare-and-set), then read back.
+            exclusive_stage: true,
             // Older versions stay readable by version id until AWS retires them.
             versioned: true,
         }

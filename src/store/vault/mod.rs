@@ -255,6 +255,8 @@ impl Store for VaultStore {
             durable: true,
             // Promote is a write of PATH, a metadata patch and a write of the companion (safe to repeat).
             atomic_promote: false,
+            // The companion is written with check-and-set on the version the stage read.
+            exclusive_stage: true,
             // KV v2 keeps older versions (max_versions) readable by number.
             versioned: true,
         }

@@ -3,10 +3,12 @@
 //! Every write to a data path carries `options.cas`: the version rotavault read just before. KV v2 applies a
 //! write only if the path is still at that version, so of two writers that read the same state exactly one
 //! wins and the other gets `Conflict` (the contract's "a compare-and-set lost"), whatever they were doing
-//! (two stagers, two promoters, a promote and a `write_current`).
+//! (two stagers, two promoters, a promote and a `write_current`). For two stages that is the companion's
+//! write: both read its version (0 while it has none; claiming it first writes only metadata, never a
+//! version) and only one write of a pending value carries a `cas` that still matches.
 //!
 //! Order matters where a crash can cut a sequence:
-//! - A path is **claimed** (`managed-by`, `job` in `custom_metadata`) before its first version is written, so a
+//! - A path is **claimed** (`managed-by`, `rotavault-job` in `custom_metadata`) before its first version is written, so a
 //!   value rotavault wrote never looks foreign.
 //! - **promote(R)** writes `PATH`, then records the metadata of the new version, then clears the companion.
 //!   Cut after the write, a retry finds pending R and R already current (or, cut before the metadata, a current

@@ -13,15 +13,18 @@
 
 use super::{RotationId, SecretRef, StoreError};
 
-#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
+// The keys and readers below serve the backends that keep ownership in tags or metadata; `memory` and `file`
+// keep the owner in their own documents, so a build without AWS, Key Vault and Vault has no use for them.
+
 /// The value of [`MANAGED_BY_KEY`] on everything rotavault writes.
+#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
 pub const MANAGED_BY: &str = "rotavault";
-#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
 /// The tag (or metadata key) that says rotavault manages a secret.
-pub const MANAGED_BY_KEY: &str = "managed-by";
 #[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
+pub const MANAGED_BY_KEY: &str = "managed-by";
 /// The tag (or metadata key) naming the job a secret belongs to. Letters and `-` only, so that every backend
 /// accepts it as a tag name.
+#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
 pub const JOB_KEY: &str = "rotavault-job";
 
 /// Whose a secret is, as the store says.
@@ -168,9 +171,9 @@ fn another_pending(backend: &'static str, name: &str, rotation_id: &RotationId, 
     }
 }
 
-#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
 /// Turns the `NotFound` of a read into `Ok(None)`: the contract's "a slot that holds nothing is `None`, never an
 /// error", for the reads where absence is an answer.
+#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
 pub fn absent_is_none<T>(result: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
     match result {
         Ok(found) => Ok(Some(found)),

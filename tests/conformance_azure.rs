@@ -109,6 +109,35 @@ mod azure_store {
     }
 
     #[tokio::test]
+    async fn a_stage_that_loses_a_race_retires_its_own_version_and_leaves_the_winners_latest() {
+        let f = AzureFixture::new().await;
+        let s = fresh();
+        rotate(f.store.as_ref(), &s, "current", 1).await;
+        let (a, b) = (RotationId::new(), RotationId::new());
+        // Started together, both write before either reads back: the later version wins.
+        let (from_a, from_b) = (value("from-a"), value("from-b"));
+        let (meta_a, meta_b) = (meta(Some(&a), 2), meta(Some(&b), 2));
+        let (staged_a, staged_b) =
+            tokio::join!(f.store.stage(&s, &from_a, &a, &meta_a), f.store.stage(&s, &from_b, &b, &meta_b));
+        let (winner, loser, lost_with) = match (staged_a, staged_b) {
+            (Ok(()), Err(e)) => (a, b, e),
+            (Err(e), Ok(())) => (b, a, e),
+            other => panic!("exactly one stage wins when both write before either reads back: {other:?}"),
+        };
+        assert!(matches!(lost_with, StoreError::Conflict { .. }), "{lost_with:?}");
+        let versions = f.fake.versions(&pending_name(&s));
+        let tagged = |id: &RotationId| {
+            versions.iter().find(|v| v.tags.get("rotation-id").map(String::as_str) == Some(id.as_str()))
+        };
+        let won = tagged(&winner).expect("the winner's version");
+        assert_eq!(won.id, latest(&f.fake, &pending_name(&s)).id, "the winner's version is the latest");
+        assert!(won.enabled && won.tags.get("state").map(String::as_str) == Some("pending"), "{won:?}");
+        let lost = tagged(&loser).expect("the loser's version");
+        assert!(!lost.enabled && lost.tags.get("state").map(String::as_str) == Some("discarded"), "{lost:?}");
+        assert_eq!(f.store.pending(&s).await.expect("pending").expect("pending").rotation_id, winner);
+    }
+
+    #[tokio::test]
     async fn a_soft_deleted_name_is_invalid_and_says_how_to_recover_it() {
         let f = AzureFixture::new().await;
         let s = fresh();

@@ -181,6 +181,28 @@ mod vault_server {
     use super::*;
 
     #[tokio::test]
+    async fn a_path_claimed_with_the_old_job_key_is_still_the_jobs_own() {
+        let fixture = token_fixture().await;
+        let s = secret();
+        // As an older rotavault claimed a path: `job`, not `rotavault-job`.
+        let claim = json!({ "custom_metadata": { "managed-by": "rotavault", "job": s.job } });
+        root_post(&format!("secret/metadata/{}", s.name), claim).await;
+        root_post(&format!("secret/data/{}", s.name), json!({ "data": { "value": "claimed-before" } })).await;
+        let id = RotationId::new();
+        fixture.store.stage(&s, &SecretValue::new("rotated"), &id, &meta(Some(&id), 2)).await.expect("stage");
+        fixture.store.promote(&s, &id).await.expect("promote");
+        let current = fixture.store.current(&s).await.expect("current").expect("current");
+        assert_eq!(current.value.expose(), "rotated");
+        let data = root_get(&format!("secret/data/{}", s.name)).await.expect("the path");
+        let custom = &data["data"]["metadata"]["custom_metadata"];
+        assert_eq!(custom["job"], s.job.as_str(), "the old key is left for an older rotavault");
+        assert_eq!(custom["rotavault-job"], s.job.as_str());
+        let other = SecretRef::new(s.name.clone(), "another-job").adopting();
+        let err = fixture.store.current(&other).await.expect_err("another job");
+        assert!(matches!(err, StoreError::NotOwned { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn consumers_read_data_value_and_rotavault_metadata_is_in_custom_metadata() {
         let fixture = token_fixture().await;
         let s = secret();
@@ -196,7 +218,7 @@ mod vault_server {
         );
         let custom = &data["data"]["metadata"]["custom_metadata"];
         assert_eq!(custom["managed-by"], "rotavault");
-        assert_eq!(custom["job"], "vault-tests");
+        assert_eq!(custom["rotavault-job"], "vault-tests");
         assert_eq!(custom["rotation-id"], id.as_str());
         assert_eq!(custom["generation"], "4");
         // The companion keeps no copy of the promoted value: one version, the cleared marker.

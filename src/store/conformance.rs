@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             stage_of_the_same_rotation_and_value_is_a_no_op,
             stage_of_the_same_rotation_with_another_value_is_conflict,
             stage_while_another_rotation_is_pending_is_conflict_and_keeps_it,
+            two_concurrent_stages_with_different_ids_at_most_one_succeeds,
             promote_makes_pending_current_and_current_previous,
             promote_clears_pending,
             promote_of_the_rotation_already_current_is_ok,
@@ -167,6 +168,94 @@ pub async fn stage_while_another_rotation_is_pending_is_conflict_and_keeps_it(f:
     let pending = store.pending(&s).await.expect("pending").expect("a still pending");
     assert_eq!(pending.rotation_id, a);
     assert_eq!(pending.value.expose(), "from-a");
+}
+
+/// How many times [`two_concurrent_stages_with_different_ids_at_most_one_succeeds`] races two stages: with the
+/// head start varied from round to round, enough for one stage's calls to land before, between and after the
+/// other's on every backend the suite runs on.
+const RACES: usize = 32;
+
+pub async fn two_concurrent_stages_with_different_ids_at_most_one_succeeds(f: &dyn Fixture) {
+    let store = f.store();
+    for round in 0..RACES {
+        let s = fresh();
+        // Half the rounds race on a secret that already has a current value, half on one that does not exist yet
+        // (where creating it is part of the race).
+        if round % 2 == 1 {
+            seed_current(store.as_ref(), &s, "settled", 1).await;
+        }
+        let (a, b) = (RotationId::new(), RotationId::new());
+        let (from_a, from_b) = (value(&format!("from-a-{round}")), value(&format!("from-b-{round}")));
+        // One stage gets a head start of a few turns of the scheduler, and which one changes with the round, so
+        // that one stage's calls land before, between and after the other's.
+        let head_start = round / 2 % 8;
+        let (late_a, late_b) = if round % 4 < 2 { (0, head_start) } else { (head_start, 0) };
+        let stage = |id: &RotationId, v: &SecretValue, late: usize| {
+            let (store, s, id, v) = (store.clone(), s.clone(), id.clone(), v.clone());
+            async move {
+                for _ in 0..late {
+                    tokio::task::yield_now().await;
+                }
+                store.stage(&s, &v, &id, &meta(Some(&id), 2)).await
+            }
+        };
+        let (staged_a, staged_b) = tokio::join!(stage(&a, &from_a, late_a), stage(&b, &from_b, late_b));
+        for (who, result) in [("a", &staged_a), ("b", &staged_b)] {
+            if let Err(err) = result {
+                assert!(
+                    matches!(err, StoreError::Conflict { .. }),
+                    "round {round}: the losing stage {who} must be Conflict, got {err:?}"
+                );
+            }
+        }
+        let current = store.current(&s).await.expect("current");
+        assert_eq!(
+            current_text(&current),
+            (round % 2 == 1).then_some("settled"),
+            "round {round}: the stages left current as it was"
+        );
+        let pending = store.pending(&s).await.expect("pending");
+        let winner = match (staged_a.is_ok(), staged_b.is_ok()) {
+            (true, true) if !store.capabilities().exclusive_stage => {
+                // The exception the contract names (a backend without compare-and-set): both answered Ok, and
+                // pending holds one of the two, with its own value.
+                let pending = pending.expect("one of the two is pending");
+                let held =
+                    [(&a, &from_a), (&b, &from_b)].into_iter().find(|(id, _)| pending.rotation_id == **id);
+                let (_, v) = held.unwrap_or_else(|| panic!("round {round}: pending holds neither stage"));
+                assert!(pending.value == *v, "round {round}: pending holds its rotation's value");
+                continue;
+            }
+            (true, true) => panic!("round {round}: both concurrent stages answered Ok"),
+            (true, false) => Some((&a, &from_a, &b)),
+            (false, true) => Some((&b, &from_b, &a)),
+            (false, false) => None,
+        };
+        match winner {
+            Some((id, v, loser)) => {
+                let pending = pending.expect("the winner's value is pending");
+                assert_eq!(pending.rotation_id, *id, "round {round}: pending holds the winner's rotation");
+                assert!(pending.value == *v, "round {round}: pending holds the winner's value");
+                // What the engine does after a failed stage: the loser's discard leaves the winner alone.
+                let err = store.discard(&s, loser).await.expect_err("the loser's discard");
+                assert!(matches!(err, StoreError::Conflict { .. }), "round {round}: got {err:?}");
+                let still = store.pending(&s).await.expect("pending").expect("still pending");
+                assert_eq!(still.rotation_id, *id, "round {round}: the loser's discard kept the winner");
+            }
+            None => {
+                // Neither won: once each has discarded its own rotation, nothing is pending, and the next stage
+                // succeeds.
+                store.discard(&s, &a).await.expect("discard a");
+                store.discard(&s, &b).await.expect("discard b");
+                assert!(store.pending(&s).await.expect("pending").is_none(), "round {round}");
+                let c = RotationId::new();
+                store
+                    .stage(&s, &value("after-the-race"), &c, &meta(Some(&c), 2))
+                    .await
+                    .expect("a later stage");
+            }
+        }
+    }
 }
 
 pub async fn promote_makes_pending_current_and_current_previous(f: &dyn Fixture) {

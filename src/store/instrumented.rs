@@ -47,7 +47,7 @@ impl Instrumented {
             status = tracing::field::Empty,
         );
         let result = fut.instrument(span.clone()).await.map_err(|e| match sent {
-            Some(value) => e.redacted(&Redactor::new(&[value])),
+            Some(value) => e.without_value(value),
             None => e.redacted(&Redactor::none()),
         });
         let status = match &result {

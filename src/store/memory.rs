@@ -50,7 +50,7 @@ impl Store for MemoryStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { durable: false, atomic_promote: true, versioned: false }
+        Capabilities { durable: false, atomic_promote: true, exclusive_stage: true, versioned: false }
     }
 
     async fn current(&self, secret: &SecretRef) -> Result<Option<Stored>, StoreError> {

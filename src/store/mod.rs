@@ -14,6 +14,13 @@
 //! - `stage` with the rotation id already pending and the same value is a no-op; with another value it is
 //!   `Conflict`.
 //! - `stage` while another rotation id is pending is `Conflict`, and the pending value is kept.
+//! - Of two concurrent stages with different rotation ids, at most one succeeds; the other is `Conflict`, and
+//!   pending then holds the winner's id and value. Both may fail instead (a backend that cannot tell which came
+//!   first refuses both rather than guess): then nothing is pending once each has discarded its own id, and the
+//!   next stage succeeds. The one exception is a backend whose [`Capabilities`] say `exclusive_stage: false`
+//!   (Azure Key Vault, which has no conditional write): there, when one stage writes only after the other has
+//!   read its own write back, neither sees the other, both succeed, and pending holds the later one. Even
+//!   there, pending never holds a stage that answered `Conflict`.
 //! - `promote(R)` makes pending R current and the old current previous, and clears pending.
 //! - `promote(R)` when R is already current and nothing is pending is `Ok` (a promote whose answer was lost is
 //!   retried safely).
@@ -36,6 +43,7 @@ pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
 pub mod conformance;
+pub(crate) mod contract;
 pub mod file;
 pub mod instrumented;
 pub mod memory;
@@ -49,9 +57,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::time::Duration;
-
-/// The tag value every backend writes under `managed-by`.
-pub const MANAGED_BY: &str = "rotavault";
 
 /// A rotation's unique id: a UUID in its hyphenated form (36 characters), within the 32–64 characters AWS
 /// accepts as a `ClientRequestToken`.
@@ -161,9 +166,25 @@ impl Metadata {
     /// One short line, `<generation>/<rfc3339 time>/<rotation id | imported>`, for backends that keep metadata
     /// beside a value as a tag or a metadata field (AWS tags, Vault `custom_metadata`).
     pub fn encode(&self) -> String {
-        let at = self.rotated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let id = self.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
-        format!("{}/{at}/{id}", self.generation)
+        format!("{}/{}/{}", self.generation, self.rotated_at_text(), self.rotation_text())
+    }
+
+    /// The rotation id as rotavault writes it beside a value: the id, or `imported`.
+    pub fn rotation_text(&self) -> &str {
+        self.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str)
+    }
+
+    /// Reads what [`Metadata::rotation_text`] wrote.
+    pub fn rotation_from_text(text: &str) -> Result<Option<RotationId>, String> {
+        match text {
+            IMPORTED => Ok(None),
+            id => RotationId::parse(id).map(Some),
+        }
+    }
+
+    /// The time as rotavault writes it beside a value: RFC 3339 to the second, in UTC.
+    pub fn rotated_at_text(&self) -> String {
+        self.rotated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
     /// Reads what [`Metadata::encode`] wrote; the error says what is wrong with it.
@@ -181,10 +202,7 @@ impl Metadata {
         let at = DateTime::parse_from_rfc3339(at)
             .map_err(|_| wrong("the time is not RFC 3339"))?
             .with_timezone(&Utc);
-        let rotation_id = match id {
-            IMPORTED => None,
-            id => Some(RotationId::parse(id).map_err(|_| wrong("the rotation id is not one"))?),
-        };
+        let rotation_id = Self::rotation_from_text(id).map_err(|_| wrong("the rotation id is not one"))?;
         Ok(Self::new(rotation_id, at, generation))
     }
 
@@ -246,6 +264,10 @@ pub struct Capabilities {
     pub durable: bool,
     /// Promote is one atomic step in the backend (not a sequence of writes that recovery may have to finish).
     pub atomic_promote: bool,
+    /// Of two concurrent stages with different rotation ids, at most one succeeds, however their calls
+    /// interleave (the Contract's concurrency sentence holds without the exception it names). True where the
+    /// backend can compare and set, or rotavault holds a lock; false for Azure Key Vault, which has neither.
+    pub exclusive_stage: bool,
     /// Older versions than previous stay readable in the backend itself.
     pub versioned: bool,
 }
@@ -377,5 +399,48 @@ pub trait Store: Send + Sync + fmt::Debug {
             .buffered(SUMMARY_CONCURRENCY)
             .collect()
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 30, 15).single().expect("a valid date")
+    }
+
+    #[test]
+    fn metadata_round_trips_through_its_one_line() {
+        let id = RotationId::parse("0f8e6f5a-3c2b-4d1e-9f00-112233445566").expect("an id");
+        let rotated = Metadata::new(Some(id), at(), 3);
+        assert_eq!(rotated.encode(), "3/2026-03-01T12:30:15Z/0f8e6f5a-3c2b-4d1e-9f00-112233445566");
+        let imported = Metadata::new(None, at(), 1);
+        assert_eq!(imported.encode(), "1/2026-03-01T12:30:15Z/imported");
+        for m in [rotated, imported] {
+            assert_eq!(Metadata::decode(&m.encode()), Ok(m.clone()));
+            assert_eq!(Metadata::rotation_from_text(m.rotation_text()), Ok(m.rotation_id.clone()));
+        }
+    }
+
+    #[test]
+    fn malformed_metadata_is_refused_with_a_reason() {
+        for bad in [
+            "",
+            "7",
+            "x/2026-03-01T12:30:15Z/imported",
+            "7/yesterday/imported",
+            "7/2026-03-01T12:30:15Z/short",
+        ] {
+            let err = Metadata::decode(bad).expect_err(bad);
+            assert!(err.contains("not rotavault metadata"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_value_rotavault_did_not_write_gets_generation_zero_and_its_creation_time() {
+        assert_eq!(Metadata::synthesized(Some(at())), Metadata::new(None, at(), 0));
+        assert_eq!(Metadata::synthesized(None).rotated_at, DateTime::UNIX_EPOCH);
     }
 }

@@ -7,6 +7,7 @@
 //! after redaction, so that no cut can leave half a value behind for the redactor to miss.
 
 use super::StoreError;
+use crate::secret::SecretValue;
 use crate::secret::redact::Redactor;
 
 /// Longest text an error keeps in one field, in characters.
@@ -35,12 +36,17 @@ impl StoreError {
             not_owned @ Self::NotOwned { .. } => not_owned,
         }
     }
+
+    /// [`StoreError::redacted`] for the one value a call sent: what every backend does with the error of a call
+    /// that carried a secret.
+    pub fn without_value(self, value: &SecretValue) -> Self {
+        self.redacted(&Redactor::new(&[value]))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::SecretValue;
     use std::time::Duration;
 
     const VALUE: &str = r#"{"username":"u@x.com","secret":"Zq7!s3cret/value"}"#;

@@ -2,8 +2,10 @@
 //!
 //! `memory` keeps a [`Slots`] behind a mutex; `file` reads one from its encrypted file, applies the same
 //! operation and writes it back. Both therefore behave identically by construction, and the conformance suite
-//! checks that this one implementation is right.
+//! checks that this one implementation is right. The rules themselves are [`contract`]'s, as for every backend;
+//! what is here is the slots they act on.
 
+use super::contract::{self, Next, Owner, PendingView};
 use super::{Metadata, Pending, RotationId, SecretRef, StoreError, Stored, Summary};
 use crate::secret::SecretValue;
 use std::collections::BTreeMap;
@@ -37,10 +39,9 @@ impl Slots {
     /// The entry for `secret` to change, created if missing and claimed for the job.
     fn owned_mut(&mut self, backend: &'static str, secret: &SecretRef) -> Result<&mut Entry, StoreError> {
         let entry = self.entries.entry(secret.name.clone()).or_default();
-        if entry.owner.is_none() && entry.current.is_none() && entry.pending.is_none() {
-            entry.owner = Some(secret.job.clone());
-        }
-        check_owner(backend, secret, entry.owner.as_ref())?;
+        let empty = entry.owner.is_none() && entry.current.is_none() && entry.pending.is_none();
+        let owner = if empty { Owner::Absent } else { owner_of(entry.owner.as_ref()) };
+        contract::check_owner(backend, secret, owner)?;
         entry.owner = Some(secret.job.clone());
         Ok(entry)
     }
@@ -73,23 +74,13 @@ impl Slots {
         metadata: &Metadata,
     ) -> Result<bool, StoreError> {
         let entry = self.owned_mut(backend, secret)?;
-        match &entry.pending {
-            Some(p) if p.rotation_id == *rotation_id && p.value == *value => Ok(false),
-            Some(p) if p.rotation_id == *rotation_id => Err(StoreError::Conflict {
-                backend,
-                detail: format!(
-                    "rotation {rotation_id} is already pending for `{}` with another value",
-                    secret.name
-                ),
-            }),
-            Some(p) => Err(StoreError::Conflict {
-                backend,
-                detail: format!(
-                    "rotation {} is pending for `{}`; cannot stage rotation {rotation_id}",
-                    p.rotation_id, secret.name
-                ),
-            }),
-            None => {
+        let pending = entry
+            .pending
+            .as_ref()
+            .map(|p| PendingView { rotation_id: p.rotation_id.as_str(), same_value: p.value == *value });
+        match contract::stage(backend, &secret.name, rotation_id, pending)? {
+            Next::Nothing => Ok(false),
+            Next::Write => {
                 entry.pending = Some(Pending {
                     value: value.clone(),
                     rotation_id: rotation_id.clone(),
@@ -106,23 +97,14 @@ impl Slots {
         secret: &SecretRef,
         rotation_id: &RotationId,
     ) -> Result<bool, StoreError> {
-        let already_current = self
-            .owned(backend, secret)?
+        let entry = self.owned(backend, secret)?;
+        let current_is_r = entry
             .and_then(|e| e.current.as_ref())
             .is_some_and(|c| c.metadata.rotation_id.as_ref() == Some(rotation_id));
-        let pending_id =
-            self.owned(backend, secret)?.and_then(|e| e.pending.as_ref()).map(|p| p.rotation_id.clone());
-        match pending_id {
-            None if already_current => Ok(false),
-            None => Err(StoreError::NotFound {
-                backend,
-                what: format!("pending rotation {rotation_id} for `{}`", secret.name),
-            }),
-            Some(other) if other != *rotation_id => Err(StoreError::Conflict {
-                backend,
-                detail: format!("rotation {other} is pending for `{}`, not {rotation_id}", secret.name),
-            }),
-            Some(_) => {
+        let pending = entry.and_then(|e| e.pending.as_ref()).map(|p| p.rotation_id.as_str());
+        match contract::promote(backend, &secret.name, rotation_id, pending, current_is_r)? {
+            Next::Nothing => Ok(false),
+            Next::Write => {
                 let entry = self.owned_mut(backend, secret)?;
                 if let Some(p) = entry.pending.take() {
                     entry.previous = entry.current.take();
@@ -139,15 +121,11 @@ impl Slots {
         secret: &SecretRef,
         rotation_id: &RotationId,
     ) -> Result<bool, StoreError> {
-        let pending_id =
-            self.owned(backend, secret)?.and_then(|e| e.pending.as_ref()).map(|p| p.rotation_id.clone());
-        match pending_id {
-            None => Ok(false),
-            Some(other) if other != *rotation_id => Err(StoreError::Conflict {
-                backend,
-                detail: format!("rotation {other} is pending for `{}`, not {rotation_id}", secret.name),
-            }),
-            Some(_) => {
+        let pending =
+            self.owned(backend, secret)?.and_then(|e| e.pending.as_ref()).map(|p| p.rotation_id.as_str());
+        match contract::discard(backend, &secret.name, rotation_id, pending)? {
+            Next::Nothing => Ok(false),
+            Next::Write => {
                 self.owned_mut(backend, secret)?.pending = None;
                 Ok(true)
             }
@@ -171,21 +149,18 @@ impl Slots {
     }
 }
 
-/// Whether `secret`'s job may touch an existing secret owned by `owner`. Public for a backend that knows a
-/// secret's owner without loading its slots (the file store's plaintext metadata).
+/// Whether `secret`'s job may touch an existing secret owned by `owner` (`None`: rotavault did not write it).
+/// Public for a backend that knows a secret's owner without loading its slots (the file store's plaintext
+/// metadata).
 pub fn check_owner(
     backend: &'static str,
     secret: &SecretRef,
     owner: Option<&String>,
 ) -> Result<(), StoreError> {
-    match owner {
-        Some(owner) if *owner == secret.job => Ok(()),
-        None if secret.adopt => Ok(()),
-        owner => Err(StoreError::NotOwned {
-            backend,
-            name: secret.name.clone(),
-            job: secret.job.clone(),
-            owner: owner.cloned(),
-        }),
-    }
+    contract::check_owner(backend, secret, owner_of(owner)).map(drop)
+}
+
+/// An existing entry's owner: a job, or `None` for a secret rotavault did not write.
+fn owner_of(owner: Option<&String>) -> Owner<'_> {
+    owner.map_or(Owner::Foreign, |job| Owner::Job(job))
 }

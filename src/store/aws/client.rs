@@ -8,8 +8,8 @@
 use super::errors::{self, Call};
 use super::snapshot::Snapshot;
 use crate::secret::SecretValue;
-use crate::secret::redact::Redactor;
 use crate::store::StoreError;
+use crate::store::contract::absent_is_none;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
 use chrono::{DateTime, Utc};
@@ -28,15 +28,6 @@ pub(super) struct Fetched {
 
 fn to_chrono(at: &aws_sdk_secretsmanager::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(at.secs(), 0)
-}
-
-/// Maps a `ResourceNotFoundException` to `None`: the reads whose contract says a missing thing is not an error.
-fn absent_is_none<T>(result: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
-    match result {
-        Ok(found) => Ok(Some(found)),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 impl Api {
@@ -132,7 +123,7 @@ impl Api {
             .send()
             .await
             .map(|out| out.version_stages)
-            .map_err(|e| errors::from_sdk(call, e).redacted(&Redactor::new(&[value])))
+            .map_err(|e| errors::from_sdk(call, e).without_value(value))
     }
 
     /// `UpdateSecretVersionStage`: moves `label` to version `to` (if any) from version `from` (if any).

@@ -1,4 +1,8 @@
-//! What rotavault records in a secret's tags: its owner, and the [`Metadata`] of each version it keeps.
+//! What rotavault records in a secret's tags: its owner, and the [`Metadata`](crate::store::Metadata) of each
+//! version it keeps.
+//!
+//! The owner is the contract's pair of tags, `managed-by` = `rotavault` and `rotavault-job` = the job; a secret
+//! tagged before that spelling carries `rotavault:job` instead, which is still read.
 //!
 //! Secrets Manager has no per-version tags or attributes, and the value itself belongs to the consumers (an
 //! AWS-native reader must get exactly the secret), so metadata lives in **secret-level tags keyed by version
@@ -11,14 +15,12 @@
 //! pruned for every version that is no longer current, previous or pending, so that at rest a secret carries at
 //! most three of them (AWS allows 50 tags per secret; [`check_budget`] refuses a write that would pass that).
 
-use crate::store::{MANAGED_BY, Metadata};
-use chrono::{DateTime, Utc};
+use crate::store::contract::{JOB_KEY, MANAGED_BY, MANAGED_BY_KEY};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The ownership tag every backend writes; its value is [`MANAGED_BY`].
-pub(super) const MANAGED_BY_KEY: &str = "managed-by";
-/// The job that owns the secret.
-pub(super) const JOB_KEY: &str = "rotavault:job";
+/// How rotavault spelled the job tag on AWS before every backend wrote [`JOB_KEY`]: still read on the secrets it
+/// tagged then (a secret keeps its ownership tags for life), never written.
+pub(super) const LEGACY_JOB_KEY: &str = "rotavault:job";
 /// Prefix of the per-version metadata tags.
 pub(super) const VERSION_PREFIX: &str = "rotavault:v:";
 /// AWS's limit on tags per secret.
@@ -31,18 +33,6 @@ pub(super) fn version_key(version_id: &str) -> String {
 /// The version id a tag key is about, if it is one of ours.
 pub(super) fn version_of(key: &str) -> Option<&str> {
     key.strip_prefix(VERSION_PREFIX)
-}
-
-pub(super) fn encode(metadata: &Metadata) -> String {
-    metadata.encode()
-}
-
-pub(super) fn decode(text: &str) -> Result<Metadata, String> {
-    Metadata::decode(text)
-}
-
-pub(super) fn synthesized(created: Option<DateTime<Utc>>) -> Metadata {
-    Metadata::synthesized(created)
 }
 
 /// The tags that make a secret `job`'s: the configured ones, then ours (which the configured ones may not name;
@@ -59,14 +49,16 @@ pub(super) fn reserved(configured: &BTreeMap<String, String>) -> Result<(), Stri
     let clashes: Vec<&str> = configured
         .keys()
         .map(String::as_str)
-        .filter(|k| *k == MANAGED_BY_KEY || k.starts_with("rotavault:") || k.starts_with("aws:"))
+        .filter(|k| {
+            *k == MANAGED_BY_KEY || *k == JOB_KEY || k.starts_with("rotavault:") || k.starts_with("aws:")
+        })
         .collect();
     if clashes.is_empty() {
         Ok(())
     } else {
         Err(format!(
-            "the configured tags {clashes:?} are reserved (`{MANAGED_BY_KEY}`, `rotavault:*` and `aws:*` are \
-             written by rotavault or AWS); remove them from the store's `tags`"
+            "the configured tags {clashes:?} are reserved (`{MANAGED_BY_KEY}`, `{JOB_KEY}`, `rotavault:*` and \
+             `aws:*` are written by rotavault or AWS); remove them from the store's `tags`"
         ))
     }
 }
@@ -95,51 +87,22 @@ pub(super) fn check_budget(after: usize, name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::RotationId;
-    use chrono::TimeZone;
+    use crate::store::{Metadata, RotationId};
+    use chrono::{DateTime, TimeZone, Utc};
 
     fn at() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 30, 15).single().expect("a valid date")
     }
 
     #[test]
-    fn metadata_round_trips_through_a_tag_value() {
-        let id = RotationId::new();
-        for metadata in [Metadata::new(Some(id.clone()), at(), 7), Metadata::new(None, at(), 1)] {
-            let text = encode(&metadata);
-            assert_eq!(decode(&text), Ok(metadata), "{text}");
-        }
-        assert_eq!(encode(&Metadata::new(Some(id.clone()), at(), 7)), format!("7/2026-03-01T12:30:15Z/{id}"));
-        assert_eq!(encode(&Metadata::new(None, at(), 2)), "2/2026-03-01T12:30:15Z/imported");
-    }
-
-    #[test]
     fn tag_values_use_only_characters_aws_allows_in_tags() {
-        let text = encode(&Metadata::new(Some(RotationId::new()), at(), u64::MAX));
+        let text = Metadata::new(Some(RotationId::new()), at(), u64::MAX).encode();
         assert!(text.len() <= 256);
         let allowed = |c: char| c.is_ascii_alphanumeric() || " +-=._:/@".contains(c);
         assert!(text.chars().all(allowed), "{text}");
-        let key = version_key(RotationId::new().as_str());
-        assert!(key.len() <= 128 && key.chars().all(allowed), "{key}");
-    }
-
-    #[test]
-    fn malformed_values_are_refused_with_a_reason() {
-        for bad in [
-            "",
-            "7",
-            "x/2026-03-01T12:30:15Z/imported",
-            "7/yesterday/imported",
-            "7/2026-03-01T12:30:15Z/short",
-        ] {
-            let err = decode(bad).expect_err(bad);
-            assert!(err.contains("not rotavault metadata"), "{err}");
+        for key in [version_key(RotationId::new().as_str()), JOB_KEY.to_owned(), MANAGED_BY_KEY.to_owned()] {
+            assert!(key.len() <= 128 && key.chars().all(allowed), "{key}");
         }
-    }
-
-    #[test]
-    fn a_version_without_a_tag_gets_generation_zero_and_its_creation_time() {
-        assert_eq!(synthesized(Some(at())), Metadata::new(None, at(), 0));
     }
 
     #[test]
@@ -170,7 +133,7 @@ mod tests {
     #[test]
     fn configured_tags_may_not_take_rotavault_keys() {
         assert!(reserved(&[("team".to_owned(), "x".to_owned())].into()).is_ok());
-        for key in [MANAGED_BY_KEY, JOB_KEY, "rotavault:v:abc", "aws:cloudformation"] {
+        for key in [MANAGED_BY_KEY, JOB_KEY, LEGACY_JOB_KEY, "rotavault:v:abc", "aws:cloudformation"] {
             let err = reserved(&[(key.to_owned(), "x".to_owned())].into()).expect_err(key);
             assert!(err.contains(key), "{err}");
         }

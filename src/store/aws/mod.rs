@@ -4,8 +4,10 @@
 //! rotation id is a version id (`ClientRequestToken`), so this is the protocol AWS's own rotation functions
 //! speak, and AWS-native consumers and tooling understand what rotavault leaves behind:
 //!
-//! - **stage(R)**: `PutSecretValue(ClientRequestToken = R, VersionStages = [AWSPENDING])`, after checking what is
-//!   pending (AWS would move the label silently; moto would even overwrite the value).
+//! - **stage(R)**: after checking what is pending (AWS would move the label silently; moto would even overwrite
+//!   the value), `PutSecretValue(ClientRequestToken = R)` under rotavault's own label, then
+//!   `UpdateSecretVersionStage(AWSPENDING, MoveToVersionId = R)`, which AWS refuses when another version holds
+//!   the label, then a read-back: of two concurrent stages, at most one holds `AWSPENDING` at the end.
 //! - **promote(R)**: `UpdateSecretVersionStage(AWSCURRENT, MoveToVersionId = R, RemoveFromVersionId = current)`
 //!   (AWS gives the old current `AWSPREVIOUS`), then remove `AWSPENDING` from R. A promote cut between the two
 //!   calls finds R current and only removes the label.
@@ -38,7 +40,7 @@ use crate::secret::SecretValue;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
-use client::Api;
+use client::{Api, Fetched};
 use snapshot::{CURRENT, PENDING, PREVIOUS, is_placeholder};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -111,19 +113,22 @@ impl AwsSecretsManagerStore {
         if is_placeholder(version) {
             return Ok(None);
         }
-        let Some(fetched) = self.api.get_version(name, version).await? else {
-            // AWS deletes only versions without labels: this one lost its label after the describe.
-            return Err(StoreError::Transient {
-                backend: BACKEND,
-                detail: format!("version {version} of `{name}` changed while it was read"),
-                retry_after: None,
-            });
-        };
+        let fetched = self.fetch(name, version).await?;
         let (metadata, tracked) = match snapshot.metadata(version, name)? {
             Some(metadata) => (metadata, true),
-            None => (metadata::synthesized(fetched.created), false),
+            None => (Metadata::synthesized(fetched.created), false),
         };
         Ok(Some(Slot { version: version.to_owned(), value: fetched.value, metadata, tracked }))
+    }
+
+    /// A version the snapshot listed; its absence now means it changed under us (AWS deletes only versions
+    /// without labels, so this one lost its label after the describe).
+    async fn fetch(&self, name: &str, version: &str) -> Result<Fetched, StoreError> {
+        self.api.get_version(name, version).await?.ok_or_else(|| StoreError::Transient {
+            backend: BACKEND,
+            detail: format!("version {version} of `{name}` changed while it was read"),
+            retry_after: None,
+        })
     }
 
     async fn read_stored(&self, secret: &SecretRef, label: &str) -> Result<Option<Stored>, StoreError> {
@@ -165,6 +170,8 @@ impl Store for AwsSecretsManagerStore {
             durable: true,
             // Promote is two calls: move AWSCURRENT, then remove AWSPENDING (safe to repeat after a cut).
             atomic_promote: false,
+            // AWSPENDING is attached only where no version holds it (AWS's compare-and-set), then read back.
+            exclusive_stage: true,
             // Older versions stay readable by version id until AWS retires them.
             versioned: true,
         }

@@ -6,21 +6,24 @@
 //! with the snapshot even if a label moves meanwhile.
 //!
 //! The slots map to AWS's staging labels: current = `AWSCURRENT`, previous = `AWSPREVIOUS`, pending =
-//! `AWSPENDING`. One more label is rotavault's own ([`WRITING`], held only during `write_current`), and one kind
-//! of version is too: the [placeholder](is_placeholder) a secret is created with.
+//! `AWSPENDING`. One more label is rotavault's own ([`WRITING`], held by a new version only until a stage or
+//! `write_current` has moved AWS's label to it), and one kind of version is too: the
+//! [placeholder](is_placeholder) a secret is created with.
 
 use super::BACKEND;
 use super::errors::scheduled_for_deletion;
-use super::metadata::{self, JOB_KEY, MANAGED_BY_KEY};
-use crate::store::{MANAGED_BY, Metadata, SecretRef, StoreError};
+use super::metadata::{self, LEGACY_JOB_KEY};
+use crate::store::contract::{self, Owner, Ownership};
+use crate::store::{Metadata, SecretRef, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) const CURRENT: &str = "AWSCURRENT";
 pub(super) const PREVIOUS: &str = "AWSPREVIOUS";
 pub(super) const PENDING: &str = "AWSPENDING";
-/// The label `write_current` puts its new version under before moving `AWSCURRENT` to it: a put with no label
-/// would default to `AWSCURRENT`, and moto then can leave two versions labelled `AWSCURRENT`.
+/// The label a stage or `write_current` puts its new version under before moving `AWSPENDING` or `AWSCURRENT`
+/// to it: a put naming `AWSPENDING` would take it from a rival stage that already holds it, and a put with no
+/// label would default to `AWSCURRENT` (and moto then can leave two versions labelled `AWSCURRENT`).
 pub(super) const WRITING: &str = "rotavault-writing";
 
 /// Version ids of placeholders start with this (and go on with 32 hex digits: 48 characters, inside AWS's 32–64).
@@ -52,37 +55,12 @@ pub(super) struct Snapshot {
     pub deleted: Option<DateTime<Utc>>,
 }
 
-/// What an ownership check found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Ownership {
-    /// The job's own secret.
-    Owned,
-    /// Not managed by rotavault, and the job adopts it: the first write claims it.
-    Adoptable,
-}
-
 impl Snapshot {
-    /// The job the secret is managed for, if it is managed by rotavault at all.
-    pub fn owner(&self) -> Option<&str> {
-        let managed = self.tags.get(MANAGED_BY_KEY).is_some_and(|v| v == MANAGED_BY);
-        if managed { self.tags.get(JOB_KEY).map(String::as_str) } else { None }
-    }
-
     /// The contract's ownership rule, then the deletion check: a secret scheduled for deletion can be neither
     /// read nor written until someone restores it.
     pub fn check(&self, secret: &SecretRef) -> Result<Ownership, StoreError> {
-        let ownership = match self.owner() {
-            Some(job) if job == secret.job => Ownership::Owned,
-            None if secret.adopt => Ownership::Adoptable,
-            owner => {
-                return Err(StoreError::NotOwned {
-                    backend: BACKEND,
-                    name: secret.name.clone(),
-                    job: secret.job.clone(),
-                    owner: owner.map(str::to_owned),
-                });
-            }
-        };
+        let ownership =
+            contract::check_owner(BACKEND, secret, Owner::of_tags(&self.tags, Some(LEGACY_JOB_KEY)))?;
         if self.deleted.is_some() {
             return Err(scheduled_for_deletion(&secret.name));
         }
@@ -92,15 +70,20 @@ impl Snapshot {
     /// The version holding `label`. Two versions holding one of AWS's labels is a broken secret (AWS never
     /// allows it; moto can be led into it), and an error rather than a guess.
     pub fn holder(&self, label: &str, name: &str) -> Result<Option<&str>, StoreError> {
-        let mut holders = self.labels.iter().filter(|(_, labels)| labels.contains(label)).map(|(id, _)| id);
-        match (holders.next(), holders.next()) {
-            (None, _) => Ok(None),
-            (Some(id), None) => Ok(Some(id)),
-            (Some(a), Some(b)) => Err(StoreError::Invalid {
+        match self.holders(label)[..] {
+            [] => Ok(None),
+            [id] => Ok(Some(id)),
+            [a, b, ..] => Err(StoreError::Invalid {
                 backend: BACKEND,
                 detail: format!("`{name}` has two versions labelled {label} ({a} and {b})"),
             }),
         }
+    }
+
+    /// Every version holding `label`: one when all is well, and more only while a label is contended (moto,
+    /// unlike AWS, lets a second attach of `AWSPENDING` succeed; see `write`).
+    pub fn holders(&self, label: &str) -> Vec<&str> {
+        self.labels.iter().filter(|(_, labels)| labels.contains(label)).map(|(id, _)| id.as_str()).collect()
     }
 
     pub fn has_version(&self, version_id: &str) -> bool {
@@ -112,13 +95,19 @@ impl Snapshot {
         let Some(text) = self.tags.get(&metadata::version_key(version_id)) else {
             return Ok(None);
         };
-        metadata::decode(text).map(Some).map_err(|why| StoreError::Invalid {
+        Metadata::decode(text).map(Some).map_err(|why| StoreError::Invalid {
             backend: BACKEND,
             detail: format!(
                 "the tag `{}` of `{name}`: {why}; delete the tag to have the version read as untracked",
                 metadata::version_key(version_id)
             ),
         })
+    }
+
+    /// Whether rotavault staged `version_id`: it wrote the version's metadata tag first, and it is no
+    /// placeholder. Any other version is some other tool's.
+    pub fn tracked(&self, version_id: &str) -> bool {
+        self.tags.contains_key(&metadata::version_key(version_id)) && !is_placeholder(version_id)
     }
 
     /// The versions whose metadata tags are kept: those holding one of the three slots.
@@ -164,6 +153,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::contract::{JOB_KEY, MANAGED_BY, MANAGED_BY_KEY};
 
     fn snapshot(tags: &[(&str, &str)], labels: &[(&str, &[&str])]) -> Snapshot {
         Snapshot {
@@ -198,6 +188,14 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_job_tag_an_older_rotavault_wrote_still_says_whose_a_secret_is() {
+        let legacy = snapshot(&[(MANAGED_BY_KEY, MANAGED_BY), (LEGACY_JOB_KEY, "nightly")], &[]);
+        assert_eq!(legacy.check(&mine()), Ok(Ownership::Owned));
+        let theirs = snapshot(&[(MANAGED_BY_KEY, MANAGED_BY), (LEGACY_JOB_KEY, "other")], &[]);
+        assert!(matches!(theirs.check(&mine().adopting()), Err(StoreError::NotOwned { owner: Some(_), .. })));
     }
 
     #[test]

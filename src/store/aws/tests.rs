@@ -5,10 +5,11 @@
 //! promote cut between its two calls. They need `ROTAVAULT_TEST_AWS_ENDPOINT` (set by `scripts/test`) and fail
 //! without it. Names are fresh per test; the shared server is never reset.
 
-use super::metadata::{JOB_KEY, MANAGED_BY_KEY, VERSION_PREFIX};
+use super::metadata::{LEGACY_JOB_KEY, VERSION_PREFIX};
 use super::snapshot::{PLACEHOLDER_VALUE, WRITING};
 use super::{AwsSecretsManagerStore, AwsSettings};
 use crate::secret::SecretValue;
+use crate::store::contract::{JOB_KEY, MANAGED_BY_KEY};
 use crate::store::{Metadata, RotationId, SecretRef, Store, StoreError};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
@@ -497,4 +498,57 @@ async fn a_write_that_fails_does_not_adopt() {
     // The write that succeeds adopts it.
     store.discard(&s, &RotationId::parse(&foreign).expect("a rotation id")).await.expect("discard");
     assert_eq!(tags(&client, &s.name).await.get(JOB_KEY).map(String::as_str), Some(JOB));
+}
+
+#[tokio::test]
+async fn a_secret_tagged_with_the_old_job_tag_is_still_the_jobs_own() {
+    let (store, client) = store();
+    let s = fresh();
+    let legacy = [(MANAGED_BY_KEY, "rotavault"), (LEGACY_JOB_KEY, JOB)]
+        .map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build());
+    client
+        .create_secret()
+        .name(&s.name)
+        .secret_string("tagged-before")
+        .set_tags(Some(legacy.to_vec()))
+        .send()
+        .await
+        .expect("a secret as an older rotavault tagged it");
+    // Not adopting: it is the job's own.
+    seed(&store, &s, "rotated", 1).await;
+    assert_eq!(store.current(&s).await.expect("current").expect("current").value.expose(), "rotated");
+    let tags = tags(&client, &s.name).await;
+    assert_eq!(tags.get(LEGACY_JOB_KEY).map(String::as_str), Some(JOB), "the old tag is left as it was");
+    assert!(!tags.contains_key(JOB_KEY), "an owned secret is not tagged again");
+    let other = SecretRef::new(s.name.clone(), "another-job").adopting();
+    let err = store.current(&other).await.expect_err("another job");
+    assert!(matches!(err, StoreError::NotOwned { owner: Some(ref o), .. } if o == JOB), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_stage_that_loses_a_race_leaves_no_label_on_its_version() {
+    let (store, client) = store();
+    for _ in 0..8 {
+        let s = fresh();
+        seed(&store, &s, "current", 1).await;
+        let (a, b) = (RotationId::new(), RotationId::new());
+        let (from_a, from_b) = (value("from-a"), value("from-b"));
+        let (meta_a, meta_b) = (meta(Some(&a), 2), meta(Some(&b), 2));
+        let (staged_a, staged_b) =
+            tokio::join!(store.stage(&s, &from_a, &a, &meta_a), store.stage(&s, &from_b, &b, &meta_b));
+        let labels = labels(&client, &s.name).await;
+        let winner = match (&staged_a, &staged_b) {
+            (Ok(()), Err(_)) => Some(a.as_str()),
+            (Err(_), Ok(())) => Some(b.as_str()),
+            (Err(_), Err(_)) => None,
+            (Ok(()), Ok(())) => panic!("both stages won: {labels:?}"),
+        };
+        assert_eq!(holders(&labels, "AWSPENDING"), winner.into_iter().collect::<Vec<_>>(), "{labels:?}");
+        assert!(holders(&labels, WRITING).is_empty(), "rotavault's own label is gone: {labels:?}");
+        // The winner's metadata survived the race; the loser's is pruned by the next write that prunes.
+        if let Some(winner) = winner {
+            assert!(tags(&client, &s.name).await.contains_key(&format!("{VERSION_PREFIX}{winner}")));
+            store.pending(&s).await.expect("pending").expect("the winner's value");
+        }
+    }
 }

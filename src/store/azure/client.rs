@@ -8,7 +8,6 @@
 use super::errors::{self, Call, Failure};
 use super::{BACKEND, tags};
 use crate::secret::SecretValue;
-use crate::secret::redact::Redactor;
 use crate::store::StoreError;
 use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_secrets::models::{
@@ -146,11 +145,8 @@ impl Api {
         let response = self.client.set_secret(name, body, None).await;
         // Key Vault's messages do not quote values today; a proxy or a future message that echoes the request
         // still must not carry this one into an error.
-        let redactor = Redactor::new(&[new.value]);
-        let secret = response
-            .map_err(|e| errors::from_sdk(call, e).into_error(call).redacted(&redactor))?
-            .into_model()
-            .map_err(|e| errors::from_sdk(call, e).into_error(call).redacted(&redactor))?;
+        let failed = |e| errors::from_sdk(call, e).into_error(call).without_value(new.value);
+        let secret = response.map_err(failed)?.into_model().map_err(failed)?;
         secret
             .resource_id()
             .ok()

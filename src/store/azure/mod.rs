@@ -8,7 +8,9 @@
 //! - **pending** is the latest version of the companion `NAME-pending` when it is enabled and tagged
 //!   `state=pending` with its rotation id.
 //! - **stage(R)**: check what is pending (same id and value: no-op; otherwise `Conflict`), then a new
-//!   `NAME-pending` version.
+//!   `NAME-pending` version, then read pending back: a stage whose version is not the latest lost a race
+//!   (`Conflict`). Without a conditional write, one race stays open (`Capabilities::exclusive_stage` is false):
+//!   a rival that read before this stage wrote, and writes after it read back, also succeeds.
 //! - **promote(R)**: a new version of `NAME` with the pending value and tags (`previous-version` = the old
 //!   current), then one update of the pending version: `state=done`, disabled. A promote cut between the two
 //!   finds R current and only finishes the update.
@@ -212,6 +214,9 @@ impl Store for AzureKeyVaultStore {
             // Promote is two calls: a new version of NAME, then the update of the pending version (safe to
             // repeat after a cut).
             atomic_promote: false,
+            // Key Vault has no conditional write; a stage reads back what is pending, which settles every race
+            // but one (see `write`).
+            exclusive_stage: false,
             // Every version stays readable by id (and in the portal) until the secret is purged.
             versioned: true,
         }

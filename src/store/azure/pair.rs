@@ -13,8 +13,9 @@
 
 use super::client::{Read, Version};
 use super::errors::disabled;
-use super::tags::{self, Owner, State};
+use super::tags::{self, State};
 use super::{BACKEND, pending_name};
+use crate::store::contract::{self, Owner};
 use crate::store::{Metadata, RotationId, SecretRef, StoreError};
 
 pub(super) struct Pair {
@@ -29,10 +30,11 @@ pub(super) struct Staged<'a> {
     pub metadata: Metadata,
 }
 
-fn owner_of(read: &Read) -> Option<Owner> {
+/// What a read says of ownership: nothing when there is no version to read.
+fn owner_of(read: &Read) -> Owner<'_> {
     match read {
-        Read::Found(version) => Some(tags::owner(&version.tags)),
-        Read::Absent | Read::Disabled => None,
+        Read::Found(version) => tags::owner(&version.tags),
+        Read::Absent | Read::Disabled => Owner::Absent,
     }
 }
 
@@ -46,29 +48,26 @@ fn malformed(name: &str, version: &str, why: String) -> StoreError {
 }
 
 impl Pair {
-    /// The contract's ownership rule (see the module documentation).
+    /// The contract's ownership rule, applied to the name's owner as the two secrets together say it (see the
+    /// module documentation).
     pub fn check(&self, secret: &SecretRef) -> Result<(), StoreError> {
-        let not_owned = |owner: Option<String>| StoreError::NotOwned {
-            backend: BACKEND,
-            name: secret.name.clone(),
-            job: secret.job.clone(),
-            owner,
-        };
-        let current = owner_of(&self.current);
-        let pending = owner_of(&self.pending);
-        for owner in [&current, &pending].into_iter().flatten() {
+        let (current, pending) = (owner_of(&self.current), owner_of(&self.pending));
+        // Another job's version on either side makes the name that job's, whatever the other side says.
+        for owner in [current, pending] {
             if let Owner::Job(job) = owner
-                && *job != secret.job
+                && job != secret.job
             {
-                return Err(not_owned(Some(job.clone())));
+                return contract::check_owner(BACKEND, secret, owner).map(drop);
             }
         }
-        let claimed = matches!(&pending, Some(Owner::Job(_)));
-        match (&current, &pending) {
-            (Some(Owner::Foreign), _) if !secret.adopt && !claimed => Err(not_owned(None)),
-            (_, Some(Owner::Foreign)) if !secret.adopt => Err(not_owned(None)),
-            _ => Ok(()),
-        }
+        let owner = match (current, pending) {
+            // An adopting stage's pending value claims a foreign name for the job while it is pending.
+            (_, Owner::Job(job)) => Owner::Job(job),
+            (Owner::Foreign, _) | (_, Owner::Foreign) => Owner::Foreign,
+            (Owner::Job(job), _) => Owner::Job(job),
+            (Owner::Absent, Owner::Absent) => Owner::Absent,
+        };
+        contract::check_owner(BACKEND, secret, owner).map(drop)
     }
 
     /// The version that is current, with its metadata; `None` when `NAME` does not exist. A disabled latest
@@ -114,8 +113,8 @@ impl Pair {
 /// The metadata of a version of `NAME`: from its tags if rotavault wrote it, synthesized if not (adopted).
 pub(super) fn metadata_of(name: &str, version: &Version) -> Result<Metadata, StoreError> {
     match tags::owner(&version.tags) {
-        Owner::Foreign => Ok(tags::synthesized(version.created)),
         Owner::Job(_) => tags::metadata(&version.tags).map_err(|why| malformed(name, &version.id, why)),
+        Owner::Foreign | Owner::Absent => Ok(Metadata::synthesized(version.created)),
     }
 }
 

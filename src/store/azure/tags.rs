@@ -7,12 +7,11 @@
 //! carries the same first five and `state` (`pending`, then `done` or `discarded`). That is six of the 15 tags
 //! Key Vault allows per version, so a store may configure at most nine of its own ([`check_configured`]).
 
-use crate::store::{MANAGED_BY, Metadata, RotationId};
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::store::Metadata;
+use crate::store::contract::{JOB_KEY, MANAGED_BY, MANAGED_BY_KEY, Owner};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 
-pub(super) const MANAGED_BY_KEY: &str = "managed-by";
-pub(super) const JOB_KEY: &str = "rotavault-job";
 pub(super) const ROTATION_ID_KEY: &str = "rotation-id";
 pub(super) const ROTATED_AT_KEY: &str = "rotated-at";
 pub(super) const GENERATION_KEY: &str = "generation";
@@ -26,8 +25,6 @@ pub(super) const OWN_TAGS: usize = 6;
 /// Key Vault's limits on a tag's name and value.
 const MAX_KEY_LEN: usize = 512;
 const MAX_VALUE_LEN: usize = 256;
-/// Written in place of a rotation id for a value that no rotation produced (an import).
-const IMPORTED: &str = "imported";
 
 const RESERVED: [&str; 7] =
     [MANAGED_BY_KEY, JOB_KEY, ROTATION_ID_KEY, ROTATED_AT_KEY, GENERATION_KEY, PREVIOUS_KEY, STATE_KEY];
@@ -51,20 +48,10 @@ impl State {
     }
 }
 
-/// Who a version says owns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Owner {
-    /// `managed-by=rotavault` and this job.
-    Job(String),
-    /// No `managed-by=rotavault`: made by someone else.
-    Foreign,
-}
-
-pub(super) fn owner(tags: &BTreeMap<String, String>) -> Owner {
-    match (tags.get(MANAGED_BY_KEY), tags.get(JOB_KEY)) {
-        (Some(managed), Some(job)) if managed == MANAGED_BY => Owner::Job(job.clone()),
-        _ => Owner::Foreign,
-    }
+/// Who a version says owns it: [`Owner::Job`] or [`Owner::Foreign`] (Key Vault has always spelled the job tag
+/// the contract's way).
+pub(super) fn owner(tags: &BTreeMap<String, String>) -> Owner<'_> {
+    Owner::of_tags(tags, None)
 }
 
 pub(super) fn state(tags: &BTreeMap<String, String>) -> Option<&str> {
@@ -108,9 +95,8 @@ fn common(configured: &BTreeMap<String, String>, job: &str, metadata: &Metadata)
     let mut tags = configured.clone();
     tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY.into());
     tags.insert(JOB_KEY.into(), job.into());
-    let id = metadata.rotation_id.as_ref().map_or(IMPORTED, RotationId::as_str);
-    tags.insert(ROTATION_ID_KEY.into(), id.into());
-    tags.insert(ROTATED_AT_KEY.into(), metadata.rotated_at.to_rfc3339_opts(SecondsFormat::Secs, true));
+    tags.insert(ROTATION_ID_KEY.into(), metadata.rotation_text().into());
+    tags.insert(ROTATED_AT_KEY.into(), metadata.rotated_at_text());
     tags.insert(GENERATION_KEY.into(), metadata.generation.to_string());
     tags
 }
@@ -118,12 +104,8 @@ fn common(configured: &BTreeMap<String, String>, job: &str, metadata: &Metadata)
 /// The metadata a rotavault version carries; the error says what is wrong.
 pub(super) fn metadata(tags: &BTreeMap<String, String>) -> Result<Metadata, String> {
     let get = |key: &str| tags.get(key).ok_or_else(|| format!("the tag `{key}` is missing"));
-    let rotation_id = match get(ROTATION_ID_KEY)?.as_str() {
-        IMPORTED => None,
-        id => Some(
-            RotationId::parse(id).map_err(|_| format!("the tag `{ROTATION_ID_KEY}` is not a rotation id"))?,
-        ),
-    };
+    let rotation_id = Metadata::rotation_from_text(get(ROTATION_ID_KEY)?)
+        .map_err(|_| format!("the tag `{ROTATION_ID_KEY}` is not a rotation id"))?;
     let at = DateTime::parse_from_rfc3339(get(ROTATED_AT_KEY)?)
         .map_err(|_| format!("the tag `{ROTATED_AT_KEY}` is not an RFC 3339 time"))?
         .with_timezone(&Utc);
@@ -131,12 +113,6 @@ pub(super) fn metadata(tags: &BTreeMap<String, String>) -> Result<Metadata, Stri
         .parse::<u64>()
         .map_err(|_| format!("the tag `{GENERATION_KEY}` is not a number"))?;
     Ok(Metadata::new(rotation_id, at, generation))
-}
-
-/// The metadata of a version rotavault did not write (the one an adopted secret had): no rotation, generation 0,
-/// and the version's creation time.
-pub(super) fn synthesized(created: Option<DateTime<Utc>>) -> Metadata {
-    Metadata::new(None, created.unwrap_or(DateTime::UNIX_EPOCH), 0)
 }
 
 /// Refuses configured tags that take rotavault's keys, that Key Vault would refuse, or that leave no room for
@@ -188,6 +164,7 @@ pub(super) fn to_sdk(tags: &BTreeMap<String, String>) -> HashMap<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RotationId;
     use chrono::TimeZone;
 
     fn at() -> DateTime<Utc> {
@@ -232,7 +209,8 @@ mod tests {
     #[test]
     fn ownership_needs_both_tags() {
         let m = Metadata::new(None, at(), 1);
-        assert_eq!(owner(&current(&BTreeMap::new(), "nightly", &m, None)), Owner::Job("nightly".into()));
+        let tags = current(&BTreeMap::new(), "nightly", &m, None);
+        assert_eq!(owner(&tags), Owner::Job("nightly"));
         let foreign: BTreeMap<String, String> = [(JOB_KEY.to_owned(), "nightly".to_owned())].into();
         assert_eq!(owner(&foreign), Owner::Foreign);
         assert_eq!(owner(&BTreeMap::new()), Owner::Foreign);
@@ -256,10 +234,5 @@ mod tests {
         assert!(metadata(&tags).expect_err("bad generation").contains(GENERATION_KEY));
         tags.remove(ROTATED_AT_KEY);
         assert!(metadata(&tags).expect_err("missing time").contains(ROTATED_AT_KEY));
-    }
-
-    #[test]
-    fn an_adopted_version_gets_generation_zero_and_its_creation_time() {
-        assert_eq!(synthesized(Some(at())), Metadata::new(None, at(), 0));
     }
 }

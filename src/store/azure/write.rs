@@ -5,9 +5,10 @@
 //! second rotation. Values only ever go into new versions; what changes afterwards is a pending version's
 //! tags and `enabled`.
 //!
-//! Between the reads and the writes nothing is locked in Key Vault (it has no compare-and-set on secrets): a
-//! write relies on the engine's one-rotation-per-job lock (invariant 3). Idempotency is what makes a lost answer
-//! safe: a repeated stage of the same value is a no-op, a repeated promote finds its rotation current and only
+//! Between the reads and the writes nothing is locked in Key Vault (it has no compare-and-set on secrets). A
+//! stage reads back what is pending after it wrote, which settles a race with a rival stage in every
+//! interleaving but one (see `read_back`); the other writes rely on the engine's one-rotation-per-job lock
+//! (invariant 3). Idempotency is what makes a lost answer safe: a repeated stage of the same value is a no-op, a repeated promote finds its rotation current and only
 //! finishes marking the pending version, and a repeated `write_current` finds its value current.
 
 use super::client::{NewVersion, Read, Version};
@@ -15,11 +16,9 @@ use super::pair::{Pair, Staged};
 use super::tags::{self, State};
 use super::{AzureKeyVaultStore, BACKEND, pending_name};
 use crate::secret::SecretValue;
+use crate::store::contract::{self, Next, Owner, PendingView};
 use crate::store::{Metadata, RotationId, SecretRef, StoreError};
-
-fn conflict(detail: String) -> StoreError {
-    StoreError::Conflict { backend: BACKEND, detail }
-}
+use std::collections::BTreeMap;
 
 impl AzureKeyVaultStore {
     pub(super) async fn stage_value(
@@ -33,23 +32,13 @@ impl AzureKeyVaultStore {
         let pair = self.open_for_write(secret).await?;
         // Whatever happens to the pending value later, the current one must be readable to be replaced.
         pair.current(name)?;
-        match pair.staged(name)? {
-            Some(staged) if staged.rotation_id == *rotation_id => {
-                return if staged.version.value == *value {
-                    Ok(())
-                } else {
-                    Err(conflict(format!(
-                        "rotation {rotation_id} is already pending for `{name}` with another value"
-                    )))
-                };
-            }
-            Some(staged) => {
-                return Err(conflict(format!(
-                    "rotation {} is pending for `{name}`; cannot stage rotation {rotation_id}",
-                    staged.rotation_id
-                )));
-            }
-            None => {}
+        let staged = pair.staged(name)?;
+        let view = staged.as_ref().map(|staged| PendingView {
+            rotation_id: staged.rotation_id.as_str(),
+            same_value: staged.version.value == *value,
+        });
+        if contract::stage(BACKEND, name, rotation_id, view)? == Next::Nothing {
+            return Ok(());
         }
         if matches!(pair.current, Read::Absent) && self.api.is_deleted(name).await? == Some(true) {
             // The first rotation of a name that is deleted but recoverable: staging would succeed, the target
@@ -63,7 +52,44 @@ impl AzureKeyVaultStore {
             content_type: self.settings.content_type.as_deref(),
             expires: None,
         };
-        self.api.set(&pending_name(name), new).await.map(drop)
+        let written = self.api.set(&pending_name(name), new).await?;
+        let retired = tags::pending(&self.settings.tags, &secret.job, metadata, State::Discarded);
+        self.read_back(secret, value, rotation_id, &written, &retired).await
+    }
+
+    /// Settles a race with a rival stage by reading back what is pending: Key Vault has no conditional write, so
+    /// a rival that read the pair before this stage wrote has written too, and pending is the latest
+    /// `NAME-pending` version, whoever wrote it last. A stage whose version is not the latest has lost: it
+    /// answers `Conflict`, and retires its own version (marked discarded, disabled), which, not being the latest,
+    /// never changes what pending reads: the winner's.
+    ///
+    /// What this cannot see: a rival that read the pair before this stage wrote, and writes only after this
+    /// read-back. Both then answer `Ok`, and pending holds the later one. Only a conditional write (or listing
+    /// the versions, with the `list` permission) could close that window; the fence before Apply finds it.
+    async fn read_back(
+        &self,
+        secret: &SecretRef,
+        value: &SecretValue,
+        rotation_id: &RotationId,
+        written: &str,
+        retired: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let name = &secret.name;
+        let pair = self.read_pair(secret).await?;
+        let staged = pair.staged(name)?;
+        if staged.as_ref().is_some_and(|s| s.rotation_id == *rotation_id && s.version.value == *value) {
+            return Ok(());
+        }
+        // Housekeeping: a later version hides this one from every read already.
+        if let Err(e) = self.api.update(&pending_name(name), written, retired, false).await {
+            tracing::debug!(error = %e, "a version that lost a race was not retired");
+        }
+        let winner =
+            staged.map_or_else(|| "another stage".to_owned(), |s| format!("rotation {}", s.rotation_id));
+        Err(StoreError::Conflict {
+            backend: BACKEND,
+            detail: format!("{winner} won a race to stage `{name}`; rotation {rotation_id} was not staged"),
+        })
     }
 
     pub(super) async fn promote_pending(
@@ -75,21 +101,12 @@ impl AzureKeyVaultStore {
         let pair = self.open_for_write(secret).await?;
         let current = pair.current(name)?;
         let current_is_r = current.as_ref().is_some_and(|(_, m)| m.rotation_id.as_ref() == Some(rotation_id));
-        let staged = match pair.staged(name)? {
-            None if current_is_r => return Ok(()),
-            None => {
-                return Err(StoreError::NotFound {
-                    backend: BACKEND,
-                    what: format!("pending rotation {rotation_id} for `{name}`"),
-                });
-            }
-            Some(staged) if staged.rotation_id != *rotation_id => {
-                return Err(conflict(format!(
-                    "rotation {} is pending for `{name}`, not {rotation_id}",
-                    staged.rotation_id
-                )));
-            }
-            Some(staged) => staged,
+        let staged = pair.staged(name)?;
+        let pending = staged.as_ref().map(|staged| staged.rotation_id.as_str());
+        let next = contract::promote(BACKEND, name, rotation_id, pending, current_is_r)?;
+        // The rules ask for a write only of what is pending.
+        let (Next::Write, Some(staged)) = (next, staged) else {
+            return Ok(());
         };
         // A promote cut after the new version of NAME was written finds R current: only the marking is left.
         if !current_is_r {
@@ -106,13 +123,12 @@ impl AzureKeyVaultStore {
     ) -> Result<(), StoreError> {
         let name = &secret.name;
         let pair = self.open_for_write(secret).await?;
-        match pair.staged(name)? {
-            None => Ok(()),
-            Some(staged) if staged.rotation_id != *rotation_id => Err(conflict(format!(
-                "rotation {} is pending for `{name}`, not {rotation_id}",
-                staged.rotation_id
-            ))),
-            Some(staged) => self.finish(name, &staged, State::Discarded).await,
+        let staged = pair.staged(name)?;
+        let pending = staged.as_ref().map(|staged| staged.rotation_id.as_str());
+        let next = contract::discard(BACKEND, name, rotation_id, pending)?;
+        match (next, staged) {
+            (Next::Write, Some(staged)) => self.finish(name, &staged, State::Discarded).await,
+            _ => Ok(()),
         }
     }
 
@@ -126,7 +142,7 @@ impl AzureKeyVaultStore {
         let pair = self.open_for_write(secret).await?;
         let current = pair.current(name)?;
         if let Some((version, current_metadata)) = &current
-            && tags::owner(&version.tags) != tags::Owner::Foreign
+            && tags::owner(&version.tags) != Owner::Foreign
             && current_metadata == metadata
             && version.value == *value
         {

@@ -150,6 +150,8 @@ impl Store for FileStore {
             durable: true,
             // Promote is one rename of the secret's file.
             atomic_promote: true,
+            // A stage decides and writes under the store's exclusive lock, held across processes.
+            exclusive_stage: true,
             versioned: false,
         }
     }

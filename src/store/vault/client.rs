@@ -13,6 +13,7 @@ use super::auth::Auth;
 use super::errors::{self, Call, Failure};
 use super::{BACKEND, VaultSettings};
 use crate::store::StoreError;
+use crate::store::contract::absent_is_none;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
 use serde::Deserialize;
@@ -333,14 +334,5 @@ impl Api {
 
     pub fn mount(&self) -> &str {
         &self.mount
-    }
-}
-
-/// Maps `NotFound` to `None`: the reads whose contract says a missing thing is not an error.
-fn absent_is_none<T>(result: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
-    match result {
-        Ok(found) => Ok(Some(found)),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
     }
 }

@@ -6,9 +6,11 @@
 //! **keyed by version number**: `v<N>` = `<generation>/<rotated-at, RFC 3339 seconds>/<rotation id | imported>`.
 //! Only the current and previous versions keep a key (older ones are pruned on every write), so a path carries
 //! at most two, well inside Vault's limits (64 keys, 128-byte keys, 512-byte values). Beside them, for people
-//! and tools: `managed-by` = `rotavault`, `job`, and the current value's `rotation-id`, `rotated-at` and
-//! `generation`. A version without a key (one that was there before rotavault adopted the path) reads as
-//! [`synthesized`]: no rotation, generation 0, and the version's `created_time`.
+//! and tools: the owner (`managed-by` = `rotavault`, `rotavault-job` = the job; a path claimed before that
+//! spelling carries `job` instead, which is still read and left in place), and the current value's
+//! `rotation-id`, `rotated-at` and `generation`. A version without a key (one that was there before rotavault
+//! adopted the path) reads as [`Metadata::synthesized`]: no rotation, generation 0, and the version's
+//! `created_time`.
 //!
 //! The pending companion (`PATH` + suffix) is read only by rotavault, so its `data` holds everything: the state
 //! (`pending` or `cleared`), the rotation id, the value and the encoded metadata. Clearing writes a new
@@ -16,15 +18,15 @@
 //! the pending value itself as soon as the marker is written.
 
 use crate::secret::SecretValue;
-use crate::store::{MANAGED_BY, Metadata, Pending, RotationId, SecretRef, StoreError};
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::store::contract::{self, JOB_KEY, MANAGED_BY, MANAGED_BY_KEY, Owner, Ownership};
+use crate::store::{Metadata, Pending, RotationId, SecretRef, StoreError};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// The ownership key every backend writes; its value is [`MANAGED_BY`].
-pub(super) const MANAGED_BY_KEY: &str = "managed-by";
-/// The job that owns the path.
-pub(super) const JOB_KEY: &str = "job";
+/// How rotavault spelled the job key in Vault before every backend wrote [`JOB_KEY`]: still read on the paths it
+/// claimed then, never written (and never removed, so that an older rotavault still reads those paths).
+const LEGACY_JOB_KEY: &str = "job";
 /// The current value's metadata, spelled out for people (rotavault reads the `v<N>` keys).
 const ROTATION_ID_KEY: &str = "rotation-id";
 const ROTATED_AT_KEY: &str = "rotated-at";
@@ -52,32 +54,9 @@ pub(super) fn version_of(key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-pub(super) fn encode(metadata: &Metadata) -> String {
-    metadata.encode()
-}
-
-pub(super) fn decode(text: &str) -> Result<Metadata, String> {
-    Metadata::decode(text)
-}
-
-pub(super) fn synthesized(created: Option<DateTime<Utc>>) -> Metadata {
-    Metadata::synthesized(created)
-}
-
 /// Vault's timestamps (RFC 3339 with nanoseconds); `None` for the empty string Vault uses for "never".
 pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
-}
-
-/// Who may touch a path, from its `custom_metadata`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Ownership {
-    /// Nothing is there: the first write claims it.
-    Absent,
-    /// The job's own.
-    Owned,
-    /// There, not rotavault's, and the job adopts it: the first write claims it.
-    Adopted,
 }
 
 /// Checks that `secret`'s job may touch a path whose metadata is `custom` (`None`: the path does not exist).
@@ -86,23 +65,8 @@ pub(super) fn ownership(
     secret: &SecretRef,
     custom: Option<&BTreeMap<String, String>>,
 ) -> Result<Ownership, StoreError> {
-    let Some(custom) = custom else {
-        return Ok(Ownership::Absent);
-    };
-    let not_owned = |owner: Option<String>| StoreError::NotOwned {
-        backend,
-        name: secret.name.clone(),
-        job: secret.job.clone(),
-        owner,
-    };
-    if custom.get(MANAGED_BY_KEY).map(String::as_str) != Some(MANAGED_BY) {
-        return if secret.adopt { Ok(Ownership::Adopted) } else { Err(not_owned(None)) };
-    }
-    match custom.get(JOB_KEY) {
-        Some(job) if *job == secret.job => Ok(Ownership::Owned),
-        // Managed by rotavault for another job (or for no job: a half-written claim): never adoptable.
-        owner => Err(not_owned(Some(owner.cloned().unwrap_or_default()))),
-    }
+    let owner = custom.map_or(Owner::Absent, |custom| Owner::of_tags(custom, Some(LEGACY_JOB_KEY)));
+    contract::check_owner(backend, secret, owner)
 }
 
 /// The ownership keys that make a path `job`'s.
@@ -130,13 +94,9 @@ pub(super) fn after_write(
             patch.insert(key.clone(), None);
         }
     }
-    patch.insert(version_key(version), Some(encode(metadata)));
-    let id = metadata.rotation_id.as_ref().map_or("imported", RotationId::as_str);
-    patch.insert(ROTATION_ID_KEY.to_owned(), Some(id.to_owned()));
-    patch.insert(
-        ROTATED_AT_KEY.to_owned(),
-        Some(metadata.rotated_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-    );
+    patch.insert(version_key(version), Some(metadata.encode()));
+    patch.insert(ROTATION_ID_KEY.to_owned(), Some(metadata.rotation_text().to_owned()));
+    patch.insert(ROTATED_AT_KEY.to_owned(), Some(metadata.rotated_at_text()));
     patch.insert(GENERATION_KEY.to_owned(), Some(metadata.generation.to_string()));
     patch
 }
@@ -170,7 +130,7 @@ pub(super) fn pending_data(
         (STATE_FIELD.to_owned(), Value::String(PENDING.to_owned())),
         (ID_FIELD.to_owned(), Value::String(rotation_id.as_str().to_owned())),
         (VALUE_FIELD.to_owned(), Value::String(value.expose().to_owned())),
-        (METADATA_FIELD.to_owned(), Value::String(encode(metadata))),
+        (METADATA_FIELD.to_owned(), Value::String(metadata.encode())),
     ])
 }
 
@@ -193,7 +153,7 @@ pub(super) fn read_pending(data: &Map<String, Value>) -> Result<Option<Pending>,
         return Ok(None);
     }
     let rotation_id = RotationId::parse(text(ID_FIELD)?)?;
-    let metadata = decode(text(METADATA_FIELD)?)?;
+    let metadata = Metadata::decode(text(METADATA_FIELD)?)?;
     let value = SecretValue::new(text(VALUE_FIELD)?);
     Ok(Some(Pending { value, rotation_id, metadata }))
 }
@@ -208,36 +168,9 @@ mod tests {
     }
 
     #[test]
-    fn metadata_round_trips_with_and_without_a_rotation_id() {
-        let id = RotationId::new();
-        for m in [Metadata::new(Some(id), at(), 7), Metadata::new(None, at(), 0)] {
-            let text = encode(&m);
-            assert!(text.len() <= 512, "a custom_metadata value is at most 512 bytes");
-            assert_eq!(decode(&text), Ok(m));
-        }
-    }
-
-    #[test]
-    fn the_encoding_is_readable() {
-        let id = RotationId::parse("0f8e6f5a-3c2b-4d1e-9f00-112233445566").expect("an id");
-        assert_eq!(
-            encode(&Metadata::new(Some(id), at(), 3)),
-            "3/2026-03-01T12:30:15Z/0f8e6f5a-3c2b-4d1e-9f00-112233445566"
-        );
-        assert_eq!(encode(&Metadata::new(None, at(), 1)), "1/2026-03-01T12:30:15Z/imported");
-    }
-
-    #[test]
-    fn garbage_is_refused_with_a_reason() {
-        for text in [
-            "",
-            "1/2",
-            "x/2026-03-01T12:30:15Z/imported",
-            "1/yesterday/imported",
-            "1/2026-03-01T12:30:15Z/short",
-        ] {
-            assert!(decode(text).is_err(), "{text}");
-        }
+    fn metadata_fits_a_custom_metadata_value() {
+        let m = Metadata::new(Some(RotationId::new()), at(), u64::MAX);
+        assert!(m.encode().len() <= 512, "a custom_metadata value is at most 512 bytes");
     }
 
     #[test]
@@ -252,7 +185,7 @@ mod tests {
     fn a_write_prunes_all_but_current_and_previous() {
         let mut existing = claim("job-a");
         for v in [1, 2, 3] {
-            existing.insert(version_key(v), encode(&Metadata::new(None, at(), v)));
+            existing.insert(version_key(v), Metadata::new(None, at(), v).encode());
         }
         existing.insert("owner-team".into(), "payments".into());
         let m = Metadata::new(Some(RotationId::new()), at(), 4);
@@ -260,7 +193,7 @@ mod tests {
         assert_eq!(patch.get("v1"), Some(&None));
         assert_eq!(patch.get("v2"), Some(&None));
         assert!(!patch.contains_key("v3"), "the previous version's key stays");
-        assert_eq!(patch.get("v4"), Some(&Some(encode(&m))));
+        assert_eq!(patch.get("v4"), Some(&Some(m.encode())));
         assert!(!patch.contains_key("owner-team"), "keys that are not rotavault's are left alone");
         assert_eq!(patch.get(MANAGED_BY_KEY), Some(&Some(MANAGED_BY.to_owned())));
         assert_eq!(patch.get("generation"), Some(&Some("4".to_owned())));
@@ -276,12 +209,19 @@ mod tests {
             ownership("t", &mine, Some(&foreign)),
             Err(StoreError::NotOwned { owner: None, .. })
         ));
-        assert_eq!(ownership("t", &mine.clone().adopting(), Some(&foreign)), Ok(Ownership::Adopted));
+        assert_eq!(ownership("t", &mine.clone().adopting(), Some(&foreign)), Ok(Ownership::Adoptable));
         let theirs = claim("job-b");
         assert!(matches!(
-            ownership("t", &mine.adopting(), Some(&theirs)),
+            ownership("t", &mine.clone().adopting(), Some(&theirs)),
             Err(StoreError::NotOwned { owner: Some(_), .. })
         ));
+        // A path claimed before the job key was spelled `rotavault-job`.
+        let legacy = BTreeMap::from([
+            (MANAGED_BY_KEY.to_owned(), MANAGED_BY.to_owned()),
+            (LEGACY_JOB_KEY.to_owned(), "job-a".to_owned()),
+        ]);
+        assert_eq!(ownership("t", &mine, Some(&legacy)), Ok(Ownership::Owned));
+        assert!(claim("job-a").contains_key(JOB_KEY) && !claim("job-a").contains_key(LEGACY_JOB_KEY));
     }
 
     #[test]

@@ -31,11 +31,10 @@ mod write;
 
 use super::{Capabilities, Metadata, Pending, SecretRef, Store, StoreError, Stored};
 use crate::secret::SecretValue;
-use crate::secret::redact::Redactor;
 use crate::store::RotationId;
+use crate::store::contract::Ownership;
 use async_trait::async_trait;
 use client::{Api, Http, KeyMetadata};
-use metadata::Ownership;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -138,7 +137,7 @@ impl Opened {
         else {
             return Ok(None);
         };
-        metadata::decode(text)
+        Metadata::decode(text)
             .map(Some)
             .map_err(|e| invalid(format!("custom_metadata of version {version}: {e}")))
     }
@@ -230,7 +229,7 @@ impl VaultStore {
             metadata::value_of(&data).map_err(|e| invalid(format!("version {version} of `{name}`: {e}")))?;
         let metadata = match opened.recorded(version)? {
             Some(m) => m,
-            None => metadata::synthesized(opened.meta.as_ref().and_then(|m| m.created(version))),
+            None => Metadata::synthesized(opened.meta.as_ref().and_then(|m| m.created(version))),
         };
         Ok(Stored { value, metadata })
     }
@@ -256,6 +255,8 @@ impl Store for VaultStore {
             durable: true,
             // Promote is a write of PATH, a metadata patch and a write of the companion (safe to repeat).
             atomic_promote: false,
+            // The companion is written with check-and-set on the version the stage read.
+            exclusive_stage: true,
             // KV v2 keeps older versions (max_versions) readable by number.
             versioned: true,
         }
@@ -285,9 +286,7 @@ impl Store for VaultStore {
         rotation_id: &RotationId,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        self.stage_value(secret, value, rotation_id, metadata)
-            .await
-            .map_err(|e| e.redacted(&Redactor::new(&[value])))
+        self.stage_value(secret, value, rotation_id, metadata).await.map_err(|e| e.without_value(value))
     }
 
     #[tracing::instrument(skip_all, fields(backend = BACKEND, name = %secret.name, rotation_id = %rotation_id))]
@@ -307,7 +306,7 @@ impl Store for VaultStore {
         value: &SecretValue,
         metadata: &Metadata,
     ) -> Result<(), StoreError> {
-        self.write_value(secret, value, metadata).await.map_err(|e| e.redacted(&Redactor::new(&[value])))
+        self.write_value(secret, value, metadata).await.map_err(|e| e.without_value(value))
     }
 
     /// Asks Vault what the token may do on the mount (`sys/capabilities-self`), which changes nothing: data

@@ -3,10 +3,12 @@
 //! Every write to a data path carries `options.cas`: the version rotavault read just before. KV v2 applies a
 //! write only if the path is still at that version, so of two writers that read the same state exactly one
 //! wins and the other gets `Conflict` (the contract's "a compare-and-set lost"), whatever they were doing
-//! (two stagers, two promoters, a promote and a `write_current`).
+//! (two stagers, two promoters, a promote and a `write_current`). For two stages that is the companion's
+//! write: both read its version (0 while it has none; claiming it first writes only metadata, never a
+//! version) and only one write of a pending value carries a `cas` that still matches.
 //!
 //! Order matters where a crash can cut a sequence:
-//! - A path is **claimed** (`managed-by`, `job` in `custom_metadata`) before its first version is written, so a
+//! - A path is **claimed** (`managed-by`, `rotavault-job` in `custom_metadata`) before its first version is written, so a
 //!   value rotavault wrote never looks foreign.
 //! - **promote(R)** writes `PATH`, then records the metadata of the new version, then clears the companion.
 //!   Cut after the write, a retry finds pending R and R already current (or, cut before the metadata, a current
@@ -16,10 +18,10 @@
 //!   returned, so a loser of the race never records anything; custom_metadata is changed by merge-patch, so
 //!   two writers that both won (one after the other) do not erase each other's keys.
 
-use super::metadata::{self, Ownership};
+use super::metadata;
 use super::{BACKEND, Companion, Opened, VaultStore};
 use crate::secret::SecretValue;
-use crate::secret::redact::Redactor;
+use crate::store::contract::{self, Next, Ownership, PendingView};
 use crate::store::{Metadata, RotationId, SecretRef, StoreError};
 
 fn conflict(detail: String) -> StoreError {
@@ -40,20 +42,12 @@ impl VaultStore {
         let name = self.path(secret)?;
         let opened = self.open(secret).await?;
         let companion = self.companion(secret).await?;
-        match &companion.pending {
-            Some(p) if p.rotation_id == *rotation_id && p.value == *value => return Ok(()),
-            Some(p) if p.rotation_id == *rotation_id => {
-                return Err(conflict(format!(
-                    "rotation {rotation_id} is already pending for `{name}` with another value"
-                )));
-            }
-            Some(p) => {
-                return Err(conflict(format!(
-                    "rotation {} is pending for `{name}`; cannot stage rotation {rotation_id}",
-                    p.rotation_id
-                )));
-            }
-            None => {}
+        let view = companion
+            .pending
+            .as_ref()
+            .map(|p| PendingView { rotation_id: p.rotation_id.as_str(), same_value: p.value == *value });
+        if contract::stage(BACKEND, name, rotation_id, view)? == Next::Nothing {
+            return Ok(());
         }
         self.claim(secret, &opened).await?;
         let companion_name = self.companion_path(name);
@@ -82,21 +76,11 @@ impl VaultStore {
             None => None,
         };
         let current_is_r = recorded.as_ref().is_some_and(|m| m.rotation_id.as_ref() == Some(rotation_id));
-        let pending = match companion.pending {
-            None if current_is_r => return Ok(()),
-            None => {
-                return Err(StoreError::NotFound {
-                    backend: BACKEND,
-                    what: format!("pending rotation {rotation_id} for `{name}`"),
-                });
-            }
-            Some(p) if p.rotation_id != *rotation_id => {
-                return Err(conflict(format!(
-                    "rotation {} is pending for `{name}`, not {rotation_id}",
-                    p.rotation_id
-                )));
-            }
-            Some(p) => p,
+        let pending_id = companion.pending.as_ref().map(|p| p.rotation_id.as_str());
+        let next = contract::promote(BACKEND, name, rotation_id, pending_id, current_is_r)?;
+        // The rules ask for a write only of what is pending.
+        let (Next::Write, Some(pending)) = (next, companion.pending) else {
+            return Ok(());
         };
         // Was `PATH` already written by a promote that was cut short? Then only finish it.
         let written = match current {
@@ -120,7 +104,7 @@ impl VaultStore {
                     StoreError::Conflict { .. } => conflict(format!(
                         "`{name}` changed while rotation {rotation_id} was promoted; it stays pending"
                     )),
-                    other => other.redacted(&Redactor::new(&[&pending.value])),
+                    other => other.without_value(&pending.value),
                 })?;
             self.record(secret, &opened, version, &pending.metadata).await?;
         }
@@ -136,13 +120,10 @@ impl VaultStore {
         let name = self.path(secret)?;
         self.open(secret).await?;
         let companion = self.companion(secret).await?;
-        match &companion.pending {
-            None => Ok(()),
-            Some(p) if p.rotation_id != *rotation_id => Err(conflict(format!(
-                "rotation {} is pending for `{name}`, not {rotation_id}",
-                p.rotation_id
-            ))),
-            Some(_) => self.clear(secret, &companion, rotation_id, "discarded").await,
+        let pending_id = companion.pending.as_ref().map(|p| p.rotation_id.as_str());
+        match contract::discard(BACKEND, name, rotation_id, pending_id)? {
+            Next::Nothing => Ok(()),
+            Next::Write => self.clear(secret, &companion, rotation_id, "discarded").await,
         }
     }
 
@@ -174,7 +155,7 @@ impl VaultStore {
         match opened.ownership {
             Ownership::Owned => Ok(()),
             Ownership::Absent => self.api.create_metadata(name, &metadata::claim(&secret.job), None).await,
-            Ownership::Adopted => {
+            Ownership::Adoptable => {
                 let patch = metadata::claim(&secret.job).into_iter().map(|(k, v)| (k, Some(v))).collect();
                 self.api.patch_metadata(name, &patch).await?;
                 tracing::info!(job = %secret.job, "adopted a path rotavault did not create");

@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 /// The backend name of the AWS store, known to the config even when the backend is not built in.
 pub const AWS_BACKEND: &str = "aws_secrets_manager";
 const MANAGED_BY_TAG: &str = "managed-by";
+/// The job's tag, as every backend writes it (`store::contract::JOB_KEY`, which exists only with a tagging
+/// backend's feature).
+const JOB_TAG: &str = "rotavault-job";
 /// The backend name of the Vault / OpenBao store, known to the config even when the backend is not built in.
 pub const VAULT_BACKEND: &str = "hashicorp_vault";
 /// The backend name of the Azure store, known to the config even when the backend is not built in.
@@ -149,12 +152,16 @@ pub(super) fn build(
                 ));
             }
             for key in schema.tags.keys() {
-                if key == MANAGED_BY_TAG || key.starts_with("rotavault:") || key.starts_with("aws:") {
+                if key == MANAGED_BY_TAG
+                    || key == JOB_TAG
+                    || key.starts_with("rotavault:")
+                    || key.starts_with("aws:")
+                {
                     return Err(doc.error(
                         &at.key("tags").key(key),
                         format!(
-                            "the tag `{key}` is reserved: expected a tag of your own (rotavault writes `managed-by` \
-                             and `rotavault:*`; AWS reserves `aws:*`)"
+                            "the tag `{key}` is reserved: expected a tag of your own (rotavault writes `managed-by`, \
+                             `{JOB_TAG}` and `rotavault:*`; AWS reserves `aws:*`)"
                         ),
                     ));
                 }

@@ -148,6 +148,12 @@ fn aws_settings_and_secret_names_are_checked() {
         &["reserved"],
     );
     error(
+        &AWS.replace("team = \"msp\"", "rotavault-job = \"other\""),
+        5,
+        "stores.aws.tags.rotavault-job",
+        &["reserved", "`rotavault-job`"],
+    );
+    error(
         &AWS.replace("region = \"eu-west-1\"", "endpoint_url = \"localhost:5000\""),
         3,
         "stores.aws.endpoint_url",

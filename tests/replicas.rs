@@ -27,10 +27,9 @@ use rotavault::runtime::Runtime;
 use rotavault::sandbox::{Api, Call, Fault, FaultAction, Sandbox, Seed};
 use rotavault::schedule::SystemClock;
 use rotavault::store::SecretRef;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, mpsc};
+use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::lease_api::LeaseApi;
 use tokio_util::sync::CancellationToken;
@@ -227,23 +226,7 @@ max_age = "30d"
     }
 
     fn start(&self, replica: &str) -> Daemon {
-        let mut child = self
-            .command(replica, &["--log-format", "json", "run"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the daemon starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon { child, lines, dead: false }
+        Daemon::spawn(self.command(replica, &["--log-format", "json", "run"]))
     }
 
     fn violation(&mut self, what: String) {

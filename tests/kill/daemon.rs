@@ -1,7 +1,8 @@
 //! A `rotavault run` process under test: started with its JSON log on a pipe, read line by line by a thread, and
 //! killed by its PID (SIGKILL, or SIGTERM with a bounded wait).
 
-use std::process::{Child, Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,26 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `command` (a `rotavault ... run`) with its standard error read line by line on a thread of its own.
+    pub fn spawn(mut command: Command) -> Daemon {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the daemon starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines, dead: false }
+    }
+
     pub fn sigkill(&mut self) {
         if !self.dead {
             let _ = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status();

@@ -12,10 +12,8 @@ use aws_sdk_secretsmanager::Client;
 use rotavault::sandbox::{Call, Fault, FaultAction, Sandbox, Seed};
 use rotavault::store::file::{FileStore, IdentitySource};
 use rotavault::store::{SecretRef, Store};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -273,23 +271,7 @@ stores = [ {{ store = "local", name = "{API_FILE_NAME}" }}, {{ store = "aws", na
     }
 
     pub fn start_daemon(&self) -> Daemon {
-        let mut child = self
-            .command(&["--log-format", "json", "run"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the daemon starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon { child, lines, dead: false }
+        Daemon::spawn(self.command(&["--log-format", "json", "run"]))
     }
 
     pub fn violation(&mut self, what: String) {

@@ -1,7 +1,9 @@
 //! `rotavault run`: builds the runtime, turns SIGTERM and SIGINT into the shutdown token, and hands over to the
 //! daemon ([`crate::daemon`]), which exits 0 once every rotation in flight has ended. SIGHUP reloads the
 //! configuration (`daemon::reload`); under systemd the process says when it is ready, stopping or reloading
-//! (`daemon::systemd`).
+//! (`daemon::systemd`). With `[lease] kind = "kubernetes"` it stands by until this replica holds the Lease
+//! (`cli::replicas`), and exits 75 when it stops leading before it was asked to stop (lost, or handed over), for
+//! the orchestrator to start it again as a standby.
 
 use super::{CliError, exit};
 use crate::config::Config;

@@ -493,3 +493,27 @@ fn status_shows_the_diverged_mark_the_leader_shared() {
     let admin = jobs.as_array().expect("array").iter().find(|j| j["job"] == "admin").expect("admin job");
     assert_eq!(admin["state"], "ok", "{admin}");
 }
+
+/// SIGHUP: a reload keeps the process's shared state (the lease goes on writing it) and refuses a changed
+/// `[lease]`, which only a restart can take.
+#[test]
+fn a_reload_keeps_the_shared_state_and_refuses_a_changed_lease() {
+    let world = World::new();
+    let path = world.config("a");
+    let config = rotavault::config::load(&path).expect("config");
+    world.rt.block_on(async {
+        let runtime =
+            Runtime::build(config, Arc::new(SystemClock), CancellationToken::new()).await.expect("runtime");
+        let next = rotavault::daemon::reload::reload(&path, &runtime, CancellationToken::new())
+            .await
+            .expect("the same config reloads");
+        let (now, then) = (runtime.shared.as_ref().expect("shared"), next.shared.as_ref().expect("shared"));
+        assert!(Arc::ptr_eq(now, then), "the reloaded runtime keeps the shared state");
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, text.replace("duration = \"2s\"", "duration = \"3s\"")).expect("write");
+        let err = rotavault::daemon::reload::reload(&path, &runtime, CancellationToken::new())
+            .await
+            .expect_err("a changed lease");
+        assert!(err.to_string().contains("[lease] changed"), "{err}");
+    });
+}

@@ -247,7 +247,7 @@ impl Runtime {
         }
     }
 
-    /// Emits an age warning for `job` if its secret (rotated at `rotated_at`) is within `[audit] warn_before` of
+    /// Emits an age warning for `job` if its secret (rotated at `rotated_at`) is within `[policy] warn_before` (by default a tenth) of
     /// its `max_age` and `rotates_by` (the next planned rotation; `None` when none is expected to succeed) comes
     /// too late; once per secret version. The daemon calls it each time it works out when a job is due.
     pub fn warn_age(
@@ -258,7 +258,7 @@ impl Runtime {
         now: DateTime<Utc>,
     ) {
         let (Some(rotated_at), Some(max_age)) = (rotated_at, job.max_age) else { return };
-        let warn_before = self.config.audit.warn_before;
+        let warn_before = self.config.warn_before(max_age);
         if let Some(event) =
             self.age_warnings.check(&job.job.name, rotated_at, max_age, warn_before, rotates_by, now)
         {

@@ -39,7 +39,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use audit::{AuditConfig, DEFAULT_WARN_BEFORE};
+pub use audit::AuditConfig;
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
 pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookConfig};
@@ -84,6 +84,14 @@ pub struct Config {
     pub notify: BTreeMap<String, NotifyConfig>,
     /// Every file a store, target or job names, for `check` to prove present.
     pub files: Vec<NamedFile>,
+}
+
+impl Config {
+    /// How long before a secret of a job with `max_age` reaches it an age warning is raised: `[policy]
+    /// warn_before`, else its older place `[audit] warn_before`, else a tenth of `max_age`.
+    pub fn warn_before(&self, max_age: std::time::Duration) -> std::time::Duration {
+        self.policy.warn_before.or(self.audit.warn_before).unwrap_or(max_age / 10)
+    }
 }
 
 /// Whether a config without any job is accepted. Every command that acts refuses one (a daemon with nothing to do

@@ -21,6 +21,12 @@ pub struct GlobalPolicy {
     pub min_length: Option<usize>,
     /// No generated secret contains any of these.
     pub forbidden: BTreeSet<char>,
+    /// How long before a secret reaches its job's `max_age` an age warning is raised; `None`: a tenth of that
+    /// `max_age` (see `Config::warn_before`).
+    pub warn_before: Option<Duration>,
+    /// Every job's secret rules must give generated secrets at least this strength
+    /// ([`SecretPolicy::strength_bits`]).
+    pub min_strength_bits: Option<u32>,
 }
 
 impl GlobalPolicy {
@@ -33,6 +39,9 @@ impl GlobalPolicy {
         }
     }
 }
+
+/// The most bits `min_strength_bits` may ask for: more than any 4,096-character secret could have is a typo.
+const MAX_STRENGTH_BITS: u32 = 4096;
 
 /// The longest `max_age`, for `[policy]` and for every job: a secret kept longer than two years is not rotated in
 /// any sense a policy means, and a typo of unit (`"90M"` for `"90d"`) lands above it.
@@ -53,9 +62,34 @@ pub(super) fn build(doc: &Document<'_>, schema: PolicySchema) -> Result<GlobalPo
             format!("{n} is not a usable minimum length: expected 1 to {longest} characters"),
         ));
     }
+    let warn_before =
+        nonzero(doc, &at.key("warn_before"), schema.warn_before, super::audit::WARN_BEFORE_LIMIT)?;
+    if let (Some(warn), Some(max)) = (warn_before, max_age)
+        && warn >= max
+    {
+        return Err(doc.error(
+            &at.key("warn_before"),
+            format!(
+                "{} is not shorter than `max_age` ({}): every secret would be warned about as soon as it is \
+                 rotated; expected less than `max_age` (by default a tenth of each job's max_age)",
+                super::duration::display(warn),
+                super::duration::display(max)
+            ),
+        ));
+    }
+    if let Some(bits) = schema.min_strength_bits
+        && !(1..=MAX_STRENGTH_BITS).contains(&bits)
+    {
+        return Err(doc.error(
+            &at.key("min_strength_bits"),
+            format!("{bits} is not a usable strength: expected 1 to {MAX_STRENGTH_BITS} bits (128 is a common goal)"),
+        ));
+    }
     Ok(GlobalPolicy {
         max_age,
         min_length: schema.min_length,
         forbidden: schema.forbidden.as_deref().map(char_set).unwrap_or_default(),
+        warn_before,
+        min_strength_bits: schema.min_strength_bits,
     })
 }

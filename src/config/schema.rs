@@ -72,6 +72,8 @@ pub(super) struct PolicySchema {
     pub max_age: Option<ConfigDuration>,
     pub min_length: Option<usize>,
     pub forbidden: Option<String>,
+    pub warn_before: Option<ConfigDuration>,
+    pub min_strength_bits: Option<u32>,
 }
 
 /// `[rotation]`: engine settings; every key has a default.

@@ -83,8 +83,8 @@ pub(super) fn effective(
         policy.length = length;
     }
 
+    let where_ = if secret.is_some() { &at } else { job_at };
     policy.validate().map_err(|err| {
-        let where_ = if secret.is_some() { &at } else { job_at };
         doc.error(
             where_,
             format!(
@@ -93,5 +93,20 @@ pub(super) fn effective(
             ),
         )
     })?;
+    if let Some(min) = global.min_strength_bits {
+        let bits = policy.strength_bits();
+        if bits < min {
+            return Err(doc.error(
+                where_,
+                format!(
+                    "the secret rules give {bits} bits ({} characters from {} possible, with the rules of target \
+                     `{target_name}`, [policy] and [{at}] combined): expected at least {min} ([policy] \
+                     min_strength_bits); set a longer `length` or a larger `alphabet`",
+                    policy.length,
+                    policy.charset().len()
+                ),
+            ));
+        }
+    }
     Ok(policy)
 }

@@ -82,6 +82,13 @@ pub(super) fn build(
     job::link_admins(doc, &mut targets, &jobs)?;
 
     let audit = audit::build(doc, schema.audit, base)?;
+    if policy.warn_before.is_some() && audit.warn_before.is_some() {
+        return Err(doc.error(
+            &root.key("audit").key("warn_before"),
+            "`[audit] warn_before` is the older place of `[policy] warn_before`, which is set too: expected it in \
+             [policy] only",
+        ));
+    }
     let lease = lease::build(doc, schema.lease, &stores)?;
     let mut sinks = BTreeMap::new();
     for (name, kind) in schema.notify {

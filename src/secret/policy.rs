@@ -134,6 +134,33 @@ impl SecretPolicy {
         self.charset().into_iter().filter(|&c| CharClass::of(c) == class).collect()
     }
 
+    /// The strength `generate` guarantees, in bits: a lower bound of the entropy of what it draws. Each positional
+    /// rule's position is drawn from its class, each required class or group (the smallest classes, for
+    /// `min_groups`) from its own, every other position from the whole charset; given where the rules landed,
+    /// those draws are uniform and independent, so the entropy is at least the sum of their logarithms. Rounded
+    /// down. Zero for a policy `validate` refuses.
+    pub fn strength_bits(&self) -> u32 {
+        if self.validate().is_err() {
+            return 0;
+        }
+        let bits = |n: usize| (n.max(1) as f64).log2();
+        let mut constrained: Vec<f64> =
+            self.positions.iter().map(|rule| bits(self.class_chars(rule.class).len())).collect();
+        constrained.extend(self.require.iter().map(|&class| bits(self.class_chars(class).len())));
+        let mut groups: Vec<usize> = [CharClass::Upper, CharClass::Lower, CharClass::Digit]
+            .into_iter()
+            .map(|g| self.class_chars(g).len())
+            .filter(|&n| n > 0)
+            .collect();
+        groups.sort_unstable();
+        constrained.extend(groups.into_iter().take(self.min_groups).map(bits));
+        let free = self.length.saturating_sub(constrained.len());
+        let total =
+            constrained.iter().take(self.length).sum::<f64>() + free as f64 * bits(self.charset().len());
+        // Whole bits, never more than the sum: the small float error of the logarithms rounds down.
+        total.floor() as u32
+    }
+
     /// Proves that at least one secret of `length` meets every rule, so that generation cannot fail.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let fail = |m: String| Err(PolicyError::Unsatisfiable(m));
@@ -412,6 +439,37 @@ mod tests {
             positions: vec![PositionRule { class: CharClass::Special, from: 2, to: 6 }],
             ..SecretPolicy::default()
         }
+    }
+
+    #[test]
+    fn strength_is_the_sum_of_what_each_position_is_drawn_from() {
+        // 32 of the 94 printable characters: 32 × log2(94) = 209.7.
+        assert_eq!(SecretPolicy::default().strength_bits(), 209);
+        let digits =
+            SecretPolicy { length: 12, alphabet: Some(('0'..='9').collect()), ..SecretPolicy::default() };
+        assert_eq!(digits.strength_bits(), 39, "12 × log2(10) = 39.9");
+        // A special character in positions 2-6 (31 of the 93 allowed), two groups (the smallest two: 10 digits
+        // and 26 letters), 17 more from all 93: 4.95 + 3.32 + 4.70 + 17 × 6.54 = 124.2.
+        assert_eq!(autotask_like(20).strength_bits(), 124);
+        let impossible = SecretPolicy { length: 3, min_groups: 3, alphabet: Some(['a'].into()), ..digits };
+        assert_eq!(impossible.strength_bits(), 0, "a policy that cannot be met guarantees nothing");
+    }
+
+    /// The bound is never above what generation really draws: a tiny policy, sampled until every string it can
+    /// make has likely appeared, makes at least 2^bits different strings.
+    #[test]
+    fn strength_never_claims_more_than_generation_gives() {
+        let tiny = SecretPolicy {
+            length: 3,
+            alphabet: Some(['a', 'b', '1'].into()),
+            require: [CharClass::Digit].into(),
+            ..SecretPolicy::default()
+        };
+        let bits = tiny.strength_bits();
+        assert_eq!(bits, 3, "log2(1) + 2 × log2(3) = 3.2");
+        let seen: std::collections::BTreeSet<String> =
+            (0..3000).map(|_| tiny.generate().expect("generate").expose().to_owned()).collect();
+        assert!(seen.len() >= 1 << bits, "{} strings seen, {bits} bits claimed", seen.len());
     }
 
     fn class_strategy() -> impl Strategy<Value = CharClass> {

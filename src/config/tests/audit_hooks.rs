@@ -6,17 +6,29 @@ use crate::hooks::CommandHook;
 use std::time::Duration;
 
 #[test]
-fn audit_defaults_to_the_log_only_and_a_seven_day_warning() {
+fn audit_defaults_to_the_log_only_and_the_age_warning_to_a_tenth_of_max_age() {
     let config = valid(MINIMAL);
     assert_eq!(config.audit.path, None);
-    assert_eq!(config.audit.warn_before, Duration::from_secs(7 * 86_400));
-    let config = valid(&format!("[audit]\npath = \"audit.jsonl\"\nwarn_before = \"3d\"\n{MINIMAL}"));
+    assert_eq!(config.warn_before(Duration::from_secs(30 * 86_400)), Duration::from_secs(3 * 86_400));
+    assert_eq!(config.warn_before(Duration::from_secs(90 * 86_400)), Duration::from_secs(9 * 86_400));
+    // The older place is still read.
+    let config = valid(&format!("[audit]\npath = \"audit.jsonl\"\nwarn_before = \"5d\"\n{MINIMAL}"));
     assert_eq!(
         config.audit.path.as_deref(),
         Some(Path::new("/etc/rotavault/audit.jsonl")),
         "relative to the file"
     );
-    assert_eq!(config.audit.warn_before, Duration::from_secs(3 * 86_400));
+    assert_eq!(config.warn_before(Duration::from_secs(30 * 86_400)), Duration::from_secs(5 * 86_400));
+    let config = valid(&format!("[policy]\nwarn_before = \"2d\"\n{MINIMAL}"));
+    assert_eq!(config.warn_before(Duration::from_secs(30 * 86_400)), Duration::from_secs(2 * 86_400));
+}
+
+#[test]
+fn warn_before_is_set_in_one_place_and_shorter_than_max_age() {
+    let both = format!("[policy]\nwarn_before = \"2d\"\n\n[audit]\nwarn_before = \"3d\"\n{MINIMAL}");
+    error(&both, 5, "audit.warn_before", &["older place of `[policy] warn_before`"]);
+    let long = format!("[policy]\nmax_age = \"30d\"\nwarn_before = \"30d\"\n{MINIMAL}");
+    error(&long, 3, "policy.warn_before", &["not shorter than `max_age`"]);
 }
 
 #[test]

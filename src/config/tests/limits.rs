@@ -16,6 +16,7 @@ const BOUNDS: &[(&str, &str, &str)] = &[
     ("rotation.propagation_grace", "[rotation]\npropagation_grace = \"25h\"\n", "1d"),
     ("rotation.failed_login_window", "[rotation]\nfailed_login_window = \"8d\"\n", "7d"),
     ("audit.warn_before", "[audit]\nwarn_before = \"91d\"\n", "90d"),
+    ("policy.warn_before", "[policy]\nwarn_before = \"91d\"\n", "90d"),
 ];
 
 #[test]

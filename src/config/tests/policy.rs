@@ -194,3 +194,21 @@ fn verify_attempts_are_limited_to_protect_the_lockout_counter() {
     }
     assert_eq!(valid_without_jobs("[rotation]\nverify_attempts = 10\n").rotation.verify_attempts, 10);
 }
+
+#[test]
+fn min_strength_bits_refuses_a_job_whose_secret_rules_cannot_give_it() {
+    let strong = format!("[policy]\nmin_strength_bits = 128\n{MINIMAL}");
+    valid(&strong);
+    let weak = strong
+        .replace("[jobs.webhook]\n", "[jobs.webhook]\nsecret = { length = 12, alphabet = \"0123456789\" }\n");
+    let err = load(&weak).expect_err("39 bits");
+    assert_eq!(err.key.as_deref(), Some("jobs.webhook.secret"), "{err}");
+    assert!(err.message.contains("the secret rules give 39 bits"), "{err}");
+    assert!(err.message.contains("expected at least 128 ([policy] min_strength_bits)"), "{err}");
+    error(
+        &format!("[policy]\nmin_strength_bits = 0\n{MINIMAL}"),
+        2,
+        "policy.min_strength_bits",
+        &["expected 1 to 4096"],
+    );
+}

@@ -89,6 +89,23 @@ pub(super) fn build(
              [policy] only",
         ));
     }
+    // A lead as long as a job's max_age would warn about every secret of it as soon as it is rotated.
+    if let Some(warn) = policy.warn_before.or(audit.warn_before) {
+        let place = if policy.warn_before.is_some() { "[policy]" } else { "[audit]" };
+        if let Some((name, max)) =
+            jobs.iter().find_map(|(name, job)| job.max_age.filter(|max| *max <= warn).map(|max| (name, max)))
+        {
+            return Err(doc.error(
+                &root.key("jobs").key(name).key("max_age"),
+                format!(
+                    "{} is not longer than {place} warn_before ({}): every secret of the job would be warned about \
+                     as soon as it is rotated; expected a longer max_age, or a shorter warn_before",
+                    super::duration::display(max),
+                    super::duration::display(warn)
+                ),
+            ));
+        }
+    }
     let lease = lease::build(doc, schema.lease, &stores)?;
     let mut sinks = BTreeMap::new();
     for (name, kind) in schema.notify {

@@ -29,6 +29,8 @@ fn warn_before_is_set_in_one_place_and_shorter_than_max_age() {
     error(&both, 5, "audit.warn_before", &["older place of `[policy] warn_before`"]);
     let long = format!("[policy]\nmax_age = \"30d\"\nwarn_before = \"30d\"\n{MINIMAL}");
     error(&long, 3, "policy.warn_before", &["not shorter than `max_age`"]);
+    let job = format!("[policy]\nwarn_before = \"30d\"\n{MINIMAL}");
+    error(&job, 12, "jobs.webhook.max_age", &["30d is not longer than [policy] warn_before (30d)"]);
 }
 
 #[test]

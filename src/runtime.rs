@@ -7,7 +7,7 @@ use crate::lockout::LockoutGuard;
 use crate::notify::Notifier;
 use crate::rotation::state::StateDir;
 use crate::rotation::{Engine, Job, JobStore};
-use crate::schedule::{Clock, Schedule};
+use crate::schedule::{Blackout, Clock, Due, Held, Schedule, hold, next_due};
 use crate::secret::SecretPolicy;
 use crate::shared::SharedState;
 use crate::store::file::FileStore;
@@ -37,6 +37,23 @@ pub struct ScheduledJob {
     pub target: Arc<str>,
     pub schedule: Option<Schedule>,
     pub max_age: Option<Duration>,
+    /// The windows in which its scheduled rotations do not start: the global ones (shared by every job that has
+    /// none of its own) and its own. `None`: no window.
+    pub blackouts: Option<Arc<[Blackout]>>,
+}
+
+impl ScheduledJob {
+    /// When the job is next due, from the age of its secret: [`next_due`], moved past any blackout window (read in
+    /// the schedule's time zone, UTC without one), with the window that moved it.
+    pub fn next_due(&self, rotated_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> (Due, Option<Held>) {
+        let mut due = next_due(&self.job.name, self.schedule.as_ref(), self.max_age, rotated_at, now);
+        let zone = self.schedule.as_ref().map_or(chrono_tz::Tz::UTC, Schedule::zone);
+        let held = self.blackouts.as_deref().and_then(|windows| hold(windows, zone, due.at));
+        if let Some(held) = &held {
+            due.at = held.until;
+        }
+        (due, held)
+    }
 }
 
 #[derive(Debug)]
@@ -174,6 +191,8 @@ impl Runtime {
             }
         }
 
+        let global: Option<Arc<[Blackout]>> =
+            (!config.blackouts.is_empty()).then(|| Arc::from(config.blackouts.as_slice()));
         let mut jobs = Vec::with_capacity(config.jobs.len());
         let target_names: BTreeMap<&str, Arc<str>> =
             config.targets.keys().map(|name| (name.as_str(), Arc::from(name.as_str()))).collect();
@@ -194,6 +213,11 @@ impl Runtime {
                 },
                 schedule: job.schedule.clone(),
                 max_age: job.max_age,
+                blackouts: if job.blackouts.is_empty() {
+                    global.clone()
+                } else {
+                    Some(config.blackouts.iter().chain(&job.blackouts).cloned().collect())
+                },
             });
         }
 

@@ -5,7 +5,6 @@
 use crate::lockout::LockoutGuard;
 use crate::rotation::state::{AttemptOutcome, JobState};
 use crate::runtime::{JobSummaries, Runtime, ScheduledJob};
-use crate::schedule::next_due;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -20,6 +19,9 @@ pub struct JobStatus {
     pub generation: Option<u64>,
     pub next_due: Option<DateTime<Utc>>,
     pub due_reason: Option<String>,
+    /// The blackout window that moved `next_due` to its end, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blackout: Option<String>,
     pub stores: Vec<StoreStatus>,
     pub last_error: Option<String>,
     /// What a person should do, when anything.
@@ -172,7 +174,7 @@ pub async fn job_status(
         ("ok", None)
     };
 
-    let due = next_due(&job.name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
+    let (due, held) = scheduled.next_due(rotated_at, now);
     JobStatus {
         job: job.name.clone(),
         state: state_name,
@@ -182,6 +184,9 @@ pub async fn job_status(
         generation,
         next_due: (state.diverged.is_none()).then_some(due.at),
         due_reason: (state.diverged.is_none()).then(|| due.reason.to_string()),
+        blackout: held
+            .filter(|_| state.diverged.is_none())
+            .map(|h| format!("held until {}: {}", h.until, h.window)),
         stores,
         last_error: store_error.or_else(|| state.last_attempt.as_ref().and_then(|a| a.error.clone())),
         action,

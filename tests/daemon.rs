@@ -196,14 +196,18 @@ async fn a_store_that_hangs_while_the_age_is_read_times_out_and_gives_way_to_sig
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_value_whose_apply_was_sent_is_settled_when_the_apply_horizon_ends_not_at_the_next_fire() {
+async fn a_value_whose_apply_was_sent_is_settled_when_the_apply_horizon_ends_even_in_a_blackout_window() {
     use rotavault::rotation::state::ApplyIntent;
     use rotavault::store::RotationId;
     let dir = tempfile::tempdir().expect("tempdir");
     let shutdown = CancellationToken::new();
     // A target that still takes the old value: the apply of the new one was sent just before a crash, and the
     // server carries it out a minute later.
-    let (runtime, target) = scripted_rig(dir.path(), &shutdown).await;
+    let (mut runtime, target) = scripted_rig(dir.path(), &shutdown).await;
+    // A change freeze over the whole test: settling a sent value is never held by it.
+    let day = |d: &str| d.parse::<chrono::NaiveDate>().expect("date");
+    let freeze = rotavault::schedule::Blackout::days(day("2026-05-31"), day("2026-06-30"), None);
+    runtime.jobs[0].blackouts = Some(Arc::from([freeze]));
     let job = runtime.jobs[0].job.clone();
     let id = RotationId::new();
     let js = &job.stores[0];
@@ -262,4 +266,79 @@ async fn a_rotation_past_apply_when_the_daemon_is_told_to_stop_runs_to_its_end()
     let current = js.store.current(&js.secret).await.expect("current").expect("a value");
     assert_eq!(current.metadata.generation, 2);
     assert_eq!(target.accepted().as_deref(), Some(current.value.expose()));
+}
+
+/// A scheduled rotation due inside a blackout window starts when the window ends, never inside it; a rotation held
+/// past its secret's max_age raises the age warning when the warning's lead begins.
+#[tokio::test(start_paused = true)]
+async fn a_rotation_due_in_a_blackout_window_waits_for_its_end_and_a_held_max_age_is_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shutdown = CancellationToken::new();
+    let audit = dir.path().join("audit.jsonl");
+    let source = format!(
+        r#"
+state_dir = "{state}"
+
+[audit]
+path = "{audit}"
+
+[[blackout]]
+cron = "0 9 * * *"
+duration = "8h"
+reason = "office hours"
+
+[stores.mem]
+kind = "memory"
+
+[targets.shared]
+kind = "generated"
+
+[jobs.hourly]
+target = "shared"
+stores = [ {{ store = "mem", name = "hourly" }} ]
+schedule = "0 * * * *"
+
+[jobs.aged]
+target = "shared"
+stores = [ {{ store = "mem", name = "aged" }} ]
+max_age = "10h"
+blackout = [ {{ cron = "0 5 * * *", duration = "20h" }} ]
+"#,
+        state = dir.path().join("state").display(),
+        audit = audit.display(),
+    );
+    let config = rotavault::config::parse(&source, &dir.path().join("config.toml")).expect("valid config");
+    let clock = Arc::new(TokioClock::starting_at(start()));
+    let runtime = Arc::new(Runtime::build(config, clock, shutdown.clone()).await.expect("runtime"));
+    let daemon = tokio::spawn(serve(runtime.clone(), shutdown.clone()));
+
+    // 00:30: both get their first secret at start-up (a job never rotated is not held: it has no secret yet).
+    tokio::time::sleep(Duration::from_secs(8 * 3600 + 35 * 60)).await; // 09:05
+    let at_nine = generation(&runtime, "hourly").await;
+    tokio::time::sleep(Duration::from_secs(7 * 3600 + 50 * 60)).await; // 16:55
+    assert_eq!(generation(&runtime, "hourly").await, at_nine, "no rotation inside the window");
+    tokio::time::sleep(Duration::from_secs(35 * 60)).await; // 17:30
+    assert_eq!(generation(&runtime, "hourly").await, at_nine + 1, "the held fire runs once when it ends");
+
+    // `aged`'s own window runs 05:00 to 01:00: its first secret waits for 01:00 (the window opened the day
+    // before). Max_age 10h makes it due at 11:00, inside the next window, so it is held to 01:00 the next day,
+    // past its max_age: the warning comes at 10:00, when its lead (a tenth of max_age, 1h) begins.
+    assert_eq!(generation(&runtime, "aged").await, 1, "held since 11:00");
+    let events = std::fs::read_to_string(&audit).expect("audit file");
+    let warning =
+        events.lines().find(|l| l.contains("age_warning") && l.contains("\"aged\"")).expect("a warning");
+    assert!(warning.contains(r#""time":"2026-06-01T10:00:00"#), "{warning}");
+    tokio::time::sleep(Duration::from_secs(7 * 3600)).await; // 00:30 the next day
+    assert_eq!(generation(&runtime, "aged").await, 1, "still inside its window");
+    tokio::time::sleep(Duration::from_secs(3600)).await; // 01:30
+    assert_eq!(generation(&runtime, "aged").await, 2, "rotated once its window ended");
+
+    let status = rotavault::status::statuses(&runtime, runtime.engine.clock().now()).await;
+    let of = |job: &str| status.iter().find(|s| s.job == job).expect("job");
+    let held = of("aged").blackout.clone().expect("status shows the window that holds it");
+    assert!(held.starts_with("held until 2026-06-03 01:00:00 UTC: `0 5 * * *` for 20h"), "{held}");
+    assert_eq!(of("hourly").blackout, None, "its next fire, 02:00, is outside every window");
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(600), daemon).await.expect("stops").expect("no panic");
 }

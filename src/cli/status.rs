@@ -59,6 +59,9 @@ pub(super) fn print_table<W: std::io::Write>(out: &mut Output<W>, all: &[JobStat
         if let Some(action) = &s.action {
             outln!(out, "{}: {action}", s.job);
         }
+        if let Some(blackout) = &s.blackout {
+            outln!(out, "{}: next rotation {blackout}", s.job);
+        }
         if let Some(hook) = &s.hook_failure {
             outln!(
                 out,

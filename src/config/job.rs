@@ -44,6 +44,8 @@ pub struct JobConfig {
     pub autotask: Option<AutotaskAccount>,
     /// Run in order once a new secret is current in every store.
     pub after_rotation: Vec<HookConfig>,
+    /// The job's own blackout windows (the global ones are in `Config::blackouts`).
+    pub blackouts: Vec<crate::schedule::Blackout>,
 }
 
 /// Which Autotask API user(s) a job rotates, and what it stores.
@@ -216,6 +218,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
     let base = doc.file().parent().unwrap_or(std::path::Path::new(""));
     let after_rotation =
         hooks::build(doc, &at.key("after_rotation"), base, std::mem::take(&mut job.after_rotation))?;
+    let blackouts = super::blackout::build(doc, &at.key("blackout"), std::mem::take(&mut job.blackout))?;
 
     Ok(JobConfig {
         name: name.to_owned(),
@@ -226,6 +229,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
         secret_policy,
         autotask,
         after_rotation,
+        blackouts,
     })
 }
 

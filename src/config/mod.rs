@@ -14,6 +14,7 @@
 //!   names, for `check` to find.
 
 mod audit;
+mod blackout;
 mod document;
 mod duration;
 mod error;
@@ -80,6 +81,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[lease]`: how replicas agree on which one runs the jobs.
     pub lease: LeaseConfig,
+    /// `[[blackout]]`: the windows in which no job's scheduled rotation starts (each job adds its own).
+    pub blackouts: Vec<crate::schedule::Blackout>,
     /// `[notify.NAME]`: notification sinks.
     pub notify: BTreeMap<String, NotifyConfig>,
     /// Every file a store, target or job names, for `check` to prove present.

@@ -36,6 +36,8 @@ pub(super) struct DocumentSchema {
     pub audit: AuditSchema,
     #[serde(default)]
     pub lease: super::lease::LeaseSchema,
+    #[serde(default)]
+    pub blackout: Vec<super::blackout::BlackoutSchema>,
 }
 
 /// `[audit]`: the audit file and the age warning's lead time.
@@ -246,6 +248,9 @@ pub(super) struct JobSchema {
     /// Reload hooks run once the new secret is current.
     #[serde(default)]
     pub after_rotation: Vec<HookSchema>,
+    /// Windows in which no scheduled rotation of this job starts, besides the global ones.
+    #[serde(default)]
+    pub blackout: Vec<super::blackout::BlackoutSchema>,
 }
 
 /// What an Autotask job stores.

@@ -10,8 +10,8 @@ use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::{DocumentSchema, JobSchema};
 use super::{
-    Config, GlobalPolicy, JobConfig, Jobs, StoreConfig, TargetConfig, audit, files, http, job, lease, notify,
-    policy, rotation_settings, store, target,
+    Config, GlobalPolicy, JobConfig, Jobs, StoreConfig, TargetConfig, audit, blackout, files, http, job,
+    lease, notify, policy, rotation_settings, store, target,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -107,6 +107,7 @@ pub(super) fn build(
         }
     }
     let lease = lease::build(doc, schema.lease, &stores)?;
+    let blackouts = blackout::build(doc, &root.key("blackout"), schema.blackout)?;
     let mut sinks = BTreeMap::new();
     for (name, kind) in schema.notify {
         let at = root.key("notify").key(&name);
@@ -130,6 +131,7 @@ pub(super) fn build(
         jobs,
         audit,
         lease,
+        blackouts,
         notify: sinks,
         files,
     })

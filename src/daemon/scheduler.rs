@@ -22,7 +22,7 @@ use super::health::HEARTBEAT_EVERY;
 use crate::rotation::state::JobState;
 use crate::rotation::{RotationError, Trigger};
 use crate::runtime::{JobSummaries, Runtime};
-use crate::schedule::{DueReason, next_due};
+use crate::schedule::DueReason;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -382,8 +382,24 @@ fn next_plan(
             return (at, Plan::Look);
         }
     };
-    let due = next_due(name, scheduled.schedule.as_ref(), scheduled.max_age, rotated_at, now);
+    let (due, held) = scheduled.next_due(rotated_at, now);
+    if let Some(held) = &held {
+        tracing::info!(job = %name, until = %held.until, window = %held.window, "due inside a blackout window: held until it ends");
+    }
+    // A rotation held past the warning's lead raises the age warning, as any rotation planned too late does.
     runtime.warn_age(scheduled, rotated_at, (plan.failures == 0).then_some(due.at), now);
+    // Held past the secret's max_age: look again when the warning's lead begins, so that it is raised then and not
+    // only once the window ends.
+    if held.is_some()
+        && let (Some(rotated_at), Some(max_age)) = (rotated_at, scheduled.max_age)
+    {
+        let lead = runtime.config.warn_before(max_age);
+        let expires = rotated_at + delta(max_age);
+        let warn_from = expires - delta(lead);
+        if due.at > expires && now < warn_from {
+            return (warn_from, Plan::Look);
+        }
+    }
     let mut at = due.at;
     if plan.failures > 0 {
         // Still due (the secret did not change), but not at once: back off.

@@ -18,6 +18,7 @@
 //! the night clocks go back) fires once, the first time; an interval or wildcard expression (`*/10 * * * *`) fires
 //! at each wall-clock time that exists, including both passes through a repeated hour.
 
+mod blackout;
 mod clock;
 mod cron;
 mod due;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use chrono_tz::Tz;
 
+pub use blackout::{Blackout, Held, hold};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use due::{Due, DueReason, next_due};
 
@@ -194,6 +196,11 @@ impl Schedule {
         let start = whole_second(fire).with_timezone(&self.zone);
         let fire = self.cron.find_previous_occurrence(&start, false).ok()?;
         Some(fire.with_timezone(&Utc))
+    }
+
+    /// The time zone its expression is read in (and a job's blackout windows).
+    pub fn zone(&self) -> Tz {
+        self.zone
     }
 
     /// The window given to [`Schedule::new`], or `None` if none or a zero one was given.

@@ -5,6 +5,7 @@
 mod apart;
 mod audit_hooks;
 mod autotask;
+mod blackout;
 mod example;
 mod files;
 mod jobs;

@@ -391,3 +391,107 @@ fn a_daemon_rotation_in_steady_state_makes_four_authenticated_requests_and_no_zo
     assert_eq!(status.code(), Some(0));
     assert_eq!(requests_since(&sandbox.zone, before), one_rotation(USER));
 }
+
+/// Every file under `dir`, with its bytes, in path order.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(next) = todo.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The sandbox's accounts as its inspection interface shows them: passwords, failed logins, locks.
+fn sandbox_accounts(zone: &str) -> String {
+    let base = zone.trim_end_matches("atservicesrest/");
+    reqwest::blocking_get(&format!("{base}_sandbox/resources"))
+}
+
+#[test]
+fn plan_says_what_a_rotation_would_do_and_changes_nothing_in_the_stores_or_the_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_sandbox(dir.path(), "api_admin");
+    let config = write_config(dir.path(), &sandbox.zone);
+    let out = run(&config, &["import", "admin", "--no-rotate"], Some(&format!("{ADMIN_PASSWORD}\n")));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&config, &["import", "api", "--no-rotate"], Some("Api#user-initial-1\n"));
+    assert!(out.status.success(), "{}", text(&out));
+    // A change freeze over the next 40 days holds every job (each is due in 30, by its max_age).
+    let today = chrono::Utc::now().date_naive();
+    let mut source = std::fs::read_to_string(&config).expect("config");
+    source.push_str(&format!(
+        "\n[[blackout]]\nfrom = \"{}\"\nto = \"{}\"\nreason = \"freeze\"\n",
+        today.pred_opt().expect("yesterday"),
+        today + chrono::Days::new(40)
+    ));
+    std::fs::write(&config, source).expect("config");
+
+    let stores = files_under(&dir.path().join("secrets.age"));
+    let accounts = sandbox_accounts(&sandbox.zone);
+    let out = run(&config, &["plan"], None);
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    for part in [
+        "job api (",
+        "  next due    ",
+        "held until",
+        "(freeze)",
+        "  writes      local: file `autotask/api` as pending, then current",
+        "  new secret  ",
+        " bits",
+        "  pending     nothing",
+        "  checks      ok     store local reachable and writable",
+        "nothing was changed; 0 check(s) failed",
+    ] {
+        assert!(printed.contains(part), "`{part}` missing from:\n{printed}");
+    }
+    assert_eq!(
+        files_under(&dir.path().join("secrets.age")),
+        stores,
+        "every store file is as it was, byte for byte"
+    );
+    assert_eq!(sandbox_accounts(&sandbox.zone), accounts, "the sandbox's accounts are as they were");
+    for secret in [ADMIN_PASSWORD, "Api#user-initial-1"] {
+        assert!(!printed.contains(secret), "plan printed a secret");
+    }
+
+    // A value left pending by a process that died before its apply: plan says recovery discards it, no login.
+    let store = rotavault::store::file::FileStore::open(
+        dir.path().join("secrets.age"),
+        rotavault::store::file::IdentitySource::File(dir.path().join("store.key")),
+    )
+    .expect("file store");
+    let id = rotavault::store::RotationId::new();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(rotavault::store::Store::stage(
+        &store,
+        &rotavault::store::SecretRef::new("autotask/api", "api"),
+        &rotavault::secret::SecretValue::new("{\"secret\":\"Left-pending-9!\"}"),
+        &id,
+        &rotavault::store::Metadata::new(Some(id.clone()), chrono::Utc::now(), 2),
+    ))
+    .expect("stage");
+    let stores = files_under(&dir.path().join("secrets.age"));
+    let out = run(&config, &["plan", "api"], None);
+    assert!(
+        text(&out)
+            .contains("  pending     a value in local whose apply was never sent: recovery discards it"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(files_under(&dir.path().join("secrets.age")), stores, "the pending value is left as it was");
+
+    let out = run(&config, &["plan", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    let out = run(&config, &["plan", "api"], None);
+    assert!(out.status.success() && !text(&out).contains("job admin"), "{}", text(&out));
+}

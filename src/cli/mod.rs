@@ -9,6 +9,7 @@ mod demo;
 mod import;
 mod keygen;
 pub mod output;
+mod plan;
 mod replicas;
 mod resolve;
 mod rotate;
@@ -116,6 +117,12 @@ pub enum Command {
         #[arg(long)]
         inspect: bool,
     },
+    /// A dry run: when and why each job (or JOB) is next due, what a rotation would write, the rules its secret
+    /// would meet, what recovery would do with a pending value, and its stores' and target's checks. Changes nothing.
+    Plan {
+        /// Only this job.
+        job: Option<String>,
+    },
     /// Show each job's last rotation, age, next due time and state, without any secret.
     Status {
         /// Print JSON instead of a table.
@@ -209,6 +216,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Status { json } => {
             status::status(config::load_with(&cli.config, config::Jobs::Optional)?, json).await
         }
+        Command::Plan { job } => plan::plan(load(&cli.config)?, job.as_deref()).await,
         Command::Keygen { out } => keygen::keygen(&out),
         Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job).await,
         #[cfg(feature = "sandbox")]

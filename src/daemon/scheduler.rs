@@ -497,6 +497,8 @@ pub(super) fn log_failure(job: &str, e: &RotationError) {
             tracing::error!(job, error = %e, kind = e.metric_label(), "job blocked until a person acts")
         }
         RotationError::Busy(_) => tracing::info!(job, error = %e, "skipped: busy"),
+        // A clean stop before Apply (SIGTERM, a reload, a lost lease): nothing failed and nothing is left pending.
+        RotationError::ShutDown { .. } => tracing::info!(job, error = %e, "stopped before apply"),
         _ => tracing::error!(job, error = %e, kind = e.metric_label(), "rotation failed"),
     }
 }

@@ -24,7 +24,7 @@ mod support;
 
 use daemon::{Daemon, message_is, text};
 use rotavault::runtime::Runtime;
-use rotavault::sandbox::{Api, Call, Fault, FaultAction, Sandbox, Seed};
+use rotavault::sandbox::{Api, Call, Fault, FaultAction, Sandbox};
 use rotavault::schedule::SystemClock;
 use rotavault::store::SecretRef;
 use std::path::PathBuf;
@@ -40,8 +40,7 @@ const ADMIN_PASSWORD: &str = "Ad#min-replica-Passw0rd";
 const API_USER: &str = "api@replicas.example";
 const API_PASSWORD: &str = "Api#replica-initial-1";
 const CODE: &str = "REPLICA-TEST-CODE";
-/// The sandbox locks an account after this many failed logins in a row; rotavault's guard stops at `GUARD`.
-const LOCKOUT: u32 = 5;
+// The sandbox locks an account after 5 failed logins in a row (its default); rotavault's guard stops at `GUARD`.
 const GUARD: u32 = 3;
 const DURATION: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_millis(300);
@@ -90,28 +89,15 @@ impl World {
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let shutdown = CancellationToken::new();
-        let seed = Seed::from_toml(&format!(
-            r#"integration_codes = ["{CODE}"]
-lockout_threshold = {LOCKOUT}
-
-[[resources]]
-id = 1
-user_name = "{ADMIN}"
-password = "{ADMIN_PASSWORD}"
-security_level = "api_admin"
-
-[[resources]]
-id = 2
-user_name = "{API_USER}"
-password = "{API_PASSWORD}"
-security_level = "api_user"
-"#
-        ))
-        .expect("seed");
+        let accounts = support::tenant::Accounts {
+            code: CODE,
+            admin: ADMIN,
+            admin_password: ADMIN_PASSWORD,
+            user: API_USER,
+            user_password: API_PASSWORD,
+        };
         let (api, sandbox) = rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let sandbox = Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("sandbox");
-            (LeaseApi::start().await, sandbox)
+            (LeaseApi::start().await, support::tenant::start_sandbox(&accounts, &shutdown).await)
         });
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("code"), CODE).expect("code");

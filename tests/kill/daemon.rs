@@ -1,7 +1,6 @@
 //! A `rotavault run` process under test: started with its JSON log on a pipe, read line by line by a thread, and
 //! killed by its PID (SIGKILL, or SIGTERM with a bounded wait).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -22,15 +21,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the daemon starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = crate::support::binary::stderr_lines(&mut child);
         Daemon { child, lines, dead: false }
     }
 

@@ -71,17 +71,23 @@ impl Rotavault {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the daemon starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stderr_lines(&mut child);
         Daemon { child, lines, log: Vec::new(), dead: false }
     }
+}
+
+/// The lines `child` writes to its piped standard error, read by a thread of their own so that it never blocks.
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 /// A running `rotavault run`, killed by its PID when dropped. Every line it printed so far is in `log`.

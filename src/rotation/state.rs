@@ -81,6 +81,32 @@ pub struct JobState {
     /// A reload hook of the latest rotation that failed (the rotation stands); cleared by one whose hooks all ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_failure: Option<HookFailure>,
+    /// The last time the target accepted the job's stored current value: a drift heartbeat's verify, or the
+    /// verify of a rotation, recovery or import that made a value current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verify: Option<Verified>,
+    /// Stores whose current value differs from the job's other stores, as the last heartbeat found them (a person
+    /// overwrote it); cleared when a heartbeat finds every store in step, or a rotation writes them all anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftMark>,
+}
+
+/// A verify the target accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
+    pub at: DateTime<Utc>,
+    /// What verified it: `heartbeat`, `rotation`, `recovery` or `import`.
+    pub by: String,
+}
+
+/// Stores of a job whose current value differs from the value the target accepts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftMark {
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
+    pub since: DateTime<Utc>,
+    /// The configured names of the stores that differ.
+    pub stores: Vec<String>,
 }
 
 /// A reload hook that failed after rotation `rotation_id`.

@@ -37,7 +37,8 @@ impl Backoff {
     }
 }
 
-fn random_fraction() -> f64 {
+/// A uniform fraction in [0, 1): jitter, never anything secret.
+pub(crate) fn random_fraction() -> f64 {
     let mut buf = [0u8; 8];
     match getrandom::fill(&mut buf) {
         Ok(()) => (u64::from_le_bytes(buf) >> 11) as f64 / (1u64 << 53) as f64,

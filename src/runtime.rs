@@ -40,6 +40,8 @@ pub struct ScheduledJob {
     /// The windows in which its scheduled rotations do not start: the global ones (shared by every job that has
     /// none of its own) and its own. `None`: no window.
     pub blackouts: Option<Arc<[Blackout]>>,
+    /// How often its stored value is verified between rotations; `None`: never.
+    pub heartbeat: Option<Duration>,
 }
 
 impl ScheduledJob {
@@ -218,6 +220,7 @@ impl Runtime {
                 } else {
                     Some(config.blackouts.iter().chain(&job.blackouts).cloned().collect())
                 },
+                heartbeat: job.heartbeat,
             });
         }
 

@@ -11,10 +11,16 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 pub struct JobStatus {
     pub job: String,
-    /// `ok`, `pending`, `failed`, `diverged`, `blocked` (a person must act), or `never` (no secret yet).
+    /// `ok`, `pending`, `failed`, `diverged`, `blocked` (a person must act), `drifted` (a store holds another value
+    /// than the one the target accepts), or `never` (no secret yet).
     pub state: &'static str,
     pub target: String,
     pub last_rotation: Option<DateTime<Utc>>,
+    /// When the target last accepted the stored value (a heartbeat, or a rotation's verify).
+    pub last_verify: Option<DateTime<Utc>>,
+    /// The stores whose current value differs from the one the target accepts, as the last heartbeat found them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
     pub age_seconds: Option<i64>,
     pub generation: Option<u64>,
     pub next_due: Option<DateTime<Utc>>,
@@ -168,6 +174,17 @@ pub async fn job_status(
         ("failed", Some("a store cannot be read; see its error".into()))
     } else if matches!(state.last_attempt.as_ref().map(|a| a.outcome), Some(AttemptOutcome::Failed)) {
         ("failed", Some("the last attempt failed; see last_error".into()))
+    } else if let Some(drift) = &state.drift {
+        (
+            "drifted",
+            Some(format!(
+                "since {}, store(s) {} hold a current value other than the one the target accepts (overwritten by \
+                 hand?): put the right value back, or run `rotavault rotate {}` to write every store anew",
+                drift.since,
+                drift.stores.join(", "),
+                job.name
+            )),
+        )
     } else if rotated_at.is_none() {
         ("never", Some("no secret yet; the daemon rotates it at start-up, or run `rotavault rotate`".into()))
     } else {
@@ -180,6 +197,8 @@ pub async fn job_status(
         state: state_name,
         target: job.target.describe().detail,
         last_rotation: rotated_at,
+        last_verify: state.last_verify.as_ref().map(|v| v.at),
+        drift: state.drift.as_ref().map(|d| d.stores.clone()).unwrap_or_default(),
         age_seconds: rotated_at.map(|at| (now - at).num_seconds()),
         generation,
         next_due: (state.diverged.is_none()).then_some(due.at),

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "engine/events.rs"]
 mod events;
+#[path = "engine/heartbeat.rs"]
+mod heartbeat;
 
 use chrono::{TimeZone, Utc};
 use rotavault::lockout::LockoutGuard;

@@ -41,7 +41,16 @@ pub async fn status(config: Config, json: bool) -> Result<u8, CliError> {
 }
 
 pub(super) fn print_table<W: std::io::Write>(out: &mut Output<W>, all: &[JobStatus], now: DateTime<Utc>) {
-    outln!(out, "{:<24} {:<9} {:<21} {:>10} {:<21}", "JOB", "STATE", "LAST ROTATION", "AGE", "NEXT DUE");
+    outln!(
+        out,
+        "{:<24} {:<9} {:<21} {:>10} {:<21} {:<21}",
+        "JOB",
+        "STATE",
+        "LAST ROTATION",
+        "AGE",
+        "NEXT DUE",
+        "LAST VERIFY"
+    );
     for s in all {
         let last = s.last_rotation.map(short).unwrap_or_else(|| "-".into());
         let age = s.age_seconds.map(|a| human(a.max(0))).unwrap_or_else(|| "-".into());
@@ -50,7 +59,8 @@ pub(super) fn print_table<W: std::io::Write>(out: &mut Output<W>, all: &[JobStat
             Some(at) => short(at),
             None => "-".into(),
         };
-        outln!(out, "{:<24} {:<9} {:<21} {:>10} {:<21}", s.job, s.state, last, age, next);
+        let verified = s.last_verify.map(short).unwrap_or_else(|| "-".into());
+        outln!(out, "{:<24} {:<9} {:<21} {:>10} {:<21} {:<21}", s.job, s.state, last, age, next, verified);
     }
     for s in all {
         if let Some(error) = &s.last_error {

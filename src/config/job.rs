@@ -46,6 +46,9 @@ pub struct JobConfig {
     pub after_rotation: Vec<HookConfig>,
     /// The job's own blackout windows (the global ones are in `Config::blackouts`).
     pub blackouts: Vec<crate::schedule::Blackout>,
+    /// How often its stored value is verified between rotations: its own `heartbeat`, else `[policy] heartbeat`;
+    /// `None`: never.
+    pub heartbeat: Option<Duration>,
 }
 
 /// Which Autotask API user(s) a job rotates, and what it stores.
@@ -219,6 +222,8 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
     let after_rotation =
         hooks::build(doc, &at.key("after_rotation"), base, std::mem::take(&mut job.after_rotation))?;
     let blackouts = super::blackout::build(doc, &at.key("blackout"), std::mem::take(&mut job.blackout))?;
+    let heartbeat =
+        super::policy::heartbeat(doc, &at.key("heartbeat"), job.heartbeat)?.unwrap_or(ctx.policy.heartbeat);
 
     Ok(JobConfig {
         name: name.to_owned(),
@@ -230,6 +235,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
         autotask,
         after_rotation,
         blackouts,
+        heartbeat,
     })
 }
 

@@ -7,7 +7,7 @@ use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
 use super::schema::PolicySchema;
-use super::validate::{Limit, char_set, nonzero};
+use super::validate::{Limit, at_most, char_set, nonzero};
 use crate::secret::SecretPolicy;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -27,6 +27,8 @@ pub struct GlobalPolicy {
     /// Every job's secret rules must give generated secrets at least this strength
     /// ([`SecretPolicy::strength_bits`]).
     pub min_strength_bits: Option<u32>,
+    /// How often each job's stored value is verified between rotations (the drift heartbeat); `None`: never.
+    pub heartbeat: Option<Duration>,
 }
 
 impl GlobalPolicy {
@@ -38,6 +40,21 @@ impl GlobalPolicy {
             ..SecretPolicy::default()
         }
     }
+}
+
+/// The longest heartbeat interval: a credential changed behind rotavault's back should not go unseen for longer.
+pub(super) const HEARTBEAT_LIMIT: Limit = Limit {
+    max: Duration::from_secs(90 * 86_400),
+    why: "a change behind rotavault's back would go unseen for a whole season; \"0s\" turns the heartbeat off",
+};
+
+/// `heartbeat` as written: `"0s"` turns it off.
+pub(super) fn heartbeat(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    written: Option<super::duration::ConfigDuration>,
+) -> Result<Option<Option<Duration>>, ConfigError> {
+    Ok(at_most(doc, at, written, HEARTBEAT_LIMIT)?.map(|d| (!d.is_zero()).then_some(d)))
 }
 
 /// The most bits `min_strength_bits` may ask for: more than any 4,096-character secret could have is a typo.
@@ -91,5 +108,6 @@ pub(super) fn build(doc: &Document<'_>, schema: PolicySchema) -> Result<GlobalPo
         forbidden: schema.forbidden.as_deref().map(char_set).unwrap_or_default(),
         warn_before,
         min_strength_bits: schema.min_strength_bits,
+        heartbeat: heartbeat(doc, &at.key("heartbeat"), schema.heartbeat)?.flatten(),
     })
 }

@@ -76,6 +76,7 @@ pub(super) struct PolicySchema {
     pub forbidden: Option<String>,
     pub warn_before: Option<ConfigDuration>,
     pub min_strength_bits: Option<u32>,
+    pub heartbeat: Option<ConfigDuration>,
 }
 
 /// `[rotation]`: engine settings; every key has a default.
@@ -251,6 +252,8 @@ pub(super) struct JobSchema {
     /// Windows in which no scheduled rotation of this job starts, besides the global ones.
     #[serde(default)]
     pub blackout: Vec<super::blackout::BlackoutSchema>,
+    /// The job's own drift heartbeat interval (`"0s"`: none), instead of `[policy] heartbeat`.
+    pub heartbeat: Option<ConfigDuration>,
 }
 
 /// What an Autotask job stores.

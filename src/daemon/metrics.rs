@@ -7,7 +7,7 @@
 //! Every label value is a name from the config (job, store, account, target, sink), a call name, an endpoint, an
 //! HTTP status or an error kind: never a value, and never more series than the config and those fixed sets allow.
 
-use crate::rotation::RotationError;
+use crate::rotation::{Heartbeat, RotationError};
 use crate::runtime::Runtime;
 use crate::status::JobStatus;
 use prometheus_client::encoding::text::encode;
@@ -31,7 +31,7 @@ pub const STATUS_TTL: Duration = Duration::from_secs(30);
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Every state `status` can give a job, so `rotavault_job_state` has a 0 or 1 series for each.
-const STATES: [&str; 6] = ["ok", "pending", "failed", "diverged", "blocked", "never"];
+const STATES: [&str; 7] = ["ok", "pending", "failed", "diverged", "blocked", "drifted", "never"];
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -40,6 +40,7 @@ pub type Collector = Box<dyn Fn(&mut Registry) + Send + Sync>;
 
 pub struct Metrics {
     rotations: Family<Labels, Counter>,
+    heartbeats: Family<Labels, Counter>,
     duration: Family<Labels, Histogram, fn() -> Histogram>,
     collectors: Mutex<Vec<Collector>>,
     /// The figures of the last status read, one per job in `runtime.jobs` order: a few numbers each, so that
@@ -54,6 +55,7 @@ pub struct JobFigures {
     state: &'static str,
     hook_failed: bool,
     last_rotation: Option<i64>,
+    last_verify: Option<i64>,
     next_due: Option<i64>,
 }
 
@@ -63,6 +65,7 @@ impl From<JobStatus> for JobFigures {
             state: status.state,
             hook_failed: status.hook_failure.is_some(),
             last_rotation: status.last_rotation.map(|at| at.timestamp()),
+            last_verify: status.last_verify.map(|at| at.timestamp()),
             next_due: status.next_due.map(|at| at.timestamp()),
         }
     }
@@ -83,6 +86,7 @@ impl Metrics {
         }
         Self {
             rotations,
+            heartbeats: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             collectors: Mutex::new(Vec::new()),
             statuses: Mutex::new(None),
@@ -97,6 +101,19 @@ impl Metrics {
         let outcome = error.map_or("ok", RotationError::metric_label);
         self.rotations.get_or_create(&vec![("job", job.to_owned()), ("outcome", outcome.into())]).inc();
         self.duration.get_or_create(&vec![("target", target.to_owned())]).observe(took.as_secs_f64());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        *self.statuses.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Counts one heartbeat of `job`: `ok`, `drift` (a store differs), `skipped`, or the error's kind.
+    pub fn heartbeat(&self, job: &str, result: &Result<Heartbeat, RotationError>) {
+        let outcome = match result {
+            Ok(Heartbeat::Verified { drift }) if drift.is_empty() => "ok",
+            Ok(Heartbeat::Verified { .. }) => "drift",
+            Ok(Heartbeat::Skipped(_)) => "skipped",
+            Err(e) => e.metric_label(),
+        };
+        self.heartbeats.get_or_create(&vec![("job", job.to_owned()), ("outcome", outcome.into())]).inc();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         *self.statuses.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -117,6 +134,11 @@ impl Metrics {
             "rotations",
             "Rotations by job and outcome (ok, or the error's kind)",
             self.rotations.clone(),
+        );
+        registry.register(
+            "heartbeats",
+            "Drift heartbeats by job and outcome (ok, drift, skipped, or the error's kind)",
+            self.heartbeats.clone(),
         );
         registry.register_with_unit(
             "rotation_duration",
@@ -161,6 +183,7 @@ impl Metrics {
         let age = Family::<Labels, Gauge>::default();
         let max_age = Family::<Labels, Gauge>::default();
         let next_due = Family::<Labels, Gauge>::default();
+        let last_verify = Family::<Labels, Gauge>::default();
         let hook_failed = Family::<Labels, Gauge>::default();
         for (scheduled, figures) in runtime.jobs.iter().zip(statuses.iter()) {
             let name = &scheduled.job.name;
@@ -177,6 +200,9 @@ impl Metrics {
             }
             if let Some(at) = figures.next_due {
                 next_due.get_or_create(&job()).set(at);
+            }
+            if let Some(at) = figures.last_verify {
+                last_verify.get_or_create(&job()).set(at);
             }
         }
         for scheduled in &runtime.jobs {
@@ -212,6 +238,12 @@ impl Metrics {
             "The job's max_age",
             prometheus_client::registry::Unit::Seconds,
             max_age,
+        );
+        registry.register_with_unit(
+            "last_verify_timestamp",
+            "When the target last accepted the job's stored value (a heartbeat, or a rotation's verify), Unix time",
+            prometheus_client::registry::Unit::Seconds,
+            last_verify,
         );
         registry.register_with_unit(
             "next_due_timestamp",

@@ -88,6 +88,8 @@ enum Plan {
     /// Read the job's state and stores again, then plan it: it is diverged, its age could not be read, or
     /// another process was rotating it.
     Look,
+    /// Verify the stored value and compare the stores (the drift heartbeat).
+    Heartbeat,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +124,8 @@ struct JobPlan {
     failures: u32,
     /// Evaluations in a row that could not read the secret's age.
     unread: u32,
+    /// When the next heartbeat is due, once worked out: kept across plans, so that a look does not move it.
+    heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// A piece of work handed to a work task.
@@ -129,6 +133,7 @@ enum Work {
     Recover(usize),
     Rotate(usize, Reason),
     Look(Vec<usize>),
+    Heartbeat(usize),
 }
 
 /// What a work task did to a job, and what it read back.
@@ -145,6 +150,8 @@ enum Did {
     /// A rotation started over HTTP holds the job; it asks for a new plan when it ends.
     Skipped,
     Looked,
+    /// A heartbeat ran (or found the job held by a rotation over HTTP).
+    Heartbeat,
 }
 
 struct Scheduler {
@@ -251,6 +258,10 @@ impl Scheduler {
                     plan.busy = true;
                     looks.push(index as usize);
                 }
+                Some(Plan::Heartbeat) => {
+                    plan.busy = true;
+                    self.queue.push_back(Work::Heartbeat(index as usize));
+                }
                 None => {}
             }
         }
@@ -299,7 +310,13 @@ impl Scheduler {
             Did::Rotated(Err(RotationError::ShutDown { .. })) => return,
             Did::Rotated(Err(RotationError::Busy(_))) => {}
             Did::Rotated(Err(_)) => plan.failures = plan.failures.saturating_add(1),
-            Did::Recovered | Did::Skipped | Did::Looked => {}
+            Did::Recovered | Did::Skipped | Did::Looked | Did::Heartbeat => {}
+        }
+        // A value was just verified (or a heartbeat tried): the next heartbeat is one interval on.
+        if matches!(done.did, Did::Heartbeat | Did::Rotated(Ok(())))
+            && let Some(every) = runtime.jobs[index].heartbeat
+        {
+            plan.heartbeat_at = Some(now + delta(jittered(every)));
         }
         let (at, next) = if std::mem::take(&mut plan.look_after) {
             (now, Plan::Look)
@@ -405,7 +422,30 @@ fn next_plan(
         // Still due (the secret did not change), but not at once: back off.
         at = at.max(now + retry_delay(plan.failures));
     }
+    if let Some(every) = scheduled.heartbeat
+        && rotated_at.is_some()
+    {
+        let last = done.state.as_ref().ok().and_then(|s| s.last_verify.as_ref()).map(|v| v.at);
+        let beat = *plan.heartbeat_at.get_or_insert_with(|| first_heartbeat(last, every, now));
+        if beat < at {
+            return (beat, Plan::Heartbeat);
+        }
+    }
     (at, Plan::Rotate(Reason::Due(due.reason)))
+}
+
+/// `every`, up to a tenth earlier at random: jobs verified together drift apart, and none waits longer.
+fn jittered(every: Duration) -> Duration {
+    every.mul_f64(1.0 - crate::retry::random_fraction() / 10.0)
+}
+
+/// The first heartbeat since start-up: one interval after the last verify, or, when that is past or unknown, at a
+/// random point of the next interval, so that 10,000 jobs started together are not all verified at once.
+fn first_heartbeat(last: Option<DateTime<Utc>>, every: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    match last.map(|at| at + delta(jittered(every))) {
+        Some(at) if at > now => at,
+        _ => now + delta(every.mul_f64(crate::retry::random_fraction())),
+    }
 }
 
 /// Does one piece of work and reads back what each job it touched now holds.
@@ -434,6 +474,20 @@ async fn work_on(daemon: &Arc<Daemon>, work: Work) -> Vec<Done> {
                 Err(e) => log_failure(&job.name, &e),
             }
             read_back(daemon, index, Did::Recovered).await
+        }
+        Work::Heartbeat(index) => {
+            let job = &runtime.jobs[index].job;
+            // Claimed like a rotation, so that one started over HTTP and the heartbeat never overlap.
+            if let Some(claim) = daemon.claim(index) {
+                let span = tracing::info_span!("job", job = %job.name);
+                let result = runtime.engine.heartbeat(job).instrument(span).await;
+                if let Err(e) = &result {
+                    log_failure(&job.name, e);
+                }
+                daemon.metrics.heartbeat(&job.name, &result);
+                drop(claim);
+            }
+            read_back(daemon, index, Did::Heartbeat).await
         }
         Work::Rotate(index, reason) => {
             let job = &runtime.jobs[index].job;

@@ -56,10 +56,13 @@ pub enum EventKind {
     HookFailed,
     /// A notification sink could not deliver an event.
     NotificationFailed,
+    /// A heartbeat found a store whose current value differs from the one the target accepts (a person overwrote
+    /// it).
+    Drifted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         Self::Rotated,
         Self::Completed,
         Self::Imported,
@@ -76,6 +79,7 @@ impl EventKind {
         Self::AgeWarning,
         Self::HookFailed,
         Self::NotificationFailed,
+        Self::Drifted,
     ];
 
     /// The short name (config subscriptions, metric labels).
@@ -97,6 +101,7 @@ impl EventKind {
             Self::AgeWarning => "age_warning",
             Self::HookFailed => "hook_failed",
             Self::NotificationFailed => "notification_failed",
+            Self::Drifted => "drifted",
         }
     }
 
@@ -107,7 +112,7 @@ impl EventKind {
     /// The CloudEvents `type`.
     pub fn cloudevents_type(self) -> String {
         let group = match self {
-            Self::AgeWarning => "secret",
+            Self::AgeWarning | Self::Drifted => "secret",
             Self::HookFailed => "hook",
             Self::NotificationFailed => "notification",
             Self::Imported | Self::Resolved | Self::Adopted => "job",
@@ -127,6 +132,7 @@ impl EventKind {
                 | Self::PromoteIncomplete
                 | Self::Failed
                 | Self::AgeWarning
+                | Self::Drifted
                 | Self::HookFailed
                 | Self::NotificationFailed
         )

@@ -8,7 +8,7 @@ use super::audit::Facts;
 use super::error::{RotationError, Step};
 use super::job::Job;
 use super::login::{Verdict, reserve};
-use super::state::{Attempt, AttemptOutcome};
+use super::state::{Attempt, AttemptOutcome, Verified};
 use crate::events::EventKind;
 use crate::secret::SecretValue;
 use crate::store::Metadata;
@@ -62,6 +62,8 @@ impl Engine {
                 s.apply_intent = None;
                 s.last_attempt =
                     Some(Attempt { at: now, rotation_id: None, outcome: AttemptOutcome::Ok, error: None });
+                s.last_verify = Some(Verified { at: now, by: "import".into() });
+                s.drift = None;
             })?;
             tracing::info!(
                 target: "rotavault::audit",

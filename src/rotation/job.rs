@@ -39,6 +39,8 @@ pub enum Trigger {
     Due(String),
     /// A person asked (`rotavault rotate`).
     Manual,
+    /// Not a rotation: the drift heartbeat verified the stored value (its refusal is recorded like a rotation's).
+    Heartbeat,
 }
 
 impl fmt::Display for Trigger {
@@ -46,6 +48,7 @@ impl fmt::Display for Trigger {
         match self {
             Self::Due(reason) => write!(f, "due: {reason}"),
             Self::Manual => f.write_str("manual"),
+            Self::Heartbeat => f.write_str("heartbeat"),
         }
     }
 }

@@ -12,11 +12,13 @@
 //! - **Invariant 3 (one at a time)**: every entry point takes the job's [lock](lock) first.
 //!
 //! The map: [`settings`] (how patient), [`job`] (what runs), [`error`] (how it ends), [`steps`] (the protocol),
-//! [`login`] (every verify, through the lockout guard), [`recovery`], [`import`], [`state`] (the job's record
-//! between runs, with the apply intent), [`lock`].
+//! [`login`] (every verify, through the lockout guard), [`recovery`], [`import`], [`heartbeat`] (the stored value
+//! verified between rotations, the stores compared), [`state`] (the job's record between runs, with the apply
+//! intent), [`lock`].
 
 mod audit;
 pub mod error;
+mod heartbeat;
 mod import;
 pub mod job;
 pub mod lock;
@@ -28,6 +30,7 @@ pub mod state;
 mod steps;
 
 pub use error::{RotationError, Step};
+pub use heartbeat::Heartbeat;
 pub use job::{Job, JobStore, Outcome, Trigger};
 pub use recovery::Recovery;
 pub use settings::Settings;
@@ -38,7 +41,7 @@ use crate::lockout::LockoutGuard;
 use crate::schedule::Clock;
 use chrono::{DateTime, Utc};
 use lock::JobLocks;
-use state::{ApplyIntent, Attempt, AttemptOutcome, DivergedMark, StateDir, Success};
+use state::{ApplyIntent, Attempt, AttemptOutcome, DivergedMark, StateDir, Success, Verified};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -268,6 +271,9 @@ impl Engine {
                 });
                 state.last_success =
                     Some(Success { at: now, rotation_id: rotation_id.clone(), generation: *generation });
+                // The new value was verified and written to every store.
+                state.last_verify = Some(Verified { at: now, by: "rotation".into() });
+                state.drift = None;
             }
             Ok(Outcome::Completed { rotation_id }) => {
                 state.last_attempt = Some(Attempt {
@@ -276,6 +282,8 @@ impl Engine {
                     outcome: AttemptOutcome::Ok,
                     error: None,
                 });
+                state.last_verify = Some(Verified { at: now, by: "recovery".into() });
+                state.drift = None;
             }
             Err(RotationError::Diverged { reason, since, .. }) => {
                 if state.diverged.is_none() {

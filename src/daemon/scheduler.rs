@@ -556,3 +556,27 @@ pub(super) fn log_failure(job: &str, e: &RotationError) {
         _ => tracing::error!(job, error = %e, kind = e.metric_label(), "rotation failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_comes_at_most_one_interval_after_the_last_verify_and_never_in_the_past() {
+        let now = Utc::now();
+        let every = Duration::from_secs(3600);
+        for _ in 0..200 {
+            let recent = now - TimeDelta::minutes(10);
+            let at = first_heartbeat(Some(recent), every, now);
+            assert!(at > recent + TimeDelta::minutes(53) && at <= recent + TimeDelta::hours(1), "{at}");
+            // Unknown or long past (the daemon was down): spread over the next interval, not all at once.
+            for last in [None, Some(now - TimeDelta::days(3))] {
+                let at = first_heartbeat(last, every, now);
+                assert!(at >= now && at <= now + TimeDelta::hours(1), "{at}");
+            }
+        }
+        let spread: std::collections::BTreeSet<_> =
+            (0..50).map(|_| first_heartbeat(None, every, now).timestamp() / 60).collect();
+        assert!(spread.len() > 10, "jobs started together are spread: {spread:?}");
+    }
+}

@@ -70,7 +70,9 @@ impl Engine {
                         job.name
                     ));
                 }
-                Err(e) => return skip(format!("the lockout guard's record of {account} cannot be read: {e}")),
+                Err(e) => {
+                    return skip(format!("the lockout guard's record of {account} cannot be read: {e}"));
+                }
             }
         }
 
@@ -83,7 +85,10 @@ impl Engine {
             };
             match read.await {
                 Ok((true, _)) => {
-                    return skip(format!("store {} holds a pending value: recovery settles it first", js.label));
+                    return skip(format!(
+                        "store {} holds a pending value: recovery settles it first",
+                        js.label
+                    ));
                 }
                 Ok((false, current)) => currents.push(current.map(|stored| stored.value)),
                 Err(e) => return skip(format!("store {} cannot be read: {e}", js.label)),

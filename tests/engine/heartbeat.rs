@@ -63,7 +63,10 @@ async fn an_account_with_a_failed_login_gets_no_heartbeat_until_a_login_is_accep
     assert!(matches!(found, Heartbeat::Skipped(ref why) if why.contains("failed login")), "{found:?}");
     assert_eq!(rig.target.logins(), logins, "no login");
     guard.reset("scripted:account").expect("a person resolves");
-    assert_eq!(rig.engine.heartbeat(&rig.job).await.expect("heartbeat"), Heartbeat::Verified { drift: vec![] });
+    assert_eq!(
+        rig.engine.heartbeat(&rig.job).await.expect("heartbeat"),
+        Heartbeat::Verified { drift: vec![] }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -72,12 +75,19 @@ async fn a_store_overwritten_by_hand_is_named_once_and_a_rotation_puts_it_back_i
     let good = rig.current(0).await.expect("a current value");
     let meta = Metadata::new(None, rig.engine.clock().now(), 7);
     let js = &rig.job.stores[1];
-    js.store.write_current(&js.secret, &SecretValue::new("Pasted-by-hand-9!"), &meta).await.expect("overwrite");
+    js.store
+        .write_current(&js.secret, &SecretValue::new("Pasted-by-hand-9!"), &meta)
+        .await
+        .expect("overwrite");
 
     let found = rig.engine.heartbeat(&rig.job).await.expect("heartbeat");
     assert_eq!(found, Heartbeat::Verified { drift: vec!["b".into()] }, "the store that differs is named");
     assert_eq!(rig.target.accepted().as_deref(), Some(good.as_str()));
-    assert_eq!(rig.target.failed_logins(), 0, "the value most stores hold, or the first store's, is verified");
+    assert_eq!(
+        rig.target.failed_logins(),
+        0,
+        "the value most stores hold, or the first store's, is verified"
+    );
     let drift = rig.states.load(JOB).expect("state").drift.expect("the drift is recorded");
     assert_eq!(drift.stores, ["b"]);
     let events = rig.events.events();

@@ -212,3 +212,29 @@ fn min_strength_bits_refuses_a_job_whose_secret_rules_cannot_give_it() {
         &["expected 1 to 4096"],
     );
 }
+
+#[test]
+fn the_heartbeat_is_off_by_default_set_by_policy_and_overridden_or_turned_off_per_job() {
+    let config = valid(&with("", "max_age = \"30d\"\n"));
+    assert_eq!(config.jobs["webhook"].heartbeat, None, "off unless asked for");
+    let config = valid(&with("heartbeat = \"12h\"", "max_age = \"30d\"\n"));
+    assert_eq!(config.policy.heartbeat, Some(Duration::from_secs(12 * 3600)));
+    assert_eq!(config.jobs["webhook"].heartbeat, Some(Duration::from_secs(12 * 3600)), "the policy's");
+    let config = valid(&with("heartbeat = \"12h\"", "max_age = \"30d\"\nheartbeat = \"1h\"\n"));
+    assert_eq!(config.jobs["webhook"].heartbeat, Some(Duration::from_secs(3600)), "the job's own");
+    let config = valid(&with("heartbeat = \"12h\"", "max_age = \"30d\"\nheartbeat = \"0s\"\n"));
+    assert_eq!(config.jobs["webhook"].heartbeat, None, "\"0s\" turns it off for the job");
+    let config = valid(&with("heartbeat = \"0s\"", "max_age = \"30d\"\n"));
+    assert_eq!(config.policy.heartbeat, None);
+}
+
+#[test]
+fn a_heartbeat_longer_than_a_season_is_refused_naming_the_limit() {
+    error(
+        &with("heartbeat = \"100d\"", "max_age = \"30d\"\n"),
+        2,
+        "policy.heartbeat",
+        &["too long", "90d", "\"0s\" turns"],
+    );
+    error(&with("", "max_age = \"30d\"\nheartbeat = \"1y\"\n"), 11, "jobs.webhook.heartbeat", &["too long"]);
+}

@@ -10,7 +10,9 @@ mod support;
 
 use rotavault::sandbox::{Call, Sandbox};
 use std::time::Duration;
+use base64::Engine as _;
 use support::binary::{BIN, Daemon, Rotavault, text};
+use support::receiver::{KEY_BYTES, Server};
 use tokio_util::sync::CancellationToken;
 
 const ADMIN: &str = "admin@heartbeat.example";
@@ -35,6 +37,8 @@ struct World {
     rotavault: Rotavault,
     /// The API job's secret in OpenBao.
     bao_name: String,
+    /// Where the `ops` webhook sink delivers (its default events: diverged and drifted among them).
+    hook: Server,
     printed: String,
 }
 
@@ -54,7 +58,11 @@ impl World {
             user_password: USER_PASSWORD,
         };
         let sandbox = rt.block_on(support::tenant::start_sandbox(&accounts, &shutdown));
+        let hook = rt.block_on(Server::start(None));
         let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("hook.url"), format!("{}/ops", hook.base)).expect("url");
+        let key = base64::engine::general_purpose::STANDARD.encode(KEY_BYTES);
+        std::fs::write(dir.path().join("hook.key"), format!("whsec_{key}\n")).expect("key");
         std::fs::write(dir.path().join("code"), CODE).expect("code");
         std::fs::write(dir.path().join("bao-token"), token).expect("token");
         let key = std::process::Command::new(BIN)
@@ -82,6 +90,11 @@ heartbeat = "{beat}s"
 [rotation]
 settle = "50ms"
 verify_backoff = "100ms"
+
+[notify.ops]
+kind = "webhook"
+url_file = "hook.url"
+key_file = "hook.key"
 
 [stores.local]
 kind = "file"
@@ -126,6 +139,7 @@ max_age = "30d"
             _dir: dir,
             rotavault,
             bao_name,
+            hook,
             printed: String::new(),
         };
         for (job, password) in [("admin", ADMIN_PASSWORD), ("api", USER_PASSWORD)] {
@@ -144,6 +158,15 @@ max_age = "30d"
                 .any(|l| l.contains(&format!("\"message\":\"{message}")) && l.contains("\"job\":\"api\""))
         });
         assert!(found, "no `{message}` about job api within {within:?}:\n{}", daemon.text());
+    }
+
+    /// The next notification the `ops` sink delivered, checked for its signature.
+    fn notification(&mut self) -> serde_json::Value {
+        let received = self.rt.block_on(self.hook.next());
+        assert!(received.signature_is_valid(), "signed with the sink's key");
+        let event = received.json();
+        self.printed.push_str(&event.to_string());
+        event
     }
 
     /// SOAP updates the sandbox received: a rotation makes one, a heartbeat never.
@@ -237,6 +260,12 @@ fn a_credential_changed_behind_rotavaults_back_is_found_at_the_next_heartbeat_wi
     let diverged: Vec<_> = events.iter().filter(|e| e["type"] == "io.rotavault.rotation.diverged").collect();
     assert_eq!(diverged.len(), 1, "one diverged event: {events:?}");
     assert_eq!(diverged[0]["data"]["trigger"], "heartbeat");
+    let notified = world.notification();
+    assert_eq!(
+        (notified["type"].as_str(), notified["subject"].as_str()),
+        (Some("io.rotavault.rotation.diverged"), Some("api")),
+        "a person is told: {notified}"
+    );
     world.assert_no_secret_printed(&daemon, &[changed]);
 }
 
@@ -265,5 +294,7 @@ fn a_store_a_person_overwrote_is_found_at_the_next_heartbeat_and_named() {
     let drifted: Vec<_> = events.iter().filter(|e| e["type"] == "io.rotavault.secret.drifted").collect();
     assert_eq!(drifted.len(), 1, "one drifted event: {events:?}");
     assert!(drifted[0]["data"]["detail"].as_str().is_some_and(|d| d.contains("bao")), "{:?}", drifted[0]);
+    let notified = world.notification();
+    assert_eq!(notified["type"], "io.rotavault.secret.drifted", "a person is told: {notified}");
     world.assert_no_secret_printed(&daemon, &["Pasted-by-hand-8!"]);
 }

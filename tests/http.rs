@@ -190,6 +190,8 @@ async fn metrics_show_rotations_store_calls_ages_and_build_info_and_never_the_se
         "rotavault_leading 1",
         r#"rotavault_job_state{job="webhook",state="ok"} 1"#,
         r#"rotavault_hook_failed{job="webhook"} 0"#,
+        // The rotation's verify is the last accepted one.
+        r#"rotavault_last_verify_timestamp_seconds{job="webhook"} "#,
         "# EOF",
     ] {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");

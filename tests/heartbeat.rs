@@ -8,9 +8,9 @@
 
 mod support;
 
+use base64::Engine as _;
 use rotavault::sandbox::{Call, Sandbox};
 use std::time::Duration;
-use base64::Engine as _;
 use support::binary::{BIN, Daemon, Rotavault, text};
 use support::receiver::{KEY_BYTES, Server};
 use tokio_util::sync::CancellationToken;

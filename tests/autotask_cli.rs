@@ -449,6 +449,7 @@ fn plan_says_what_a_rotation_would_do_and_changes_nothing_in_the_stores_or_the_t
         "  new secret  ",
         " bits",
         "  pending     nothing",
+        "  heartbeat   off",
         "  checks      ok     store local reachable and writable",
         "nothing was changed; 0 check(s) failed",
     ] {

@@ -73,6 +73,7 @@ async fn report(runtime: &Runtime, chosen: &[&ScheduledJob]) -> Result<u8, CliEr
             min.map(|m| format!(" ([policy] min_strength_bits {m})")).unwrap_or_default()
         );
         outln!(out, "  pending     {}", pending_line(runtime, scheduled, status));
+        outln!(out, "  heartbeat   {}", heartbeat_line(scheduled, status));
         let mut checks: Vec<(bool, String, Option<String>)> = Vec::new();
         for js in &job.stores {
             if let Some(checked) = store_checks.get(&js.label) {
@@ -110,6 +111,18 @@ fn due_line(status: Option<&JobStatus>, now: DateTime<Utc>) -> String {
     let why = status.due_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
     let held = status.blackout.as_deref().map(|b| format!("; {b}")).unwrap_or_default();
     format!("{when}{why}{held}")
+}
+
+/// How often the stored value is verified between rotations, and when it last was.
+fn heartbeat_line(scheduled: &ScheduledJob, status: Option<&JobStatus>) -> String {
+    let last = match status.and_then(|s| s.last_verify) {
+        Some(at) => format!("last accepted verify {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => "no accepted verify recorded yet".into(),
+    };
+    match scheduled.heartbeat {
+        Some(every) => format!("every {} (one login each); {last}", humantime::format_duration(every)),
+        None => format!("off ([policy] heartbeat or the job's heartbeat turns it on); {last}"),
+    }
 }
 
 /// What recovery would do with the value pending now, from the stores' summaries and the job's state.

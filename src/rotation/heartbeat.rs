@@ -97,20 +97,12 @@ impl Engine {
         let Some(value) = most_held(&currents).and_then(|i| currents[i].clone()) else {
             return skip("no store holds a current value yet".into());
         };
-        let differing: Vec<String> = job
-            .stores
-            .iter()
-            .zip(&currents)
-            .filter(|(_, current)| current.as_ref() != Some(&value))
-            .map(|(js, _)| js.label.clone())
-            .collect();
-        let holders: Vec<&str> = job
-            .stores
-            .iter()
-            .zip(&currents)
-            .filter(|(_, current)| current.as_ref() == Some(&value))
-            .map(|(js, _)| js.label.as_str())
-            .collect();
+        let (holders, differing): (Vec<_>, Vec<_>) =
+            job.stores.iter().zip(&currents).partition(|(_, current)| current.as_ref() == Some(&value));
+        let labels = |stores: Vec<(&super::JobStore, _)>| -> Vec<String> {
+            stores.into_iter().map(|(js, _)| js.label.clone()).collect()
+        };
+        let (holders, differing) = (labels(holders), labels(differing));
 
         let mut run = self.run_logins();
         match self.verify(job, &value, &mut run, 1, reserve::SETTLE, false).await {

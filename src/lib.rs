@@ -23,6 +23,7 @@
 //!   notifications and the watchdog, SIGHUP reload, with one shutdown for all it runs.
 //! - [`hygiene`]: no core dumps, not dumpable: applied first in `main`.
 //! - [`status`]: what `status --json` and the job API show of a job.
+//! - [`report`]: `rotavault report`: each job's verdict against `[policy]` with its evidence and history, read-only.
 //! - [`cli`]: one file per subcommand; `main.rs` only parses and dispatches.
 //! - `sandbox` (feature `sandbox`): the Autotask simulator (REST and SOAP) that tests, the demo and trials run.
 
@@ -36,6 +37,7 @@ pub mod hygiene;
 pub mod lease;
 pub mod lockout;
 pub mod notify;
+pub mod report;
 pub mod retry;
 mod rfc3339;
 pub mod rotation;

@@ -11,6 +11,7 @@ mod keygen;
 pub mod output;
 mod plan;
 mod replicas;
+mod report;
 mod resolve;
 mod rotate;
 pub mod run;
@@ -148,6 +149,26 @@ pub enum Command {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
         rotations: u64,
     },
+    /// Whether each job (or JOB) holds [policy] and its own rules, with the evidence: age against max_age, last
+    /// rotation and verify, stores in step, not diverged, blocked, pending or drifted, a schedule that keeps max_age,
+    /// the secret rules' strength, and the history from the audit file. Read-only; prints no secret.
+    ///
+    /// Exit status: 0 every job compliant; 1 a job is not compliant or cannot be judged (a store did not answer), or
+    /// the report could not be written; 64 bad usage (an unknown job, a bad --since); 78 a bad configuration.
+    Report {
+        /// Only this job.
+        job: Option<String>,
+        /// `table` for a person, `json` or `csv` for tools, `markdown`, or `html`: one self-contained page with a
+        /// chart of each secret's age.
+        #[arg(long, value_enum, default_value_t = crate::report::Format::Table)]
+        format: crate::report::Format,
+        /// How far back the history from the audit file goes, as a duration such as 90d, 12h or 2w.
+        #[arg(long, default_value = "90d")]
+        since: String,
+        /// Write the report to this file (created owner-only, replaced if it exists) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Clear a job's diverged mark after a person has set its credential right.
     Resolve {
         /// The job's name in the configuration.
@@ -218,6 +239,11 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Plan { job } => plan::plan(load(&cli.config)?, job.as_deref()).await,
         Command::Keygen { out } => keygen::keygen(&out),
+        Command::Report { job, format, since, output } => {
+            let options =
+                report::Options { job: job.as_deref(), format, since: &since, output: output.as_deref() };
+            report::report(load(&cli.config)?, options).await
+        }
         Command::Resolve { job } => resolve::resolve(load(&cli.config)?, &job).await,
         #[cfg(feature = "sandbox")]
         Command::Demo { keep_running, dir, rotations } => demo::demo(dir, rotations, keep_running).await,

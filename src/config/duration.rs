@@ -26,9 +26,7 @@ impl<'de> Deserialize<'de> for ConfigDuration {
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<ConfigDuration, E> {
-                humantime::parse_duration(text)
-                    .map(ConfigDuration)
-                    .map_err(|e| E::custom(format!("`{text}` is not a duration ({e}): expected {EXPECTED}")))
+                parse(text).map(ConfigDuration).map_err(E::custom)
             }
         }
 
@@ -36,8 +34,15 @@ impl<'de> Deserialize<'de> for ConfigDuration {
     }
 }
 
+/// A duration as the config spells it (`"90d"`), for command-line options too; the error names the text and what
+/// is expected.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}): expected {EXPECTED}"))
+}
+
 /// `d` in config spelling: `31d`, `1d 12h`, `90s`, `500ms`, `0s`.
-pub(super) fn display(d: Duration) -> String {
+pub fn display(d: Duration) -> String {
     let secs = d.as_secs();
     let units = [
         (secs / 86_400, "d"),

@@ -41,6 +41,7 @@ mod validate;
 mod tests;
 
 pub use audit::AuditConfig;
+pub use duration::{display as display_duration, parse as parse_duration};
 pub use error::{ConfigError, EXIT_CONFIG};
 pub use files::NamedFile;
 pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookConfig};

@@ -1,0 +1,239 @@
+//! `rotavault report` through the real binary against an in-process sandbox: a tenant whose jobs were imported and
+//! rotated, with an audit file. The JSON form is the reference; the HTML form, parsed by a real HTML parser, must
+//! say the same of every job (verdict, age, max_age) with an age chart each, no script and nothing fetched from
+//! elsewhere. Compliant jobs exit 0; a job diverged behind rotavault's back exits 1 and is named with its reason;
+//! bad usage exits 64. The report changes nothing in the store, and nothing it prints holds a secret.
+
+mod support;
+
+use scraper::{Html, Selector};
+use std::path::Path;
+use support::binary::{Rotavault, text};
+use support::tenant::{Accounts, start_sandbox};
+use tokio_util::sync::CancellationToken;
+
+const CODE: &str = "REPORT-CLI-CODE";
+const ADMIN: &str = "admin@report.example";
+const ADMIN_PASSWORD: &str = "Ad#min-report-Passw0rd";
+const USER: &str = "api@report.example";
+const USER_PASSWORD: &str = "Api#report-initial-1";
+const CHANGED_PASSWORD: &str = "Set-by-a-p3rson-for-the-report!";
+
+fn write_config(dir: &Path, zone: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("code"), CODE).expect("code");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "state"
+
+[http]
+listen = "127.0.0.1:0"
+
+[audit]
+path = "audit.jsonl"
+
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
+
+[targets.autotask]
+kind = "autotask"
+zone_lookup_url = "{zone}"
+admin = {{ store = "local", name = "autotask/admin" }}
+
+[jobs.admin]
+target = "autotask"
+users = ["{ADMIN}"]
+integration_code_file = "code"
+stores = [ {{ store = "local", name = "autotask/admin" }} ]
+max_age = "30d"
+
+[jobs.api]
+target = "autotask"
+users = ["{USER}"]
+integration_code_file = "code"
+stores = [ {{ store = "local", name = "autotask/api" }} ]
+max_age = "30d"
+"#
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(next) = todo.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn selector(css: &str) -> Selector {
+    Selector::parse(css).expect("a valid selector")
+}
+
+/// The HTML page says of every job what the JSON says, with a chart each, and is self-contained.
+fn assert_html_matches_json(html: &str, json: &serde_json::Value) {
+    let page = Html::parse_document(html);
+    assert!(page.select(&selector("script")).next().is_none(), "no script in the page");
+    for element in page.select(&selector("*")) {
+        for (name, value) in element.value().attrs() {
+            let external = value.trim_start().to_ascii_lowercase();
+            assert!(
+                !(matches!(name, "src" | "href") && (external.starts_with("http") || external.starts_with("//"))),
+                "an external {name}: {value}"
+            );
+        }
+    }
+    let jobs = json["jobs"].as_array().expect("jobs");
+    assert_eq!(page.select(&selector("section.job")).count(), jobs.len(), "one section per job");
+    for job in jobs {
+        let name = job["job"].as_str().expect("name");
+        let verdict = job["verdict"].as_str().expect("verdict");
+        let row = page
+            .select(&selector(&format!("#summary tr[data-job=\"{name}\"]")))
+            .next()
+            .unwrap_or_else(|| panic!("a summary row for {name}"));
+        assert_eq!(row.value().attr("data-verdict"), Some(verdict), "{name}");
+        let cells: Vec<_> = row.select(&selector("td")).collect();
+        assert_eq!(cells[0].text().collect::<String>(), name);
+        assert_eq!(cells[1].text().collect::<String>(), verdict);
+        let seconds = |cell: &scraper::ElementRef<'_>| cell.value().attr("data-seconds").map(str::to_owned);
+        // Two runs, moments apart: the age may have grown by a few seconds between them.
+        let html_age: i64 = seconds(&cells[2]).expect("age").parse().expect("a number");
+        let json_age = job["evidence"]["age_seconds"].as_i64().expect("age");
+        assert!((0..=30).contains(&(html_age - json_age)), "{name}: age {html_age} in HTML, {json_age} in JSON");
+        assert_eq!(seconds(&cells[3]), job["evidence"]["max_age_seconds"].as_u64().map(|s| s.to_string()));
+        let section = page
+            .select(&selector(&format!("section.job[data-job=\"{name}\"]")))
+            .next()
+            .unwrap_or_else(|| panic!("a section for {name}"));
+        assert_eq!(section.value().attr("data-verdict"), Some(verdict));
+        assert!(section.select(&selector("svg.age-chart polyline.age")).next().is_some(), "{name}: age line");
+        assert!(section.select(&selector("svg.age-chart line.max-age")).next().is_some(), "{name}: max_age line");
+        let listed: Vec<String> =
+            section.select(&selector("ul.reasons li")).map(|li| li.text().collect()).collect();
+        let reasons: Vec<String> = job["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .map(|r| r.as_str().expect("text").to_owned())
+            .collect();
+        assert_eq!(listed, reasons, "{name}: the same reasons");
+    }
+}
+
+#[test]
+fn report_gives_each_jobs_verdict_with_its_evidence_in_json_and_html_and_its_exit_code() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let shutdown = CancellationToken::new();
+    let accounts = Accounts {
+        code: CODE,
+        admin: ADMIN,
+        admin_password: ADMIN_PASSWORD,
+        user: USER,
+        user_password: USER_PASSWORD,
+    };
+    let sandbox = rt.block_on(start_sandbox(&accounts, &shutdown));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rotavault = Rotavault::new(dir.path(), write_config(dir.path(), &sandbox.zone_lookup_url()));
+    let mut printed = String::new();
+    let mut cli = |args: &[&str], stdin: Option<&str>| {
+        let out = rotavault.cli(args, stdin);
+        printed.push_str(&text(&out));
+        out
+    };
+    assert!(cli(&["keygen", "--out", "store.key"], None).status.success());
+    let out = cli(&["import", "admin"], Some(ADMIN_PASSWORD));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&["import", "api", "--no-rotate"], Some(USER_PASSWORD));
+    assert!(out.status.success(), "{}", text(&out));
+    for _ in 0..2 {
+        let out = cli(&["rotate", "api"], None);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    let store = files_under(&dir.path().join("secrets.age"));
+    let out = cli(&["report", "--format", "json"], None);
+    assert_eq!(out.status.code(), Some(0), "every job is compliant: {}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let api = json["jobs"].as_array().expect("jobs").iter().find(|j| j["job"] == "api").expect("api");
+    assert_eq!(api["verdict"], "compliant", "{api}");
+    assert_eq!(api["history"]["rotations"], 2, "{api}");
+    assert_eq!(api["history"]["imports"], 1, "{api}");
+    assert_eq!(api["history"]["triggers"]["manual"], 2, "{api}");
+    assert_eq!(api["evidence"]["generation"], 3, "{api}");
+    assert_eq!(api["evidence"]["stores"][0]["previous"]["slot"], "present", "{api}");
+    assert_eq!(api["evidence"]["max_age_seconds"], 30 * 86_400);
+    assert_eq!(json["audit"]["recorded"], true);
+
+    let out = cli(&["report", "--format", "html", "--output", "report.html"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).expect("the report file");
+    let mut pages = html.clone();
+    assert_html_matches_json(&html, &json);
+
+    for format in ["table", "csv", "markdown"] {
+        let out = cli(&["report", "--format", format], None);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", text(&out));
+    }
+    assert_eq!(files_under(&dir.path().join("secrets.age")), store, "the report wrote nothing to the store");
+
+    // A person changes the API user's password in Autotask: the next rotation finds the job diverged.
+    sandbox.set_password_behind_the_back(USER, CHANGED_PASSWORD);
+    assert_eq!(cli(&["rotate", "api"], None).status.code(), Some(3));
+    let out = cli(&["report", "--format", "json"], None);
+    assert_eq!(out.status.code(), Some(1), "a job is not compliant: {}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let verdicts: Vec<(String, String)> = json["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| (j["job"].as_str().expect("job").to_owned(), j["verdict"].as_str().expect("v").to_owned()))
+        .collect();
+    assert_eq!(verdicts, [("admin".into(), "compliant".into()), ("api".into(), "non_compliant".into())]);
+    let api = json["jobs"].as_array().expect("jobs").iter().find(|j| j["job"] == "api").expect("api");
+    let reasons = api["reasons"].to_string();
+    assert!(reasons.contains("not_diverged: diverged since"), "{reasons}");
+    assert_eq!(api["history"]["failures"], 1, "the diverged event is counted: {api}");
+    let out = cli(&["report", "--format", "html"], None);
+    assert_eq!(out.status.code(), Some(1));
+    pages.push_str(&String::from_utf8_lossy(&out.stdout));
+    assert_html_matches_json(&String::from_utf8_lossy(&out.stdout), &json);
+    let out = cli(&["report", "api", "--format", "csv"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(csv.starts_with("job,verdict,reasons,"), "{csv}");
+    let row = csv.lines().nth(1).expect("one row after the header");
+    assert!(row.starts_with("api,non_compliant,") && row.contains("not_diverged: diverged since"), "{csv}");
+    assert_eq!(csv.lines().count(), 2, "only the job asked for: {csv}");
+    let out = cli(&["report", "admin"], None);
+    assert_eq!(out.status.code(), Some(0), "one compliant job asked for: {}", text(&out));
+
+    let out = cli(&["report", "--since", "90"], None);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("--since `90` is not a duration"), "{}", text(&out));
+    let out = cli(&["report", "nosuch"], None);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+
+    let mut secrets = vec![ADMIN_PASSWORD.to_owned(), USER_PASSWORD.to_owned(), CHANGED_PASSWORD.to_owned()];
+    secrets.extend([ADMIN, USER].iter().filter_map(|u| sandbox.password_of(u)));
+    printed.push_str(&pages);
+    for secret in &secrets {
+        assert!(!printed.contains(secret.as_str()), "a password was printed");
+    }
+    shutdown.cancel();
+}

@@ -93,7 +93,8 @@ fn assert_html_matches_json(html: &str, json: &serde_json::Value) {
         for (name, value) in element.value().attrs() {
             let external = value.trim_start().to_ascii_lowercase();
             assert!(
-                !(matches!(name, "src" | "href") && (external.starts_with("http") || external.starts_with("//"))),
+                !(matches!(name, "src" | "href")
+                    && (external.starts_with("http") || external.starts_with("//"))),
                 "an external {name}: {value}"
             );
         }
@@ -115,7 +116,10 @@ fn assert_html_matches_json(html: &str, json: &serde_json::Value) {
         // Two runs, moments apart: the age may have grown by a few seconds between them.
         let html_age: i64 = seconds(&cells[2]).expect("age").parse().expect("a number");
         let json_age = job["evidence"]["age_seconds"].as_i64().expect("age");
-        assert!((0..=30).contains(&(html_age - json_age)), "{name}: age {html_age} in HTML, {json_age} in JSON");
+        assert!(
+            (0..=30).contains(&(html_age - json_age)),
+            "{name}: age {html_age} in HTML, {json_age} in JSON"
+        );
         assert_eq!(seconds(&cells[3]), job["evidence"]["max_age_seconds"].as_u64().map(|s| s.to_string()));
         let section = page
             .select(&selector(&format!("section.job[data-job=\"{name}\"]")))
@@ -123,7 +127,10 @@ fn assert_html_matches_json(html: &str, json: &serde_json::Value) {
             .unwrap_or_else(|| panic!("a section for {name}"));
         assert_eq!(section.value().attr("data-verdict"), Some(verdict));
         assert!(section.select(&selector("svg.age-chart polyline.age")).next().is_some(), "{name}: age line");
-        assert!(section.select(&selector("svg.age-chart line.max-age")).next().is_some(), "{name}: max_age line");
+        assert!(
+            section.select(&selector("svg.age-chart line.max-age")).next().is_some(),
+            "{name}: max_age line"
+        );
         let listed: Vec<String> =
             section.select(&selector("ul.reasons li")).map(|li| li.text().collect()).collect();
         let reasons: Vec<String> = job["reasons"]

@@ -130,7 +130,8 @@ fn job_section(out: &mut String, job: &JobReport, start: DateTime<Utc>, now: Dat
         }
         out.push_str("</ul>\n");
     }
-    out.push_str(&chart(&job.age_series, e.max_age_seconds, start, now, &job.job));
+    let limit = e.max_age_seconds.zip(e.max_age.as_deref());
+    out.push_str(&chart(&job.age_series, limit, start, now, &job.job));
     out.push_str("<table class=\"checks\">\n<tr><th>Check</th><th>Outcome</th><th>Detail</th></tr>\n");
     for check in &job.checks {
         let (class, word) = match check.outcome {
@@ -195,10 +196,11 @@ const RIGHT: f64 = 10.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 30.0;
 
-/// The secret's age over `[start, now]` as an SVG line, with `max_age` as a dashed horizontal line.
+/// The secret's age over `[start, now]` as an SVG line, with `max_age` (seconds, and as written) as a dashed
+/// horizontal line.
 fn chart(
     points: &[AgePoint],
-    max_age: Option<u64>,
+    max_age: Option<(u64, &str)>,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
     job: &str,
@@ -206,7 +208,7 @@ fn chart(
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let span = (now - start).num_seconds().max(1) as f64;
     let highest = points.iter().map(|p| p.age_seconds.max(0) as f64).fold(0.0, f64::max);
-    let top = highest.max(max_age.unwrap_or(0) as f64).max(1.0) * 1.1;
+    let top = highest.max(max_age.map_or(0, |(seconds, _)| seconds) as f64).max(1.0) * 1.1;
     let x = |at: DateTime<Utc>| LEFT + ((at - start).num_seconds() as f64 / span).clamp(0.0, 1.0) * plot_w;
     let y = |age: f64| TOP + plot_h - (age.max(0.0) / top) * plot_h;
     let mut svg = format!(
@@ -228,13 +230,14 @@ fn chart(
         escape(&day(now))
     );
     let _ = writeln!(svg, "<text x=\"{}\" y=\"{bottom}\" text-anchor=\"end\">0</text>", LEFT - 4.0);
-    if let Some(limit) = max_age {
+    if let Some((limit, written)) = max_age {
         let ly = y(limit as f64);
         let _ = writeln!(
             svg,
-            "<line class=\"max-age\" x1=\"{LEFT}\" y1=\"{ly:.1}\" x2=\"{right}\" y2=\"{ly:.1}\" stroke=\"#a61b1b\" stroke-dasharray=\"6 4\"/>\n<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">max_age</text>",
+            "<line class=\"max-age\" x1=\"{LEFT}\" y1=\"{ly:.1}\" x2=\"{right}\" y2=\"{ly:.1}\" stroke=\"#a61b1b\" stroke-dasharray=\"6 4\"/>\n<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             LEFT - 4.0,
-            ly + 4.0
+            ly + 4.0,
+            escape(written)
         );
     }
     if points.is_empty() {
@@ -280,9 +283,10 @@ mod tests {
         let now = start + chrono::Duration::days(90);
         let points =
             [AgePoint { at: start, age_seconds: 5 * 86_400 }, AgePoint { at: now, age_seconds: 95 * 86_400 }];
-        let svg = chart(&points, Some(30 * 86_400), start, now, "a<b");
+        let svg = chart(&points, Some((30 * 86_400, "30d")), start, now, "a<b");
         assert!(svg.contains("class=\"age\"") && svg.contains("class=\"max-age\""), "{svg}");
         assert!(svg.contains("a&lt;b") && !svg.contains("a<b"), "{svg}");
+        assert!(svg.contains(">30d</text>"), "the max_age line is labelled: {svg}");
         let empty = chart(&[], None, start, now, "job");
         assert!(empty.contains("no age known") && !empty.contains("max-age"), "{empty}");
     }

@@ -149,9 +149,12 @@ pub enum Command {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
         rotations: u64,
     },
-    /// Whether each job (or JOB) holds [policy] and its own rules, with the evidence: age against max_age, last
-    /// rotation and verify, stores in step, not diverged, blocked, pending or drifted, a schedule that keeps max_age,
-    /// the secret rules' strength, and the history from the audit file. Read-only; prints no secret.
+    /// Whether each job (or JOB) holds [policy] and its own rules, with the evidence. Changes nothing.
+    ///
+    /// The checks: age against max_age, stores in step (same rotation and generation, previous value kept,
+    /// rotavault's ownership), not diverged, blocked, pending or drifted, a schedule that keeps max_age, and secret
+    /// rules as strong as [policy] asks; with the last rotation and verify, and the history from the audit file.
+    /// Reads store metadata, job state and the audit file only; prints no secret.
     ///
     /// Exit status: 0 every job compliant; 1 a job is not compliant or cannot be judged (a store did not answer), or
     /// the report could not be written; 64 bad usage (an unknown job, a bad --since); 78 a bad configuration.

@@ -222,7 +222,10 @@ fn markdown(report: &Report) -> String {
         for reason in &job.reasons {
             let _ = writeln!(out, "- {}", md(reason));
         }
-        out.push_str("\n| Check | Outcome | Detail |\n|---|---|---|\n");
+        if !job.reasons.is_empty() {
+            out.push('\n');
+        }
+        out.push_str("| Check | Outcome | Detail |\n|---|---|---|\n");
         for check in &job.checks {
             let _ = writeln!(out, "| {} | {} | {} |", md(check.name), outcome(check), md(&check.detail));
         }

@@ -2,7 +2,8 @@
 //! rotated, with an audit file. The JSON form is the reference; the HTML form, parsed by a real HTML parser, must
 //! say the same of every job (verdict, age, max_age) with an age chart each, no script and nothing fetched from
 //! elsewhere. Compliant jobs exit 0; a job diverged behind rotavault's back exits 1 and is named with its reason;
-//! bad usage exits 64. The report changes nothing in the store, and nothing it prints holds a secret.
+//! bad usage exits 64. A torn audit line is counted and warned about; without an audit file the history is "not
+//! recorded" and the report still stands. The report changes no file, and nothing it prints holds a secret.
 
 mod support;
 
@@ -239,6 +240,26 @@ fn report_gives_each_jobs_verdict_with_its_evidence_in_json_and_html_and_its_exi
     assert_eq!(csv.lines().count(), 2, "only the job asked for: {csv}");
     let out = cli(&["report", "admin"], None);
     assert_eq!(out.status.code(), Some(0), "one compliant job asked for: {}", text(&out));
+
+    // A line cut off by a crash is counted and said, not fatal; with no audit file, history is "not recorded".
+    let audit = dir.path().join("audit.jsonl");
+    let mut lines = std::fs::read_to_string(&audit).expect("the audit file");
+    lines.push_str("{\"type\":\"io.rotavault.rotation.rot\n");
+    std::fs::write(&audit, lines).expect("a torn line");
+    let out = cli(&["report", "--format", "json"], None);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["audit"]["malformed_lines"], 1, "{json}");
+    assert!(json["warnings"][0].as_str().expect("a warning").contains("1 line(s)"), "{json}");
+    assert!(String::from_utf8_lossy(&cli(&["report"], None).stdout).contains("warning: 1 line(s)"));
+    std::fs::remove_file(&audit).expect("remove");
+    let out = cli(&["report", "--format", "json"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["audit"]["recorded"], false, "{json}");
+    assert_eq!(json["jobs"][0]["history"]["recorded"], false, "{json}");
+    let out = cli(&["report", "--format", "html"], None);
+    assert_html_matches_json(&String::from_utf8_lossy(&out.stdout), &json);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("History is not recorded"));
 
     let out = cli(&["report", "--since", "90"], None);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));

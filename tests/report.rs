@@ -122,6 +122,13 @@ fn assert_html_matches_json(html: &str, json: &serde_json::Value) {
             "{name}: age {html_age} in HTML, {json_age} in JSON"
         );
         assert_eq!(seconds(&cells[3]), job["evidence"]["max_age_seconds"].as_u64().map(|s| s.to_string()));
+        let verified = match job["evidence"]["last_verify"].as_str() {
+            Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+                .expect("a time")
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            None => "never".to_owned(),
+        };
+        assert_eq!(cells[4].text().collect::<String>(), verified, "{name}: last verify");
         let section = page
             .select(&selector(&format!("section.job[data-job=\"{name}\"]")))
             .next()
@@ -192,6 +199,7 @@ fn report_gives_each_jobs_verdict_with_its_evidence_in_json_and_html_and_its_exi
     assert_eq!(api["evidence"]["generation"], 3, "{api}");
     assert_eq!(api["evidence"]["stores"][0]["previous"]["slot"], "present", "{api}");
     assert_eq!(api["evidence"]["max_age_seconds"], 30 * 86_400);
+    assert_eq!(api["evidence"]["last_verify_by"], "rotation", "the last rotation's verify: {api}");
     assert_eq!(json["audit"]["recorded"], true);
 
     let out = cli(&["report", "--format", "html", "--output", "report.html"], None);

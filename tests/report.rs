@@ -34,6 +34,10 @@ listen = "127.0.0.1:0"
 [audit]
 path = "audit.jsonl"
 
+# The daemon is not run here: every verify the report sees is a rotation's or an import's, seconds old.
+[policy]
+heartbeat = "1h"
+
 [stores.local]
 kind = "file"
 path = "secrets.age"
@@ -200,6 +204,9 @@ fn report_gives_each_jobs_verdict_with_its_evidence_in_json_and_html_and_its_exi
     assert_eq!(api["evidence"]["stores"][0]["previous"]["slot"], "present", "{api}");
     assert_eq!(api["evidence"]["max_age_seconds"], 30 * 86_400);
     assert_eq!(api["evidence"]["last_verify_by"], "rotation", "the last rotation's verify: {api}");
+    let verified =
+        api["checks"].as_array().expect("checks").iter().find(|c| c["name"] == "recently_verified");
+    assert_eq!(verified.expect("the heartbeat check")["outcome"], "pass", "{api}");
     assert_eq!(json["audit"]["recorded"], true);
 
     let out = cli(&["report", "--format", "html", "--output", "report.html"], None);

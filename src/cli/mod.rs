@@ -152,9 +152,10 @@ pub enum Command {
     /// Whether each job (or JOB) holds [policy] and its own rules, with the evidence. Changes nothing.
     ///
     /// The checks: age against max_age, stores in step (same rotation and generation, previous value kept,
-    /// rotavault's ownership), not diverged, blocked, pending or drifted, a schedule that keeps max_age, and secret
-    /// rules as strong as [policy] asks; with the last rotation and verify, and the history from the audit file.
-    /// Reads store metadata, job state and the audit file only; prints no secret.
+    /// rotavault's ownership), not diverged, blocked, pending or drifted, a schedule that keeps max_age, with a
+    /// heartbeat a verify within two of its intervals, and secret rules as strong as [policy] asks; with the last
+    /// rotation and verify, and the history from the audit file. Reads store metadata, job state and the audit file
+    /// only; prints no secret.
     ///
     /// Exit status: 0 every job compliant; 1 a job is not compliant or cannot be judged (a store did not answer), or
     /// the report could not be written; 64 bad usage (an unknown job, a bad --since); 78 a bad configuration.

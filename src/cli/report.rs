@@ -81,6 +81,8 @@ pub async fn report(config: Config, options: Options<'_>) -> Result<u8, CliError
             max_age,
             policy,
             secret: &scheduled.job.policy,
+            heartbeat: scheduled.heartbeat,
+            now,
         };
         jobs.push(report::assess(&inputs, history, series));
     }

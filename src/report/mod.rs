@@ -142,7 +142,8 @@ pub enum Outcome {
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
     /// Stable, for scripts: `max_age`, `stores_in_step`, `previous_present`, `ownership`, `not_diverged`,
-    /// `not_blocked`, `settled`, `no_drift`, `schedule_keeps_max_age`, `secret_rules`, `strength`, `job_state`.
+    /// `not_blocked`, `settled`, `no_drift`, `schedule_keeps_max_age`, `recently_verified`, `secret_rules`,
+    /// `strength`.
     pub name: &'static str,
     pub outcome: Outcome,
     pub detail: String,

@@ -11,6 +11,7 @@ use crate::config::{GlobalPolicy, display_duration};
 use crate::rotation::state::JobState;
 use crate::secret::SecretPolicy;
 use crate::status::JobStatus;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -44,6 +45,9 @@ pub struct Inputs<'a> {
     pub max_age: Option<Duration>,
     pub policy: &'a GlobalPolicy,
     pub secret: &'a SecretPolicy,
+    /// How often the daemon verifies the job's stored value (the job's own heartbeat, else `[policy]`'s).
+    pub heartbeat: Option<Duration>,
+    pub now: DateTime<Utc>,
 }
 
 /// How `status` words a `NotOwned` store error: the summaries arrive as text, and this is the sentence
@@ -77,20 +81,20 @@ fn check(name: &'static str, outcome: Outcome, detail: impl Into<String>) -> Che
 
 fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
     let s = inputs.status;
-    let default = JobState::default();
-    let state = inputs.state.unwrap_or(&default);
+    // The checks the job's state decides cannot be made without it: unknown, never passed on a default.
+    let by_state = |name: &'static str, decide: &dyn Fn(&JobState) -> Check| match inputs.state {
+        Ok(state) => decide(state),
+        Err(e) => check(name, Outcome::Unknown, format!("the job's state cannot be read: {e}")),
+    };
     let mut out = vec![max_age(inputs), stores_in_step(s), previous_present(inputs), ownership(inputs)];
-    if let Err(e) = inputs.state {
-        out.push(check("job_state", Outcome::Unknown, format!("the job's state cannot be read: {e}")));
-    }
-    out.push(match &state.diverged {
+    out.push(by_state("not_diverged", &|state| match &state.diverged {
         Some(mark) => check(
             "not_diverged",
             Outcome::Fail,
             format!("diverged since {}: {}", timestamp(mark.since), mark.reason),
         ),
         None => check("not_diverged", Outcome::Pass, "not diverged"),
-    });
+    }));
     out.push(match s.state {
         "blocked" => {
             check("not_blocked", Outcome::Fail, s.action.clone().unwrap_or_else(|| "blocked".into()))
@@ -108,19 +112,20 @@ fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
             format!("a rotation is pending (unsettled) in {}", pending.join(", ")),
         )
     });
-    out.push(match &state.drift {
+    out.push(by_state("no_drift", &|state| match &state.drift {
         Some(d) => check(
             "no_drift",
             Outcome::Fail,
             format!(
-                "since {} the current value of {} differs from the others",
+                "since {}, the current value of {} differs from the one the target accepts",
                 timestamp(d.since),
                 d.stores.join(", ")
             ),
         ),
         None => check("no_drift", Outcome::Pass, "no store found out of step"),
-    });
-    out.push(schedule(inputs, state));
+    }));
+    out.push(by_state("schedule_keeps_max_age", &|state| schedule(inputs, state)));
+    out.push(by_state("recently_verified", &|state| recently_verified(inputs, state)));
     out.extend(secret_rules(inputs));
     out
 }
@@ -239,6 +244,42 @@ fn schedule(inputs: &Inputs<'_>, state: &JobState) -> Check {
         let detail =
             format!("next due {}, after max_age is reached at {}", timestamp(due), timestamp(deadline));
         check("schedule_keeps_max_age", Outcome::Fail, detail)
+    }
+}
+
+/// With a heartbeat, the target accepted the stored value within two of its intervals: the daemon verifies one
+/// interval after the last verify, and after a restart at a random point of the next interval, so a later one means
+/// the heartbeat is not running or not succeeding.
+fn recently_verified(inputs: &Inputs<'_>, state: &JobState) -> Check {
+    let name = "recently_verified";
+    let last = state.last_verify.as_ref();
+    let Some(every) = inputs.heartbeat else {
+        let detail = match last {
+            Some(v) => format!("no heartbeat is set; last verified {} by {}", timestamp(v.at), v.by),
+            None => "no heartbeat is set; never verified since the state recorded it".to_owned(),
+        };
+        return check(name, Outcome::Pass, detail);
+    };
+    let every_text = display_duration(every);
+    let Some(verified) = last else {
+        return check(
+            name,
+            Outcome::Fail,
+            format!("never verified, though the heartbeat runs every {every_text}"),
+        );
+    };
+    let ago = (inputs.now - verified.at).num_seconds();
+    if ago > 2 * every.as_secs() as i64 {
+        let detail = format!(
+            "last verified {} ago (by {}), more than twice the heartbeat of {every_text}",
+            human_age(ago),
+            verified.by
+        );
+        check(name, Outcome::Fail, detail)
+    } else {
+        let detail =
+            format!("verified {} ago by {} (heartbeat every {every_text})", human_age(ago), verified.by);
+        check(name, Outcome::Pass, detail)
     }
 }
 

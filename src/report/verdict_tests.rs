@@ -64,6 +64,7 @@ fn secret() -> SecretPolicy {
 }
 
 struct Case {
+    heartbeat: Option<Duration>,
     status: JobStatus,
     state: JobState,
     previous: Vec<PreviousSlot>,
@@ -79,6 +80,7 @@ impl Case {
         };
         let present = PreviousSlot::Present { generation: 2 };
         Self {
+            heartbeat: Some(Duration::from_secs(DAY as u64)),
             status: status(),
             state,
             previous: vec![present.clone(), present],
@@ -95,6 +97,8 @@ impl Case {
             max_age: self.policy.max_age,
             policy: &self.policy,
             secret: &self.secret,
+            heartbeat: self.heartbeat,
+            now: now(),
         };
         assess(&inputs, History::default(), Vec::new())
     }
@@ -233,8 +237,28 @@ fn an_unreadable_job_state_makes_the_verdict_unknown() {
         max_age: case.policy.max_age,
         policy: &case.policy,
         secret: &case.secret,
+        heartbeat: case.heartbeat,
+        now: now(),
     };
     let report = assess(&inputs, History::default(), Vec::new());
     assert_eq!(report.verdict, Verdict::Unknown);
-    assert!(report.reasons.iter().any(|r| r.starts_with("job_state:")), "{:?}", report.reasons);
+    let unknown: Vec<&str> =
+        report.checks.iter().filter(|c| c.outcome == Outcome::Unknown).map(|c| c.name).collect();
+    assert_eq!(unknown, ["not_diverged", "no_drift", "schedule_keeps_max_age", "recently_verified"]);
+    assert!(
+        report.reasons[0].ends_with("the job's state cannot be read: permission denied"),
+        "{:?}",
+        report.reasons
+    );
+}
+
+#[test]
+fn with_a_heartbeat_a_verify_older_than_two_intervals_or_none_is_non_compliant() {
+    let mut case = Case::compliant();
+    case.state.last_verify = Some(Verified { at: now() - chrono::Duration::days(3), by: "heartbeat".into() });
+    assert_eq!(case.failed(), (Verdict::NonCompliant, vec!["recently_verified"]));
+    case.state.last_verify = None;
+    assert_eq!(case.failed(), (Verdict::NonCompliant, vec!["recently_verified"]));
+    case.heartbeat = None;
+    assert_eq!(case.failed().0, Verdict::Compliant, "without a heartbeat the last verify is evidence only");
 }

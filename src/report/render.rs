@@ -93,13 +93,18 @@ fn table(report: &Report) -> String {
     out
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes doubled.
+/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes doubled. A field a
+/// spreadsheet would run as a formula (`=`, `+`, `@`, a tab, or `-` not starting a number: an error text from a
+/// target can begin so) gets a leading `'`, so that opening the evidence runs nothing.
 pub(super) fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
+    let mut chars = text.chars();
+    let formula = match chars.next() {
+        Some('=' | '+' | '@' | '\t' | '\r') => true,
+        Some('-') => !chars.next().is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    };
+    let text = if formula { format!("'{text}") } else { text.to_owned() };
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
 const CSV_HEADER: [&str; 16] = [
@@ -284,6 +289,16 @@ mod tests {
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
         assert_eq!(csv_field("cr\rhere"), "\"cr\rhere\"");
         assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn a_csv_field_a_spreadsheet_would_run_as_a_formula_is_made_text_and_numbers_stay_numbers() {
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("-cmd"), "'-cmd");
+        assert_eq!(csv_field("-5"), "-5");
+        assert_eq!(csv_field("2026-12-06T00:27:33Z"), "2026-12-06T00:27:33Z");
     }
 
     #[test]

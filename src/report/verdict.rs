@@ -237,8 +237,11 @@ fn schedule(inputs: &Inputs<'_>, state: &JobState) -> Check {
         .map(|l| rotated_at + l)
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     if due <= deadline {
-        let detail =
-            format!("next due {}, before max_age is reached at {}", timestamp(due), timestamp(deadline));
+        let detail = format!(
+            "next due {}, no later than max_age is reached at {}",
+            timestamp(due),
+            timestamp(deadline)
+        );
         check("schedule_keeps_max_age", Outcome::Pass, detail)
     } else {
         let detail =

@@ -114,9 +114,15 @@ async fn no_secret_appears_in_anything_a_full_rotation_prints() {
             secrets.push(current(&store, name, job).await.expect("a current value"));
         }
     }
-    for args in [&["status"][..], &["status", "--json"], &["check"]] {
+    for args in [&["status"][..], &["status", "--json"], &["check"], &["plan"]] {
         let out = setup.run(args);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
+        output.push_str(&text(&out));
+    }
+    // The report reads every store's previous slot too (a value, dropped unseen): every form of it is searched.
+    for format in ["table", "json", "csv", "markdown", "html"] {
+        let out = setup.run(&["report", "--format", format]);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "report --format {format}: {}", text(&out));
         output.push_str(&text(&out));
     }
 

@@ -107,27 +107,13 @@ address = "{address}"
 auth = "token"
 token_file = "bao-token"
 
-[targets.autotask]
-kind = "autotask"
-zone_lookup_url = "{zone}"
-admin = {{ store = "local", name = "autotask/admin" }}
-
-[jobs.admin]
-target = "autotask"
-users = ["{ADMIN}"]
-integration_code_file = "code"
-stores = [ {{ store = "local", name = "autotask/admin" }} ]
-max_age = "30d"
-
-[jobs.api]
-target = "autotask"
-users = ["{USER}"]
-integration_code_file = "code"
-stores = [ {{ store = "local", name = "autotask/api" }}, {{ store = "bao", name = "{bao_name}" }} ]
-max_age = "30d"
-"#,
+{tenant}"#,
                 beat = BEAT.as_secs(),
-                zone = sandbox.zone_lookup_url(),
+                tenant = support::tenant::config_sections(
+                    &sandbox.zone_lookup_url(),
+                    &accounts,
+                    &format!(r#"{{ store = "local", name = "autotask/api" }}, {{ store = "bao", name = "{bao_name}" }}"#),
+                ),
             ),
         )
         .expect("config");

@@ -20,7 +20,9 @@ const USER: &str = "api@report.example";
 const USER_PASSWORD: &str = "Api#report-initial-1";
 const CHANGED_PASSWORD: &str = "Set-by-a-p3rson-for-the-report!";
 
-fn write_config(dir: &Path, zone: &str) -> std::path::PathBuf {
+fn write_config(dir: &Path, zone: &str, accounts: &Accounts<'_>) -> std::path::PathBuf {
+    let tenant =
+        support::tenant::config_sections(zone, accounts, r#"{ store = "local", name = "autotask/api" }"#);
     std::fs::write(dir.join("code"), CODE).expect("code");
     let config = dir.join("config.toml");
     std::fs::write(
@@ -43,25 +45,7 @@ kind = "file"
 path = "secrets.age"
 identity_file = "store.key"
 
-[targets.autotask]
-kind = "autotask"
-zone_lookup_url = "{zone}"
-admin = {{ store = "local", name = "autotask/admin" }}
-
-[jobs.admin]
-target = "autotask"
-users = ["{ADMIN}"]
-integration_code_file = "code"
-stores = [ {{ store = "local", name = "autotask/admin" }} ]
-max_age = "30d"
-
-[jobs.api]
-target = "autotask"
-users = ["{USER}"]
-integration_code_file = "code"
-stores = [ {{ store = "local", name = "autotask/api" }} ]
-max_age = "30d"
-"#
+{tenant}"#
         ),
     )
     .expect("config");
@@ -168,7 +152,8 @@ fn report_gives_each_jobs_verdict_with_its_evidence_in_json_and_html_and_its_exi
     };
     let sandbox = rt.block_on(start_sandbox(&accounts, &shutdown));
     let dir = tempfile::tempdir().expect("tempdir");
-    let rotavault = Rotavault::new(dir.path(), write_config(dir.path(), &sandbox.zone_lookup_url()));
+    let rotavault =
+        Rotavault::new(dir.path(), write_config(dir.path(), &sandbox.zone_lookup_url(), &accounts));
     let mut printed = String::new();
     let mut cli = |args: &[&str], stdin: Option<&str>| {
         let out = rotavault.cli(args, stdin);

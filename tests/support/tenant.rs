@@ -42,6 +42,34 @@ security_level = "api_user"
     Sandbox::start(listener, seed, false, shutdown.clone()).await.expect("the sandbox starts")
 }
 
+/// The config sections of the tenant at `zone`: its Autotask target, the admin job (kept in store `local`, whose
+/// admin credential the target reads there) and the API job kept in `api_stores` (the items of a TOML array), both
+/// with a `max_age` of 30 days and the integration code in the file `code`.
+pub fn config_sections(zone: &str, accounts: &Accounts<'_>, api_stores: &str) -> String {
+    let Accounts { admin, user, .. } = accounts;
+    format!(
+        r#"[targets.autotask]
+kind = "autotask"
+zone_lookup_url = "{zone}"
+admin = {{ store = "local", name = "autotask/admin" }}
+
+[jobs.admin]
+target = "autotask"
+users = ["{admin}"]
+integration_code_file = "code"
+stores = [ {{ store = "local", name = "autotask/admin" }} ]
+max_age = "30d"
+
+[jobs.api]
+target = "autotask"
+users = ["{user}"]
+integration_code_file = "code"
+stores = [ {api_stores} ]
+max_age = "30d"
+"#
+    )
+}
+
 /// What `rotavault import JOB --user USER --no-rotate` does with `secret` on standard input.
 pub async fn import(runtime: &Runtime, job: &str, user: &str, secret: &str) -> Result<u64, RotationError> {
     let job = &runtime.job(job).expect("the job exists").job;

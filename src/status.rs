@@ -57,6 +57,9 @@ pub struct StoreStatus {
     pub generation: Option<u64>,
     pub pending_rotation_id: Option<String>,
     pub error: Option<String>,
+    /// The error's kind (`StoreError::metric_label`: `not_owned`, `transient`, ...), for what judges it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
 }
 
 /// Every job's status, in `runtime.jobs` order: each store is read once for all jobs, not once per job.
@@ -117,6 +120,7 @@ pub async fn job_status(
             generation: None,
             pending_rotation_id: None,
             error: None,
+            error_kind: None,
         };
         match answer {
             Ok(summary) => {
@@ -135,7 +139,10 @@ pub async fn job_status(
                     s.pending_rotation_id = Some(p.rotation_id.to_string());
                 }
             }
-            Err(e) => s.error = Some(e.to_string()),
+            Err(e) => {
+                s.error = Some(e.to_string());
+                s.error_kind = Some(e.metric_label());
+            }
         }
         stores.push(s);
     }

@@ -50,10 +50,6 @@ pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// How `status` words a `NotOwned` store error: the summaries arrive as text, and this is the sentence
-/// `StoreError::NotOwned` always contains.
-const NOT_OWNED: &str = "is not managed by rotavault";
-
 /// The job's checks, verdict and evidence.
 pub fn assess(inputs: &Inputs<'_>, history: History, age_series: Vec<AgePoint>) -> JobReport {
     let checks = checks(inputs);
@@ -202,7 +198,7 @@ fn previous_present(inputs: &Inputs<'_>) -> Check {
 
 fn ownership(inputs: &Inputs<'_>) -> Check {
     for (st, previous) in inputs.status.stores.iter().zip(inputs.previous) {
-        if let Some(error) = st.error.as_deref().filter(|e| e.contains(NOT_OWNED)) {
+        if let (Some(error), Some("not_owned")) = (&st.error, st.error_kind) {
             return check("ownership", Outcome::Fail, format!("store {}: {error}", st.store));
         }
         if let PreviousSlot::NotOwned { error } = previous {

@@ -23,6 +23,7 @@ fn store(name: &str, generation: u64, rotation: &str) -> StoreStatus {
         generation: Some(generation),
         pending_rotation_id: None,
         error: None,
+        error_kind: None,
     }
 }
 
@@ -160,6 +161,7 @@ fn a_secret_that_is_no_longer_rotavaults_fails_ownership() {
     assert_eq!(case.failed(), (Verdict::NonCompliant, vec!["previous_present", "ownership"]));
     let mut case = Case::compliant();
     case.status.stores[0].error = Some("aws: `x` is not managed by rotavault for job `api`".into());
+    case.status.stores[0].error_kind = Some("not_owned");
     let (verdict, failed) = case.failed();
     assert_eq!(verdict, Verdict::NonCompliant);
     assert!(failed.contains(&"ownership"), "{failed:?}");
@@ -169,6 +171,7 @@ fn a_secret_that_is_no_longer_rotavaults_fails_ownership() {
 fn a_store_that_does_not_answer_makes_the_verdict_unknown() {
     let mut case = Case::compliant();
     case.status.stores[1].error = Some("vault: temporarily unavailable: connection refused".into());
+    case.status.stores[1].error_kind = Some("transient");
     case.status.age_seconds = None;
     case.status.last_rotation = None;
     case.previous[1] = PreviousSlot::NotRead;

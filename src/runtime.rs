@@ -42,6 +42,8 @@ pub struct ScheduledJob {
     pub blackouts: Option<Arc<[Blackout]>>,
     /// How often its stored value is verified between rotations; `None`: never.
     pub heartbeat: Option<Duration>,
+    /// How long before `max_age` its age warning (or, for a manual job, "manual rotation due") comes.
+    pub warn_before: Option<Duration>,
 }
 
 impl ScheduledJob {
@@ -221,6 +223,7 @@ impl Runtime {
                     Some(config.blackouts.iter().chain(&job.blackouts).cloned().collect())
                 },
                 heartbeat: job.heartbeat,
+                warn_before: job.max_age.map(|max_age| config.warn_before(max_age)),
             });
         }
 
@@ -288,6 +291,17 @@ impl Runtime {
         let warn_before = self.config.warn_before(max_age);
         if let Some(event) =
             self.age_warnings.check(&job.job.name, rotated_at, max_age, warn_before, rotates_by, now)
+        {
+            self.events.emit(&event);
+        }
+    }
+
+    /// Emits `manual_rotation_due` or `manual_rotation_overdue` for a manual `job` whose secret was set at
+    /// `rotated_at`, when due; each once per secret version.
+    pub fn notice_manual(&self, job: &ScheduledJob, rotated_at: DateTime<Utc>, now: DateTime<Utc>) {
+        let (Some(max_age), Some(warn_before)) = (job.max_age, job.warn_before) else { return };
+        if let Some(event) =
+            self.age_warnings.check_manual(&job.job.name, rotated_at, max_age, warn_before, now)
         {
             self.events.emit(&event);
         }
@@ -429,18 +443,24 @@ fn autotask_tenant(
     lockout: Arc<LockoutGuard>,
     zone_cache: std::path::PathBuf,
 ) -> Result<Arc<AutotaskTenant>, String> {
-    let store: Arc<dyn Store> = stores
-        .get(&config.admin.store)
-        .ok_or_else(|| format!("the admin store `{}` is not defined", config.admin.store))?
-        .clone();
-    // The admin credential belongs to the job that rotates it; with none, it was put there by a person or another
-    // tool and is only ever read.
-    let secret = match &config.admin.job {
-        Some(job) => SecretRef::new(config.admin.name.clone(), job.clone()),
-        None => SecretRef::new(config.admin.name.clone(), "").adopting(),
+    let admin = match &config.admin {
+        Some(admin) => {
+            let store: Arc<dyn Store> = stores
+                .get(&admin.store)
+                .ok_or_else(|| format!("the admin store `{}` is not defined", admin.store))?
+                .clone();
+            // The admin credential belongs to the job that rotates it; with none, it was put there by a person or
+            // another tool and is only ever read.
+            let secret = match &admin.job {
+                Some(job) => SecretRef::new(admin.name.clone(), job.clone()),
+                None => SecretRef::new(admin.name.clone(), "").adopting(),
+            };
+            Some(AdminSource { store, secret })
+        }
+        None => None,
     };
     let settings = TenantSettings { zone_cache: Some(zone_cache), ..config.tenant_settings() };
-    AutotaskTenant::with_lockout(settings, AdminSource { store, secret }, lockout).map_err(|e| e.to_string())
+    AutotaskTenant::with_lockout(settings, admin, lockout).map_err(|e| e.to_string())
 }
 
 fn build_target(
@@ -458,7 +478,8 @@ fn build_target(
             let account = job.autotask.as_ref().ok_or("the job names no Autotask user")?;
             let code = account.integration_code.read().map_err(|e| format!("integration code: {e}"))?;
             let target = AutotaskTarget::new(tenant.clone(), account.users.clone(), code, account.format)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .manual(account.manual);
             Ok(Arc::new(target))
         }
         None => Err(format!("unknown target `{}`", job.target)),

@@ -25,6 +25,10 @@ pub struct JobStatus {
     pub generation: Option<u64>,
     pub next_due: Option<DateTime<Utc>>,
     pub due_reason: Option<String>,
+    /// `apply = "manual"`: a person sets the secret and rotavault never does; `next_due` is when the secret reaches
+    /// its max_age.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
     /// The blackout window that moved `next_due` to its end, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blackout: Option<String>,
@@ -85,6 +89,36 @@ pub async fn statuses_of(runtime: &Runtime, jobs: &[usize], now: DateTime<Utc>) 
     out
 }
 
+/// What a person must do for a manual job whose secret is fine otherwise: nothing until `warn_before` ahead of its
+/// max_age, then set a new one.
+fn manual_action(
+    scheduled: &ScheduledJob,
+    rotated_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    if !scheduled.job.target.manual() {
+        return None;
+    }
+    let expires = manual_deadline(scheduled, rotated_at)?;
+    let warn_from = expires - chrono::Duration::from_std(scheduled.warn_before?).ok()?;
+    let when = if now >= expires {
+        format!("manual rotation overdue since {expires}")
+    } else if now >= warn_from {
+        format!("manual rotation due by {expires}")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{when}: set a new secret in the Autotask UI and pipe it to `rotavault import {}`",
+        scheduled.job.name
+    ))
+}
+
+/// When a manual job's secret reaches its max_age.
+fn manual_deadline(scheduled: &ScheduledJob, rotated_at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    Some(rotated_at? + chrono::Duration::from_std(scheduled.max_age?).ok()?)
+}
+
 /// One job's status from what its stores answered (`summaries`, in the order of its stores) and its state.
 pub async fn job_status(
     scheduled: &ScheduledJob,
@@ -105,6 +139,7 @@ pub async fn job_status(
         }
     }
     let blocked = job.target.blocked().await;
+    let manual = job.target.manual();
     let mut stores = Vec::new();
     let mut any_pending = false;
     let mut any_missing = false;
@@ -192,24 +227,40 @@ pub async fn job_status(
                 job.name
             )),
         )
+    } else if rotated_at.is_none() && manual {
+        (
+            "never",
+            Some(format!(
+                "no secret yet: set one in the Autotask UI and pipe it to `rotavault import {}`",
+                job.name
+            )),
+        )
     } else if rotated_at.is_none() {
         ("never", Some("no secret yet; the daemon rotates it at start-up, or run `rotavault rotate`".into()))
     } else {
-        ("ok", None)
+        ("ok", manual_action(scheduled, rotated_at, now))
     };
 
-    let (due, held) = scheduled.next_due(rotated_at, now);
+    let (mut due, mut held) = scheduled.next_due(rotated_at, now);
+    let mut due_reason = due.reason.to_string();
+    if manual {
+        // Due by the secret's age, and set by a person: no schedule, and no window holds a person.
+        held = None;
+        due.at = manual_deadline(scheduled, rotated_at).unwrap_or(now);
+        due_reason = "manual: a person sets a new secret before it reaches max_age".into();
+    }
     JobStatus {
         job: job.name.clone(),
         state: state_name,
         target: job.target.describe().detail,
         last_rotation: rotated_at,
+        manual,
         last_verify: state.last_verify.as_ref().map(|v| v.at),
         drift: state.drift.as_ref().map(|d| d.stores.clone()).unwrap_or_default(),
         age_seconds: rotated_at.map(|at| (now - at).num_seconds()),
         generation,
         next_due: (state.diverged.is_none()).then_some(due.at),
-        due_reason: (state.diverged.is_none()).then(|| due.reason.to_string()),
+        due_reason: (state.diverged.is_none()).then_some(due_reason),
         blackout: held
             .filter(|_| state.diverged.is_none())
             .map(|h| format!("held until {}: {}", h.until, h.window)),

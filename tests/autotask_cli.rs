@@ -254,6 +254,7 @@ fn check_connect_names_an_admin_without_rights_and_says_what_to_do() {
     let printed = text(&out);
     assert!(printed.contains("FAILED") && printed.contains("fix:"), "{printed}");
     assert!(printed.to_lowercase().contains("update"), "names the missing right: {printed}");
+    assert!(printed.contains("apply = \"manual\""), "recommends the mode that works without it: {printed}");
 }
 
 #[test]

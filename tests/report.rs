@@ -234,9 +234,12 @@ fn report_gives_each_jobs_verdict_with_its_evidence_in_json_and_html_and_its_exi
     let out = cli(&["report", "api", "--format", "csv"], None);
     assert_eq!(out.status.code(), Some(1));
     let csv = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(csv.starts_with("job,verdict,reasons,"), "{csv}");
+    assert!(csv.starts_with("job,apply,verdict,reasons,"), "{csv}");
     let row = csv.lines().nth(1).expect("one row after the header");
-    assert!(row.starts_with("api,non_compliant,") && row.contains("not_diverged: diverged since"), "{csv}");
+    assert!(
+        row.starts_with("api,rotavault,non_compliant,") && row.contains("not_diverged: diverged since"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 2, "only the job asked for: {csv}");
     let out = cli(&["report", "admin"], None);
     assert_eq!(out.status.code(), Some(0), "one compliant job asked for: {}", text(&out));

@@ -66,6 +66,14 @@ async fn import_into(
         outln!(out, "not rotated (--no-rotate): the imported value stays in use until the next rotation");
         return Ok(out.acted(exit::OK));
     }
+    if job.target.manual() {
+        outln!(
+            out,
+            "not rotated (apply = \"manual\"): this value stays in use until a person sets the next one; \
+             `rotavault status {name}` says when that is due"
+        );
+        return Ok(out.acted(exit::OK));
+    }
     match runtime.engine.rotate(job, Trigger::Manual).await {
         Ok(Outcome::Rotated { rotation_id, generation }) => outln!(
             out,

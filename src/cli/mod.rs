@@ -215,6 +215,7 @@ impl CliError {
 fn rotation_exit_code(e: &RotationError) -> u8 {
     match e {
         RotationError::Diverged { .. } | RotationError::Blocked { .. } => exit::DIVERGED,
+        RotationError::Manual { .. } => exit::USAGE,
         RotationError::Busy(_)
         | RotationError::VerifyFailed { .. }
         | RotationError::Unsettled { .. }

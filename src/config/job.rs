@@ -12,8 +12,8 @@ use super::hooks::{self, HookConfig};
 use super::locate::KeyPath;
 use super::max_age::{self, Verdicts};
 use super::policy::{GlobalPolicy, MAX_AGE_LIMIT};
-use super::schema::FormatSchema;
 use super::schema::JobSchema;
+use super::schema::{ApplySchema, FormatSchema};
 use super::secret_rules;
 use super::store::{self, StoreConfig};
 use super::target::TargetConfig;
@@ -59,6 +59,9 @@ pub struct AutotaskAccount {
     /// The job's API tracking identifier.
     pub integration_code: FileRef,
     pub format: PayloadFormat,
+    /// rotavault never sets this job's secret: a person does, in the Autotask UI, and pipes it to `rotavault
+    /// import` (the job's `apply`, else its target's).
+    pub manual: bool,
 }
 
 /// A value kept out of the config: a file, or a systemd credential (`$CREDENTIALS_DIRECTORY/<name>`).
@@ -253,6 +256,7 @@ fn autotask_account(
             ("integration_code_file", job.integration_code_file.is_some()),
             ("integration_code_credential", job.integration_code_credential.is_some()),
             ("format", job.format.is_some()),
+            ("apply", job.apply.is_some()),
         ] {
             if set {
                 return Err(doc.error(
@@ -321,7 +325,38 @@ fn autotask_account(
              alternating users",
         ));
     }
-    Ok(Some(AutotaskAccount { users, integration_code, format }))
+    let TargetConfig::Autotask(autotask) = target else { return Ok(None) };
+    let manual = match job.apply {
+        Some(apply) => apply == ApplySchema::Manual,
+        None => autotask.manual,
+    };
+    if !manual && autotask.admin.is_none() {
+        return Err(doc.error(
+            &at.key("apply"),
+            format!(
+                "target `{}` has no `admin`, so rotavault cannot set this job's secret: expected apply = \"manual\" \
+                 (a person sets it in the Autotask UI), or an `admin` on the target",
+                job.target
+            ),
+        ));
+    }
+    if manual {
+        if job.schedule.is_some() {
+            return Err(doc.error(
+                &at.key("schedule"),
+                "a manual job is due by the age of its secret, which a person replaces: expected `max_age` and no \
+                 `schedule`",
+            ));
+        }
+        if job.max_age.is_none() {
+            return Err(doc.error(
+                at,
+                "a manual job needs `max_age`: it says when a person must set a new secret (\"manual rotation \
+                 due\" comes `warn_before` ahead)",
+            ));
+        }
+    }
+    Ok(Some(AutotaskAccount { users, integration_code, format, manual }))
 }
 
 /// Each Autotask target's admin credential, when a job of this config rotates it (self-rotation), is linked to
@@ -333,11 +368,9 @@ pub(super) fn link_admins(
 ) -> Result<(), ConfigError> {
     for (target_name, target) in targets.iter_mut() {
         let TargetConfig::Autotask(autotask) = target else { continue };
+        let Some(admin) = autotask.admin.as_mut() else { continue };
         for (job_name, job) in jobs {
-            let Some(i) = job
-                .stores
-                .iter()
-                .position(|s| s.store == autotask.admin.store && s.name == autotask.admin.name)
+            let Some(i) = job.stores.iter().position(|s| s.store == admin.store && s.name == admin.name)
             else {
                 continue;
             };
@@ -351,7 +384,7 @@ pub(super) fn link_admins(
                     ),
                 ));
             }
-            autotask.admin.job = Some(job_name.clone());
+            admin.job = Some(job_name.clone());
         }
     }
     Ok(())

@@ -136,10 +136,20 @@ pub(super) struct AutotaskTargetSchema {
     #[serde(rename = "kind")]
     pub _kind: IgnoredAny,
     pub zone_lookup_url: Option<String>,
-    pub admin: AdminSchema,
+    /// Optional only with `apply = "manual"`: nothing is then set through it.
+    pub admin: Option<AdminSchema>,
+    pub apply: Option<ApplySchema>,
     pub threads: Option<usize>,
     pub hourly_budget: Option<u32>,
     pub timeout: Option<ConfigDuration>,
+}
+
+/// How an Autotask job's new secret reaches Autotask: set by rotavault through SOAP, or by a person in the UI.
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ApplySchema {
+    Soap,
+    Manual,
 }
 
 /// Where the admin API user's credential is: a secret in a store.
@@ -243,6 +253,8 @@ pub(super) struct JobSchema {
     pub secret: Option<SecretSchema>,
     /// Autotask jobs: the API user, or two to alternate between.
     pub users: Option<Vec<String>>,
+    /// Autotask jobs: `"manual"` or `"soap"`, instead of the target's `apply`.
+    pub apply: Option<ApplySchema>,
     pub integration_code_file: Option<String>,
     pub integration_code_credential: Option<String>,
     pub format: Option<FormatSchema>,

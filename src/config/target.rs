@@ -6,7 +6,7 @@
 use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::schema::{AutotaskTargetSchema, KindOnlySchema, TargetKind};
+use super::schema::{ApplySchema, AutotaskTargetSchema, KindOnlySchema, TargetKind};
 use super::store::StoreConfig;
 use super::validate::{Limit, nonzero};
 use crate::secret::SecretPolicy;
@@ -38,7 +38,11 @@ pub enum TargetConfig {
 pub struct AutotaskTargetConfig {
     /// Where zones are looked up (`…/atservicesrest/`); the sandbox's own for tests and the demo.
     pub zone_lookup_url: String,
-    pub admin: AdminRef,
+    /// `None` only with `manual`: no job of the target sets a password.
+    pub admin: Option<AdminRef>,
+    /// `apply = "manual"`: by default its jobs never set the secret; a person does, in the Autotask UI, and pipes it
+    /// to `rotavault import`.
+    pub manual: bool,
     /// Requests in flight at once per endpoint (Autotask allows 3 per integration code and endpoint).
     pub threads: usize,
     /// Requests per hour rotavault may spend on the tenant, whose 10,000 are shared by every integration.
@@ -118,18 +122,19 @@ pub(super) fn build(
                 None => AUTOTASK_ZONE_LOOKUP.to_owned(),
                 Some(url) => zone_url(doc, &at.key("zone_lookup_url"), url)?,
             };
-            let Some(admin_store) = stores.get(&schema.admin.store) else {
-                let names: Vec<String> = stores.keys().map(|n| format!("`{n}`")).collect();
-                return Err(doc.error(
-                    &at.key("admin").key("store"),
-                    format!(
-                        "unknown store `{}`: expected one of the defined stores: {}",
-                        schema.admin.store,
-                        if names.is_empty() { "(none)".to_owned() } else { names.join(", ") }
-                    ),
-                ));
+            let manual = schema.apply == Some(ApplySchema::Manual);
+            let admin = match schema.admin {
+                Some(admin) => Some(admin_ref(doc, at, admin, stores)?),
+                None if manual => None,
+                None => {
+                    return Err(doc.error(
+                        at,
+                        "missing `admin`: expected admin = { store = \"...\", name = \"...\" }, where the admin API \
+                         user's credential is (its SOAP update sets the jobs' passwords), or apply = \"manual\" for a \
+                         tenant where a person sets them in the Autotask UI",
+                    ));
+                }
             };
-            super::store::secret_name(doc, &at.key("admin").key("name"), &schema.admin.name, admin_store)?;
             let threads = schema.threads.unwrap_or(1);
             if !(1..=3).contains(&threads) {
                 return Err(doc.error(
@@ -151,13 +156,35 @@ pub(super) fn build(
                 .unwrap_or(TenantSettings::default().timeout);
             Ok(TargetConfig::Autotask(AutotaskTargetConfig {
                 zone_lookup_url,
-                admin: AdminRef { store: schema.admin.store, name: schema.admin.name, job: None },
+                admin,
+                manual,
                 threads,
                 hourly_budget,
                 timeout,
             }))
         }
     }
+}
+
+fn admin_ref(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    admin: super::schema::AdminSchema,
+    stores: &BTreeMap<String, StoreConfig>,
+) -> Result<AdminRef, ConfigError> {
+    let Some(admin_store) = stores.get(&admin.store) else {
+        let names: Vec<String> = stores.keys().map(|n| format!("`{n}`")).collect();
+        return Err(doc.error(
+            &at.key("admin").key("store"),
+            format!(
+                "unknown store `{}`: expected one of the defined stores: {}",
+                admin.store,
+                if names.is_empty() { "(none)".to_owned() } else { names.join(", ") }
+            ),
+        ));
+    };
+    super::store::secret_name(doc, &at.key("admin").key("name"), &admin.name, admin_store)?;
+    Ok(AdminRef { store: admin.store, name: admin.name, job: None })
 }
 
 /// An https URL (plain http only to a loopback address) ending in `/`, so that `v1.0/zoneInformation` can be

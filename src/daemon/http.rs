@@ -146,6 +146,15 @@ async fn rotate(State(daemon): State<Arc<Daemon>>, Path(job): Path<String>, head
         return response;
     }
     let Some(index) = daemon.index(&job) else { return unknown_job(&daemon, &job) };
+    if daemon.runtime.jobs[index].job.target.manual() {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "job `{job}` is manual (apply = \"manual\"): rotavault never sets its secret; a person sets it and \
+                 pipes it to `rotavault import {job}`"
+            ),
+        );
+    }
     if daemon.shutdown.is_cancelled() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -399,6 +399,9 @@ fn next_plan(
             return (at, Plan::Look);
         }
     };
+    if scheduled.job.target.manual() {
+        return manual_plan(runtime, index, plan, done, rotated_at, now);
+    }
     let (due, held) = scheduled.next_due(rotated_at, now);
     if let Some(held) = &held {
         tracing::info!(job = %name, until = %held.until, window = %held.window, "due inside a blackout window: held until it ends");
@@ -422,16 +425,56 @@ fn next_plan(
         // Still due (the secret did not change), but not at once: back off.
         at = at.max(now + retry_delay(plan.failures));
     }
-    if let Some(every) = scheduled.heartbeat
-        && rotated_at.is_some()
+    if rotated_at.is_some()
+        && let Some(beat) = heartbeat_before(scheduled, plan, done, at, now)
     {
-        let last = done.state.as_ref().ok().and_then(|s| s.last_verify.as_ref()).map(|v| v.at);
-        let beat = *plan.heartbeat_at.get_or_insert_with(|| first_heartbeat(last, every, now));
-        if beat < at {
-            return (beat, Plan::Heartbeat);
-        }
+        return (beat, Plan::Heartbeat);
     }
     (at, Plan::Rotate(Reason::Due(due.reason)))
+}
+
+/// The job's next heartbeat, when it has one and it comes before `at`.
+fn heartbeat_before(
+    scheduled: &crate::runtime::ScheduledJob,
+    plan: &mut JobPlan,
+    done: &Done,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let every = scheduled.heartbeat?;
+    let last = done.state.as_ref().ok().and_then(|s| s.last_verify.as_ref()).map(|v| v.at);
+    let beat = *plan.heartbeat_at.get_or_insert_with(|| first_heartbeat(last, every, now));
+    (beat < at).then_some(beat)
+}
+
+/// A manual job (`apply = "manual"`) is never rotated: it is told due from `warn_before` ahead of its `max_age` and
+/// overdue once past it, and looked at then (hourly once overdue, or while it has no secret, to notice `rotavault
+/// import`); its heartbeat runs as any job's.
+fn manual_plan(
+    runtime: &Runtime,
+    index: usize,
+    plan: &mut JobPlan,
+    done: &Done,
+    rotated_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, Plan) {
+    let scheduled = &runtime.jobs[index];
+    let hourly = on_grid(now + TimeDelta::hours(1));
+    let Some(rotated_at) = rotated_at else {
+        tracing::warn!(job = %scheduled.job.name, "manual job without a secret: set one in the Autotask UI and pipe it to `rotavault import`");
+        return (hourly, Plan::Look);
+    };
+    runtime.notice_manual(scheduled, rotated_at, now);
+    let mut at = hourly;
+    if let (Some(max_age), Some(lead)) = (scheduled.max_age, scheduled.warn_before) {
+        let expires = rotated_at + delta(max_age);
+        let warn_from = expires - delta(lead);
+        at = [warn_from, expires].into_iter().find(|t| *t > now).unwrap_or(hourly);
+    }
+    match heartbeat_before(scheduled, plan, done, at, now) {
+        Some(beat) => (beat, Plan::Heartbeat),
+        None => (at, Plan::Look),
+    }
 }
 
 /// `every`, up to a tenth earlier at random: jobs verified together drift apart, and none waits longer.

@@ -2,8 +2,11 @@
 //! job is diverged, blocked or failing, or its schedule comes too late) gets one `age_warning` event per secret
 //! version.
 //!
-//! [`warning`] decides, purely; [`AgeWarnings`] remembers which version was warned about, so that the daemon's
-//! loop, which evaluates a job again and again, raises it once. The memory is the process's own: a restarted
+//! A manual job (`apply = "manual"`: a person sets its secret) gets instead a `manual_rotation_due` from
+//! `warn_before` ahead of its `max_age`, then a `manual_rotation_overdue` once it is past ([`manual_notice`]).
+//!
+//! [`warning`] and [`manual_notice`] decide, purely; [`AgeWarnings`] remembers which version was warned about, so
+//! that the daemon's loop, which evaluates a job again and again, raises each once. The memory is the process's own: a restarted
 //! daemon warns once more, which is the safer way to be wrong.
 
 use super::{Event, EventData, EventKind};
@@ -39,10 +42,41 @@ pub fn warning(
     Some(Event::new(EventKind::AgeWarning, now, data))
 }
 
-/// The secret versions (by their rotated-at) already warned about, per job.
+/// The notice for a manual job whose secret was set at `rotated_at`, if it is due one at `now`: due from
+/// `warn_before` ahead of `max_age`, overdue once past it.
+pub fn manual_notice(
+    job: &str,
+    rotated_at: DateTime<Utc>,
+    max_age: Duration,
+    warn_before: Duration,
+    now: DateTime<Utc>,
+) -> Option<Event> {
+    let expires = rotated_at + chrono::Duration::from_std(max_age).ok()?;
+    let warn_from = expires - chrono::Duration::from_std(warn_before).ok()?;
+    if now < warn_from {
+        return None;
+    }
+    let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (kind, when) = if now < expires {
+        (EventKind::ManualRotationDue, "reaches")
+    } else {
+        (EventKind::ManualRotationOverdue, "reached")
+    };
+    let detail = format!(
+        "the secret set at {} {when} its max_age ({}) at {}: set a new one in the Autotask UI and pipe it to \
+         `rotavault import {job}`",
+        ts(rotated_at),
+        humantime::format_duration(max_age),
+        ts(expires)
+    );
+    let data = EventData { job: job.to_owned(), detail: Some(detail), ..EventData::default() };
+    Some(Event::new(kind, now, data))
+}
+
+/// The secret versions (by their rotated-at) already warned about, per job, and the kind of the last notice.
 #[derive(Debug, Default)]
 pub struct AgeWarnings {
-    warned: Mutex<HashMap<String, DateTime<Utc>>>,
+    warned: Mutex<HashMap<String, (DateTime<Utc>, EventKind)>>,
 }
 
 impl AgeWarnings {
@@ -57,11 +91,28 @@ impl AgeWarnings {
         now: DateTime<Utc>,
     ) -> Option<Event> {
         let event = warning(job, rotated_at, max_age, warn_before, rotates_by, now)?;
+        self.once(job, rotated_at, event)
+    }
+
+    /// [`manual_notice`], each kind raised once per version of `job`'s secret.
+    pub fn check_manual(
+        &self,
+        job: &str,
+        rotated_at: DateTime<Utc>,
+        max_age: Duration,
+        warn_before: Duration,
+        now: DateTime<Utc>,
+    ) -> Option<Event> {
+        let event = manual_notice(job, rotated_at, max_age, warn_before, now)?;
+        self.once(job, rotated_at, event)
+    }
+
+    fn once(&self, job: &str, rotated_at: DateTime<Utc>, event: Event) -> Option<Event> {
         let mut warned = self.warned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if warned.get(job) == Some(&rotated_at) {
+        if warned.get(job) == Some(&(rotated_at, event.kind)) {
             return None;
         }
-        warned.insert(job.to_owned(), rotated_at);
+        warned.insert(job.to_owned(), (rotated_at, event.kind));
         Some(event)
     }
 }
@@ -111,5 +162,22 @@ mod tests {
         );
         assert!(warnings.check("other", at(1), 10 * DAY, 3 * DAY, None, at(9)).is_some(), "per job");
         assert!(warnings.check("backup", at(12), 10 * DAY, 3 * DAY, None, at(20)).is_some(), "a new version");
+    }
+
+    #[test]
+    fn a_manual_job_is_told_due_then_overdue_once_each_per_secret_version() {
+        assert!(manual_notice("m", at(1), 10 * DAY, 3 * DAY, at(7)).is_none(), "too early");
+        let warnings = AgeWarnings::default();
+        let due = warnings.check_manual("m", at(1), 10 * DAY, 3 * DAY, at(8)).expect("due");
+        assert_eq!(due.kind, EventKind::ManualRotationDue);
+        assert!(due.data.detail.expect("detail").contains("rotavault import m"));
+        assert!(warnings.check_manual("m", at(1), 10 * DAY, 3 * DAY, at(9)).is_none(), "once");
+        let overdue = warnings.check_manual("m", at(1), 10 * DAY, 3 * DAY, at(11)).expect("overdue");
+        assert_eq!(overdue.kind, EventKind::ManualRotationOverdue);
+        assert!(warnings.check_manual("m", at(1), 10 * DAY, 3 * DAY, at(15)).is_none(), "once");
+        assert!(
+            warnings.check_manual("m", at(12), 10 * DAY, 3 * DAY, at(13)).is_none(),
+            "a new secret: nothing yet"
+        );
     }
 }

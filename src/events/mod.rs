@@ -59,10 +59,15 @@ pub enum EventKind {
     /// A heartbeat found a store whose current value differs from the one the target accepts (a person overwrote
     /// it).
     Drifted,
+    /// A manual job's secret (`apply = "manual"`) is within `warn_before` of its `max_age`: a person must set a new
+    /// one.
+    ManualRotationDue,
+    /// A manual job's secret is past its `max_age`.
+    ManualRotationOverdue,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 19] = [
         Self::Rotated,
         Self::Completed,
         Self::Imported,
@@ -80,6 +85,8 @@ impl EventKind {
         Self::HookFailed,
         Self::NotificationFailed,
         Self::Drifted,
+        Self::ManualRotationDue,
+        Self::ManualRotationOverdue,
     ];
 
     /// The short name (config subscriptions, metric labels).
@@ -102,6 +109,8 @@ impl EventKind {
             Self::HookFailed => "hook_failed",
             Self::NotificationFailed => "notification_failed",
             Self::Drifted => "drifted",
+            Self::ManualRotationDue => "manual_rotation_due",
+            Self::ManualRotationOverdue => "manual_rotation_overdue",
         }
     }
 
@@ -112,7 +121,9 @@ impl EventKind {
     /// The CloudEvents `type`.
     pub fn cloudevents_type(self) -> String {
         let group = match self {
-            Self::AgeWarning | Self::Drifted => "secret",
+            Self::AgeWarning | Self::Drifted | Self::ManualRotationDue | Self::ManualRotationOverdue => {
+                "secret"
+            }
             Self::HookFailed => "hook",
             Self::NotificationFailed => "notification",
             Self::Imported | Self::Resolved | Self::Adopted => "job",
@@ -133,6 +144,8 @@ impl EventKind {
                 | Self::Failed
                 | Self::AgeWarning
                 | Self::Drifted
+                | Self::ManualRotationDue
+                | Self::ManualRotationOverdue
                 | Self::HookFailed
                 | Self::NotificationFailed
         )

@@ -122,7 +122,7 @@ fn job_section(out: &mut String, job: &JobReport, start: DateTime<Utc>, now: Dat
         escape(&job.job),
         verdict_cell(job.verdict)
     );
-    let _ = writeln!(out, "<p>Target: {}. State: {}.</p>", escape(&job.target), e.state);
+    let _ = writeln!(out, "<p>Target: {}. State: {}. Set by: {}.</p>", escape(&job.target), e.state, e.apply);
     if !job.reasons.is_empty() {
         out.push_str("<ul class=\"reasons\">\n");
         for reason in &job.reasons {

@@ -168,8 +168,10 @@ pub struct JobReport {
 /// The facts behind a job's checks, never a secret.
 #[derive(Debug, Serialize)]
 pub struct Evidence {
-    /// As `status` names it: `ok`, `pending`, `failed`, `diverged`, `blocked`, `never`.
+    /// As `status` names it: `ok`, `pending`, `failed`, `diverged`, `blocked`, `drifted`, `never`.
     pub state: &'static str,
+    /// `rotavault` (it sets the secret), or `manual` (`apply = "manual"`: a person does, and imports it).
+    pub apply: &'static str,
     /// The `max_age` the job is held to: its own or `[policy]`'s, the shorter.
     pub max_age: Option<String>,
     pub max_age_seconds: Option<u64>,

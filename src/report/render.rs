@@ -63,21 +63,22 @@ fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<24} {:<14} {:>9} {:>9} {:<21} {:>9} {:>8}",
+        "{:<24} {:<14} {:>9} {:>9} {:<21} {:>9} {:>8} SET BY",
         "JOB", "VERDICT", "AGE", "MAX AGE", "LAST VERIFY", "ROTATIONS", "FAILURES"
     );
     for job in &report.jobs {
         let (rotations, failures) = history_counts(job);
         let _ = writeln!(
             out,
-            "{:<24} {:<14} {:>9} {:>9} {:<21} {:>9} {:>8}",
+            "{:<24} {:<14} {:>9} {:>9} {:<21} {:>9} {:>8} {}",
             job.job,
             job.verdict.name(),
             age(job),
             job.evidence.max_age.as_deref().unwrap_or("-"),
             or_never(job.evidence.last_verify),
             rotations,
-            failures
+            failures,
+            job.evidence.apply
         );
     }
     for job in report.jobs.iter().filter(|j| !j.reasons.is_empty()) {
@@ -107,8 +108,9 @@ pub(super) fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
-const CSV_HEADER: [&str; 16] = [
+const CSV_HEADER: [&str; 17] = [
     "job",
+    "apply",
     "verdict",
     "reasons",
     "age_seconds",
@@ -136,6 +138,7 @@ fn csv(report: &Report) -> String {
         let triggers: Vec<String> = h.triggers.iter().map(|(t, n)| format!("{t}={n}")).collect();
         let row = [
             job.job.clone(),
+            e.apply.to_owned(),
             job.verdict.name().to_owned(),
             job.reasons.join("; "),
             opt(e.age_seconds.map(|a| a.to_string())),
@@ -223,7 +226,7 @@ fn markdown(report: &Report) -> String {
     for job in &report.jobs {
         let e = &job.evidence;
         let _ = writeln!(out, "\n## {}: {}\n", md(&job.job), job.verdict.name());
-        let _ = writeln!(out, "Target: {}. State: {}.\n", md(&job.target), e.state);
+        let _ = writeln!(out, "Target: {}. State: {}. Set by: {}.\n", md(&job.target), e.state, e.apply);
         for reason in &job.reasons {
             let _ = writeln!(out, "- {}", md(reason));
         }

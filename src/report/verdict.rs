@@ -220,6 +220,14 @@ fn schedule(inputs: &Inputs<'_>, state: &JobState) -> Check {
     if state.diverged.is_some() {
         return check("schedule_keeps_max_age", Outcome::Fail, "no rotation runs while the job is diverged");
     }
+    if s.manual {
+        // No schedule keeps it: a person does, reminded `warn_before` ahead; the age check says whether they did.
+        return check(
+            "schedule_keeps_max_age",
+            Outcome::Pass,
+            "manual (apply = \"manual\"): a person sets a new secret, reminded by manual_rotation_due",
+        );
+    }
     let Some(rotated_at) = s.last_rotation else {
         return match s.stores.iter().any(|st| st.error.is_some()) {
             true => check("schedule_keeps_max_age", Outcome::Unknown, "the age cannot be read"),
@@ -340,6 +348,7 @@ fn evidence(inputs: &Inputs<'_>) -> Evidence {
     let verify = state.and_then(|st| st.last_verify.as_ref());
     Evidence {
         state: s.state,
+        apply: if s.manual { "manual" } else { "rotavault" },
         max_age: inputs.max_age.map(display_duration),
         max_age_seconds: inputs.max_age.map(|d| d.as_secs()),
         age_seconds: s.age_seconds,

@@ -34,6 +34,7 @@ fn status() -> JobStatus {
         state: "ok",
         target: "autotask".into(),
         last_rotation: Some(now() - chrono::Duration::days(10)),
+        manual: false,
         last_verify: Some(now() - chrono::Duration::hours(1)),
         drift: Vec::new(),
         age_seconds: Some(10 * DAY),

@@ -82,6 +82,12 @@ pub enum RotationError {
     ShutDown { step: Step },
     #[error("import: the target does not accept the credential given, so nothing was written: {0}")]
     ImportRejected(String),
+    /// The job's secret is set by a person (`apply = "manual"`); rotavault never rotates it.
+    #[error(
+        "job `{job}` is manual (apply = \"manual\"): rotavault never sets its secret; set a new one in the Autotask UI \
+         and pipe it to `rotavault import {job}`"
+    )]
+    Manual { job: String },
 }
 
 impl RotationError {
@@ -128,6 +134,7 @@ impl RotationError {
             Self::State(_) => "state",
             Self::ShutDown { .. } => "shutdown",
             Self::ImportRejected(_) => "import_rejected",
+            Self::Manual { .. } => "manual",
         }
     }
 

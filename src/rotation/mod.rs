@@ -151,6 +151,9 @@ impl Engine {
 
     /// Rotates `job`: settles anything pending first, then runs the whole protocol.
     pub async fn rotate(&self, job: &Job, trigger: Trigger) -> Result<Outcome, RotationError> {
+        if job.target.manual() {
+            return Err(RotationError::Manual { job: job.name.clone() });
+        }
         let _guard = self.locks.try_acquire(&job.name)?;
         let span = tracing::info_span!(
             "rotation",

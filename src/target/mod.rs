@@ -114,6 +114,12 @@ pub trait Target: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether a person sets the secret at the target and rotavault never does (`apply = "manual"`): the job is
+    /// never rotated; its secret comes in through `rotavault import`, and it is verified, stored and reminded of.
+    fn manual(&self) -> bool {
+        false
+    }
+
     /// Every account the job logs in as, for `status`.
     fn accounts(&self) -> Vec<String> {
         Vec::new()

@@ -25,7 +25,7 @@ fn an_autotask_job_loads_with_defaults() {
     };
     assert_eq!(target.zone_lookup_url, crate::config::AUTOTASK_ZONE_LOOKUP);
     assert_eq!((target.threads, target.hourly_budget), (1, 1000));
-    assert_eq!(target.admin.job, None, "no job rotates the admin here");
+    assert_eq!(target.admin.as_ref().and_then(|a| a.job.as_deref()), None, "no job rotates the admin here");
     let account = config.jobs["backup"].autotask.as_ref().expect("an account");
     assert_eq!(account.users, ["backup-api@example.com"]);
     assert_eq!(account.format, crate::target::autotask::PayloadFormat::Json);
@@ -46,7 +46,7 @@ fn a_job_rotating_the_admin_credential_is_linked_as_its_owner() {
     let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else {
         panic!("autotask")
     };
-    assert_eq!(target.admin.job.as_deref(), Some("admin"));
+    assert_eq!(target.admin.as_ref().and_then(|a| a.job.as_deref()), Some("admin"));
 
     let bare = source.replace("max_age = \"30d\"\n", "max_age = \"30d\"\nformat = \"secret\"\n");
     error(&bare, 20, "jobs.admin.stores[0]", &["admin credential of target `autotask`", "format = \"json\""]);
@@ -135,4 +135,36 @@ fn the_admin_secret_name_follows_the_rules_of_its_store() {
     // The store's own rules apply, as for a job's secret: AWS takes no spaces.
     let spaced = AUTOTASK.replace("name = \"autotask/admin\"", "name = \"autotask admin\"");
     error(&spaced, 6, "targets.autotask.admin.name", &["not an AWS Secrets Manager secret name"]);
+}
+
+#[test]
+fn a_manual_target_needs_no_admin_and_its_jobs_are_manual_unless_they_say_soap() {
+    let manual =
+        AUTOTASK.replace("admin = { store = \"aws\", name = \"autotask/admin\" }", "apply = \"manual\"");
+    let config = valid(&manual);
+    let crate::config::TargetConfig::Autotask(target) = &config.targets["autotask"] else {
+        panic!("autotask")
+    };
+    assert!(target.manual && target.admin.is_none());
+    assert!(config.jobs["backup"].autotask.as_ref().expect("account").manual);
+
+    // A job that would be set through SOAP needs the admin the target does not have.
+    let soap = manual.replace("max_age = \"30d\"\n", "max_age = \"30d\"\napply = \"soap\"\n");
+    error(&soap, 14, "jobs.backup.apply", &["has no `admin`", "apply = \"manual\""]);
+    // Without `apply` and without `admin`, the target says what it is missing.
+    let bare = AUTOTASK.replace("admin = { store = \"aws\", name = \"autotask/admin\" }\n", "");
+    error(&bare, 4, "targets.autotask", &["missing `admin`", "apply = \"manual\""]);
+
+    // One job manual on a target that sets the others' secrets.
+    let one = AUTOTASK.replace("max_age = \"30d\"\n", "max_age = \"30d\"\napply = \"manual\"\n");
+    assert!(valid(&one).jobs["backup"].autotask.as_ref().expect("account").manual);
+}
+
+#[test]
+fn a_manual_job_is_due_by_its_max_age_alone() {
+    let manual = AUTOTASK
+        .replace("max_age = \"30d\"\n", "apply = \"manual\"\nschedule = \"0 4 * * *\"\nmax_age = \"30d\"\n");
+    error(&manual, 14, "jobs.backup.schedule", &["expected `max_age` and no `schedule`"]);
+    let no_age = AUTOTASK.replace("max_age = \"30d\"\n", "apply = \"manual\"\nschedule = \"0 4 * * *\"\n");
+    error(&no_age, 14, "jobs.backup.schedule", &["no `schedule`"]);
 }

@@ -6,9 +6,9 @@
 //! looked at through the admin (`Resources/query`), never by logging in as them: their secret is the store's
 //! business, and a failed login would count toward their lockout.
 
-use super::AutotaskTarget;
 use super::answer::{CallFailure, Refusal};
 use super::payload::Credential;
+use super::{AdminSource, AutotaskTarget};
 use super::{rest, soap};
 use crate::target::ConnectCheck;
 
@@ -23,17 +23,20 @@ impl ConnectCheck {
 }
 
 /// The detail of a failed admin call, and whether Autotask refused the credential itself (a failed login).
-fn admin_failure(target: &AutotaskTarget, failure: CallFailure, admin: &Credential) -> (String, bool) {
+fn admin_failure(source: &AdminSource, failure: CallFailure, admin: &Credential) -> (String, bool) {
     let refused_login = matches!(failure, CallFailure::Refused(Refusal::WrongSecret | Refusal::Locked));
-    (target.tenant.admin().failure(failure, admin).to_string(), refused_login)
+    (source.failure(failure, admin).to_string(), refused_login)
 }
+
+/// What `check --connect` adds where rotavault cannot set passwords on the tenant: the mode that still works there.
+const MANUAL_FIX: &str = "or set apply = \"manual\" on the job or its target: a person then sets the secret in the \
+                          Autotask UI and pipes it to `rotavault import JOB`, and rotavault verifies, stores, checks \
+                          and reminds as before";
 
 impl AutotaskTarget {
     /// For `rotavault check --connect`: each probe passed or failed, with what to do. Changes nothing.
     pub async fn connect_checks(&self) -> Vec<ConnectCheck> {
         let mut checks = Vec::new();
-        let source = self.tenant.admin();
-        let label = source.label();
 
         // The users' zones, first: they need no credential, and say at once whether the names are right.
         let mut soap_url = None;
@@ -52,6 +55,23 @@ impl AutotaskTarget {
                 )),
             }
         }
+
+        if self.manual {
+            checks.push(ConnectCheck::pass(
+                "apply = \"manual\"",
+                "rotavault sets no password: a person sets it in the Autotask UI and pipes it to `rotavault import`; \
+                 no admin or SOAP call is needed",
+            ));
+            return checks;
+        }
+        let source = match self.tenant.admin() {
+            Ok(source) => source,
+            Err(e) => {
+                checks.push(ConnectCheck::fail("admin credential", e.to_string(), MANUAL_FIX));
+                return checks;
+            }
+        };
+        let label = source.label();
 
         // SOAP 1.6 is documented as end-of-life; an unauthenticated getZoneInfo shows whether it still answers.
         if let Some((url, user)) = soap_url {
@@ -73,8 +93,10 @@ impl AutotaskTarget {
                 Err(e) => checks.push(ConnectCheck::fail(
                     name,
                     e.to_string(),
-                    "rotavault sets passwords through SOAP 1.6; if Autotask has switched it off for this \
-                     tenant, rotation cannot work",
+                    format!(
+                        "rotavault sets passwords through SOAP 1.6; if Autotask has switched it off for this \
+                         tenant, rotation cannot work there: {MANUAL_FIX}"
+                    ),
                 )),
             }
         }
@@ -125,7 +147,7 @@ impl AutotaskTarget {
                 ),
             )),
             Err(failure) => {
-                let (detail, login_refused) = admin_failure(self, failure, &admin);
+                let (detail, login_refused) = admin_failure(source, failure, &admin);
                 refused = login_refused;
                 if login_refused {
                     self.tenant.admin_refused(&metadata, &detail);
@@ -152,13 +174,15 @@ impl AutotaskTarget {
                 ),
             )),
             Err(failure) => {
-                let (detail, _) = admin_failure(self, failure, &admin);
+                let (detail, _) = admin_failure(source, failure, &admin);
                 checks.push(ConnectCheck::fail("admin SOAP login", detail, fix_login));
             }
         }
 
-        let fix_level = "give the admin API user the \"API User (system) (API-only)\" security level (System \
-                         Administrator level): only it may update resources";
+        let fix_level = format!(
+            "give the admin API user the \"API User (system) (API-only)\" security level (System Administrator \
+             level): only it may update resources; {MANUAL_FIX}"
+        );
         match rest::resource_update_access(&self.tenant, &admin).await {
             Ok(access) if !access.eq_ignore_ascii_case("None") => checks.push(ConnectCheck::pass(
                 "admin may update resources",
@@ -170,7 +194,7 @@ impl AutotaskTarget {
                 fix_level,
             )),
             Err(failure) => {
-                let (detail, _) = admin_failure(self, failure, &admin);
+                let (detail, _) = admin_failure(source, failure, &admin);
                 checks.push(ConnectCheck::fail("admin may update resources", detail, fix_level));
             }
         }
@@ -200,7 +224,7 @@ impl AutotaskTarget {
                     ),
                 },
                 Err(failure) => {
-                    let (detail, _) = admin_failure(self, failure, &admin);
+                    let (detail, _) = admin_failure(source, failure, &admin);
                     ConnectCheck::fail(name, detail, "see the admin checks above")
                 }
             };

@@ -57,6 +57,8 @@ pub struct AutotaskTarget {
     users: Vec<String>,
     integration_code: String,
     format: PayloadFormat,
+    /// `apply = "manual"`: a person sets the secret in the Autotask UI; rotavault never does.
+    manual: bool,
 }
 
 impl fmt::Debug for AutotaskTarget {
@@ -101,7 +103,20 @@ impl AutotaskTarget {
                     .into(),
             ));
         }
-        Ok(Self { tenant, users, integration_code: integration_code.trim().to_owned(), format })
+        Ok(Self {
+            tenant,
+            users,
+            integration_code: integration_code.trim().to_owned(),
+            format,
+            manual: false,
+        })
+    }
+
+    /// A job whose secret a person sets in the Autotask UI (`apply = "manual"`): apply refuses, and nothing
+    /// needs the admin.
+    pub fn manual(mut self, manual: bool) -> Self {
+        self.manual = manual;
+        self
     }
 
     /// For `rotavault import`: the payload for a credential a person supplies. `user` must be one of the job's.
@@ -150,7 +165,7 @@ impl AutotaskTarget {
         if !self.users.iter().any(|u| u.eq_ignore_ascii_case(&credential.username)) {
             return None;
         }
-        let (admin, metadata) = self.tenant.admin().read_with_metadata().await.ok()?;
+        let (admin, metadata) = self.tenant.admin().ok()?.read_with_metadata().await.ok()?;
         (admin.username.eq_ignore_ascii_case(&credential.username) && admin.secret == credential.secret)
             .then_some(metadata)
     }
@@ -196,6 +211,11 @@ impl Target for AutotaskTarget {
     /// sent. Nothing is retried once the update may have been sent.
     #[tracing::instrument(skip_all, fields(target = KIND, user = tracing::field::Empty))]
     async fn apply(&self, payload: &SecretValue, timeout: std::time::Duration) -> Result<(), TargetError> {
+        if self.manual {
+            return Err(invalid(
+                "apply = \"manual\": rotavault never sets this job's secret; nothing was sent".into(),
+            ));
+        }
         let credential = self.credential(payload)?;
         // Never set the password of an account the job does not name, whatever a store holds.
         let user = self.configured_user(&credential.username).ok_or_else(|| {
@@ -206,7 +226,7 @@ impl Target for AutotaskTarget {
             ))
         })?;
         tracing::Span::current().record("user", user);
-        let source = self.tenant.admin();
+        let source = self.tenant.admin()?;
         // Waits that send nothing come first, bounded here, outside the engine's timeout: they end `Transient`,
         // never "unknown". The gate is held until the update is answered (see `AutotaskTenant::password_change`),
         // but never while waiting for the admin's own rotation to settle: that rotation needs the gate.
@@ -281,8 +301,9 @@ impl Target for AutotaskTarget {
             self.tenant.admin_may_log_in(&credential.username, metadata)?;
         }
         let result = rest::verify(&self.tenant, &credential).await;
-        if let (Some(metadata), Err(TargetError::Unauthenticated { .. })) = (&stored_admin, &result) {
-            let source = self.tenant.admin();
+        if let (Some(metadata), Err(TargetError::Unauthenticated { .. })) = (&stored_admin, &result)
+            && let Ok(source) = self.tenant.admin()
+        {
             let refused = answer::CallFailure::Refused(answer::Refusal::WrongSecret);
             if let TargetError::Blocked { detail, .. } = source.failure(refused, &credential) {
                 self.tenant.admin_refused(metadata, &detail);
@@ -299,12 +320,16 @@ impl Target for AutotaskTarget {
         self.users.iter().map(|u| tenant::account_key(u)).collect()
     }
 
+    fn manual(&self) -> bool {
+        self.manual
+    }
+
     fn longest_apply(&self) -> std::time::Duration {
         self.tenant.settings().longest_apply()
     }
 
     async fn blocked(&self) -> Option<String> {
-        let source = self.tenant.admin();
+        let source = self.tenant.admin().ok()?;
         let refusal = self.tenant.lockout().refusal(&source.location()).ok().flatten()?;
         // Another credential in the store since is presented again: not blocked (unless unreadable: then say so).
         if let Ok((_, metadata)) = source.read_with_metadata().await
@@ -316,7 +341,7 @@ impl Target for AutotaskTarget {
     }
 
     async fn resolve(&self) -> Result<(), TargetError> {
-        let source = self.tenant.admin();
+        let Ok(source) = self.tenant.admin() else { return Ok(()) };
         let lockout = self.tenant.lockout();
         let failed = |e: crate::lockout::LockoutError| tenant::transient(e.to_string(), None);
         lockout.clear_refusal(&source.location()).map_err(failed)?;

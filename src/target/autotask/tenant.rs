@@ -192,7 +192,8 @@ pub(super) fn credential_version(metadata: &Metadata) -> String {
 pub struct AutotaskTenant {
     settings: TenantSettings,
     lookup: reqwest::Url,
-    admin: AdminSource,
+    /// `None` for a tenant whose jobs are all manual (`apply = "manual"`): nothing is set through it.
+    admin: Option<AdminSource>,
     http: reqwest::Client,
     zones: ZoneCache,
     budget: Mutex<Budget>,
@@ -210,7 +211,7 @@ impl fmt::Debug for AutotaskTenant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AutotaskTenant")
             .field("settings", &self.settings)
-            .field("admin", &self.admin.label())
+            .field("admin", &self.admin.as_ref().map(AdminSource::label))
             .finish_non_exhaustive()
     }
 }
@@ -220,12 +221,12 @@ impl AutotaskTenant {
     /// [`AutotaskTenant::with_lockout`] shares the engine's.
     pub fn new(settings: TenantSettings, admin: AdminSource) -> Result<Arc<Self>, TargetError> {
         let lockout = Arc::new(LockoutGuard::in_memory(3, Arc::new(crate::schedule::SystemClock)));
-        Self::with_lockout(settings, admin, lockout)
+        Self::with_lockout(settings, Some(admin), lockout)
     }
 
     pub fn with_lockout(
         settings: TenantSettings,
-        admin: AdminSource,
+        admin: Option<AdminSource>,
         lockout: Arc<LockoutGuard>,
     ) -> Result<Arc<Self>, TargetError> {
         if !(1..=3).contains(&settings.threads) {
@@ -299,8 +300,15 @@ impl AutotaskTenant {
         (used, self.settings.hourly_budget)
     }
 
-    pub(super) fn admin(&self) -> &AdminSource {
-        &self.admin
+    /// The admin credential's source; an error for a tenant configured without one (every job manual).
+    pub(super) fn admin(&self) -> Result<&AdminSource, TargetError> {
+        self.admin.as_ref().ok_or_else(|| {
+            invalid(
+                "this target has no `admin` (apply = \"manual\"): rotavault sets no password on it; a person sets it \
+                 in the Autotask UI and pipes it to `rotavault import`"
+                    .into(),
+            )
+        })
     }
 
     pub(super) async fn password_change(&self) -> tokio::sync::MutexGuard<'_, ()> {
@@ -314,11 +322,12 @@ impl AutotaskTenant {
     /// Refuses, without a login, an admin credential Autotask already refused (in any process), until the store
     /// holds another one. A new credential there means a person acted: its account's count starts afresh.
     pub(super) fn admin_may_log_in(&self, admin: &str, metadata: &Metadata) -> Result<(), TargetError> {
-        let location = self.admin.location();
+        let source = self.admin()?;
+        let location = source.location();
         let refusal = self.lockout.refusal(&location).map_err(|e| transient(e.to_string(), None))?;
         match refusal {
             Some(refusal) if refusal.version == credential_version(metadata) => {
-                Err(TargetError::Blocked { target: KIND, detail: self.admin.refused_detail(&refusal) })
+                Err(TargetError::Blocked { target: KIND, detail: source.refused_detail(&refusal) })
             }
             Some(_) => {
                 tracing::info!(
@@ -335,7 +344,8 @@ impl AutotaskTenant {
 
     /// Remembers, for every process, that Autotask refused this version of the admin credential.
     pub(super) fn admin_refused(&self, metadata: &Metadata, reason: &str) {
-        if let Err(e) = self.lockout.refuse(&self.admin.location(), &credential_version(metadata), reason) {
+        let Ok(source) = self.admin() else { return };
+        if let Err(e) = self.lockout.refuse(&source.location(), &credential_version(metadata), reason) {
             tracing::error!(error = %e, "could not record that Autotask refused the admin credential");
         }
     }

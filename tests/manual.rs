@@ -1,7 +1,7 @@
 //! `apply = "manual"` through the real binary and the sandbox: a tenant with no admin, whose API user's secret a
 //! person sets in the Autotask UI and pipes to `rotavault import`. rotavault verifies and stores it and never sets
 //! one: `rotate` refuses (exit 64) with no request to Autotask, and the daemon raises `manual_rotation_due` ahead of
-//! the secret's max_age and `manual_rotation_overdue` past it, never a rotation. `status`, `check --connect` and the
+//! the secret's max_age and `manual_rotation_overdue` past it, and verifies it at every heartbeat, never a rotation. `status`, `check --connect` and the
 //! report say the job is manual.
 
 mod support;
@@ -65,6 +65,7 @@ path = "audit.jsonl"
 
 [policy]
 warn_before = "2s"
+heartbeat = "1s"
 
 [stores.local]
 kind = "file"
@@ -166,6 +167,10 @@ fn the_daemon_says_a_manual_rotation_is_due_then_overdue_and_rotates_nothing() {
         world.audit_types().iter().any(|t| t == "io.rotavault.secret.manual_rotation_overdue")
     });
     assert!(overdue, "no manual_rotation_overdue: {:?}\n{}", world.audit_types(), daemon.text());
+    let verified = daemon.wait_until(Duration::from_secs(10), &mut |lines| {
+        lines.iter().any(|l| l.contains("\"message\":\"heartbeat: the target accepts the stored value"))
+    });
+    assert!(verified, "the heartbeat verifies a manual job's secret too:\n{}", daemon.text());
     assert_eq!(daemon.sigterm(), Some(0), "{}", daemon.text());
     let types = world.audit_types();
     let due = types.iter().position(|t| t == "io.rotavault.secret.manual_rotation_due").expect("due first");

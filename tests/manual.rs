@@ -149,6 +149,11 @@ fn a_manual_job_takes_the_secret_a_person_set_and_never_sets_one_itself() {
     assert!(out.status.success(), "no admin or SOAP check for a manual tenant: {}", text(&out));
     assert!(text(&out).contains("apply = \"manual\""), "{}", text(&out));
 
+    let out = world.cli(&["plan", "api"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("  manual      apply = \"manual\""), "{}", text(&out));
+    assert!(text(&out).contains("as current, at import"), "{}", text(&out));
+
     let out = world.cli(&["report", "--format", "json"], None);
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");

@@ -54,15 +54,22 @@ async fn report(runtime: &Runtime, chosen: &[&ScheduledJob]) -> Result<u8, CliEr
         let status = statuses.get(&job.name);
         outln!(out, "job {} ({})", job.name, job.target.describe().detail);
         outln!(out, "  next due    {}", due_line(status, now));
-        for (i, js) in job.stores.iter().enumerate() {
-            let label = if i == 0 { "  writes" } else { "" };
+        if job.target.manual() {
             outln!(
                 out,
-                "{label:<14}{}: {} `{}` as pending, then current (the current value kept as previous)",
-                js.label,
-                js.store.backend(),
-                js.secret.name
+                "  manual      apply = \"manual\": rotavault sets no secret; a person sets one in the Autotask UI and \
+                 pipes it to `rotavault import {}`",
+                job.name
             );
+        }
+        let slots = if job.target.manual() {
+            "as current, at import (the current value kept as previous)"
+        } else {
+            "as pending, then current (the current value kept as previous)"
+        };
+        for (i, js) in job.stores.iter().enumerate() {
+            let label = if i == 0 { "  writes" } else { "" };
+            outln!(out, "{label:<14}{}: {} `{}` {slots}", js.label, js.store.backend(), js.secret.name);
         }
         let bits = job.policy.strength_bits();
         let min = runtime.config.policy.min_strength_bits;

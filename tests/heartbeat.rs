@@ -11,7 +11,7 @@ mod support;
 use base64::Engine as _;
 use rotavault::sandbox::{Call, Sandbox};
 use std::time::Duration;
-use support::binary::{BIN, Daemon, Rotavault, text};
+use support::binary::{Daemon, Rotavault, text};
 use support::receiver::{KEY_BYTES, Server};
 use tokio_util::sync::CancellationToken;
 
@@ -65,12 +65,6 @@ impl World {
         std::fs::write(dir.path().join("hook.key"), format!("whsec_{key}\n")).expect("key");
         std::fs::write(dir.path().join("code"), CODE).expect("code");
         std::fs::write(dir.path().join("bao-token"), token).expect("token");
-        let key = std::process::Command::new(BIN)
-            .args(["keygen", "--out"])
-            .arg(dir.path().join("store.key"))
-            .output()
-            .expect("keygen");
-        assert!(key.status.success(), "{}", text(&key));
         let bao_name = format!("heartbeat/{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let config = dir.path().join("config.toml");
         std::fs::write(
@@ -118,6 +112,8 @@ token_file = "bao-token"
         )
         .expect("config");
         let rotavault = Rotavault::new(dir.path(), config);
+        let key = rotavault.cli(&["keygen", "--out", "store.key"], None);
+        assert!(key.status.success(), "{}", text(&key));
         let mut world = World {
             rt,
             sandbox,

@@ -45,12 +45,6 @@ impl World {
         let sandbox = rt.block_on(support::tenant::start_sandbox(&accounts, &shutdown));
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("code"), CODE).expect("code");
-        let key = std::process::Command::new(support::binary::BIN)
-            .args(["keygen", "--out"])
-            .arg(dir.path().join("store.key"))
-            .output()
-            .expect("keygen");
-        assert!(key.status.success(), "{}", text(&key));
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
@@ -89,6 +83,8 @@ max_age = "{max_age}"
         )
         .expect("config");
         let rotavault = Rotavault::new(dir.path(), config);
+        let key = rotavault.cli(&["keygen", "--out", "store.key"], None);
+        assert!(key.status.success(), "{}", text(&key));
         World { _rt: rt, sandbox, _shutdown: shutdown, _dir: dir, rotavault, printed: String::new() }
     }
 

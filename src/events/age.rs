@@ -25,8 +25,7 @@ pub fn warning(
     rotates_by: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Option<Event> {
-    let expires = rotated_at + chrono::Duration::from_std(max_age).ok()?;
-    let warn_from = expires - chrono::Duration::from_std(warn_before).ok()?;
+    let (warn_from, expires) = window(rotated_at, max_age, warn_before)?;
     if now < warn_from || rotates_by.is_some_and(|at| at <= expires) {
         return None;
     }
@@ -42,6 +41,16 @@ pub fn warning(
     Some(Event::new(EventKind::AgeWarning, now, data))
 }
 
+/// When the warning's lead begins and when the secret reaches `max_age`.
+fn window(
+    rotated_at: DateTime<Utc>,
+    max_age: Duration,
+    warn_before: Duration,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let expires = rotated_at + chrono::Duration::from_std(max_age).ok()?;
+    Some((expires - chrono::Duration::from_std(warn_before).ok()?, expires))
+}
+
 /// The notice for a manual job whose secret was set at `rotated_at`, if it is due one at `now`: due from
 /// `warn_before` ahead of `max_age`, overdue once past it.
 pub fn manual_notice(
@@ -51,8 +60,7 @@ pub fn manual_notice(
     warn_before: Duration,
     now: DateTime<Utc>,
 ) -> Option<Event> {
-    let expires = rotated_at + chrono::Duration::from_std(max_age).ok()?;
-    let warn_from = expires - chrono::Duration::from_std(warn_before).ok()?;
+    let (warn_from, expires) = window(rotated_at, max_age, warn_before)?;
     if now < warn_from {
         return None;
     }

@@ -31,9 +31,14 @@ pub async fn run(config: Config) -> Result<u8, CliError> {
     let runtime = Arc::new(runtime);
     spawn_signal_handler(shutdown.clone())?;
     // systemd: STOPPING=1 on shutdown, WATCHDOG=1 while the runtime runs.
-    tokio::spawn(notifier.clone().stopping_on(shutdown.clone()));
+    let stopping = tokio::spawn(notifier.clone().stopping_on(shutdown.clone()));
     tokio::spawn(notifier.clone().keep_watchdog(shutdown.clone()));
-    let served = serve_reloading(runtime, shutdown, notifier, hangup, crate::daemon::run_telling).await;
+    let served =
+        serve_reloading(runtime, shutdown.clone(), notifier, hangup, crate::daemon::run_telling).await;
+    // The process ends with this function: a STOPPING=1 still queued behind the last tasks would be lost with it
+    // (seen on a loaded machine), so it is awaited.
+    shutdown.cancel();
+    let _ = stopping.await;
     done.cancel();
     let lost = match leader {
         Some(leader) => leader.await.unwrap_or_else(|e| Some(format!("the lease task failed: {e}"))),

@@ -1,0 +1,333 @@
+//! The `webhook` target through the same engine, recovery and lockout guard as every target, against a vendor API
+//! played by an HTTP server on 127.0.0.1: it checks each request's Standard Webhooks signature with its own HMAC
+//! (`support::receiver`), keeps the account's password, and answers as each test scripts it.
+//!
+//! The network is real, so time is real: what must pass the apply horizon is shown to an engine whose clock starts
+//! an hour later (a restarted rotavault), not waited for.
+
+mod support;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use chrono::{TimeZone, Utc};
+use rotavault::retry::Backoff;
+use rotavault::rotation::state::StateDir;
+use rotavault::rotation::{Engine, Job, JobStore, Recovery, RotationError, Settings, Trigger};
+use rotavault::schedule::TokioClock;
+use rotavault::secret::{SecretPolicy, SecretValue};
+use rotavault::store::SecretRef;
+use rotavault::store::memory::MemoryStore;
+use rotavault::target::webhook::{WebhookEndpoint, WebhookTarget};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::receiver::{KEY_BYTES, Received};
+
+/// How the vendor answers one apply, instead of applying it and answering 204.
+#[derive(Clone, Copy, Debug)]
+enum Apply {
+    /// 429 with `Retry-After` in seconds, nothing done.
+    Throttle(u64),
+    /// 422 with a reason that quotes the secret.
+    Refuse,
+    /// Applies, then answers 500.
+    FailAfter,
+    /// Answers 500 without applying.
+    FailBefore,
+    /// Answers 204 without applying.
+    Pretend,
+}
+
+#[derive(Default)]
+struct Vendor {
+    password: Mutex<Option<String>>,
+    script: Mutex<VecDeque<Apply>>,
+    /// Each call's `type` and when it came.
+    calls: Mutex<Vec<(String, Instant)>>,
+    bad_signatures: Mutex<u32>,
+}
+
+async fn vendor_api(State(vendor): State<Arc<Vendor>>, headers: HeaderMap, body: Bytes) -> Response {
+    let received = Received { path: "/".into(), headers, body };
+    if !received.signature_is_valid() {
+        *vendor.bad_signatures.lock().expect("count") += 1;
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let request = received.json();
+    let kind = request["type"].as_str().unwrap_or_default().to_owned();
+    let secret = request["secret"].as_str().unwrap_or_default().to_owned();
+    vendor.calls.lock().expect("calls").push((kind.clone(), Instant::now()));
+    if kind == "verify" {
+        let accepted = vendor.password.lock().expect("password").as_deref() == Some(secret.as_str());
+        return if accepted { StatusCode::OK } else { StatusCode::UNAUTHORIZED }.into_response();
+    }
+    let scripted = vendor.script.lock().expect("script").pop_front();
+    let apply = || *vendor.password.lock().expect("password") = Some(secret.clone());
+    match scripted {
+        None => {
+            apply();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Some(Apply::Throttle(seconds)) => {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())]).into_response()
+        }
+        Some(Apply::Refuse) => {
+            let reason = format!("{{\"reason\": \"{secret} was used before\"}}");
+            (StatusCode::UNPROCESSABLE_ENTITY, reason).into_response()
+        }
+        Some(Apply::FailAfter) => {
+            apply();
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Some(Apply::FailBefore) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Some(Apply::Pretend) => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+async fn start_vendor() -> (Arc<Vendor>, String) {
+    let vendor = Arc::new(Vendor::default());
+    let app = Router::new().route("/rotate", post(vendor_api)).with_state(vendor.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/rotate?token=url-token-s3cr3t", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (vendor, url)
+}
+
+/// A server that reads the request and closes the connection without answering.
+async fn start_cutter() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/rotate", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut buffer = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+            drop(socket);
+        }
+    });
+    url
+}
+
+fn settings() -> Settings {
+    Settings {
+        settle: Duration::ZERO,
+        verify_attempts: 3,
+        verify_backoff: Duration::from_millis(10),
+        call_timeout: Duration::from_secs(10),
+        apply_horizon: None,
+        max_failed_logins: 10,
+        failed_login_window: None,
+        backoff: Backoff { attempts: 3, first: Duration::from_millis(10), max: Duration::from_secs(5) },
+    }
+}
+
+fn start() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0).single().expect("date")
+}
+
+const OLD: &str = "old-password-7Hq2xZ";
+
+struct Rig {
+    engine: Engine,
+    states: StateDir,
+    endpoint: Arc<WebhookEndpoint>,
+    store: Arc<MemoryStore>,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(url: &str) -> Rig {
+        Rig::with_key(url, &KEY_BYTES)
+    }
+
+    fn with_key(url: &str, key: &[u8]) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url_file, key_file) = (dir.path().join("vendor.url"), dir.path().join("vendor.key"));
+        std::fs::write(&url_file, url).expect("url");
+        let key = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
+        std::fs::write(&key_file, key).expect("key");
+        let client = rotavault::notify::files::client().expect("client");
+        let endpoint =
+            WebhookEndpoint::new(&url_file, &key_file, Duration::from_secs(5), client).expect("endpoint");
+        let states = StateDir::new(&dir.path().join("state"));
+        let engine =
+            Engine::new(settings(), Arc::new(TokioClock::starting_at(start())), states.clone(), true);
+        Rig { engine, states, endpoint: Arc::new(endpoint), store: Arc::new(MemoryStore::new()), _dir: dir }
+    }
+
+    fn job(&self, name: &str) -> Job {
+        Job {
+            name: name.into(),
+            target: Arc::new(WebhookTarget::new("vendor", name, "app_user", self.endpoint.clone())),
+            stores: vec![JobStore {
+                label: "memory".into(),
+                store: self.store.clone(),
+                secret: SecretRef::new(&format!("vendor/{name}"), name),
+            }],
+            policy: SecretPolicy::default(),
+        }
+    }
+
+    /// The job's secret as it stands: `OLD` current, the vendor's account holding it.
+    async fn holding(&self, job: &Job, vendor: &Vendor) {
+        *vendor.password.lock().expect("password") = Some(OLD.into());
+        self.engine.import(job, &SecretValue::new(OLD)).await.expect("imported");
+    }
+
+    fn an_hour_later(&self) -> Engine {
+        let clock = Arc::new(TokioClock::starting_at(start() + chrono::Duration::hours(1)));
+        Engine::new(settings(), clock, self.states.clone(), true)
+    }
+}
+
+async fn current(job: &Job) -> Option<String> {
+    let js = &job.stores[0];
+    js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned())
+}
+
+async fn pending(job: &Job) -> Option<String> {
+    let js = &job.stores[0];
+    js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned())
+}
+
+fn password(vendor: &Vendor) -> Option<String> {
+    vendor.password.lock().expect("password").clone()
+}
+
+fn calls(vendor: &Vendor) -> Vec<String> {
+    vendor.calls.lock().expect("calls").iter().map(|(kind, _)| kind.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_webhook_target_applies_and_verifies_a_new_secret_with_signed_requests() {
+    let (vendor, url) = start_vendor().await;
+    let rig = Rig::new(&url);
+    let job = rig.job("vendor-api");
+    rig.holding(&job, &vendor).await;
+    vendor.calls.lock().expect("calls").clear();
+    rig.engine.rotate(&job, Trigger::Manual).await.expect("rotated");
+    let new = current(&job).await.expect("a current value");
+    assert_ne!(new, OLD);
+    assert_eq!(password(&vendor).as_deref(), Some(new.as_str()), "the vendor holds the stored value");
+    assert_eq!(calls(&vendor), ["verify", "apply", "verify"], "the old value is proven first");
+    assert_eq!(*vendor.bad_signatures.lock().expect("count"), 0, "every request was signed with the key");
+    assert_eq!(pending(&job).await, None);
+}
+
+#[tokio::test]
+async fn a_request_signed_with_another_key_is_refused_and_nothing_is_kept() {
+    let (vendor, url) = start_vendor().await;
+    let rig = Rig::with_key(&url, &[0x11; 32]);
+    let job = rig.job("vendor-api");
+    let err = rig.engine.rotate(&job, Trigger::Manual).await.expect_err("refused by the vendor");
+    assert!(err.to_string().contains("HTTP 401"), "{err}");
+    assert_eq!(*vendor.bad_signatures.lock().expect("count"), 1);
+    assert_eq!(current(&job).await, None);
+    assert_eq!(pending(&job).await, None);
+    assert!(!err.to_string().contains("url-token-s3cr3t"), "the URL is never in an error: {err}");
+}
+
+#[tokio::test]
+async fn a_refused_apply_changes_nothing_current_and_its_reason_is_redacted() {
+    let (vendor, url) = start_vendor().await;
+    let rig = Rig::new(&url);
+    let job = rig.job("vendor-api");
+    rig.holding(&job, &vendor).await;
+    vendor.script.lock().expect("script").push_back(Apply::Refuse);
+    let err = rig.engine.rotate(&job, Trigger::Manual).await.expect_err("refused");
+    assert!(matches!(err, RotationError::Refused(_)), "{err:?}");
+    assert!(err.to_string().contains("[redacted] was used before"), "{err}");
+    assert_eq!(current(&job).await.as_deref(), Some(OLD));
+    assert_eq!(pending(&job).await, None);
+    assert_eq!(password(&vendor).as_deref(), Some(OLD));
+}
+
+#[tokio::test]
+async fn a_throttled_apply_is_sent_again_after_its_retry_after() {
+    let (vendor, url) = start_vendor().await;
+    let rig = Rig::new(&url);
+    let job = rig.job("vendor-api");
+    rig.holding(&job, &vendor).await;
+    vendor.script.lock().expect("script").push_back(Apply::Throttle(1));
+    rig.engine.rotate(&job, Trigger::Manual).await.expect("rotated on the second attempt");
+    let calls = vendor.calls.lock().expect("calls").clone();
+    let applies: Vec<Instant> = calls.iter().filter(|(k, _)| k == "apply").map(|(_, at)| *at).collect();
+    assert_eq!(applies.len(), 2);
+    let waited = applies[1] - applies[0];
+    assert!(waited >= Duration::from_secs(1), "Retry-After: 1 was honoured, waited {waited:?}");
+    assert_eq!(password(&vendor), current(&job).await);
+}
+
+#[tokio::test]
+async fn a_500_after_the_vendor_applied_is_found_applied_by_recovery() {
+    let (vendor, url) = start_vendor().await;
+    let rig = Rig::new(&url);
+    let job = rig.job("vendor-api");
+    rig.holding(&job, &vendor).await;
+    vendor.script.lock().expect("script").push_back(Apply::FailAfter);
+    rig.engine.rotate(&job, Trigger::Manual).await.expect("settled by recovery");
+    let new = current(&job).await.expect("current");
+    assert_ne!(new, OLD);
+    assert_eq!(password(&vendor).as_deref(), Some(new.as_str()));
+}
+
+#[tokio::test]
+async fn a_500_that_changed_nothing_stays_pending_until_recovery_past_the_horizon_discards_it() {
+    let (vendor, url) = start_vendor().await;
+    let rig = Rig::new(&url);
+    let job = rig.job("vendor-api");
+    rig.holding(&job, &vendor).await;
+    vendor.script.lock().expect("script").push_back(Apply::FailBefore);
+    let err = rig.engine.rotate(&job, Trigger::Manual).await.expect_err("unknown");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err}");
+    assert_eq!(current(&job).await.as_deref(), Some(OLD));
+    assert!(pending(&job).await.is_some(), "kept pending: the vendor may have applied it");
+    let recovery = rig.an_hour_later().recover(&job).await.expect("recovery");
+    assert!(matches!(recovery, Recovery::Discarded { .. }), "{recovery:?}");
+    assert_eq!(current(&job).await.as_deref(), Some(OLD));
+    assert_eq!(pending(&job).await, None);
+}
+
+#[tokio::test]
+async fn a_connection_cut_after_the_request_left_is_an_unknown_outcome_kept_pending() {
+    let url = start_cutter().await;
+    let rig = Rig::new(&url);
+    let job = rig.job("vendor-api");
+    let err = rig.engine.rotate(&job, Trigger::Manual).await.expect_err("unknown");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err}");
+    assert!(!err.to_string().contains(&url), "the URL is never in an error: {err}");
+    assert_eq!(current(&job).await, None);
+    assert!(pending(&job).await.is_some(), "kept pending: the vendor may have applied it");
+}
+
+#[tokio::test]
+async fn a_connection_that_could_not_be_made_sent_nothing_and_keeps_nothing() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}/rotate", closed.local_addr().expect("addr"));
+    drop(closed);
+    let rig = Rig::new(&url);
+    let job = rig.job("vendor-api");
+    let err = rig.engine.rotate(&job, Trigger::Manual).await.expect_err("unreachable");
+    assert!(err.to_string().contains("temporarily unavailable"), "{err}");
+    assert_eq!(current(&job).await, None);
+    assert_eq!(pending(&job).await, None);
+}
+
+#[tokio::test]
+async fn refused_verifies_count_toward_the_lockout_guard_per_account_across_jobs() {
+    let (vendor, url) = start_vendor().await;
+    let rig = Rig::new(&url);
+    let (a, b) = (rig.job("vendor-api"), rig.job("vendor-api-eu"));
+    for _ in 0..2 {
+        vendor.script.lock().expect("script").push_back(Apply::Pretend);
+    }
+    rig.engine.rotate(&a, Trigger::Manual).await.expect_err("not accepted");
+    assert_eq!(rig.engine.lockout().consecutive("webhook:vendor:app_user").expect("guard"), 3);
+    rig.engine.rotate(&b, Trigger::Manual).await.expect_err("not accepted");
+    assert_eq!(rig.engine.lockout().consecutive("webhook:vendor:app_user").expect("guard"), 6);
+}

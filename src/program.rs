@@ -34,7 +34,7 @@ pub(crate) async fn kill(child: &mut Child, what: &str) {
     if let Some(group) = group
         && let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
     {
-        tracing::warn!(program = %what, error = %e, "could not kill the program's process group after its timeout");
+        tracing::warn!(program = %what, error = %e, "could not kill the program's group after its timeout");
     }
     if let Err(e) = child.kill().await {
         tracing::warn!(program = %what, error = %e, "could not kill the program after its timeout");

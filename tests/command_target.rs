@@ -374,7 +374,7 @@ fn a_config_with_a_command_target_names_what_is_missing_at_its_line() {
     assert!(text(&out).contains("verify"), "{}", text(&out));
 }
 
-// --- OpenBao -------------------------------------------------------------------------------------------------------
+// --- OpenBao ---------------------------------------------------------------------------------------------
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {

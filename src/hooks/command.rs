@@ -1,7 +1,8 @@
 //! The `command` hook: a program run with an argv (no shell, so nothing in a job or store name is ever
 //! interpreted), a timeout, and an environment that holds only `PATH` and what names the rotation (see
-//! `crate::program`). Standard output is discarded (it would mix into `rotavault rotate --json`), standard error goes to
-//! rotavault's own, so a failing hook's words reach the journal; rotavault never copies them into an event.
+//! `crate::program`). Standard output is discarded (it would mix into `rotavault rotate --json`), standard error
+//! goes to rotavault's own, so a failing hook's words reach the journal; rotavault never copies them into an
+//! event.
 
 use super::{HookContext, HookError};
 use std::process::Stdio;

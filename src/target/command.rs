@@ -14,15 +14,15 @@
 //!   changed the secret before it failed, so recovery decides, after the apply horizon, by verifying.
 //!
 //! What it writes is read up to [`OUTPUT_CAP`] per stream and the rest dropped, so a runaway program cannot fill
-//! rotavault's memory. Its standard error goes to the log at `warn`, line by line, redacted of the secret first; its
-//! standard output is read only for a refusal's reason, redacted the same way.
+//! rotavault's memory. Its standard error goes to the log at `warn`, line by line, redacted of the secret first;
+//! its standard output is read only for a refusal's reason, redacted the same way.
 
-use super::{RotationInfo, Target, TargetDescription, TargetError};
+use super::TargetError;
+use super::account::{Account, AccountTarget, Action, Channel};
+use crate::secret::SecretValue;
 use crate::secret::redact::Redactor;
-use crate::secret::{SecretPolicy, SecretValue};
 use async_trait::async_trait;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
@@ -63,29 +63,7 @@ pub struct CommandSettings {
 }
 
 /// One job's account at a `command` target.
-#[derive(Debug)]
-pub struct CommandTarget {
-    /// The target's name in the config.
-    target: String,
-    job: String,
-    account: String,
-    settings: Arc<CommandSettings>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Action {
-    Apply,
-    Verify,
-}
-
-impl Action {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Apply => "apply",
-            Self::Verify => "verify",
-        }
-    }
-}
+pub type CommandTarget = AccountTarget<CommandSettings>;
 
 /// How a run ended.
 enum Ran {
@@ -109,15 +87,11 @@ struct Input<'a> {
     secret: &'a str,
 }
 
-impl CommandTarget {
-    pub fn new(target: &str, job: &str, account: &str, settings: Arc<CommandSettings>) -> Self {
-        Self { target: target.to_owned(), job: job.to_owned(), account: account.to_owned(), settings }
-    }
-
+impl CommandSettings {
     fn argv(&self, action: Action) -> &[String] {
         match action {
-            Action::Apply => &self.settings.apply,
-            Action::Verify => &self.settings.verify,
+            Action::Apply => &self.apply,
+            Action::Verify => &self.verify,
         }
     }
 
@@ -125,27 +99,22 @@ impl CommandTarget {
         self.argv(action).first().map_or("", String::as_str)
     }
 
-    fn input(&self, action: Action, secret: &SecretValue) -> Result<Zeroizing<Vec<u8>>, TargetError> {
+    fn input(
+        &self,
+        who: &Account,
+        action: Action,
+        secret: &SecretValue,
+    ) -> Result<Zeroizing<Vec<u8>>, TargetError> {
         let input = Input {
             version: 1,
             action: action.name(),
-            target: &self.target,
-            job: &self.job,
-            account: &self.account,
+            target: &who.target,
+            job: &who.job,
+            account: &who.account,
             secret: secret.expose(),
         };
-        // Sized up front so that the buffer never grows: a grown Vec leaves a copy of the secret in freed memory.
-        let escaped = |s: &str| 6 * s.len();
-        let size = 128
-            + escaped(&self.target)
-            + escaped(&self.job)
-            + escaped(&self.account)
-            + escaped(secret.expose());
-        let mut buffer = Zeroizing::new(Vec::with_capacity(size));
-        serde_json::to_writer(&mut *buffer, &input).map_err(|e| TargetError::Invalid {
-            target: KIND,
-            detail: format!("the program's input cannot be written: {e}"),
-        })?;
+        let mut buffer = super::account::json(&input, who, secret)
+            .map_err(|detail| TargetError::Invalid { target: KIND, detail })?;
         buffer.push(b'\n');
         Ok(buffer)
     }
@@ -153,6 +122,7 @@ impl CommandTarget {
     /// Runs the program for `action`, its output's standard error logged.
     async fn run(
         &self,
+        who: &Account,
         action: Action,
         secret: &SecretValue,
         timeout: Duration,
@@ -164,10 +134,10 @@ impl CommandTarget {
                 detail: format!("the {} argv is empty", action.name()),
             });
         };
-        let input = self.input(action, secret)?;
+        let input = self.input(who, action, secret)?;
         let env = [
-            ("ROTAVAULT_JOB", self.job.as_str()),
-            ("ROTAVAULT_ACCOUNT", self.account.as_str()),
+            ("ROTAVAULT_JOB", who.job.as_str()),
+            ("ROTAVAULT_ACCOUNT", who.account.as_str()),
             ("ROTAVAULT_ACTION", action.name()),
         ];
         let mut child = crate::program::command(program, args, &env)
@@ -199,7 +169,7 @@ impl CommandTarget {
         };
         match tokio::time::timeout(timeout, talk).await {
             Ok((stdout, stderr, status)) => {
-                self.log_stderr(action, &stderr, redactor);
+                self.log_stderr(who, action, &stderr, redactor);
                 let status = status.map_err(|e| TargetError::Unknown {
                     target: KIND,
                     detail: format!("`{program}` could not be waited for: {e}"),
@@ -213,7 +183,7 @@ impl CommandTarget {
         }
     }
 
-    fn log_stderr(&self, action: Action, stderr: &[u8], redactor: &Redactor) {
+    fn log_stderr(&self, who: &Account, action: Action, stderr: &[u8], redactor: &Redactor) {
         if stderr.is_empty() {
             return;
         }
@@ -222,50 +192,14 @@ impl CommandTarget {
         let flat = Redactor::none();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             tracing::warn!(
-                target_name = %self.target,
-                job = %self.job,
+                target_name = %who.target,
+                job = %who.job,
                 action = action.name(),
                 program = %self.program(action),
                 line = %flat.excerpt(line, LOG_LINE_CHARS),
                 "the target's program wrote to standard error"
             );
         }
-    }
-
-    /// Runs `action` and reads its answer: `Ok` for 0, `refused` for 2, `Transient` for 75, `Unknown` otherwise.
-    async fn ask(
-        &self,
-        action: Action,
-        secret: &SecretValue,
-        timeout: Duration,
-        refused: impl FnOnce(String) -> TargetError,
-    ) -> Result<(), TargetError> {
-        let redactor = Redactor::new(&[secret]);
-        let program = self.program(action);
-        let unknown = |detail: String| TargetError::Unknown { target: KIND, detail };
-        match self.run(action, secret, timeout, &redactor).await? {
-            Ran::TimedOut(after) => Err(unknown(format!(
-                "`{program}` was still running after {}; it was killed",
-                humantime::format_duration(after)
-            ))),
-            Ran::Exited { code: Some(exit::DONE), .. } => Ok(()),
-            Ran::Exited { code: Some(exit::REFUSED), stdout, .. } => {
-                Err(refused(super::reason(&redactor, &stdout, REASON_CHARS)))
-            }
-            Ran::Exited { code: Some(exit::TEMPFAIL), .. } => Err(TargetError::Transient {
-                target: KIND,
-                detail: format!("`{program}` exited 75: nothing was done, try later"),
-                retry_after: None,
-            }),
-            Ran::Exited { status, .. } => Err(unknown(format!(
-                "`{program}` ended with {status} (its standard error is in the log): expected exit 0, 2 or 75"
-            ))),
-        }
-    }
-
-    /// The timeout of one run: the target's own, never past what the engine allows.
-    fn timeout(&self, engine: Option<Duration>) -> Duration {
-        engine.map_or(self.settings.timeout, |engine| engine.min(self.settings.timeout))
     }
 }
 
@@ -286,65 +220,58 @@ async fn read_capped(stream: Option<impl AsyncRead + Unpin>) -> Zeroizing<Vec<u8
 }
 
 #[async_trait]
-impl Target for CommandTarget {
-    fn kind(&self) -> &'static str {
-        KIND
+impl Channel for CommandSettings {
+    const KIND: &'static str = KIND;
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
-    fn policy(&self) -> SecretPolicy {
-        SecretPolicy::default()
-    }
-
-    async fn prepare(
+    /// Runs `action` and reads its answer: `Ok` for 0, refused for 2, `Transient` for 75, `Unknown` otherwise.
+    async fn call(
         &self,
-        _current: Option<&SecretValue>,
+        who: &Account,
+        action: Action,
         secret: &SecretValue,
-        _info: &RotationInfo,
-    ) -> Result<SecretValue, TargetError> {
-        Ok(secret.clone())
-    }
-
-    #[tracing::instrument(skip_all, fields(kind = KIND, target_name = %self.target, account = %self.account))]
-    async fn apply(&self, payload: &SecretValue, timeout: Duration) -> Result<(), TargetError> {
-        self.ask(Action::Apply, payload, self.timeout(Some(timeout)), |reason| TargetError::Rejected {
-            target: KIND,
-            reason,
-        })
-        .await
-    }
-
-    #[tracing::instrument(skip_all, fields(kind = KIND, target_name = %self.target, account = %self.account))]
-    async fn verify(&self, payload: &SecretValue) -> Result<(), TargetError> {
-        self.ask(Action::Verify, payload, self.timeout(None), |detail| TargetError::Unauthenticated {
-            target: KIND,
-            detail,
-        })
-        .await
-    }
-
-    fn login_account(&self, _payload: &SecretValue) -> Option<String> {
-        Some(super::login_account(KIND, &self.target, &self.account))
-    }
-
-    fn accounts(&self) -> Vec<String> {
-        vec![super::login_account(KIND, &self.target, &self.account)]
-    }
-
-    fn longest_apply(&self) -> Duration {
-        self.settings.timeout
-    }
-
-    fn describe(&self) -> TargetDescription {
-        TargetDescription {
-            kind: KIND,
-            detail: format!("account `{}` through `{}`", self.account, self.program(Action::Apply)),
+        timeout: Duration,
+    ) -> Result<(), TargetError> {
+        let redactor = Redactor::new(&[secret]);
+        let program = self.program(action);
+        let unknown = |detail: String| TargetError::Unknown { target: KIND, detail };
+        match self.run(who, action, secret, timeout, &redactor).await? {
+            Ran::TimedOut(after) => Err(unknown(format!(
+                "`{program}` was still running after {}; it was killed",
+                humantime::format_duration(after)
+            ))),
+            Ran::Exited { code: Some(exit::DONE), .. } => Ok(()),
+            Ran::Exited { code: Some(exit::REFUSED), stdout, .. } => {
+                let reason = super::reason(&redactor, &stdout, REASON_CHARS);
+                Err(match action {
+                    Action::Apply => TargetError::Rejected { target: KIND, reason },
+                    Action::Verify => TargetError::Unauthenticated { target: KIND, detail: reason },
+                })
+            }
+            Ran::Exited { code: Some(exit::TEMPFAIL), .. } => Err(TargetError::Transient {
+                target: KIND,
+                detail: format!("`{program}` exited 75: nothing was done, try later"),
+                retry_after: None,
+            }),
+            Ran::Exited { status, .. } => Err(unknown(format!(
+                "`{program}` ended with {status} (its standard error is in the log): expected exit 0, 2 or 75"
+            ))),
         }
+    }
+
+    fn reached(&self) -> String {
+        format!("through `{}`", self.program(Action::Apply))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::Target;
+    use std::sync::Arc;
 
     const SECRET: &str = "Kq7#vR2!mZp9@Lw4";
 

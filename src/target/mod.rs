@@ -12,6 +12,7 @@
 //! the change may have taken effect (recovery settles it by verifying after the apply horizon); every verify is a
 //! login the lockout guard counts per [`Target::login_account`].
 
+pub mod account;
 pub mod autotask;
 pub mod command;
 pub mod generated;

@@ -2,8 +2,8 @@
 //! applies the new secret and verifies one, each request signed the Standard Webhooks way with the key of
 //! `notify::signing`, so the endpoint knows it came from this rotavault and was not replayed.
 //!
-//! One POST per call, JSON `{"type":"apply"|"verify","target":..,"job":..,"account":..,"secret":..}`. The answer's
-//! status is the outcome (README "The webhook target"):
+//! One POST per call, JSON `{"version":1,"type":"apply"|"verify","target":..,"job":..,"account":..,"secret":..}`.
+//! The answer's status is the outcome (README "The webhook target"):
 //!
 //! - 2xx: applied / accepted.
 //! - apply 400, 409, 422: refused, nothing changed (the reason from the body, `{"reason":".."}` or its first line,
@@ -16,13 +16,13 @@
 //!
 //! The URL may carry a token, so it is in a file and never in a log line or an error; neither is the body.
 
-use super::{RotationInfo, Target, TargetDescription, TargetError};
+use super::TargetError;
+use super::account::{Account, AccountTarget, Action, Channel};
 use crate::notify::{SignedHeaders, SigningKey};
+use crate::secret::SecretValue;
 use crate::secret::redact::Redactor;
-use crate::secret::{SecretPolicy, SecretValue};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -67,33 +67,12 @@ impl WebhookEndpoint {
 }
 
 /// One job's account at a `webhook` target.
-#[derive(Debug)]
-pub struct WebhookTarget {
-    /// The target's name in the config.
-    target: String,
-    job: String,
-    account: String,
-    endpoint: Arc<WebhookEndpoint>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
-    Apply,
-    Verify,
-}
-
-impl Action {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Apply => "apply",
-            Self::Verify => "verify",
-        }
-    }
-}
+pub type WebhookTarget = AccountTarget<WebhookEndpoint>;
 
 /// The request body. The secret is borrowed, and the buffer it is written into zeroized.
 #[derive(serde::Serialize)]
 struct Body<'a> {
+    version: u32,
     #[serde(rename = "type")]
     action: &'a str,
     target: &'a str,
@@ -102,38 +81,26 @@ struct Body<'a> {
     secret: &'a str,
 }
 
-impl WebhookTarget {
-    pub fn new(target: &str, job: &str, account: &str, endpoint: Arc<WebhookEndpoint>) -> Self {
-        Self { target: target.to_owned(), job: job.to_owned(), account: account.to_owned(), endpoint }
-    }
-
-    fn body(&self, action: Action, secret: &SecretValue) -> Result<Zeroizing<Vec<u8>>, TargetError> {
+impl WebhookEndpoint {
+    /// Sends `action` and reads the answer into an outcome.
+    async fn send(
+        &self,
+        who: &Account,
+        action: Action,
+        secret: &SecretValue,
+        timeout: Duration,
+    ) -> Result<(), TargetError> {
+        let endpoint = self;
         let body = Body {
+            version: 1,
             action: action.name(),
-            target: &self.target,
-            job: &self.job,
-            account: &self.account,
+            target: &who.target,
+            job: &who.job,
+            account: &who.account,
             secret: secret.expose(),
         };
-        // Sized up front so that the buffer never grows: a grown Vec leaves a copy of the secret in freed memory.
-        let escaped = |s: &str| 6 * s.len();
-        let size = 96
-            + escaped(&self.target)
-            + escaped(&self.job)
-            + escaped(&self.account)
-            + escaped(secret.expose());
-        let mut buffer = Zeroizing::new(Vec::with_capacity(size));
-        serde_json::to_writer(&mut *buffer, &body).map_err(|e| TargetError::Invalid {
-            target: KIND,
-            detail: format!("the request body cannot be written: {e}"),
-        })?;
-        Ok(buffer)
-    }
-
-    /// Sends `action` and reads the answer into an outcome.
-    async fn call(&self, action: Action, secret: &SecretValue, timeout: Duration) -> Result<(), TargetError> {
-        let endpoint = &self.endpoint;
-        let body = self.body(action, secret)?;
+        let body = super::account::json(&body, who, secret)
+            .map_err(|detail| TargetError::Invalid { target: KIND, detail })?;
         let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
         let signed = SignedHeaders::new(&endpoint.key, &id, chrono::Utc::now().timestamp(), &body);
         let request = endpoint
@@ -179,11 +146,6 @@ impl WebhookTarget {
         let reason = || super::reason(&Redactor::new(&[secret, &endpoint.url]), &answer, REASON_CHARS);
         outcome(action, status, retry_after, reason)
     }
-
-    /// The timeout of one call: the target's own, never past what the engine allows.
-    fn timeout(&self, engine: Option<Duration>) -> Duration {
-        engine.map_or(self.endpoint.timeout, |engine| engine.min(self.endpoint.timeout))
-    }
 }
 
 /// What the answer's `status` says happened (the module's table).
@@ -225,55 +187,25 @@ fn outcome(
 }
 
 #[async_trait]
-impl Target for WebhookTarget {
-    fn kind(&self) -> &'static str {
-        KIND
+impl Channel for WebhookEndpoint {
+    const KIND: &'static str = KIND;
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
-    fn policy(&self) -> SecretPolicy {
-        SecretPolicy::default()
-    }
-
-    async fn prepare(
+    async fn call(
         &self,
-        _current: Option<&SecretValue>,
+        who: &Account,
+        action: Action,
         secret: &SecretValue,
-        _info: &RotationInfo,
-    ) -> Result<SecretValue, TargetError> {
-        Ok(secret.clone())
+        timeout: Duration,
+    ) -> Result<(), TargetError> {
+        self.send(who, action, secret, timeout).await
     }
 
-    #[tracing::instrument(skip_all, fields(kind = KIND, target_name = %self.target, account = %self.account))]
-    async fn apply(&self, payload: &SecretValue, timeout: Duration) -> Result<(), TargetError> {
-        self.call(Action::Apply, payload, self.timeout(Some(timeout))).await
-    }
-
-    #[tracing::instrument(skip_all, fields(kind = KIND, target_name = %self.target, account = %self.account))]
-    async fn verify(&self, payload: &SecretValue) -> Result<(), TargetError> {
-        self.call(Action::Verify, payload, self.timeout(None)).await
-    }
-
-    fn login_account(&self, _payload: &SecretValue) -> Option<String> {
-        Some(super::login_account(KIND, &self.target, &self.account))
-    }
-
-    fn accounts(&self) -> Vec<String> {
-        vec![super::login_account(KIND, &self.target, &self.account)]
-    }
-
-    fn longest_apply(&self) -> Duration {
-        self.endpoint.timeout
-    }
-
-    fn describe(&self) -> TargetDescription {
-        TargetDescription {
-            kind: KIND,
-            detail: format!(
-                "account `{}` at the URL in `{}`",
-                self.account,
-                self.endpoint.url_file.display()
-            ),
-        }
+    fn reached(&self) -> String {
+        format!("at the URL in `{}`", self.url_file.display())
     }
 }
 

@@ -90,3 +90,22 @@ fn an_unset_call_timeout_is_raised_to_hold_a_long_program_timeout() {
     let config = valid(&source);
     assert_eq!(config.rotation.call_timeout, Duration::from_secs(300));
 }
+
+#[test]
+fn the_example_config_shows_a_command_and_a_webhook_target_with_every_key_and_bound() {
+    const EXAMPLE: &str = include_str!("../../../config/example.toml");
+    let config = valid(EXAMPLE);
+    assert!(matches!(config.targets["db"], TargetConfig::Command(_)));
+    assert!(matches!(config.targets["vendor"], TargetConfig::Webhook(_)));
+    assert_eq!(config.jobs["app-db"].account.as_deref(), Some("app_user"));
+    for key in [
+        "account = ",
+        "apply = [",
+        "verify = [",
+        "url_file = ",
+        "key_file = ",
+        "at most \"10m\". Default \"30s\"",
+    ] {
+        assert!(EXAMPLE.contains(key), "config/example.toml does not show `{key}`");
+    }
+}

@@ -8,19 +8,15 @@
 
 mod support;
 
-use chrono::{TimeZone, Utc};
-use rotavault::retry::Backoff;
-use rotavault::rotation::state::StateDir;
-use rotavault::rotation::{Engine, Job, JobStore, Recovery, RotationError, Settings};
-use rotavault::schedule::TokioClock;
-use rotavault::secret::{SecretPolicy, SecretValue};
-use rotavault::store::memory::MemoryStore;
+use rotavault::rotation::{Job, Recovery, RotationError};
+use rotavault::secret::SecretValue;
 use rotavault::store::{SecretRef, Store};
 use rotavault::target::command::{CommandSettings, CommandTarget};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use support::binary::{Rotavault, text};
+use support::engine_rig::{EngineRig, current, pending};
 
 /// The system behind the target: it keeps the account's password in `DIR/password`, logs each call to `DIR/calls`,
 /// and applies, refuses, fails or hangs as `DIR/mode` says.
@@ -108,52 +104,28 @@ impl System {
     }
 }
 
-fn settings() -> Settings {
-    Settings {
-        settle: Duration::ZERO,
-        verify_attempts: 3,
-        verify_backoff: Duration::from_millis(10),
-        call_timeout: Duration::from_secs(10),
-        apply_horizon: None,
-        max_failed_logins: 10,
-        failed_login_window: None,
-        backoff: Backoff { attempts: 2, first: Duration::from_millis(10), max: Duration::from_secs(1) },
-    }
-}
-
-fn start() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0).single().expect("date")
-}
-
+/// The engine rig and the system behind the target.
 struct Rig {
+    base: EngineRig,
     system: System,
-    engine: Engine,
-    states: StateDir,
-    store: Arc<MemoryStore>,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = EngineRig;
+
+    fn deref(&self) -> &EngineRig {
+        &self.base
+    }
 }
 
 impl Rig {
     fn new() -> Rig {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let states = StateDir::new(dir.path());
-        let engine =
-            Engine::new(settings(), Arc::new(TokioClock::starting_at(start())), states.clone(), true);
-        Rig { system: System::new(), engine, states, store: Arc::new(MemoryStore::new()), _dir: dir }
+        Rig { base: EngineRig::new(2), system: System::new() }
     }
 
     fn job(&self, name: &str, timeout: Duration) -> Job {
         let settings = Arc::new(self.system.settings(timeout));
-        Job {
-            name: name.into(),
-            target: Arc::new(CommandTarget::new("db", name, "app_user", settings)),
-            stores: vec![JobStore {
-                label: "memory".into(),
-                store: self.store.clone(),
-                secret: SecretRef::new(&format!("db/{name}"), name),
-            }],
-            policy: SecretPolicy::default(),
-        }
+        self.job_on(name, Arc::new(CommandTarget::new("db", name, "app_user", settings)))
     }
 
     /// The job's secret as it stands: `old` current, the account at the system holding it.
@@ -161,22 +133,6 @@ impl Rig {
         self.system.set_password(old);
         self.engine.import(job, &SecretValue::new(old)).await.expect("imported");
     }
-
-    /// An engine over the same state whose clock reads an hour later: past any apply horizon.
-    fn an_hour_later(&self) -> Engine {
-        let clock = Arc::new(TokioClock::starting_at(start() + chrono::Duration::hours(1)));
-        Engine::new(settings(), clock, self.states.clone(), true)
-    }
-}
-
-async fn current(job: &Job) -> Option<String> {
-    let js = &job.stores[0];
-    js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned())
-}
-
-async fn pending(job: &Job) -> Option<String> {
-    let js = &job.stores[0];
-    js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned())
 }
 
 const OLD: &str = "old-password-7Hq2xZ";

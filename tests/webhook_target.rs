@@ -14,18 +14,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
-use chrono::{TimeZone, Utc};
-use rotavault::retry::Backoff;
-use rotavault::rotation::state::StateDir;
-use rotavault::rotation::{Engine, Job, JobStore, Recovery, RotationError, Settings, Trigger};
-use rotavault::schedule::TokioClock;
-use rotavault::secret::{SecretPolicy, SecretValue};
-use rotavault::store::SecretRef;
-use rotavault::store::memory::MemoryStore;
+use rotavault::rotation::{Job, Recovery, RotationError, Trigger};
+use rotavault::secret::SecretValue;
 use rotavault::target::webhook::{WebhookEndpoint, WebhookTarget};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::engine_rig::{EngineRig, current, pending};
 use support::receiver::{KEY_BYTES, Received};
 
 /// How the vendor answers one apply, instead of applying it and answering 204.
@@ -113,31 +108,21 @@ async fn start_cutter() -> String {
     url
 }
 
-fn settings() -> Settings {
-    Settings {
-        settle: Duration::ZERO,
-        verify_attempts: 3,
-        verify_backoff: Duration::from_millis(10),
-        call_timeout: Duration::from_secs(10),
-        apply_horizon: None,
-        max_failed_logins: 10,
-        failed_login_window: None,
-        backoff: Backoff { attempts: 3, first: Duration::from_millis(10), max: Duration::from_secs(5) },
-    }
-}
-
-fn start() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 1, 3, 0, 0).single().expect("date")
-}
-
 const OLD: &str = "old-password-7Hq2xZ";
 
+/// The engine rig and the endpoint the vendor serves.
 struct Rig {
-    engine: Engine,
-    states: StateDir,
+    base: EngineRig,
     endpoint: Arc<WebhookEndpoint>,
-    store: Arc<MemoryStore>,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = EngineRig;
+
+    fn deref(&self) -> &EngineRig {
+        &self.base
+    }
 }
 
 impl Rig {
@@ -154,23 +139,11 @@ impl Rig {
         let client = rotavault::notify::files::client().expect("client");
         let endpoint =
             WebhookEndpoint::new(&url_file, &key_file, Duration::from_secs(5), client).expect("endpoint");
-        let states = StateDir::new(&dir.path().join("state"));
-        let engine =
-            Engine::new(settings(), Arc::new(TokioClock::starting_at(start())), states.clone(), true);
-        Rig { engine, states, endpoint: Arc::new(endpoint), store: Arc::new(MemoryStore::new()), _dir: dir }
+        Rig { base: EngineRig::new(3), endpoint: Arc::new(endpoint), _dir: dir }
     }
 
     fn job(&self, name: &str) -> Job {
-        Job {
-            name: name.into(),
-            target: Arc::new(WebhookTarget::new("vendor", name, "app_user", self.endpoint.clone())),
-            stores: vec![JobStore {
-                label: "memory".into(),
-                store: self.store.clone(),
-                secret: SecretRef::new(&format!("vendor/{name}"), name),
-            }],
-            policy: SecretPolicy::default(),
-        }
+        self.job_on(name, Arc::new(WebhookTarget::new("vendor", name, "app_user", self.endpoint.clone())))
     }
 
     /// The job's secret as it stands: `OLD` current, the vendor's account holding it.
@@ -178,21 +151,6 @@ impl Rig {
         *vendor.password.lock().expect("password") = Some(OLD.into());
         self.engine.import(job, &SecretValue::new(OLD)).await.expect("imported");
     }
-
-    fn an_hour_later(&self) -> Engine {
-        let clock = Arc::new(TokioClock::starting_at(start() + chrono::Duration::hours(1)));
-        Engine::new(settings(), clock, self.states.clone(), true)
-    }
-}
-
-async fn current(job: &Job) -> Option<String> {
-    let js = &job.stores[0];
-    js.store.current(&js.secret).await.expect("current").map(|s| s.value.expose().to_owned())
-}
-
-async fn pending(job: &Job) -> Option<String> {
-    let js = &job.stores[0];
-    js.store.pending(&js.secret).await.expect("pending").map(|p| p.value.expose().to_owned())
 }
 
 fn password(vendor: &Vendor) -> Option<String> {

@@ -81,73 +81,6 @@ struct Body<'a> {
     secret: &'a str,
 }
 
-impl WebhookEndpoint {
-    /// Sends `action` and reads the answer into an outcome.
-    async fn send(
-        &self,
-        who: &Account,
-        action: Action,
-        secret: &SecretValue,
-        timeout: Duration,
-    ) -> Result<(), TargetError> {
-        let endpoint = self;
-        let body = Body {
-            version: 1,
-            action: action.name(),
-            target: &who.target,
-            job: &who.job,
-            account: &who.account,
-            secret: secret.expose(),
-        };
-        let body = super::account::json(&body, who, secret)
-            .map_err(|detail| TargetError::Invalid { target: KIND, detail })?;
-        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-        let signed = SignedHeaders::new(&endpoint.key, &id, chrono::Utc::now().timestamp(), &body);
-        let request = endpoint
-            .client
-            .post(endpoint.url.expose())
-            .timeout(timeout)
-            .header("content-type", "application/json")
-            .header("webhook-id", signed.id)
-            .header("webhook-timestamp", signed.timestamp.to_string())
-            .header("webhook-signature", signed.signature)
-            .body(body.to_vec());
-        let mut response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                // Only a connection never made proves that nothing reached the endpoint.
-                let connect = e.is_connect();
-                let detail = crate::notify::http::transport_detail(e, &endpoint.url);
-                let detail = format!(
-                    "{action} request to the URL in `{}`: {detail}",
-                    endpoint.url_file.display(),
-                    action = action.name()
-                );
-                return Err(if connect {
-                    TargetError::Transient { target: KIND, detail, retry_after: None }
-                } else {
-                    TargetError::Unknown { target: KIND, detail }
-                });
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = crate::notify::http::retry_after(response.headers());
-        let mut answer = Zeroizing::new(Vec::new());
-        // The status has answered already; a body cut short only shortens a refusal's reason.
-        while answer.len() < BODY_CAP {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = BODY_CAP - answer.len();
-                    answer.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let reason = || super::reason(&Redactor::new(&[secret, &endpoint.url]), &answer, REASON_CHARS);
-        outcome(action, status, retry_after, reason)
-    }
-}
-
 /// What the answer's `status` says happened (the module's table).
 fn outcome(
     action: Action,
@@ -194,6 +127,7 @@ impl Channel for WebhookEndpoint {
         self.timeout
     }
 
+    /// Sends `action` and reads the answer into an outcome.
     async fn call(
         &self,
         who: &Account,
@@ -201,7 +135,60 @@ impl Channel for WebhookEndpoint {
         secret: &SecretValue,
         timeout: Duration,
     ) -> Result<(), TargetError> {
-        self.send(who, action, secret, timeout).await
+        let body = Body {
+            version: 1,
+            action: action.name(),
+            target: &who.target,
+            job: &who.job,
+            account: &who.account,
+            secret: secret.expose(),
+        };
+        let body = super::account::json(&body, who, secret)
+            .map_err(|detail| TargetError::Invalid { target: KIND, detail })?;
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let signed = SignedHeaders::new(&self.key, &id, chrono::Utc::now().timestamp(), &body);
+        let request = self
+            .client
+            .post(self.url.expose())
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .header("webhook-id", signed.id)
+            .header("webhook-timestamp", signed.timestamp.to_string())
+            .header("webhook-signature", signed.signature)
+            .body(body.to_vec());
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                // Only a connection never made proves that nothing reached the endpoint.
+                let connect = e.is_connect();
+                let detail = crate::notify::http::transport_detail(e, &self.url);
+                let detail = format!(
+                    "{action} request to the URL in `{}`: {detail}",
+                    self.url_file.display(),
+                    action = action.name()
+                );
+                return Err(if connect {
+                    TargetError::Transient { target: KIND, detail, retry_after: None }
+                } else {
+                    TargetError::Unknown { target: KIND, detail }
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = crate::notify::http::retry_after(response.headers());
+        let mut answer = Zeroizing::new(Vec::new());
+        // The status has answered already; a body cut short only shortens a refusal's reason.
+        while answer.len() < BODY_CAP {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = BODY_CAP - answer.len();
+                    answer.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let reason = || super::reason(&Redactor::new(&[secret, &self.url]), &answer, REASON_CHARS);
+        outcome(action, status, retry_after, reason)
     }
 
     fn reached(&self) -> String {

@@ -3,7 +3,7 @@
 //! made and answered ([`Channel`]). The payload is the bare secret, the rules are the job's own (the target cannot
 //! know the system's), and the lockout guard counts logins per `<kind>:<target>:<account>`, across jobs.
 
-use super::{RotationInfo, Target, TargetDescription, TargetError};
+use super::{Target, TargetDescription, TargetError};
 use crate::secret::{SecretPolicy, SecretValue};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -83,15 +83,6 @@ impl<C: Channel> Target for AccountTarget<C> {
 
     fn policy(&self) -> SecretPolicy {
         SecretPolicy::default()
-    }
-
-    async fn prepare(
-        &self,
-        _current: Option<&SecretValue>,
-        secret: &SecretValue,
-        _info: &RotationInfo,
-    ) -> Result<SecretValue, TargetError> {
-        Ok(secret.clone())
     }
 
     #[tracing::instrument(skip_all, fields(kind = C::KIND, target_name = %self.account.target, account = %self.account.account))]

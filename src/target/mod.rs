@@ -101,13 +101,15 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     fn policy(&self) -> SecretPolicy;
 
     /// The payload to store for `secret`, given the payload stored now (a target that alternates between two
-    /// accounts picks the other one).
+    /// accounts picks the other one). By default the bare secret.
     async fn prepare(
         &self,
-        current: Option<&SecretValue>,
+        _current: Option<&SecretValue>,
         secret: &SecretValue,
-        info: &RotationInfo,
-    ) -> Result<SecretValue, TargetError>;
+        _info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        Ok(secret.clone())
+    }
 
     /// Sets the secret in `payload` at the target. Waits that send nothing (a gate shared with other jobs, a
     /// credential being rotated) are the target's own, bounded by it, and end `Transient`: nothing was sent. From

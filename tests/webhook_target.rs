@@ -289,3 +289,70 @@ async fn refused_verifies_count_toward_the_lockout_guard_per_account_across_jobs
     rig.engine.rotate(&b, Trigger::Manual).await.expect_err("not accepted");
     assert_eq!(rig.engine.lockout().consecutive("webhook:vendor:app_user").expect("guard"), 6);
 }
+
+/// Runs the real binary with `args` against the config in `dir`, off the runtime that serves the vendor.
+async fn binary(
+    dir: &std::path::Path,
+    args: &'static [&'static str],
+    stdin: Option<String>,
+) -> (bool, String) {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let rotavault = support::binary::Rotavault::new(&dir, dir.join("config.toml"));
+        let out = rotavault.cli(args, stdin.as_deref());
+        (out.status.success(), support::binary::text(&out))
+    })
+    .await
+    .expect("the binary ran")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_rotates_through_a_webhook_target_and_prints_neither_a_secret_nor_the_url() {
+    let (vendor, url) = start_vendor().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("vendor.url"), &url).expect("url");
+    let key = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(KEY_BYTES));
+    std::fs::write(dir.path().join("vendor.key"), key).expect("key");
+    let config = r#"state_dir = "state"
+
+[stores.local]
+kind = "file"
+path = "secrets.age"
+identity_file = "store.key"
+
+[targets.vendor]
+kind = "webhook"
+url_file = "vendor.url"
+key_file = "vendor.key"
+timeout = "10s"
+
+[http]
+listen = "127.0.0.1:0"
+
+[jobs.vendor-api]
+target = "vendor"
+account = "app_user"
+stores = [ { store = "local", name = "vendor/api" } ]
+max_age = "30d"
+"#;
+    std::fs::write(dir.path().join("config.toml"), config).expect("config");
+    let mut printed = String::new();
+    *vendor.password.lock().expect("password") = Some(OLD.into());
+    for (args, stdin) in [
+        (&["keygen", "--out", "store.key"][..], None),
+        (&["import", "vendor-api", "--no-rotate"][..], Some(format!("{OLD}\n"))),
+        (&["rotate", "vendor-api"][..], None),
+        (&["status", "--json"][..], None),
+    ] {
+        let (ok, text) = binary(dir.path(), args, stdin).await;
+        assert!(ok, "{args:?}: {text}");
+        printed.push_str(&text);
+    }
+    let new = password(&vendor).expect("the vendor holds a password");
+    assert_ne!(new, OLD);
+    assert!(printed.contains("app_user"), "status names the account: {printed}");
+    for secret in [new.as_str(), OLD, "url-token-s3cr3t"] {
+        assert!(!printed.contains(secret), "printed: {printed}");
+    }
+    assert_eq!(*vendor.bad_signatures.lock().expect("count"), 0);
+}

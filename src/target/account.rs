@@ -55,6 +55,11 @@ pub trait Channel: Send + Sync + std::fmt::Debug {
 
     /// What `status` says after the account: how it is reached, never a secret.
     fn reached(&self) -> String;
+
+    /// For `rotavault check --connect`: what can be proven without a call (a call would be a login, or a change).
+    fn checks(&self) -> Vec<super::ConnectCheck> {
+        Vec::new()
+    }
 }
 
 /// One job's account at a `command` or `webhook` target.
@@ -107,6 +112,10 @@ impl<C: Channel> Target for AccountTarget<C> {
 
     fn longest_apply(&self) -> Duration {
         self.channel.timeout()
+    }
+
+    async fn connect_checks(&self) -> Vec<super::ConnectCheck> {
+        self.channel.checks()
     }
 
     fn describe(&self) -> TargetDescription {

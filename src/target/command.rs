@@ -265,6 +265,48 @@ impl Channel for CommandSettings {
     fn reached(&self) -> String {
         format!("through `{}`", self.program(Action::Apply))
     }
+
+    /// Each program is an executable file, found as the run would find it (a name through `PATH`).
+    fn checks(&self) -> Vec<super::ConnectCheck> {
+        [Action::Apply, Action::Verify]
+            .into_iter()
+            .map(|action| {
+                let program = self.program(action);
+                let found = executable(program);
+                let fix = found.is_err().then(|| {
+                    "give an absolute path to an executable file, or a name on rotavault's PATH".to_owned()
+                });
+                super::ConnectCheck {
+                    name: format!("{} program `{program}`", action.name()),
+                    ok: found.is_ok(),
+                    detail: found.unwrap_or_else(|why| why),
+                    fix,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Where `program` is, if it is an executable file: the path itself when it names a directory, else the first
+/// match on `PATH`, as `execvp` looks.
+fn executable(program: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runs = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return if runs(std::path::Path::new(program)) {
+            Ok(format!("{program} is an executable file"))
+        } else {
+            Err(format!("{program} is not an executable file"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| runs(candidate))
+        .map(|found| format!("found at {}", found.display()))
+        .ok_or_else(|| format!("`{program}` is not on PATH"))
 }
 
 #[cfg(test)]
@@ -391,6 +433,21 @@ mod tests {
         let err = target.apply(&secret(), Duration::from_secs(5)).await.expect_err("not found");
         assert!(matches!(err, TargetError::Invalid { .. }), "{err:?}");
         assert!(err.to_string().contains("`/nonexistent/set-password` cannot be started"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn check_connect_finds_each_program_as_the_run_would_without_running_it() {
+        let settings = CommandSettings {
+            apply: vec!["sh".into(), "-c".into(), "exit 9".into()],
+            verify: vec!["/nonexistent/check-password".into()],
+            timeout: DEFAULT_TIMEOUT,
+        };
+        let target = CommandTarget::new("db", "app-db", "app_user", Arc::new(settings));
+        let checks = target.connect_checks().await;
+        assert_eq!(checks.len(), 2);
+        assert!(checks[0].ok && checks[0].detail.starts_with("found at /"), "{checks:?}");
+        assert!(!checks[1].ok && checks[1].fix.is_some(), "{checks:?}");
+        assert_eq!(checks[1].detail, "/nonexistent/check-password is not an executable file");
     }
 
     #[test]

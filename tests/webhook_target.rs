@@ -93,6 +93,22 @@ async fn start_vendor() -> (Arc<Vendor>, String) {
     (vendor, url)
 }
 
+/// A server that reads the request and never answers, holding the connection open.
+async fn start_silent() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/rotate", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut buffer = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await;
+            held.push(socket);
+        }
+    });
+    url
+}
+
 /// A server that reads the request and closes the connection without answering.
 async fn start_cutter() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -131,14 +147,17 @@ impl Rig {
     }
 
     fn with_key(url: &str, key: &[u8]) -> Rig {
+        Rig::with(url, key, Duration::from_secs(5))
+    }
+
+    fn with(url: &str, key: &[u8], timeout: Duration) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let (url_file, key_file) = (dir.path().join("vendor.url"), dir.path().join("vendor.key"));
         std::fs::write(&url_file, url).expect("url");
         let key = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
         std::fs::write(&key_file, key).expect("key");
         let client = rotavault::notify::files::client().expect("client");
-        let endpoint =
-            WebhookEndpoint::new(&url_file, &key_file, Duration::from_secs(5), client).expect("endpoint");
+        let endpoint = WebhookEndpoint::new(&url_file, &key_file, timeout, client).expect("endpoint");
         Rig { base: EngineRig::new(3), endpoint: Arc::new(endpoint), _dir: dir }
     }
 
@@ -259,6 +278,17 @@ async fn a_connection_cut_after_the_request_left_is_an_unknown_outcome_kept_pend
     let err = rig.engine.rotate(&job, Trigger::Manual).await.expect_err("unknown");
     assert!(matches!(err, RotationError::Unsettled { .. }), "{err}");
     assert!(!err.to_string().contains(&url), "the URL is never in an error: {err}");
+    assert_eq!(current(&job).await, None);
+    assert!(pending(&job).await.is_some(), "kept pending: the vendor may have applied it");
+}
+
+#[tokio::test]
+async fn no_answer_within_the_timeout_after_sending_is_an_unknown_outcome_kept_pending() {
+    let url = start_silent().await;
+    let rig = Rig::with(&url, &KEY_BYTES, Duration::from_millis(500));
+    let job = rig.job("vendor-api");
+    let err = rig.engine.rotate(&job, Trigger::Manual).await.expect_err("unknown");
+    assert!(matches!(err, RotationError::Unsettled { .. }), "{err}");
     assert_eq!(current(&job).await, None);
     assert!(pending(&job).await.is_some(), "kept pending: the vendor may have applied it");
 }

@@ -14,8 +14,8 @@
 //!   changed the secret before it failed, so recovery decides, after the apply horizon, by verifying.
 //!
 //! What it writes is read up to [`OUTPUT_CAP`] per stream and the rest dropped, so a runaway program cannot fill
-//! rotavault's memory. Its standard error goes to the log at `warn`, line by line, redacted of the secret first;
-//! its standard output is read only for a refusal's reason, redacted the same way.
+//! rotavault's memory. Its standard error goes to the log at `warn`, line by line (the first hundred), redacted of
+//! the secret first; its standard output is read only for a refusal's reason, redacted the same way.
 
 use super::TargetError;
 use super::account::{Account, AccountTarget, Action, Channel};
@@ -40,6 +40,9 @@ const REASON_CHARS: usize = 200;
 
 /// The longest line of the program's standard error logged, in characters.
 const LOG_LINE_CHARS: usize = 500;
+
+/// The most lines of the program's standard error logged for one run; a count says how many more there were.
+const LOG_LINES: usize = 100;
 
 /// The exit codes with a meaning of their own; any other is an unknown outcome.
 pub mod exit {
@@ -188,9 +191,19 @@ impl CommandSettings {
             return;
         }
         // Redacted whole before it is cut into lines, so that no cut can split a secret the redactor then misses.
-        let text = redactor.redact(&String::from_utf8_lossy(stderr));
+        let raw = Zeroizing::new(String::from_utf8_lossy(stderr).into_owned());
+        let text = redactor.redact(&raw);
         let flat = Redactor::none();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.len() > LOG_LINES {
+            tracing::warn!(
+                target_name = %who.target,
+                action = action.name(),
+                more = lines.len() - LOG_LINES,
+                "the target's program wrote more to standard error than is logged"
+            );
+        }
+        for line in lines.into_iter().take(LOG_LINES) {
             tracing::warn!(
                 target_name = %who.target,
                 job = %who.job,

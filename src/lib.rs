@@ -21,6 +21,7 @@
 //! - [`runtime`]: builds stores, targets, the engine and its jobs from a validated config.
 //! - [`daemon`]: the long-running process: the scheduler, the HTTP server (health, metrics, job API), systemd
 //!   notifications and the watchdog, SIGHUP reload, with one shutdown for all it runs.
+//! - `program`: a program run from an argv without a shell (reload hooks, the `command` target).
 //! - [`hygiene`]: no core dumps, not dumpable: applied first in `main`.
 //! - [`status`]: what `status --json` and the job API show of a job.
 //! - [`report`]: `rotavault report`: each job's verdict against `[policy]` with its evidence and history, read-only.
@@ -37,6 +38,7 @@ pub mod hygiene;
 pub mod lease;
 pub mod lockout;
 pub mod notify;
+mod program;
 pub mod report;
 pub mod retry;
 mod rfc3339;

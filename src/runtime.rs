@@ -16,7 +16,9 @@ use crate::store::memory::MemoryStore;
 use crate::store::{SecretRef, Store, StoreError};
 use crate::target::Target;
 use crate::target::autotask::{AdminSource, AutotaskTarget, AutotaskTenant, TenantSettings};
+use crate::target::command::{CommandSettings, CommandTarget};
 use crate::target::generated::GeneratedTarget;
+use crate::target::webhook::{WebhookEndpoint, WebhookTarget};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -178,19 +180,37 @@ impl Runtime {
         }
         let lockout = Arc::new(lockout);
         // What the jobs of one `[targets.X]` share, built once: an Autotask tenant; a `generated` target whole,
-        // since it holds nothing of a job's own.
-        let mut tenants = BTreeMap::new();
-        let mut generated: BTreeMap<String, Arc<dyn Target>> = BTreeMap::new();
+        // since it holds nothing of a job's own; a `command` target's settings; a `webhook` target's endpoint,
+        // its files read once.
+        let mut parts = TargetParts::default();
         for (name, target) in &config.targets {
             match target {
                 TargetConfig::Autotask(autotask) => {
                     let zone_cache = config.state_dir.join("zones").join(format!("{name}.json"));
                     let tenant = autotask_tenant(autotask, &stores, lockout.clone(), zone_cache)
                         .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
-                    tenants.insert(name.clone(), tenant);
+                    parts.tenants.insert(name.clone(), tenant);
                 }
                 TargetConfig::Generated => {
-                    generated.insert(name.clone(), Arc::new(GeneratedTarget::new(SecretPolicy::default())));
+                    parts
+                        .generated
+                        .insert(name.clone(), Arc::new(GeneratedTarget::new(SecretPolicy::default())));
+                }
+                TargetConfig::Command(settings) => {
+                    parts.commands.insert(name.clone(), Arc::new(settings.clone()));
+                }
+                TargetConfig::Webhook(webhook) => {
+                    let endpoint = crate::notify::files::client()
+                        .and_then(|client| {
+                            WebhookEndpoint::new(
+                                &webhook.url_file,
+                                &webhook.key_file,
+                                webhook.timeout,
+                                client,
+                            )
+                        })
+                        .map_err(|detail| BuildError::Target { name: name.clone(), detail })?;
+                    parts.webhooks.insert(name.clone(), Arc::new(endpoint));
                 }
             }
         }
@@ -201,7 +221,7 @@ impl Runtime {
         let target_names: BTreeMap<&str, Arc<str>> =
             config.targets.keys().map(|name| (name.as_str(), Arc::from(name.as_str()))).collect();
         for (name, job) in &config.jobs {
-            let target = build_target(&config, job, &tenants, &generated)
+            let target = build_target(&config, job, &parts)
                 .map_err(|detail| BuildError::Job { name: name.clone(), detail })?;
             let job_stores = job_stores(name, job, &stores)?;
             jobs.push(ScheduledJob {
@@ -258,7 +278,7 @@ impl Runtime {
             engine,
             jobs,
             stores,
-            tenants,
+            tenants: parts.tenants,
             events,
             audit,
             age_warnings: AgeWarnings::default(),
@@ -463,18 +483,34 @@ fn autotask_tenant(
     AutotaskTenant::with_lockout(settings, admin, lockout).map_err(|e| e.to_string())
 }
 
-fn build_target(
-    config: &Config,
-    job: &JobConfig,
-    tenants: &BTreeMap<String, Arc<AutotaskTenant>>,
-    generated: &BTreeMap<String, Arc<dyn Target>>,
-) -> Result<Arc<dyn Target>, String> {
+/// What the jobs of one `[targets.X]` share, by target name.
+#[derive(Default)]
+struct TargetParts {
+    tenants: BTreeMap<String, Arc<AutotaskTenant>>,
+    generated: BTreeMap<String, Arc<dyn Target>>,
+    commands: BTreeMap<String, Arc<CommandSettings>>,
+    webhooks: BTreeMap<String, Arc<WebhookEndpoint>>,
+}
+
+fn build_target(config: &Config, job: &JobConfig, parts: &TargetParts) -> Result<Arc<dyn Target>, String> {
     match config.targets.get(&job.target) {
-        Some(TargetConfig::Generated) => {
-            generated.get(&job.target).cloned().ok_or_else(|| "the generated target was not built".into())
+        Some(TargetConfig::Generated) => parts
+            .generated
+            .get(&job.target)
+            .cloned()
+            .ok_or_else(|| "the generated target was not built".into()),
+        Some(TargetConfig::Command(_)) => {
+            let settings = parts.commands.get(&job.target).ok_or("the command target was not built")?;
+            let account = job.account.as_deref().ok_or("the job names no account")?;
+            Ok(Arc::new(CommandTarget::new(&job.target, &job.name, account, settings.clone())))
+        }
+        Some(TargetConfig::Webhook(_)) => {
+            let endpoint = parts.webhooks.get(&job.target).ok_or("the webhook target was not built")?;
+            let account = job.account.as_deref().ok_or("the job names no account")?;
+            Ok(Arc::new(WebhookTarget::new(&job.target, &job.name, account, endpoint.clone())))
         }
         Some(TargetConfig::Autotask(_)) => {
-            let tenant = tenants.get(&job.target).ok_or("the Autotask target was not built")?;
+            let tenant = parts.tenants.get(&job.target).ok_or("the Autotask target was not built")?;
             let account = job.autotask.as_ref().ok_or("the job names no Autotask user")?;
             let code = account.integration_code.read().map_err(|e| format!("integration code: {e}"))?;
             let target = AutotaskTarget::new(tenant.clone(), account.users.clone(), code, account.format)

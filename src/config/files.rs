@@ -11,6 +11,7 @@ use super::hooks::HookConfig;
 use super::job::{FileRef, JobConfig};
 use super::locate::KeyPath;
 use super::store::{AzureIdentityConfig, StoreConfig, VaultAuthConfig};
+use super::target::TargetConfig;
 use crate::store::file::IdentitySource;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,19 @@ pub(super) fn of_stores(doc: &Document<'_>, stores: &BTreeMap<String, StoreConfi
                 }
             }
             _ => {}
+        }
+    }
+    placed(doc, found)
+}
+
+/// Every file `targets` name.
+pub(super) fn of_targets(doc: &Document<'_>, targets: &BTreeMap<String, TargetConfig>) -> Vec<Placed> {
+    let mut found: Vec<(KeyPath, &Path, &'static str)> = Vec::new();
+    for (name, target) in targets {
+        if let TargetConfig::Webhook(webhook) = target {
+            let at = KeyPath::root().key("targets").key(name);
+            found.push((at.key("url_file"), &webhook.url_file, "the webhook target's URL"));
+            found.push((at.key("key_file"), &webhook.key_file, "the webhook target's signing key"));
         }
     }
     placed(doc, found)

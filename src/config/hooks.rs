@@ -83,20 +83,30 @@ fn one(doc: &Document<'_>, at: &KeyPath, base: &Path, hook: HookSchema) -> Resul
                      [\"systemctl\", \"reload\", \"app\"] (no shell is involved)",
                 ));
             };
-            if argv.first().is_none_or(|p| p.trim().is_empty()) {
-                return Err(doc.error(
-                    &at.key("argv"),
-                    "the argv names no program: expected a non-empty first element, such as \"systemctl\"",
-                ));
-            }
-            if argv.iter().any(|a| a.contains('\0')) {
-                return Err(
-                    doc.error(&at.key("argv"), "an argument holds a NUL character: expected plain text")
-                );
-            }
+            let argv = self::argv(doc, &at.key("argv"), argv, "\"systemctl\"")?;
             let timeout = nonzero(doc, &at.key("timeout"), hook.timeout, HOOK_TIMEOUT_LIMIT)?
                 .unwrap_or(DEFAULT_HOOK_TIMEOUT);
             Ok(HookConfig::Command(CommandHook { argv, timeout }))
         }
     }
+}
+
+/// An argv as a program is run with (no shell): a program first, no NUL anywhere. `example` is a program name the
+/// error suggests.
+pub(super) fn argv(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    argv: Vec<String>,
+    example: &str,
+) -> Result<Vec<String>, ConfigError> {
+    if argv.first().is_none_or(|p| p.trim().is_empty()) {
+        return Err(doc.error(
+            at,
+            format!("the argv names no program: expected a non-empty first element, such as {example}"),
+        ));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(doc.error(at, "an argument holds a NUL character: expected plain text"));
+    }
+    Ok(argv)
 }

@@ -42,6 +42,8 @@ pub struct JobConfig {
     pub secret_policy: SecretPolicy,
     /// The API user(s) of an Autotask job; `None` for other targets.
     pub autotask: Option<AutotaskAccount>,
+    /// The account at the target whose secret a `command` or `webhook` job rotates; `None` for other targets.
+    pub account: Option<String>,
     /// Run in order once a new secret is current in every store.
     pub after_rotation: Vec<HookConfig>,
     /// The job's own blackout windows (the global ones are in `Config::blackouts`).
@@ -221,6 +223,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
         Some(rules) => secret_rules::effective(doc, &at, &job.target, target, ctx.policy, Some(rules))?,
     };
     let autotask = autotask_account(ctx, &at, target, &mut job)?;
+    let account = account(doc, &at, target, &job)?;
     let base = doc.file().parent().unwrap_or(std::path::Path::new(""));
     let after_rotation =
         hooks::build(doc, &at.key("after_rotation"), base, std::mem::take(&mut job.after_rotation))?;
@@ -236,6 +239,7 @@ pub(super) fn build(ctx: &Context<'_>, name: &str, mut job: JobSchema) -> Result
         max_age,
         secret_policy,
         autotask,
+        account,
         after_rotation,
         blackouts,
         heartbeat,
@@ -357,6 +361,56 @@ fn autotask_account(
         }
     }
     Ok(Some(AutotaskAccount { users, integration_code, format, manual }))
+}
+
+/// The longest account name, in characters: a name, not a document.
+const ACCOUNT_CHARS: usize = 256;
+
+/// The `account` of a job: required for a `command` or `webhook` target, which are told whose secret to set,
+/// refused for any other.
+fn account(
+    doc: &Document<'_>,
+    at: &KeyPath,
+    target: &TargetConfig,
+    job: &JobSchema,
+) -> Result<Option<String>, ConfigError> {
+    let needed = matches!(target, TargetConfig::Command(_) | TargetConfig::Webhook(_));
+    match (&job.account, needed) {
+        (None, false) => Ok(None),
+        (Some(_), false) => Err(doc.error(
+            &at.key("account"),
+            format!(
+                "`account` applies to `command` and `webhook` jobs and target `{}` is of kind `{}`: expected no \
+                 `account`",
+                job.target,
+                target.kind()
+            ),
+        )),
+        (None, true) => Err(doc.error(
+            at,
+            format!(
+                "the job names no account: target `{}` is of kind `{}`, which is told whose secret to set: \
+                 expected `account`, as in account = \"app_user\"",
+                job.target,
+                target.kind()
+            ),
+        )),
+        (Some(account), true) => {
+            if account.trim().is_empty()
+                || account.chars().any(char::is_control)
+                || account.chars().count() > ACCOUNT_CHARS
+            {
+                return Err(doc.error(
+                    &at.key("account"),
+                    format!(
+                        "not an account name: expected 1 to {ACCOUNT_CHARS} characters without control \
+                         characters, as in account = \"app_user\""
+                    ),
+                ));
+            }
+            Ok(Some(account.clone()))
+        }
+    }
 }
 
 /// Each Autotask target's admin credential, when a job of this config rotates it (self-rotation), is linked to

@@ -56,7 +56,7 @@ pub use store::{
     AWS_BACKEND, AZURE_BACKEND, AwsStoreConfig, AzureIdentityConfig, AzureStoreConfig, StoreConfig,
     VAULT_BACKEND, VaultAuthConfig, VaultStoreConfig,
 };
-pub use target::{AUTOTASK_ZONE_LOOKUP, AdminRef, AutotaskTargetConfig, TargetConfig};
+pub use target::{AUTOTASK_ZONE_LOOKUP, AdminRef, AutotaskTargetConfig, TargetConfig, WebhookTargetConfig};
 pub use validate::DEFAULT_STATE_DIR;
 
 use chrono::{DateTime, Utc};

@@ -128,6 +128,9 @@ fn call_timeout(
                     display(autotask.tenant_settings().longest_call()),
                     display(apply)
                 ),
+                TargetConfig::Command(_) | TargetConfig::Webhook(_) => {
+                    format!("with targets.{name}.timeout = {}, an apply may take up to that", display(apply))
+                }
                 TargetConfig::Generated => format!("an apply may take up to {}", display(apply)),
             };
             Err(doc.error(

@@ -115,6 +115,8 @@ pub(super) enum StoreKind {
 pub(super) enum TargetKind {
     Generated,
     Autotask,
+    Command,
+    Webhook,
 }
 
 /// `[stores.NAME]` with `kind = "file"`.
@@ -141,6 +143,28 @@ pub(super) struct AutotaskTargetSchema {
     pub apply: Option<ApplySchema>,
     pub threads: Option<usize>,
     pub hourly_budget: Option<u32>,
+    pub timeout: Option<ConfigDuration>,
+}
+
+/// `[targets.NAME]` with `kind = "command"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommandTargetSchema {
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+    pub apply: Vec<String>,
+    pub verify: Vec<String>,
+    pub timeout: Option<ConfigDuration>,
+}
+
+/// `[targets.NAME]` with `kind = "webhook"`. The URL and key are secrets, so only their files are named here.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WebhookTargetSchema {
+    #[serde(rename = "kind")]
+    pub _kind: IgnoredAny,
+    pub url_file: String,
+    pub key_file: String,
     pub timeout: Option<ConfigDuration>,
 }
 
@@ -258,6 +282,8 @@ pub(super) struct JobSchema {
     pub integration_code_file: Option<String>,
     pub integration_code_credential: Option<String>,
     pub format: Option<FormatSchema>,
+    /// `command` and `webhook` jobs: the account at the target whose secret the job rotates.
+    pub account: Option<String>,
     /// Reload hooks run once the new secret is current.
     #[serde(default)]
     pub after_rotation: Vec<HookSchema>,

@@ -1,18 +1,23 @@
 //! `[targets.NAME]`: the systems whose credentials are rotated, as [`TargetConfig`], one variant per kind.
 //!
 //! Adding a target is one variant here with its settings, one in `schema::TargetKind`, its schema struct, and one
-//! arm in [`build`] and in [`TargetConfig::rules`].
+//! arm in [`build`], in [`TargetConfig::rules`] and in [`TargetConfig::longest_apply`], and its construction in
+//! `runtime::build_target`.
 
 use super::document::Document;
 use super::error::ConfigError;
 use super::locate::KeyPath;
-use super::schema::{ApplySchema, AutotaskTargetSchema, KindOnlySchema, TargetKind};
+use super::schema::{
+    ApplySchema, AutotaskTargetSchema, CommandTargetSchema, KindOnlySchema, TargetKind, WebhookTargetSchema,
+};
 use super::store::StoreConfig;
-use super::validate::{Limit, nonzero};
+use super::validate::{Limit, nonzero, resolve_path};
 use crate::secret::SecretPolicy;
 use crate::target::autotask::TenantSettings;
-use crate::target::{autotask, generated};
+use crate::target::command::CommandSettings;
+use crate::target::{autotask, command, generated, webhook};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Autotask's own zone lookup: it answers for every tenant, without credentials.
@@ -25,6 +30,13 @@ const TIMEOUT_LIMIT: Limit = Limit {
           also fit every attempt of two of them",
 };
 
+/// The longest `timeout` of one run of a `command` target's program or one call to a `webhook` target.
+const CALL_LIMIT: Limit = Limit {
+    max: Duration::from_secs(10 * 60),
+    why: "the job's lock is held meanwhile, and an apply cut off is an unknown outcome that waits for the apply \
+          horizon",
+};
+
 /// A configured target, ready to be built by the engine.
 #[derive(Clone, Debug)]
 pub enum TargetConfig {
@@ -32,6 +44,21 @@ pub enum TargetConfig {
     Generated,
     /// Autotask PSA API users, changed through SOAP with an admin API user and verified through REST.
     Autotask(AutotaskTargetConfig),
+    /// A program applies and verifies, the secret on its standard input.
+    Command(CommandSettings),
+    /// An HTTPS endpoint applies and verifies, each request signed.
+    Webhook(WebhookTargetConfig),
+}
+
+/// A `webhook` target: its files are only named here; the runtime reads them (they hold secrets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookTargetConfig {
+    /// Holds the endpoint's URL, which may carry a token.
+    pub url_file: PathBuf,
+    /// Holds the Standard Webhooks signing key (`whsec_...`).
+    pub key_file: PathBuf,
+    /// Timeout of one call.
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +108,8 @@ impl TargetConfig {
         match self {
             Self::Generated => generated::KIND,
             Self::Autotask(_) => autotask::KIND,
+            Self::Command(_) => command::KIND,
+            Self::Webhook(_) => webhook::KIND,
         }
     }
 
@@ -91,6 +120,8 @@ impl TargetConfig {
         match self {
             Self::Generated => None,
             Self::Autotask(autotask) => Some(autotask.tenant_settings().longest_apply()),
+            Self::Command(command) => Some(command.timeout),
+            Self::Webhook(webhook) => Some(webhook.timeout),
         }
     }
 
@@ -101,6 +132,9 @@ impl TargetConfig {
             // `GeneratedTarget` accepts whatever it is given: its rules are the default policy.
             Self::Generated => SecretPolicy::default(),
             Self::Autotask(_) => autotask::autotask_policy(),
+            // The system behind a program or an endpoint has rules rotavault cannot know: a job states them in
+            // its `secret` table.
+            Self::Command(_) | Self::Webhook(_) => SecretPolicy::default(),
         }
     }
 }
@@ -112,6 +146,30 @@ pub(super) fn build(
     stores: &BTreeMap<String, StoreConfig>,
 ) -> Result<TargetConfig, ConfigError> {
     match kind {
+        TargetKind::Command => {
+            let schema: CommandTargetSchema = doc.deserialize_at(at)?;
+            let apply =
+                super::hooks::argv(doc, &at.key("apply"), schema.apply, "\"/usr/local/bin/set-password\"")?;
+            let verify = super::hooks::argv(
+                doc,
+                &at.key("verify"),
+                schema.verify,
+                "\"/usr/local/bin/check-password\"",
+            )?;
+            let timeout = nonzero(doc, &at.key("timeout"), schema.timeout, CALL_LIMIT)?
+                .unwrap_or(command::DEFAULT_TIMEOUT);
+            Ok(TargetConfig::Command(CommandSettings { apply, verify, timeout }))
+        }
+        TargetKind::Webhook => {
+            let schema: WebhookTargetSchema = doc.deserialize_at(at)?;
+            let base = doc.file().parent().unwrap_or(std::path::Path::new(""));
+            Ok(TargetConfig::Webhook(WebhookTargetConfig {
+                url_file: resolve_path(doc, &at.key("url_file"), &schema.url_file, base)?,
+                key_file: resolve_path(doc, &at.key("key_file"), &schema.key_file, base)?,
+                timeout: nonzero(doc, &at.key("timeout"), schema.timeout, CALL_LIMIT)?
+                    .unwrap_or(webhook::DEFAULT_TIMEOUT),
+            }))
+        }
         TargetKind::Generated => {
             doc.deserialize_at::<KindOnlySchema>(at)?;
             Ok(TargetConfig::Generated)

@@ -116,6 +116,7 @@ pub(super) fn build(
     }
 
     let mut placed = files::of_stores(doc, &stores);
+    placed.extend(files::of_targets(doc, &targets));
     placed.extend(job_files);
     let mut files = files::in_file_order(placed);
     files.extend(notify::files(doc, &sinks));

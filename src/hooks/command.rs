@@ -1,17 +1,12 @@
 //! The `command` hook: a program run with an argv (no shell, so nothing in a job or store name is ever
-//! interpreted), a timeout, and an environment that holds only `PATH` and what names the rotation.
-//!
-//! The inherited environment is cleared because rotavault's own may carry what a hook has no business with (a
-//! cloud credential, `CREDENTIALS_DIRECTORY`); `PATH` stays so that `systemctl` or `kubectl` resolve as they would
-//! in a shell. Standard output is discarded (it would mix into `rotavault rotate --json`), standard error goes to
-//! rotavault's own, so a failing hook's words reach the journal; rotavault never copies them into an event.
+//! interpreted), a timeout, and an environment that holds only `PATH` and what names the rotation (see
+//! `crate::program`). Standard output is discarded (it would mix into `rotavault rotate --json`), standard error
+//! goes to rotavault's own, so a failing hook's words reach the journal; rotavault never copies them into an
+//! event.
 
 use super::{HookContext, HookError};
 use std::process::Stdio;
 use std::time::Duration;
-
-/// `PATH` for a hook when rotavault was started without one.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandHook {
@@ -30,20 +25,16 @@ impl CommandHook {
         let Some((program, args)) = self.argv.split_first() else {
             return Err(HookError::Spawn { hook, detail: "the argv is empty".into() });
         };
-        let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            .env_clear()
-            .env("PATH", path)
-            .env("ROTAVAULT_JOB", &context.job)
-            .env("ROTAVAULT_ROTATION_ID", &context.rotation_id)
-            .env("ROTAVAULT_STORES", stores(context))
+        let stores = stores(context);
+        let env = [
+            ("ROTAVAULT_JOB", context.job.as_str()),
+            ("ROTAVAULT_ROTATION_ID", context.rotation_id.as_str()),
+            ("ROTAVAULT_STORES", stores.as_str()),
+        ];
+        let mut child = crate::program::command(program, args, &env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            // Its own process group, so that a timeout reaches what the hook started too (`sh -c`'s children).
-            .process_group(0)
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| HookError::Spawn { hook: hook.clone(), detail: e.to_string() })?;
         match tokio::time::timeout(self.timeout, child.wait()).await {
@@ -51,18 +42,7 @@ impl CommandHook {
             Ok(Ok(status)) => Err(HookError::Exited { hook, status: status.to_string() }),
             Ok(Err(e)) => Err(HookError::Spawn { hook, detail: e.to_string() }),
             Err(_) => {
-                // The whole group first (what the hook started), then the hook itself, killed and reaped, so that
-                // nothing it started outlives its timeout.
-                let group =
-                    child.id().and_then(|id| i32::try_from(id).ok()).and_then(rustix::process::Pid::from_raw);
-                if let Some(group) = group
-                    && let Err(e) = rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
-                {
-                    tracing::warn!(%hook, error = %e, "could not kill the hook's process group after its timeout");
-                }
-                if let Err(e) = child.kill().await {
-                    tracing::warn!(%hook, error = %e, "could not kill the hook after its timeout");
-                }
+                crate::program::kill(&mut child, &hook).await;
                 Err(HookError::TimedOut { hook, timeout: self.timeout })
             }
         }

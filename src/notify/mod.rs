@@ -16,7 +16,7 @@ mod channel;
 mod email;
 mod error;
 pub mod files;
-mod http;
+pub(crate) mod http;
 mod message;
 mod retry;
 mod signing;

@@ -4,7 +4,7 @@
 //! Apply has nothing to change and verify accepts whatever a store holds, so recovery always rolls a pending
 //! value forward: the stores are the only place the secret exists.
 
-use super::{RotationInfo, Target, TargetDescription, TargetError};
+use super::{Target, TargetDescription, TargetError};
 use crate::secret::{SecretPolicy, SecretValue};
 use async_trait::async_trait;
 
@@ -29,15 +29,6 @@ impl Target for GeneratedTarget {
 
     fn policy(&self) -> SecretPolicy {
         self.policy.clone()
-    }
-
-    async fn prepare(
-        &self,
-        _current: Option<&SecretValue>,
-        secret: &SecretValue,
-        _info: &RotationInfo,
-    ) -> Result<SecretValue, TargetError> {
-        Ok(secret.clone())
     }
 
     async fn apply(&self, _payload: &SecretValue, _timeout: std::time::Duration) -> Result<(), TargetError> {

@@ -4,10 +4,21 @@
 //! and secret; for `generated` the bare secret), never anything else of the engine. It builds the payload for a
 //! new secret ([`Target::prepare`]), sets it at the target ([`Target::apply`]) and proves it works
 //! ([`Target::verify`]).
+//!
+//! The kinds: `autotask` (Autotask PSA API users), `generated` (no external system), `command` (a program the
+//! operator names applies and verifies, the secret on its standard input) and `webhook` (an HTTPS endpoint,
+//! called signed, applies and verifies). Every kind keeps the same contract, written on [`Target`] and
+//! [`TargetError`]: nothing is sent before `apply` is called; `Transient` means nothing happened, `Unknown` that
+//! the change may have taken effect (recovery settles it by verifying after the apply horizon); every verify is a
+//! login the lockout guard counts per [`Target::login_account`].
 
+pub mod account;
 pub mod autotask;
+pub mod command;
 pub mod generated;
+pub mod webhook;
 
+use crate::secret::redact::Redactor;
 use crate::secret::{SecretPolicy, SecretValue};
 use crate::store::RotationId;
 use async_trait::async_trait;
@@ -90,13 +101,15 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     fn policy(&self) -> SecretPolicy;
 
     /// The payload to store for `secret`, given the payload stored now (a target that alternates between two
-    /// accounts picks the other one).
+    /// accounts picks the other one). By default the bare secret.
     async fn prepare(
         &self,
-        current: Option<&SecretValue>,
+        _current: Option<&SecretValue>,
         secret: &SecretValue,
-        info: &RotationInfo,
-    ) -> Result<SecretValue, TargetError>;
+        _info: &RotationInfo,
+    ) -> Result<SecretValue, TargetError> {
+        Ok(secret.clone())
+    }
 
     /// Sets the secret in `payload` at the target. Waits that send nothing (a gate shared with other jobs, a
     /// credential being rotated) are the target's own, bounded by it, and end `Transient`: nothing was sent. From
@@ -170,4 +183,28 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     async fn connect_checks(&self) -> Vec<ConnectCheck> {
         Vec::new()
     }
+}
+
+/// The lockout guard's key for `account` at the target named `target` of `kind`: a job's logins count with every
+/// other job's, in any process, that presents the same account.
+pub(crate) fn login_account(kind: &str, target: &str, account: &str) -> String {
+    format!("{kind}:{target}:{account}")
+}
+
+/// A refusal's reason from what the refusing side wrote: `{"reason": ".."}`, else its first non-blank line;
+/// redacted, then cut to `max_chars`.
+pub(crate) fn reason(redactor: &Redactor, written: &[u8], max_chars: usize) -> String {
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(written).into_owned());
+    let from_json = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
+        .map(zeroize::Zeroizing::new);
+    let reason = match &from_json {
+        Some(reason) => reason.as_str(),
+        None => text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(""),
+    };
+    if reason.is_empty() {
+        return "no reason given".to_owned();
+    }
+    redactor.excerpt(reason, max_chars)
 }

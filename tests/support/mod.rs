@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod engine_rig;
 pub mod faulty_store;
 #[cfg(feature = "azure")]
 pub mod keyvault;

@@ -6,6 +6,7 @@ mod apart;
 mod audit_hooks;
 mod autotask;
 mod blackout;
+mod command_webhook;
 mod example;
 mod files;
 mod jobs;

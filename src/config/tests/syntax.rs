@@ -126,12 +126,12 @@ fn a_missing_key_is_reported_at_its_table() {
 fn an_unknown_kind_lists_the_kinds() {
     let source = MINIMAL.replace("kind = \"memory\"", "kind = \"s3\"");
     error(&source, 2, "stores.local.kind", &["unknown value `s3`: expected one of `file`, `memory`"]);
-    let source = MINIMAL.replace("kind = \"generated\"", "kind = \"webhook\"");
+    let source = MINIMAL.replace("kind = \"generated\"", "kind = \"http\"");
     error(
         &source,
         5,
         "targets.shared.kind",
-        &["unknown value `webhook`: expected one of `generated`, `autotask`"],
+        &["unknown value `http`: expected one of `generated`, `autotask`, `command`, `webhook`"],
     );
 }
 

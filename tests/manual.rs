@@ -17,6 +17,7 @@ const ADMIN: &str = "admin@manual.example";
 const ADMIN_PASSWORD: &str = "Ad#min-manual-Passw0rd";
 const USER: &str = "api@manual.example";
 const USER_PASSWORD: &str = "Api#manual-initial-1";
+const HTTP_TOKEN: &str = "manual-test-rotate-now-token";
 /// What a person set in the Autotask UI, then piped to `rotavault import`.
 const SET_IN_THE_UI: &str = "Set-in-the-UI-manual-7!";
 
@@ -45,6 +46,7 @@ impl World {
         let sandbox = rt.block_on(support::tenant::start_sandbox(&accounts, &shutdown));
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("code"), CODE).expect("code");
+        std::fs::write(dir.path().join("http-token"), HTTP_TOKEN).expect("token");
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
@@ -53,6 +55,7 @@ impl World {
 
 [http]
 listen = "127.0.0.1:0"
+token_file = "http-token"
 
 [audit]
 path = "audit.jsonl"
@@ -98,6 +101,20 @@ max_age = "{max_age}"
     fn changes_sent(&self) -> usize {
         let changes = [Call::SoapUpdate, Call::SoapQuery, Call::ResourcesPatch, Call::ResourcesPut];
         self.sandbox.request_log().iter().filter(|r| r.call.is_some_and(|c| changes.contains(&c))).count()
+    }
+
+    /// `POST /v1/jobs/api/rotate` with the token: the status and the body.
+    fn rotate_now(&self, addr: &str) -> (u16, String) {
+        self._rt.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("http://{addr}/v1/jobs/api/rotate"))
+                .bearer_auth(HTTP_TOKEN)
+                .send()
+                .await
+                .expect("POST");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        })
     }
 
     fn audit_types(&self) -> Vec<String> {
@@ -164,6 +181,18 @@ fn the_daemon_says_a_manual_rotation_is_due_then_overdue_and_rotates_nothing() {
     let out = world.cli(&["import", "api"], Some(USER_PASSWORD));
     assert!(out.status.success(), "{}", text(&out));
     let mut daemon = world.rotavault.start_daemon();
+    let mut addr = None;
+    let listening = daemon.wait_until(Duration::from_secs(30), &mut |lines| {
+        addr = lines.iter().filter(|l| l.contains("HTTP server listening")).find_map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).ok()?;
+            line["fields"]["addr"].as_str().map(str::to_owned)
+        });
+        addr.is_some()
+    });
+    assert!(listening, "the HTTP server's address is logged:\n{}", daemon.text());
+    let (status, body) = world.rotate_now(addr.as_deref().unwrap_or_default());
+    assert_eq!(status, 409, "rotate-now refuses a manual job: {body}");
+    assert!(body.contains("rotavault import api"), "{body}");
     let overdue = daemon.wait_until(Duration::from_secs(30), &mut |_| {
         world.audit_types().iter().any(|t| t == "io.rotavault.secret.manual_rotation_overdue")
     });

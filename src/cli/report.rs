@@ -161,13 +161,16 @@ async fn previous_slots(
             }
         }
     }
+    // A store that hangs must not hold the report: each read gets the engine's call timeout.
+    let limit = runtime.engine.settings().call_timeout;
     let answers: Vec<(usize, usize, PreviousSlot)> = futures_util::stream::iter(reads)
         .map(|(at, k, store, secret)| async move {
-            let slot = match store.previous(&secret).await {
-                Ok(Some(stored)) => PreviousSlot::Present { generation: stored.metadata.generation },
-                Ok(None) => PreviousSlot::Absent,
-                Err(e @ StoreError::NotOwned { .. }) => PreviousSlot::NotOwned { error: e.to_string() },
-                Err(e) => PreviousSlot::Unreadable { error: e.to_string() },
+            let slot = match tokio::time::timeout(limit, store.previous(&secret)).await {
+                Ok(Ok(Some(stored))) => PreviousSlot::Present { generation: stored.metadata.generation },
+                Ok(Ok(None)) => PreviousSlot::Absent,
+                Ok(Err(e @ StoreError::NotOwned { .. })) => PreviousSlot::NotOwned { error: e.to_string() },
+                Ok(Err(e)) => PreviousSlot::Unreadable { error: e.to_string() },
+                Err(_) => PreviousSlot::Unreadable { error: format!("no answer within {limit:?}") },
             };
             (at, k, slot)
         })

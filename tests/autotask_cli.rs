@@ -4,9 +4,12 @@
 //! earlier process) a rotation from `rotate` or from the daemon makes four authenticated requests and no zone
 //! lookup.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::binary::files_under;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rotavault");
 const ADMIN: &str = "admin@cli.example";
@@ -391,24 +394,6 @@ fn a_daemon_rotation_in_steady_state_makes_four_authenticated_requests_and_no_zo
     assert!(done, "the daemon never completed the rotation");
     assert_eq!(status.code(), Some(0));
     assert_eq!(requests_since(&sandbox.zone, before), one_rotation(USER));
-}
-
-/// Every file under `dir`, with its bytes, in path order.
-fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(next) = todo.pop() {
-        for entry in std::fs::read_dir(&next).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.push((path.clone(), std::fs::read(&path).expect("read")));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The sandbox's accounts as its inspection interface shows them: passwords, failed logins, locks.

@@ -9,7 +9,7 @@ mod support;
 
 use scraper::{Html, Selector};
 use std::path::Path;
-use support::binary::{Rotavault, text};
+use support::binary::{Rotavault, files_under, text};
 use support::tenant::{Accounts, start_sandbox};
 use tokio_util::sync::CancellationToken;
 
@@ -50,24 +50,6 @@ identity_file = "store.key"
     )
     .expect("config");
     config
-}
-
-/// Every file under `dir`, with its bytes.
-fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(next) = todo.pop() {
-        for entry in std::fs::read_dir(&next).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.push((path.clone(), std::fs::read(&path).expect("read")));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn selector(css: &str) -> Selector {

@@ -203,3 +203,21 @@ pub fn run_bounded(mut command: Command, stdin: Option<&str>, limit: Duration) -
     }
     waiter.join().expect("waiter").expect("rotavault exits")
 }
+
+/// Every file under `dir`, with its bytes, in path order: to prove that a command changed none of them.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(next) = todo.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}

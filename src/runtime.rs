@@ -307,8 +307,10 @@ impl Runtime {
         rotates_by: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) {
-        let (Some(rotated_at), Some(max_age)) = (rotated_at, job.max_age) else { return };
-        let warn_before = self.config.warn_before(max_age);
+        let (Some(rotated_at), Some(max_age), Some(warn_before)) = (rotated_at, job.max_age, job.warn_before)
+        else {
+            return;
+        };
         if let Some(event) =
             self.age_warnings.check(&job.job.name, rotated_at, max_age, warn_before, rotates_by, now)
         {

@@ -71,9 +71,9 @@ pub(super) fn next_plan(
     // Held past the secret's max_age: look again when the warning's lead begins, so that it is raised then and not
     // only once the window ends.
     if held.is_some()
-        && let (Some(rotated_at), Some(max_age)) = (rotated_at, scheduled.max_age)
+        && let (Some(rotated_at), Some(max_age), Some(lead)) =
+            (rotated_at, scheduled.max_age, scheduled.warn_before)
     {
-        let lead = runtime.config.warn_before(max_age);
         let expires = rotated_at + delta(max_age);
         let warn_from = expires - delta(lead);
         if due.at > expires && now < warn_from {
